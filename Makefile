@@ -1,0 +1,31 @@
+# Targets for working on recledger; `make help` lists them.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME ?= 20s
+FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName
+
+.PHONY: help build test lint fuzz bench
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/recledger with the version stamped from git
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/recledger ./cmd/recledger
+
+test: ## run the tests (the README's command)
+	go test ./...
+
+lint: ## gofmt, go vet and staticcheck; fails on any finding
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	go run $(STATICCHECK) ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 20s)
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		go test $$pkg -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+bench: ## run the benchmarks (5 counts, for benchstat)
+	go test ./rc -run '^$$' -bench . -benchmem -count 5

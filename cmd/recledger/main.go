@@ -1,0 +1,63 @@
+// Command recledger receives RC Cloud Recording status callbacks and keeps
+// the ledger of recordings, files and URLs they describe.
+//
+// This file holds what every command shares: the signal context, the root
+// command and the exit codes.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes scripts can rely on.
+const (
+	exitOK    = 0
+	exitError = 1
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line; main and the tests both call it.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "recledger:", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "recledger",
+		Short: "The ledger of RC Cloud Recording callbacks: which files and URLs belong to which recording",
+		Long: `recledger receives RC (RongCloud) RTC Cloud Recording status callbacks, verifies
+their signatures, stores each one durably and answers which files and URLs
+belong to a room, session, user or recordId, and whether all are uploaded.`,
+		Example: `  recledger serve
+  recledger sign --app-key your_appkey --secret S --body callback.json
+  recledger version`,
+		SilenceUsage:  true, // errors are not usage mistakes; --help shows usage
+		SilenceErrors: true, // run prints them once, prefixed
+		Version:       versionString(),
+	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(newServeCmd(), newSignCmd(), newVersionCmd())
+	return root
+}
