@@ -1,0 +1,445 @@
+// Package ledgertest is the conformance suite every ledger.Store backend
+// must pass: ExerciseStore runs it against a backend's constructor.
+package ledgertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+// Opener opens a backend's store on the same database each time it is
+// called (after the previous one was closed): that is how the suite checks
+// what survives a restart. Each call of ExerciseStore's newOpener must
+// return an Opener on a fresh, empty database.
+type Opener func() ledger.Store
+
+// ExerciseStore runs the conformance suite.
+func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, open Opener)
+	}{
+		{"AppendAndProject", testAppendAndProject},
+		{"Duplicates", testDuplicates},
+		{"NotFound", testNotFound},
+		{"EventsPaging", testEventsPaging},
+		{"ConcurrentAppends", testConcurrentAppends},
+		{"SurvivesReopen", testSurvivesReopen},
+		{"ReplayMemory", testReplayMemory},
+		{"Quarantine", testQuarantine},
+		{"RebuildEqualsLive", testRebuildEqualsLive},
+		{"Ping", testPing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.run(t, newOpener(t))
+		})
+	}
+}
+
+var base = time.UnixMilli(1530027865231)
+
+// Callback builds a valid callback body the way RC would and parses it, so
+// stores see exactly what ingest gives them.
+func Callback(t testing.TB, recordID string, typ rc.Type, offset time.Duration, file string, code int) rc.Callback {
+	t.Helper()
+	ts := base.Add(offset).UnixMilli()
+	output := ""
+	switch typ {
+	case rc.TypeStart:
+		output = `,"config":{"trigger":1,"mixLayout":2,"slicesMin":30,"audioFormat":"aac","videoFormat":"mp4"},` +
+			`"output":{"fileName":"tmp.mp4","audioSample":48000,"videoResoulation":"640x480"}`
+	case rc.TypeSegment, rc.TypeEnd:
+		output = fmt.Sprintf(`,"output":{"fileName":%q,"fileSize":%d}`, file, 1000+len(file))
+	case rc.TypeUpload:
+		output = fmt.Sprintf(`,"output":{"fileName":%q,"fileUrl":"http://oss/%s"}`, file, file)
+	default:
+		output = fmt.Sprintf(`,"output":{"fileName":%q}`, file)
+	}
+	body := fmt.Sprintf(`{"timestamp":%d,"type":%d,"appKey":"app","recordId":%q,"roomId":"room","sessionId":"sess",`+
+		`"userId":"u1","mode":0,"extra":"","code":%d,"errorMessage":"msg"%s}`, ts, typ, recordID, code, output)
+	cb, err := rc.Parse([]byte(body))
+	if err != nil {
+		t.Fatalf("test callback does not parse: %v\n%s", err, body)
+	}
+	return cb
+}
+
+// Recording returns the callbacks of one recording of n segments, with an
+// end, uploads (the first one failing once) and, for variety, a failed
+// segment upload left unretried when fail is set.
+func Recording(t testing.TB, recordID string, n int, fail bool) []rc.Callback {
+	t.Helper()
+	cbs := []rc.Callback{Callback(t, recordID, rc.TypeStart, 0, "", 200)}
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("sess_room_u1_%s_%d.mp4", recordID, i)
+		kind := rc.TypeSegment
+		if i == n {
+			kind = rc.TypeEnd
+		}
+		at := time.Duration(i) * 30 * time.Minute
+		cbs = append(cbs, Callback(t, recordID, kind, at, name, 200))
+		if i == 1 {
+			cbs = append(cbs, Callback(t, recordID, rc.TypeUpload, at+time.Second, name, 500))
+		}
+		if !(fail && i == 1) {
+			cbs = append(cbs, Callback(t, recordID, rc.TypeUpload, at+11*time.Second, name, 200))
+		}
+	}
+	return cbs
+}
+
+func appendAll(t *testing.T, s ledger.Store, cbs []rc.Callback, at time.Time) []ledger.Appended {
+	t.Helper()
+	out := make([]ledger.Appended, len(cbs))
+	for i, cb := range cbs {
+		a, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: at.Add(time.Duration(i) * time.Millisecond)})
+		if err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// fold is what a store must hold for these callbacks: Apply over them.
+func fold(cbs []rc.Callback, at time.Time) ledger.State {
+	var s ledger.State
+	for i, cb := range cbs {
+		s = ledger.Apply(s, cb, at.Add(time.Duration(i)*time.Millisecond).UnixMilli())
+	}
+	return s
+}
+
+func mustRecording(t *testing.T, s ledger.Store, id string) ledger.State {
+	t.Helper()
+	st, err := s.Recording(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Recording(%s): %v", id, err)
+	}
+	return st
+}
+
+func closeStore(t *testing.T, s ledger.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func testAppendAndProject(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	cbs := Recording(t, "rec-a", 3, false)
+	at := time.Now()
+	got := appendAll(t, s, cbs, at)
+	for i, a := range got {
+		if a.Seq != int64(i+1) || a.Duplicate {
+			t.Fatalf("Append #%d = %+v, want seq %d, not duplicate", i, a, i+1)
+		}
+	}
+	if diff := cmp.Diff(fold(cbs, at), mustRecording(t, s, "rec-a")); diff != "" {
+		t.Errorf("stored state differs from Apply's (-want +got):\n%s", diff)
+	}
+	r := mustRecording(t, s, "rec-a").View(at)
+	if r.Status != ledger.StatusComplete || r.FileCount != 3 || r.UploadedCount != 3 {
+		t.Errorf("view: status %s, %d files, %d uploaded; want complete, 3, 3", r.Status, r.FileCount, r.UploadedCount)
+	}
+	evs, err := s.RecordingEvents(context.Background(), "rec-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != len(cbs) {
+		t.Fatalf("RecordingEvents: %d, want %d", len(evs), len(cbs))
+	}
+	for i, e := range evs {
+		want := ledger.NewEvent(cbs[i], at.Add(time.Duration(i)*time.Millisecond))
+		want.Seq = int64(i + 1)
+		if diff := cmp.Diff(want, e); diff != "" {
+			t.Fatalf("event %d (-want +got):\n%s", i, diff)
+		}
+	}
+}
+
+func testDuplicates(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	cbs := Recording(t, "rec-d", 2, false)
+	at := time.Now()
+	appendAll(t, s, cbs, at)
+	before := mustRecording(t, s, "rec-d")
+	// The same callbacks again, later, and a reparse of one (a new body copy).
+	again := appendAll(t, s, append(cbs, Callback(t, "rec-d", rc.TypeEnd, 60*time.Minute, "sess_room_u1_rec-d_2.mp4", 200)), at.Add(time.Hour))
+	for i, a := range again {
+		if !a.Duplicate || a.Seq != int64(len(cbs)+i+1) {
+			t.Errorf("redelivery #%d = %+v, want duplicate with seq %d", i, a, len(cbs)+i+1)
+		}
+	}
+	if diff := cmp.Diff(before, mustRecording(t, s, "rec-d")); diff != "" {
+		t.Errorf("duplicates changed the recording (-before +after):\n%s", diff)
+	}
+	evs, err := s.RecordingEvents(context.Background(), "rec-d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dups := 0
+	for _, e := range evs {
+		if e.Duplicate {
+			dups++
+		}
+	}
+	if len(evs) != 2*len(cbs)+1 || dups != len(cbs)+1 {
+		t.Errorf("log holds %d events, %d duplicate; want %d and %d", len(evs), dups, 2*len(cbs)+1, len(cbs)+1)
+	}
+	// The same identity with another code is another callback, not a duplicate.
+	a, err := s.Append(context.Background(), ledger.Incoming{Callback: Callback(t, "rec-d", rc.TypeEnd, 60*time.Minute, "sess_room_u1_rec-d_2.mp4", 500), ReceivedAt: at})
+	if err != nil || a.Duplicate {
+		t.Errorf("end with another code = %+v, %v; want an original", a, err)
+	}
+}
+
+func testNotFound(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	if _, err := s.Recording(context.Background(), "nope"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("Recording(unknown) = %v, want ErrNotFound", err)
+	}
+	evs, err := s.RecordingEvents(context.Background(), "nope")
+	if err != nil || len(evs) != 0 {
+		t.Errorf("RecordingEvents(unknown) = %d events, %v", len(evs), err)
+	}
+}
+
+func testEventsPaging(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	appendAll(t, s, Recording(t, "rec-p", 4, true), time.Now())
+	var seqs []int64
+	after := int64(0)
+	for {
+		page, err := s.Events(context.Background(), after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 3 {
+			t.Fatalf("page of %d, limit 3", len(page))
+		}
+		for _, e := range page {
+			seqs = append(seqs, e.Seq)
+		}
+		after = page[len(page)-1].Seq
+	}
+	for i, seq := range seqs {
+		if seq != int64(i+1) {
+			t.Fatalf("seqs %v: want 1, 2, 3... without gaps", seqs)
+		}
+	}
+	if len(seqs) != 9 {
+		t.Errorf("paged through %d events, want 9", len(seqs))
+	}
+}
+
+// testConcurrentAppends sends many recordings' callbacks, each twice, from
+// 32 goroutines at once: every state must equal Apply's, and the log must
+// hold each callback once as an original.
+func testConcurrentAppends(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	const recordings = 40
+	all := map[string][]rc.Callback{}
+	var work []rc.Callback
+	for i := range recordings {
+		id := fmt.Sprintf("rec-c%02d", i)
+		all[id] = Recording(t, id, 1+i%4, i%3 == 0)
+		work = append(work, all[id]...)
+		work = append(work, all[id]...)
+	}
+	at := time.Now()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		origins int
+	)
+	jobs := make(chan rc.Callback)
+	for range 32 {
+		wg.Go(func() {
+			for cb := range jobs {
+				a, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: at})
+				if err != nil {
+					t.Errorf("Append: %v", err)
+					continue
+				}
+				if !a.Duplicate {
+					mu.Lock()
+					origins++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, cb := range work {
+		jobs <- cb
+	}
+	close(jobs)
+	wg.Wait()
+	if origins != len(work)/2 {
+		t.Errorf("%d originals for %d distinct callbacks", origins, len(work)/2)
+	}
+	for id, cbs := range all {
+		var want ledger.State
+		for _, cb := range cbs {
+			want = ledger.Apply(want, cb, at.UnixMilli())
+		}
+		if diff := cmp.Diff(want, mustRecording(t, s, id)); diff != "" {
+			t.Fatalf("%s (-Apply +stored):\n%s", id, diff)
+		}
+	}
+}
+
+func testSurvivesReopen(t *testing.T, open Opener) {
+	s := open()
+	cbs := Recording(t, "rec-r", 2, false)
+	at := time.Now()
+	appendAll(t, s, cbs, at)
+	want := mustRecording(t, s, "rec-r")
+	sig := rc.ReplayKey{AppKey: "app", Nonce: "n1", Timestamp: fmt.Sprint(at.UnixMilli())}
+	if v, err := s.Remember(context.Background(), sig, [32]byte{1}, at.Add(time.Hour)); err != nil || v != rc.ReplayFirst {
+		t.Fatalf("Remember = %v, %v", v, err)
+	}
+	// The signature is written with the next commit, as ingest's own append.
+	appendAll(t, s, []rc.Callback{Callback(t, "rec-r2", rc.TypeStart, 0, "", 200)}, at)
+	closeStore(t, s)
+
+	s = open()
+	defer closeStore(t, s)
+	if diff := cmp.Diff(want, mustRecording(t, s, "rec-r")); diff != "" {
+		t.Errorf("after reopen (-before +after):\n%s", diff)
+	}
+	evs, err := s.Events(context.Background(), 0, 100)
+	if err != nil || len(evs) != len(cbs)+1 {
+		t.Errorf("after reopen: %d events, %v; want %d", len(evs), err, len(cbs)+1)
+	}
+	if v, err := s.Remember(context.Background(), sig, [32]byte{2}, at.Add(time.Hour)); err != nil || v != rc.ReplayOtherBody {
+		t.Errorf("after reopen, the signature with another body = %v, %v; want ReplayOtherBody", v, err)
+	}
+	a, err := s.Append(context.Background(), ledger.Incoming{Callback: cbs[0], ReceivedAt: at})
+	if err != nil || !a.Duplicate || a.Seq != int64(len(cbs)+2) {
+		t.Errorf("after reopen, a redelivery = %+v, %v; want duplicate seq %d", a, err, len(cbs)+2)
+	}
+}
+
+func testReplayMemory(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	ctx := context.Background()
+	now := time.Now()
+	k := rc.ReplayKey{AppKey: "app", Nonce: "abc", Timestamp: "1530027865231"}
+	steps := []struct {
+		key    rc.ReplayKey
+		digest byte
+		want   rc.ReplayVerdict
+	}{
+		{k, 1, rc.ReplayFirst}, {k, 1, rc.ReplaySameBody}, {k, 2, rc.ReplayOtherBody},
+		{rc.ReplayKey{AppKey: "app", Nonce: "abd", Timestamp: k.Timestamp}, 2, rc.ReplayFirst},
+		{rc.ReplayKey{AppKey: "other", Nonce: "abc", Timestamp: k.Timestamp}, 2, rc.ReplayFirst},
+	}
+	for i, st := range steps {
+		if v, err := s.Remember(ctx, st.key, [32]byte{st.digest}, now.Add(time.Minute)); err != nil || v != st.want {
+			t.Errorf("step %d: Remember = %v, %v; want %v", i, v, err, st.want)
+		}
+	}
+}
+
+func testQuarantine(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("x"), ledger.MaxQuarantineBody+100)
+	for i := range 5 {
+		r := ledger.Rejection{At: int64(1000 + i), Status: 401, Reason: "bad_signature", Message: fmt.Sprint("attempt ", i),
+			Remote: "127.0.0.1:5555", Method: "POST", Path: "/v1/callbacks/recording",
+			Header: http.Header{"Signature": {"***"}}, Body: []byte(`{"n":1}`), BodySize: 7}
+		if i == 4 {
+			r.Body, r.BodySize = big, int64(len(big))
+		}
+		if err := s.Quarantine(ctx, r); err != nil {
+			t.Fatalf("Quarantine: %v", err)
+		}
+	}
+	page, err := s.QuarantineList(ctx, 0, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 3 || page[0].Message != "attempt 4" || page[2].Message != "attempt 2" {
+		t.Fatalf("newest page = %+v", page)
+	}
+	if len(page[0].Body) != ledger.MaxQuarantineBody || page[0].BodySize != int64(len(big)) {
+		t.Errorf("kept %d of a %d-byte body (size %d), want %d", len(page[0].Body), len(big), page[0].BodySize, ledger.MaxQuarantineBody)
+	}
+	if page[1].Header.Get("Signature") != "***" || page[1].Remote != "127.0.0.1:5555" || page[1].Status != 401 {
+		t.Errorf("rejection fields lost: %+v", page[1])
+	}
+	rest, err := s.QuarantineList(ctx, page[2].ID, 10)
+	if err != nil || len(rest) != 2 || rest[0].Message != "attempt 1" {
+		t.Errorf("next page = %+v, %v", rest, err)
+	}
+}
+
+// testRebuildEqualsLive runs a mixed workload (several recordings, failures,
+// redeliveries, unknown types) and checks that rebuilding the projections
+// from the log gives exactly the live ones.
+func testRebuildEqualsLive(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	ids := []string{"rb-1", "rb-2", "rb-3", "rb-4"}
+	at := time.Now()
+	var all []rc.Callback
+	for i, id := range ids {
+		all = append(all, Recording(t, id, i+1, i%2 == 1)...)
+	}
+	all = append(all, Callback(t, "rb-1", rc.Type(9), time.Hour, "", 200), Callback(t, "rb-5", rc.TypeStart, 0, "", 503))
+	appendAll(t, s, all, at)
+	appendAll(t, s, all[:7], at.Add(time.Minute)) // redeliveries
+	live := map[string]ledger.State{}
+	for _, id := range append(ids, "rb-5") {
+		live[id] = mustRecording(t, s, id)
+	}
+	n, err := s.Rebuild(context.Background())
+	if err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	if n != int64(len(all)) {
+		t.Errorf("Rebuild applied %d events, want %d originals", n, len(all))
+	}
+	for id, want := range live {
+		if diff := cmp.Diff(want, mustRecording(t, s, id)); diff != "" {
+			t.Errorf("%s after rebuild (-live +rebuilt):\n%s", id, diff)
+		}
+	}
+	// The store goes on working after a rebuild.
+	if _, err := s.Append(context.Background(), ledger.Incoming{Callback: Callback(t, "rb-6", rc.TypeStart, 0, "", 200), ReceivedAt: at}); err != nil {
+		t.Errorf("Append after Rebuild: %v", err)
+	}
+}
+
+func testPing(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	if err := s.Ping(context.Background()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}

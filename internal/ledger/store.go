@@ -1,0 +1,83 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/recledger/recledger/rc"
+)
+
+// ErrNotFound is returned by a Store for an unknown recording.
+var ErrNotFound = errors.New("not found")
+
+// Incoming is one verified, parsed callback to append to the log.
+type Incoming struct {
+	Callback   rc.Callback
+	ReceivedAt time.Time
+}
+
+// Appended is what the log made of an Incoming.
+type Appended struct {
+	Seq       int64
+	Duplicate bool // the same callback (rc.Key) was already in the log
+}
+
+// Rejection is a refused request kept for inspection.
+type Rejection struct {
+	ID       int64       `json:"id"`
+	At       int64       `json:"at"`     // server clock, Unix ms
+	Status   int         `json:"status"` // the HTTP status answered
+	Reason   string      `json:"reason"` // the error code answered, e.g. "bad_signature"
+	Message  string      `json:"message"`
+	Remote   string      `json:"remote"`
+	Method   string      `json:"method"`
+	Path     string      `json:"path"`
+	Header   http.Header `json:"header"`   // signature values masked
+	Body     []byte      `json:"body"`     // at most MaxQuarantineBody bytes of it
+	BodySize int64       `json:"bodySize"` // the body's full size as read
+}
+
+// MaxQuarantineBody bounds how much of a refused body is kept.
+const MaxQuarantineBody = 64 << 10
+
+// Store keeps the raw callback log, the projections derived from it
+// through Apply, the verifier's replay memory and the quarantine. Every
+// backend passes ledgertest.ExerciseStore.
+type Store interface {
+	// Append stores the callback durably: when it returns nil the callback
+	// survives a crash or power loss (as the backend's durability setting
+	// promises) and the projections include it. A callback whose rc.Key is
+	// already in the log is stored marked duplicate and changes nothing else.
+	Append(ctx context.Context, in Incoming) (Appended, error)
+
+	// ReplayMemory remembers verified signatures durably, so the check
+	// holds across restarts (and, on a shared database, across instances).
+	rc.ReplayMemory
+
+	// Quarantine keeps a refused request, within the store's caps (the
+	// oldest go first).
+	Quarantine(ctx context.Context, r Rejection) error
+
+	// Recording returns the state of one recording, or ErrNotFound.
+	Recording(ctx context.Context, recordID string) (State, error)
+	// RecordingEvents returns a recording's callbacks, duplicates included,
+	// in arrival order.
+	RecordingEvents(ctx context.Context, recordID string) ([]Event, error)
+	// Events returns up to limit events with Seq > after, in arrival order.
+	Events(ctx context.Context, after int64, limit int) ([]Event, error)
+	// QuarantineList returns up to limit rejections with ID < before
+	// (0: the newest), newest first.
+	QuarantineList(ctx context.Context, before int64, limit int) ([]Rejection, error)
+
+	// Rebuild discards every projection and derives them again from the
+	// raw log; it returns how many events it applied.
+	Rebuild(ctx context.Context) (int64, error)
+
+	// Ping reports whether the store can be written.
+	Ping(ctx context.Context) error
+	// Close stops accepting work, finishes what was accepted and releases
+	// the store.
+	Close() error
+}

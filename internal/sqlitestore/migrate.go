@@ -1,0 +1,127 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migration is one versioned schema change, from migrations/NNNN_name.sql.
+type Migration struct {
+	Version int
+	Name    string
+	sql     string
+}
+
+// Migrations lists the schema changes this build knows, in order.
+func Migrations() ([]Migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []Migration
+	for _, e := range entries {
+		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration file %s: want NNNN_name.sql", e.Name())
+		}
+		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, Migration{Version: v, Name: name, sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
+	for i, m := range ms {
+		if m.Version != i+1 {
+			return nil, fmt.Errorf("migration %d (%s): versions must run 1, 2, 3... without gaps", m.Version, m.Name)
+		}
+	}
+	return ms, nil
+}
+
+// Migrate applies the migrations db has not had, each in its own
+// transaction, and returns those it applied. A database newer than this
+// build is refused rather than written by code that does not know it.
+func Migrate(ctx context.Context, db *sql.DB) ([]Migration, error) {
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	current, err := SchemaVersion(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	if current > len(ms) {
+		return nil, fmt.Errorf("migrate: database schema version %d is newer than this build's %d; use a newer recledger", current, len(ms))
+	}
+	var applied []Migration
+	for _, m := range ms[current:] {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return applied, fmt.Errorf("migrate %d %s: %w", m.Version, m.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			tx.Rollback()
+			return applied, fmt.Errorf("migrate %d %s: %w", m.Version, m.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.Version, m.Name, time.Now().UnixMilli()); err != nil {
+			tx.Rollback()
+			return applied, fmt.Errorf("migrate %d %s: %w", m.Version, m.Name, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return applied, fmt.Errorf("migrate %d %s: %w", m.Version, m.Name, err)
+		}
+		applied = append(applied, m)
+	}
+	return applied, nil
+}
+
+// SchemaVersion returns the newest migration applied to db (0 for none).
+func SchemaVersion(ctx context.Context, db *sql.DB) (int, error) {
+	var v sql.NullInt64
+	err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return int(v.Int64), nil
+}
+
+// MigrateFile opens the database at path (creating it), applies pending
+// migrations and returns those applied and the version it is at now.
+func MigrateFile(ctx context.Context, path string, o Options) ([]Migration, int, error) {
+	if err := o.defaults(); err != nil {
+		return nil, 0, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, 0, fmt.Errorf("create data directory: %w", err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, o, false))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer db.Close()
+	applied, err := Migrate(ctx, db)
+	if err != nil {
+		return applied, 0, err
+	}
+	v, err := SchemaVersion(ctx, db)
+	return applied, v, err
+}

@@ -1,0 +1,110 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/ledger/ledgertest"
+	"github.com/recledger/recledger/rc"
+)
+
+func open(t *testing.T, o Options) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "recledger.db")
+	s, err := Open(context.Background(), path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestDurabilitySettings(t *testing.T) {
+	for _, tt := range []struct {
+		setting string
+		want    int // PRAGMA synchronous: 1 NORMAL, 2 FULL
+	}{{"", 2}, {"full", 2}, {"FULL", 2}, {"normal", 1}} {
+		s, _ := open(t, Options{Synchronous: tt.setting})
+		var sync int
+		var mode string
+		if err := s.writer.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.writer.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if sync != tt.want || mode != "wal" {
+			t.Errorf("synchronous %q: PRAGMA synchronous = %d, journal_mode = %s; want %d, wal", tt.setting, sync, mode, tt.want)
+		}
+	}
+	if _, err := Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), Options{Synchronous: "off"}); err == nil {
+		t.Error("synchronous=off accepted")
+	}
+}
+
+func TestQuarantineCaps(t *testing.T) {
+	s, _ := open(t, Options{QuarantineMaxCount: 20, QuarantineMaxBytes: 1000})
+	ctx := context.Background()
+	for i := range 100 {
+		body := make([]byte, 10+i%7)
+		if err := s.Quarantine(ctx, ledger.Rejection{At: int64(i), Status: 400, Reason: "invalid_json", Message: fmt.Sprint(i),
+			Header: http.Header{}, Body: body, BodySize: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.QuarantineList(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) > 20 || len(all) < 10 || all[0].Message != "99" {
+		t.Errorf("kept %d rejections (newest %q), want between 10 and 20 ending with the newest", len(all), all[0].Message)
+	}
+	for i := range 30 { // bodies of 100 bytes: the byte cap binds first
+		body := make([]byte, 100)
+		if err := s.Quarantine(ctx, ledger.Rejection{Message: fmt.Sprint("big", i), Header: http.Header{}, Body: body, BodySize: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n, bytes int64
+	if err := s.writer.QueryRow(`SELECT COUNT(*), SUM(length(body)) FROM quarantine`).Scan(&n, &bytes); err != nil {
+		t.Fatal(err)
+	}
+	if bytes > 1000 || n == 0 {
+		t.Errorf("quarantine holds %d rows, %d bytes; want at most 1000 bytes", n, bytes)
+	}
+}
+
+// TestLockedDatabaseFailsThenRecovers holds SQLite's write lock from
+// another connection, as a stuck backup or a second process would: appends
+// fail (ingest answers 503) and succeed again once the lock is released.
+func TestLockedDatabaseFailsThenRecovers(t *testing.T) {
+	s, path := open(t, Options{BusyTimeout: 100 * time.Millisecond})
+	other, err := sql.Open("sqlite", dsn(path, Options{BusyTimeout: time.Second, Synchronous: SyncFull}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.SetMaxOpenConns(1)
+	lock, err := other.Begin() // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := ledgertest.Callback(t, "rec-lock", rc.TypeStart, 0, "", 200)
+	if _, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: time.Now()}); err == nil {
+		t.Fatal("Append succeeded while another connection held the write lock")
+	}
+	if err := s.Ping(context.Background()); err == nil {
+		t.Error("Ping succeeded while the database was locked")
+	}
+	lock.Rollback()
+	a, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: time.Now()})
+	if err != nil || a.Duplicate || a.Seq != 1 {
+		t.Fatalf("Append after the lock was released = %+v, %v; want seq 1", a, err)
+	}
+}

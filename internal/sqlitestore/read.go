@@ -1,0 +1,102 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+// Recording implements ledger.Store.
+func (s *Store) Recording(ctx context.Context, recordID string) (ledger.State, error) {
+	var raw []byte
+	err := s.reader.QueryRowContext(ctx, `SELECT state FROM recordings WHERE record_id = ?`, recordID).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ledger.State{}, fmt.Errorf("recording %s: %w", recordID, ledger.ErrNotFound)
+	}
+	if err != nil {
+		return ledger.State{}, fmt.Errorf("read recording %s: %w", recordID, err)
+	}
+	var st ledger.State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return ledger.State{}, fmt.Errorf("read recording %s: %w", recordID, err)
+	}
+	return st, nil
+}
+
+const eventColumns = `seq, received_at, app_key, record_id, type, timestamp, file_name, code, error_message, duplicate, body`
+
+// RecordingEvents implements ledger.Store.
+func (s *Store) RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE record_id = ? ORDER BY seq`, recordID)
+	if err != nil {
+		return nil, fmt.Errorf("read events of %s: %w", recordID, err)
+	}
+	return scanEvents(rows)
+}
+
+// Events implements ledger.Store.
+func (s *Store) Events(ctx context.Context, after int64, limit int) ([]ledger.Event, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events after %d: %w", after, err)
+	}
+	return scanEvents(rows)
+}
+
+func scanEvents(rows *sql.Rows) ([]ledger.Event, error) {
+	defer rows.Close()
+	var events []ledger.Event
+	for rows.Next() {
+		var (
+			e   ledger.Event
+			typ int64
+		)
+		if err := rows.Scan(&e.Seq, &e.ReceivedAt, &e.AppKey, &e.RecordID, &typ, &e.Timestamp, &e.FileName,
+			&e.Code, &e.ErrorMessage, &e.Duplicate, &e.Body); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		e.Type = rc.Type(typ)
+		e.TypeName = e.Type.String()
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return events, nil
+}
+
+// QuarantineList implements ledger.Store.
+func (s *Store) QuarantineList(ctx context.Context, before int64, limit int) ([]ledger.Rejection, error) {
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, at, status, reason, message, remote, method, path, header, body, body_size
+		FROM quarantine WHERE id < ? ORDER BY id DESC LIMIT ?`, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read quarantine: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.Rejection
+	for rows.Next() {
+		var (
+			r      ledger.Rejection
+			header string
+		)
+		if err := rows.Scan(&r.ID, &r.At, &r.Status, &r.Reason, &r.Message, &r.Remote, &r.Method, &r.Path, &header, &r.Body, &r.BodySize); err != nil {
+			return nil, fmt.Errorf("read quarantine: %w", err)
+		}
+		if err := json.Unmarshal([]byte(header), &r.Header); err != nil {
+			return nil, fmt.Errorf("read quarantine %d: %w", r.ID, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read quarantine: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,86 @@
+package sqlitestore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+// Rebuild implements ledger.Store: in one transaction it empties the
+// projections and applies every original (non-duplicate) event of the log
+// in arrival order. Callbacks arriving meanwhile wait for it, then apply to
+// the rebuilt projections.
+func (s *Store) Rebuild(ctx context.Context) (int64, error) {
+	conn, err := s.writer.Conn(ctx) // the writer's only connection: the batcher waits
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{`DELETE FROM recordings`, `DELETE FROM files`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return 0, fmt.Errorf("rebuild: %w", err)
+		}
+	}
+	// One recording at a time (the events_by_record index gives that order),
+	// so memory holds one state however large the log.
+	rows, err := tx.QueryContext(ctx, `SELECT record_id, received_at, body FROM events WHERE duplicate = 0 ORDER BY record_id, seq`)
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	defer rows.Close()
+	var (
+		st      ledger.State
+		current string
+		applied int64
+	)
+	flush := func() error {
+		if current == "" {
+			return nil
+		}
+		files := make(map[string]bool, len(st.Files))
+		for name := range st.Files {
+			files[name] = true
+		}
+		return saveState(ctx, tx, &s.stmts, &st, files)
+	}
+	for rows.Next() {
+		var (
+			id   string
+			at   int64
+			body []byte
+		)
+		if err := rows.Scan(&id, &at, &body); err != nil {
+			return 0, fmt.Errorf("rebuild: %w", err)
+		}
+		if id != current {
+			if err := flush(); err != nil {
+				return 0, fmt.Errorf("rebuild: %w", err)
+			}
+			st, current = ledger.State{}, id
+		}
+		cb, err := rc.Parse(body)
+		if err != nil { // the log only holds bodies Parse accepted
+			return 0, fmt.Errorf("rebuild: event body of %s no longer parses: %w", id, err)
+		}
+		st = ledger.Apply(st, cb, at)
+		applied++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	rows.Close()
+	if err := flush(); err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	return applied, nil
+}

@@ -1,0 +1,217 @@
+// Package sqlitestore is the embedded ledger.Store: one SQLite file in WAL
+// mode, written by a single group-committing writer and read through a small
+// pool of read-only connections.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/recledger/recledger/internal/groupcommit"
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+var _ ledger.Store = (*Store)(nil)
+
+// Synchronous settings for the log.
+const (
+	// SyncFull fsyncs the WAL at every commit: a callback answered 200
+	// survives power loss. The default.
+	SyncFull = "full"
+	// SyncNormal fsyncs only at checkpoints: a 200 survives a crash of
+	// recledger but the last commits may be lost with the machine's power.
+	SyncNormal = "normal"
+)
+
+// Options tune a Store; the zero value is the documented default.
+type Options struct {
+	Synchronous        string        // SyncFull (default) or SyncNormal
+	BusyTimeout        time.Duration // how long a write waits for a lock (default 5s)
+	QuarantineMaxCount int           // rejections kept (default 10,000)
+	QuarantineMaxBytes int64         // bytes of rejected bodies kept (default 64 MiB)
+	MaxBatch           int           // callbacks per commit (default 256)
+	MaxWait            time.Duration // wait for a batch to fill (default 0)
+	Now                func() time.Time
+}
+
+func (o *Options) defaults() error {
+	switch strings.ToLower(o.Synchronous) {
+	case "", SyncFull:
+		o.Synchronous = SyncFull
+	case SyncNormal:
+		o.Synchronous = SyncNormal
+	default:
+		return fmt.Errorf("synchronous %q: want full or normal", o.Synchronous)
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	if o.QuarantineMaxCount <= 0 {
+		o.QuarantineMaxCount = 10_000
+	}
+	if o.QuarantineMaxBytes <= 0 {
+		o.QuarantineMaxBytes = 64 << 20
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Store is a ledger.Store in one SQLite file.
+type Store struct {
+	path   string
+	opts   Options
+	writer *sql.DB // one connection: SQLite has one writer at a time
+	reader *sql.DB
+	stmts  writeStmts
+
+	batcher *groupcommit.Batcher[op, ledger.Appended]
+	stop    context.CancelFunc
+	done    chan struct{}
+
+	replay *rc.MemoryReplay
+	mu     sync.Mutex // guards the fields below
+	// pendingReplay holds signatures remembered but not yet written; the next
+	// commit writes them, always before or with the callback they signed.
+	pendingReplay []replayRow
+	commits       int
+	quarantine    struct{ count, bytes int64 }
+	closed        bool
+}
+
+// Open opens (creating it and its directory if needed) the database at path,
+// brings its schema up to date and starts the writer.
+func Open(ctx context.Context, path string, o Options) (*Store, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+	}
+	writer, err := sql.Open("sqlite", dsn(path, o, false))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	if _, err := Migrate(ctx, writer); err != nil {
+		writer.Close()
+		return nil, err
+	}
+	reader, err := sql.Open("sqlite", dsn(path, o, true))
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	reader.SetMaxOpenConns(4)
+	s := &Store{path: path, opts: o, writer: writer, reader: reader, done: make(chan struct{})}
+	s.replay = rc.NewMemoryReplay(o.Now)
+	if err := s.prepare(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	if err := s.load(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	s.batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait})
+	runCtx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	go func() {
+		defer close(s.done)
+		s.batcher.Run(runCtx)
+	}()
+	return s, nil
+}
+
+func dsn(path string, o Options, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+strings.ToUpper(o.Synchronous)+")")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_txlock", "immediate") // take the write lock at BEGIN, not mid-transaction
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// load reads what the store keeps in memory: live signatures and the
+// quarantine's size.
+func (s *Store) load(ctx context.Context) error {
+	rows, err := s.writer.QueryContext(ctx, `SELECT app_key, nonce, timestamp, body_digest, until FROM replay WHERE until > ?`, s.opts.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("load replay memory: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			k      rc.ReplayKey
+			digest []byte
+			until  int64
+		)
+		if err := rows.Scan(&k.AppKey, &k.Nonce, &k.Timestamp, &digest, &until); err != nil {
+			return fmt.Errorf("load replay memory: %w", err)
+		}
+		var d [32]byte
+		copy(d[:], digest)
+		s.replay.Remember(ctx, k, d, time.UnixMilli(until))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load replay memory: %w", err)
+	}
+	err = s.writer.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM quarantine`).
+		Scan(&s.quarantine.count, &s.quarantine.bytes)
+	if err != nil {
+		return fmt.Errorf("measure quarantine: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the database can be written: it takes the write
+// lock and writes nothing.
+func (s *Store) Ping(ctx context.Context) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return tx.Rollback()
+}
+
+// Close stops the writer after it has committed everything submitted, and
+// closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.stop()
+	<-s.done
+	return s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	return errors.Join(s.reader.Close(), s.writer.Close())
+}

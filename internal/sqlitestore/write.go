@@ -1,0 +1,259 @@
+package sqlitestore
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+// op is one write for the group-committing writer: a callback to append or
+// a rejection to quarantine.
+type op struct {
+	in  *ledger.Incoming
+	rej *ledger.Rejection
+}
+
+type replayRow struct {
+	key    rc.ReplayKey
+	digest [32]byte
+	until  int64
+}
+
+type writeStmts struct {
+	insertOriginal, insertDuplicate, loadState, saveState, saveFile, saveReplay, insertRejection *sql.Stmt
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = s.writer.PrepareContext(ctx, q)
+		return st
+	}
+	const insert = `INSERT INTO events (received_at, app_key, record_id, type, timestamp, file_name, code, error_message, duplicate, dedupe_key, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	s.stmts = writeStmts{
+		insertOriginal:  prep(insert + ` ON CONFLICT (dedupe_key) WHERE duplicate = 0 DO NOTHING RETURNING seq`),
+		insertDuplicate: prep(insert + ` RETURNING seq`),
+		loadState:       prep(`SELECT state FROM recordings WHERE record_id = ?`),
+		saveState: prep(`INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
+				started_at, end_received_at, first_seen_at, last_event_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (record_id) DO UPDATE SET app_key = excluded.app_key, room_id = excluded.room_id,
+				session_id = excluded.session_id, user_id = excluded.user_id, mode = excluded.mode, status = excluded.status,
+				upload_state = excluded.upload_state, started_at = excluded.started_at, end_received_at = excluded.end_received_at,
+				first_seen_at = excluded.first_seen_at, last_event_at = excluded.last_event_at, state = excluded.state`),
+		saveFile: prep(`INSERT INTO files (file_name, record_id, upload_status, first_seen_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (file_name, record_id) DO UPDATE SET upload_status = excluded.upload_status, first_seen_at = excluded.first_seen_at`),
+		saveReplay: prep(`INSERT INTO replay (app_key, nonce, timestamp, body_digest, until) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`),
+		insertRejection: prep(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	}
+	if err != nil {
+		return fmt.Errorf("prepare statements: %w", err)
+	}
+	return nil
+}
+
+// Append implements ledger.Store: it waits for the group commit that
+// includes the callback.
+func (s *Store) Append(ctx context.Context, in ledger.Incoming) (ledger.Appended, error) {
+	a, err := s.batcher.Submit(ctx, op{in: &in})
+	if err != nil {
+		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", in.Callback.RecordID, err)
+	}
+	return a, nil
+}
+
+// Quarantine implements ledger.Store. Rejections share the callbacks'
+// group commits, so a flood of refused requests costs no fsync of its own.
+func (s *Store) Quarantine(ctx context.Context, r ledger.Rejection) error {
+	if len(r.Body) > ledger.MaxQuarantineBody {
+		r.Body = r.Body[:ledger.MaxQuarantineBody]
+	}
+	if _, err := s.batcher.Submit(ctx, op{rej: &r}); err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	return nil
+}
+
+// Remember implements rc.ReplayMemory: the memory answers, and a new
+// signature is written with the next commit, which is the one of its own
+// callback or an earlier one, so no acknowledged callback's signature is
+// forgotten by a restart.
+func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte, until time.Time) (rc.ReplayVerdict, error) {
+	v, err := s.replay.Remember(ctx, key, digest, until)
+	if err != nil || v != rc.ReplayFirst {
+		return v, err
+	}
+	s.mu.Lock()
+	s.pendingReplay = append(s.pendingReplay, replayRow{key: key, digest: digest, until: until.UnixMilli()})
+	s.mu.Unlock()
+	return v, nil
+}
+
+// dedupeKey hashes a callback's identity; lengths prefix the strings so no
+// two keys share an encoding.
+func dedupeKey(k rc.Key) []byte {
+	h := sha256.New()
+	var buf [8]byte
+	for _, str := range []string{k.AppKey, k.RecordID, k.FileName} {
+		binary.BigEndian.PutUint64(buf[:], uint64(len(str)))
+		h.Write(buf[:])
+		h.Write([]byte(str))
+	}
+	for _, n := range []int64{int64(k.Type), k.Timestamp, int64(k.Code)} {
+		binary.BigEndian.PutUint64(buf[:], uint64(n))
+		h.Write(buf[:])
+	}
+	return h.Sum(nil)
+}
+
+// commit is the group-commit function: one transaction for the batch.
+func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended, err error) {
+	s.mu.Lock()
+	pending := s.pendingReplay
+	s.pendingReplay = nil
+	s.commits++
+	prune := s.commits%1000 == 1
+	s.mu.Unlock()
+	defer func() {
+		if err != nil { // written with the next commit instead
+			s.mu.Lock()
+			s.pendingReplay = append(pending, s.pendingReplay...)
+			s.mu.Unlock()
+		}
+	}()
+
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	for _, r := range pending {
+		if _, err := tx.StmtContext(ctx, s.stmts.saveReplay).ExecContext(ctx, r.key.AppKey, r.key.Nonce, r.key.Timestamp, r.digest[:], r.until); err != nil {
+			return nil, fmt.Errorf("save replay memory: %w", err)
+		}
+	}
+	if prune {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM replay WHERE until < ?`, s.opts.Now().UnixMilli()); err != nil {
+			return nil, fmt.Errorf("prune replay memory: %w", err)
+		}
+	}
+
+	results = make([]ledger.Appended, len(ops))
+	p := projector{tx: tx, stmts: &s.stmts, states: map[string]*projected{}}
+	var rejected, rejectedBytes int64
+	for i, o := range ops {
+		if o.rej != nil {
+			if err := insertRejection(ctx, tx, s.stmts.insertRejection, o.rej); err != nil {
+				return nil, err
+			}
+			rejected++
+			rejectedBytes += int64(len(o.rej.Body))
+			continue
+		}
+		a, err := appendEvent(ctx, tx, &s.stmts, o.in)
+		if err != nil {
+			return nil, err
+		}
+		results[i] = a
+		if !a.Duplicate {
+			if err := p.apply(ctx, o.in.Callback, o.in.ReceivedAt.UnixMilli()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := p.save(ctx); err != nil {
+		return nil, err
+	}
+	var qCount, qBytes int64
+	if rejected > 0 {
+		if qCount, qBytes, err = s.capQuarantine(ctx, tx, rejected, rejectedBytes); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	if rejected > 0 {
+		s.mu.Lock()
+		s.quarantine.count, s.quarantine.bytes = qCount, qBytes
+		s.mu.Unlock()
+	}
+	return results, nil
+}
+
+func appendEvent(ctx context.Context, tx *sql.Tx, st *writeStmts, in *ledger.Incoming) (ledger.Appended, error) {
+	cb := &in.Callback
+	key := dedupeKey(cb.Key())
+	args := []any{in.ReceivedAt.UnixMilli(), cb.AppKey, cb.RecordID, int64(cb.Type), cb.Timestamp, cb.Output.FileName,
+		cb.Code, cb.ErrorMessage, 0, key, cb.Raw}
+	var seq int64
+	err := tx.StmtContext(ctx, st.insertOriginal).QueryRowContext(ctx, args...).Scan(&seq)
+	if err == nil {
+		return ledger.Appended{Seq: seq}, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", cb.RecordID, err)
+	}
+	args[8] = 1 // the original is in the log: keep this delivery marked duplicate
+	if err := tx.StmtContext(ctx, st.insertDuplicate).QueryRowContext(ctx, args...).Scan(&seq); err != nil {
+		return ledger.Appended{}, fmt.Errorf("append duplicate callback %s: %w", cb.RecordID, err)
+	}
+	return ledger.Appended{Seq: seq, Duplicate: true}, nil
+}
+
+func insertRejection(ctx context.Context, tx *sql.Tx, st *sql.Stmt, r *ledger.Rejection) error {
+	header, err := json.Marshal(r.Header)
+	if err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	body := r.Body
+	if body == nil {
+		body = []byte{}
+	}
+	_, err = tx.StmtContext(ctx, st).ExecContext(ctx, r.At, r.Status, r.Reason, r.Message, r.Remote, r.Method, r.Path, string(header), body, r.BodySize)
+	if err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	return nil
+}
+
+// capQuarantine drops the oldest rejections once the caps are passed, a
+// tenth below them so that it runs rarely.
+func (s *Store) capQuarantine(ctx context.Context, tx *sql.Tx, added, addedBytes int64) (count, bytes int64, err error) {
+	s.mu.Lock()
+	count, bytes = s.quarantine.count+added, s.quarantine.bytes+addedBytes
+	s.mu.Unlock()
+	maxCount, maxBytes := int64(s.opts.QuarantineMaxCount), s.opts.QuarantineMaxBytes
+	if count > maxCount || bytes > maxBytes {
+		keepCount := maxCount - maxCount/10
+		// Keep the newest rows whose bodies fit in nine tenths of the byte cap.
+		_, err := tx.ExecContext(ctx, `DELETE FROM quarantine WHERE id NOT IN (
+			SELECT id FROM (SELECT id, SUM(length(body)) OVER (ORDER BY id DESC) AS total FROM quarantine ORDER BY id DESC LIMIT ?)
+			WHERE total <= ?)`, keepCount, maxBytes-maxBytes/10)
+		if err != nil {
+			return 0, 0, fmt.Errorf("cap quarantine: %w", err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM quarantine`).Scan(&count, &bytes); err != nil {
+			return 0, 0, fmt.Errorf("cap quarantine: %w", err)
+		}
+	}
+	return count, bytes, nil
+}
