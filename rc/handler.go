@@ -25,6 +25,9 @@ const DefaultMaxBodyBytes = 1 << 20
 // when limit <= 0). It refuses a declared content type that is not JSON
 // (application/json, text/json or any +json) with ErrUnsupportedMediaType;
 // a request without one is read, since the body is judged by Parse anyway.
+// With ErrBodyTooLarge it returns what it read (limit+1 bytes) when the body
+// was longer than its declared length, nothing when the declared length was
+// already too long.
 func ReadBody(r *http.Request, limit int64) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -43,7 +46,7 @@ func ReadBody(r *http.Request, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(body)) > limit {
-		return nil, errorWith(ErrBodyTooLarge, "limit "+strconv.FormatInt(limit, 10)+" bytes")
+		return body, errorWith(ErrBodyTooLarge, "limit "+strconv.FormatInt(limit, 10)+" bytes")
 	}
 	return body, nil
 }

@@ -58,6 +58,6 @@ belong to a room, session, user or recordId, and whether all are uploaded.`,
 		Version:       versionString(),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServeCmd(), newSignCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newMigrateCmd(), newReplayCmd(), newSignCmd(), newVersionCmd())
 	return root
 }

@@ -1,26 +1,149 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/recledger/recledger/internal/ingest"
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/rc"
 )
 
 func newServeCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Receive RC's callbacks and serve the ledger (arrives with the ingest work)",
-		Long: `serve will listen on 127.0.0.1:8080, receive RC's callbacks at
-POST /v1/callbacks/recording and keep the ledger in ./data/recledger.db.
-This build has the protocol package only: serving arrives with the ingest
-work, and the command says so and exits.`,
-		Example: "  recledger serve",
-		Args:    cobra.NoArgs,
+		Short: "Receive RC's callbacks and keep the ledger",
+		Long: `serve listens (default 127.0.0.1:8080) for RC's Cloud Recording callbacks at
+POST /v1/callbacks/recording, verifies and stores each one durably before it
+answers 200, and keeps the ledger in SQLite (default ./data/recledger.db).
+
+Settings come from flags, then the environment, then a TOML config file
+(--config), then defaults. Stop it with Ctrl-C or SIGTERM: it stops accepting,
+finishes the callbacks in flight, commits and closes the database.`,
+		Example: `  recledger serve
+  recledger serve --app your_appkey=SECRET --addr 0.0.0.0:8080
+  RECLEDGER_APPS=key1=secret1,key2=secret2 recledger serve --log-format json
+  recledger serve --config /etc/recledger.toml`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(),
-				"recledger serve: not available yet; receiving callbacks arrives with the ingest work. "+
-					"Meanwhile `recledger sign` signs a callback body the way RC does.")
-			return err
+			cfg, err := loadConfig(cmd.Flags(), environ)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, cmd.ErrOrStderr())
 		},
 	}
+	addConfigFlags(cmd)
+	return cmd
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel)) // Validate checked it
+	o := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// openStore opens the store --db names.
+func openStore(ctx context.Context, cfg Config) (ledger.Store, error) {
+	kind, location, err := parseDB(cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	if kind == "postgres" {
+		return nil, errors.New("--db postgres:// is not supported by this build yet; use sqlite:PATH")
+	}
+	return sqlitestore.Open(ctx, location, sqlitestore.Options{
+		Synchronous:        cfg.SQLiteSynchronous,
+		QuarantineMaxCount: cfg.QuarantineMaxCount,
+		QuarantineMaxBytes: cfg.QuarantineMaxBytes,
+	})
+}
+
+// serve runs the server until ctx ends, then shuts it down gracefully.
+func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
+	log := newLogger(cfg, logOut)
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+	verifier, err := rc.NewVerifier(rc.VerifierConfig{Apps: cfg.Apps, Tolerance: cfg.SignatureTolerance, Replay: store})
+	if err != nil {
+		return err
+	}
+	callbacks, err := ingest.New(store, ingest.Options{
+		Verifier:              verifier,
+		InsecureSkipSignature: cfg.InsecureSkipSignature,
+		MaxBodyBytes:          cfg.MaxBodyBytes,
+		Logger:                log,
+	})
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/v1/callbacks/recording", callbacks)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second, // RC waits 5 s for an answer; a slower body is not RC
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+
+	keys := verifier.AppKeys()
+	sort.Strings(keys)
+	_, dbPath, _ := parseDB(cfg.DB)
+	log.Info("listening", "addr", ln.Addr().String(), "callbacks", "http://"+ln.Addr().String()+"/v1/callbacks/recording",
+		"db", redactURL(dbPath), "sqlite_synchronous", cfg.SQLiteSynchronous, "apps", keys)
+	if len(keys) == 0 {
+		log.Warn("no RC app configured: callbacks are refused until you add one with --app KEY=SECRET or RECLEDGER_APPS=KEY=SECRET")
+	}
+	if cfg.InsecureSkipSignature {
+		log.Warn("INSECURE: --insecure-skip-signature accepts callbacks without a signature; anyone who can reach this port can write to the ledger. Development only.")
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing callbacks in flight")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Error("shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
 }

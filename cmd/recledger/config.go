@@ -1,0 +1,286 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/rc"
+)
+
+// Config is every setting of the server. It is filled in order: defaults,
+// then the TOML file (--config / RECLEDGER_CONFIG), then the environment,
+// then the flags given on the command line, then Validate.
+type Config struct {
+	Addr                  string
+	DB                    string
+	Apps                  map[string][]string // app key -> one or two secrets
+	APIToken              string
+	InsecureSkipSignature bool
+	SignatureTolerance    time.Duration
+	LogFormat             string // text or json
+	LogLevel              string // debug, info, warn, error
+	MaxBodyBytes          int64
+	SQLiteSynchronous     string // full or normal
+	QuarantineMaxCount    int
+	QuarantineMaxBytes    int64
+	ShutdownTimeout       time.Duration
+}
+
+func defaultConfig() Config {
+	return Config{
+		Addr:               "127.0.0.1:8080",
+		DB:                 "sqlite:./data/recledger.db",
+		Apps:               map[string][]string{},
+		SignatureTolerance: rc.DefaultTolerance,
+		LogFormat:          "text",
+		LogLevel:           "info",
+		MaxBodyBytes:       rc.DefaultMaxBodyBytes,
+		SQLiteSynchronous:  sqlitestore.SyncFull,
+		QuarantineMaxCount: 10_000,
+		QuarantineMaxBytes: 64 << 20,
+		ShutdownTimeout:    15 * time.Second,
+	}
+}
+
+// setting is one configurable value under its three names. The one table
+// drives the flags, the environment, the config file and the docs.
+type setting struct {
+	flag, env, key string // key: the name in the TOML file
+	usage          string
+	list           bool // repeatable flag, comma-separated in the environment, array in the file
+	set            func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"addr", "RECLEDGER_ADDR", "addr", "listen address", false,
+		func(c *Config, v string) error { c.Addr = v; return nil }},
+	{"db", "RECLEDGER_DB", "db", "sqlite:PATH (embedded) or a postgres:// URL", false,
+		func(c *Config, v string) error { c.DB = v; return nil }},
+	{"app", "RECLEDGER_APPS", "apps", "RC app KEY=SECRET whose callbacks are accepted; repeat for more apps, or a key twice while rotating its secret", true,
+		func(c *Config, v string) error { return c.addApp(v) }},
+	{"api-token", "RECLEDGER_API_TOKEN", "api_token", "bearer token for the query API and dashboard (unset: loopback clients only)", false,
+		func(c *Config, v string) error { c.APIToken = v; return nil }},
+	{"signature-tolerance", "RECLEDGER_SIGNATURE_TOLERANCE", "signature_tolerance", "how far a callback's signed timestamp may be from now", false,
+		durationSetter(func(c *Config) *time.Duration { return &c.SignatureTolerance })},
+	{"log-format", "RECLEDGER_LOG_FORMAT", "log_format", "log format: text or json", false,
+		func(c *Config, v string) error { c.LogFormat = v; return nil }},
+	{"log-level", "RECLEDGER_LOG_LEVEL", "log_level", "log level: debug, info, warn or error", false,
+		func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	{"max-body-bytes", "RECLEDGER_MAX_BODY_BYTES", "max_body_bytes", "largest callback body accepted (larger ones get 413)", false,
+		intSetter(func(c *Config) *int64 { return &c.MaxBodyBytes })},
+	{"sqlite-synchronous", "RECLEDGER_SQLITE_SYNCHRONOUS", "sqlite_synchronous",
+		"full: a 200 survives power loss (fsync per commit); normal: survives a crash of recledger only", false,
+		func(c *Config, v string) error { c.SQLiteSynchronous = v; return nil }},
+	{"quarantine-max-count", "RECLEDGER_QUARANTINE_MAX_COUNT", "quarantine_max_count", "refused requests kept for inspection", false,
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			c.QuarantineMaxCount = n
+			return err
+		}},
+	{"quarantine-max-bytes", "RECLEDGER_QUARANTINE_MAX_BYTES", "quarantine_max_bytes", "bytes of refused bodies kept for inspection", false,
+		intSetter(func(c *Config) *int64 { return &c.QuarantineMaxBytes })},
+	{"shutdown-timeout", "RECLEDGER_SHUTDOWN_TIMEOUT", "shutdown_timeout", "how long a shutdown waits for callbacks in flight", false,
+		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+}
+
+func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		*field(c) = d
+		return err
+	}
+}
+
+func intSetter(field func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		*field(c) = n
+		return err
+	}
+}
+
+func (c *Config) addApp(v string) error {
+	key, secret, ok := strings.Cut(strings.TrimSpace(v), "=")
+	if !ok || key == "" || secret == "" {
+		return errors.New("want KEY=SECRET") // never echo the value: it holds a secret
+	}
+	c.Apps[key] = append(c.Apps[key], secret)
+	return nil
+}
+
+// addConfigFlags registers the settings as flags of cmd.
+func addConfigFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	for _, s := range settings {
+		usage := s.usage + " (env " + s.env + ")"
+		if s.list {
+			f.StringArray(s.flag, nil, usage)
+		} else {
+			f.String(s.flag, "", usage)
+		}
+	}
+	f.Bool("insecure-skip-signature", false, "DEVELOPMENT ONLY: accept callbacks that carry no signature")
+	f.String("config", "", "TOML file with the same settings, names in snake_case (env RECLEDGER_CONFIG)")
+}
+
+// loadConfig fills a Config from defaults, the file, the environment and
+// the flags set on cmd, in that order, and validates it.
+func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (Config, error) {
+	c := defaultConfig()
+	path, _ := flags.GetString("config")
+	if path == "" {
+		path = getenv("RECLEDGER_CONFIG")
+	}
+	if path != "" {
+		if err := c.loadFile(path); err != nil {
+			return c, err
+		}
+	}
+	for _, s := range settings {
+		v := getenv(s.env)
+		if v == "" {
+			continue
+		}
+		if s.list {
+			c.Apps = map[string][]string{} // the environment replaces the file's apps
+		}
+		values := []string{v}
+		if s.list {
+			values = strings.Split(v, ",")
+		}
+		for _, one := range values {
+			if err := s.set(&c, one); err != nil {
+				return c, fmt.Errorf("%s: %w", s.env, err)
+			}
+		}
+	}
+	for _, s := range settings {
+		if !flags.Changed(s.flag) {
+			continue
+		}
+		var values []string
+		if s.list {
+			values, _ = flags.GetStringArray(s.flag)
+			c.Apps = map[string][]string{} // flags replace the environment's apps
+		} else {
+			v, _ := flags.GetString(s.flag)
+			values = []string{v}
+		}
+		for _, one := range values {
+			if err := s.set(&c, one); err != nil {
+				return c, fmt.Errorf("--%s: %w", s.flag, err)
+			}
+		}
+	}
+	c.InsecureSkipSignature, _ = flags.GetBool("insecure-skip-signature")
+	return c, c.Validate()
+}
+
+func (c *Config) loadFile(path string) error {
+	var raw map[string]any
+	if _, err := toml.DecodeFile(path, &raw); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	for key, val := range raw {
+		var s *setting
+		for i := range settings {
+			if settings[i].key == key {
+				s = &settings[i]
+			}
+		}
+		if s == nil {
+			return fmt.Errorf("config file %s: unknown setting %q", path, key)
+		}
+		var values []string
+		switch v := val.(type) {
+		case []any:
+			if !s.list {
+				return fmt.Errorf("config file %s: %s takes one value", path, key)
+			}
+			for _, e := range v {
+				values = append(values, fmt.Sprint(e))
+			}
+		default:
+			values = []string{fmt.Sprint(v)}
+		}
+		for _, one := range values {
+			if err := s.set(c, one); err != nil {
+				return fmt.Errorf("config file %s: %s: %w", path, key, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Validate checks what the settings cannot check one by one.
+func (c *Config) Validate() error {
+	var errs []error
+	for key, secrets := range c.Apps {
+		if len(secrets) > 2 {
+			errs = append(errs, fmt.Errorf("app %s: %d secrets given; give one, or two while rotating", key, len(secrets)))
+		}
+	}
+	if c.SignatureTolerance <= 0 {
+		errs = append(errs, errors.New("signature tolerance must be positive"))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max body bytes %d: want at least 1024", c.MaxBodyBytes))
+	}
+	switch strings.ToLower(c.SQLiteSynchronous) {
+	case sqlitestore.SyncFull, sqlitestore.SyncNormal:
+	default:
+		errs = append(errs, fmt.Errorf("sqlite synchronous %q: want full or normal", c.SQLiteSynchronous))
+	}
+	if _, _, err := parseDB(c.DB); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// parseDB splits --db into its kind ("sqlite" or "postgres") and location.
+func parseDB(db string) (kind, location string, err error) {
+	switch {
+	case strings.HasPrefix(db, "sqlite:"):
+		if p := strings.TrimPrefix(db, "sqlite:"); p != "" {
+			return "sqlite", p, nil
+		}
+	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
+		return "postgres", db, nil
+	}
+	return "", "", fmt.Errorf("db %q: want sqlite:PATH or a postgres:// URL", redactURL(db))
+}
+
+// redactURL hides a password in a database URL.
+func redactURL(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	scheme := strings.Index(s, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return s
+	}
+	userinfo := s[scheme+3 : at]
+	if user, _, ok := strings.Cut(userinfo, ":"); ok {
+		return s[:scheme+3] + user + ":***" + s[at:]
+	}
+	return s
+}
+
+func environ(key string) string { return os.Getenv(key) }

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/cobra"
+)
+
+func parseFlags(t *testing.T, args ...string) *cobra.Command {
+	t.Helper()
+	cmd := &cobra.Command{Use: "x"}
+	addConfigFlags(cmd)
+	if err := cmd.Flags().Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "recledger.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := loadConfig(parseFlags(t).Flags(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(defaultConfig(), c); diff != "" {
+		t.Errorf("(-default +loaded):\n%s", diff)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.DB != "sqlite:./data/recledger.db" || c.SQLiteSynchronous != "full" {
+		t.Errorf("defaults differ from CONTRACT.md: %+v", c)
+	}
+}
+
+// TestConfigPrecedence sets each layer over the one below: flags win over
+// the environment, the environment over the file, the file over defaults.
+func TestConfigPrecedence(t *testing.T) {
+	file := writeFile(t, `
+addr = "127.0.0.1:9001"
+db = "sqlite:/tmp/file.db"
+apps = ["filekey=filesecret", "filekey=newsecret"]
+signature_tolerance = "2m"
+log_format = "json"
+sqlite_synchronous = "normal"
+max_body_bytes = 4096
+`)
+	fileOnly, err := loadConfig(parseFlags(t, "--config", file).Flags(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := defaultConfig()
+	want.Addr, want.DB, want.SignatureTolerance, want.LogFormat, want.SQLiteSynchronous, want.MaxBodyBytes =
+		"127.0.0.1:9001", "sqlite:/tmp/file.db", 2*time.Minute, "json", "normal", 4096
+	want.Apps = map[string][]string{"filekey": {"filesecret", "newsecret"}}
+	if diff := cmp.Diff(want, fileOnly); diff != "" {
+		t.Errorf("file (-want +got):\n%s", diff)
+	}
+
+	e := env(map[string]string{"RECLEDGER_CONFIG": file, "RECLEDGER_ADDR": "127.0.0.1:9002", "RECLEDGER_APPS": "k1=s1,k2=s2"})
+	withEnv, err := loadConfig(parseFlags(t).Flags(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withEnv.Addr != "127.0.0.1:9002" || withEnv.DB != "sqlite:/tmp/file.db" ||
+		!cmp.Equal(withEnv.Apps, map[string][]string{"k1": {"s1"}, "k2": {"s2"}}) {
+		t.Errorf("env over file: %+v", withEnv)
+	}
+
+	withFlags, err := loadConfig(parseFlags(t, "--addr", "127.0.0.1:9003", "--app", "f=1", "--app", "f=2", "--insecure-skip-signature").Flags(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withFlags.Addr != "127.0.0.1:9003" || !cmp.Equal(withFlags.Apps, map[string][]string{"f": {"1", "2"}}) ||
+		!withFlags.InsecureSkipSignature || withFlags.LogFormat != "json" {
+		t.Errorf("flags over env: %+v", withFlags)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		file string
+		want string
+	}{
+		{"app without secret", []string{"--app", "justakey"}, nil, "", "want KEY=SECRET"},
+		{"three secrets", []string{"--app", "k=1", "--app", "k=2", "--app", "k=3"}, nil, "", "3 secrets"},
+		{"bad tolerance", nil, map[string]string{"RECLEDGER_SIGNATURE_TOLERANCE": "soon"}, "", "RECLEDGER_SIGNATURE_TOLERANCE"},
+		{"bad log format", []string{"--log-format", "xml"}, nil, "", "log format"},
+		{"bad synchronous", []string{"--sqlite-synchronous", "off"}, nil, "", "full or normal"},
+		{"bad db", []string{"--db", "mysql://x"}, nil, "", "sqlite:PATH"},
+		{"unknown file key", nil, nil, `adress = "x"`, `unknown setting "adress"`},
+		{"bad file syntax", nil, nil, `addr = `, "config file"},
+		{"list for a single value", nil, nil, `addr = ["a", "b"]`, "one value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.file != "" {
+				args = append(args, "--config", writeFile(t, tt.file))
+			}
+			_, err := loadConfig(parseFlags(t, args...).Flags(), env(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+	_, err := loadConfig(parseFlags(t, "--app", "=topsecret").Flags(), env(nil))
+	if err == nil || strings.Contains(err.Error(), "topsecret") {
+		t.Errorf("a malformed app is reported as %v; the secret must not be echoed", err)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://user:pw@host/db": "postgres://user:***@host/db",
+		"postgres://host/db":         "postgres://host/db",
+		"./data/recledger.db":        "./data/recledger.db",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

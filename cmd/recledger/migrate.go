@@ -1,0 +1,47 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/recledger/recledger/internal/sqlitestore"
+)
+
+func newMigrateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Bring the database schema up to date",
+		Long: `migrate applies the schema migrations the database has not had yet and prints
+the version it is at. serve does the same when it starts; run migrate on its
+own to upgrade before starting a new version, or to check the version.`,
+		Example: `  recledger migrate
+  recledger migrate --db sqlite:/var/lib/recledger/recledger.db`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd.Flags(), environ)
+			if err != nil {
+				return err
+			}
+			kind, path, err := parseDB(cfg.DB)
+			if err != nil {
+				return err
+			}
+			if kind != "sqlite" {
+				return errors.New("migrate: only sqlite: databases are supported by this build")
+			}
+			applied, version, err := sqlitestore.MigrateFile(cmd.Context(), path, sqlitestore.Options{Synchronous: cfg.SQLiteSynchronous})
+			for _, m := range applied {
+				fmt.Fprintf(cmd.OutOrStdout(), "applied %04d %s\n", m.Version, m.Name)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "schema version %d\n", version)
+			return nil
+		},
+	}
+	addConfigFlags(cmd)
+	return cmd
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newReplayCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "replay",
+		Short: "Rebuild every projection (recordings, files) from the raw callback log",
+		Long: `replay discards the recordings and files derived from the raw log and derives
+them again, applying every original callback in the log. Use it after an
+upgrade that changes how callbacks are interpreted, or to check the ledger.
+A running server's callbacks wait while it runs, then apply on top.`,
+		Example: `  recledger replay
+  recledger replay --db sqlite:/var/lib/recledger/recledger.db`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd.Flags(), environ)
+			if err != nil {
+				return err
+			}
+			store, err := openStore(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			start := time.Now()
+			n, err := store.Rebuild(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "replayed %d callbacks in %s\n", n, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	addConfigFlags(cmd)
+	return cmd
+}

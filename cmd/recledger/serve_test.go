@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/rc"
+)
+
+// server is a running `recledger serve` child process.
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+	logs *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServer runs the built binary on 127.0.0.1:0 with its data in dir and
+// waits for its "listening" log line.
+func startServer(t *testing.T, dir string, args ...string) *server {
+	t.Helper()
+	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--db", "sqlite:" + filepath.Join(dir, "data", "recledger.db"),
+		"--log-format", "json"}, args...)
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(os.Environ(), "RECLEDGER_APPS=", "RECLEDGER_CONFIG=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			s.logs.Write([]byte(line + "\n"))
+			var entry struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "listening" {
+				addr <- entry.Addr
+			}
+		}
+		s.done <- cmd.Wait()
+	}()
+	select {
+	case s.addr = <-addr:
+	case err := <-s.done:
+		t.Fatalf("server exited before listening: %v\n%s", err, s.logs)
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("server did not listen within 30 s:\n%s", s.logs)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	return s
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("server exited with %v after SIGTERM:\n%s", err, s.logs)
+		}
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		t.Fatalf("server did not stop within 30 s of SIGTERM:\n%s", s.logs)
+	}
+}
+
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// postSigned sends body signed for testApp and returns the status.
+func postSigned(addr string, body []byte) (int, error) {
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/callbacks/recording", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	s := rc.Signer{AppKey: testApp, Secret: testSecret}
+	s.Apply(req, s.Sign())
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func openStoreAt(t *testing.T, dir string) *sqlitestore.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "data", "recledger.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestServeEndToEnd posts RC's four seed examples, signed, to the real
+// server, restarts it, and reads the recording, its file and URL back.
+func TestServeEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "--app", testApp+"="+testSecret)
+	for _, name := range []string{"type1-start.json", "type2-segment.json", "type3-end.json", "type4-upload.json"} {
+		body, err := os.ReadFile(filepath.Join("..", "..", "rc", "testdata", "seed", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, err := postSigned(srv.addr, body); err != nil || status != 200 {
+			t.Fatalf("%s: %d, %v\n%s", name, status, err, srv.logs)
+		}
+	}
+	resp, err := client.Get("http://" + srv.addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	srv.stop(t)
+	if logs := srv.logs.String(); strings.Contains(logs, testSecret) || !strings.Contains(logs, `"msg":"stopped"`) {
+		t.Errorf("logs hold the secret or lack the clean stop:\n%s", logs)
+	}
+
+	srv = startServer(t, dir, "--app", testApp+"="+testSecret)
+	srv.stop(t)
+	store := openStoreAt(t, dir)
+	defer store.Close()
+	st, err := store.Recording(context.Background(), "8329208b99410743dcfeb80548e2c0ec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := st.View(time.Now())
+	const file = "lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4"
+	if r.Status != ledger.StatusComplete || r.UploadState != ledger.UploadComplete || r.RoomID != "111" ||
+		r.SessionID != "lSA2G6CUf9A-6nnoNwXCx8" || r.UserID != "222" || r.Config == nil || r.Config.SlicesMin != 30 {
+		t.Errorf("recording after restart: %+v", r)
+	}
+	if len(r.Files) != 1 || r.Files[0].FileName != file || r.Files[0].FileURL == nil ||
+		*r.Files[0].FileURL != "http://oss/record/XXXXXXXX.mp4?abc" || r.Files[0].FileSize == nil || *r.Files[0].FileSize != 333 ||
+		r.Files[0].Kind != ledger.KindFinal {
+		t.Errorf("files after restart: %+v", r.Files)
+	}
+}
+
+func TestServeWithoutAppsSaysHowToAddOne(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	srv.stop(t)
+	if !strings.Contains(srv.logs.String(), "--app KEY=SECRET") {
+		t.Errorf("no hint on adding an app:\n%s", srv.logs)
+	}
+}
+
+func TestServeInsecureFlagIsLoud(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "--insecure-skip-signature")
+	body := []byte(`{"type":1,"appKey":"dev","recordId":"r1","timestamp":1530027865231}`)
+	resp, err := client.Post("http://"+srv.addr+"/v1/callbacks/recording", "application/json", bytes.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("unsigned callback in insecure mode: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	srv.stop(t)
+	logs := srv.logs.String()
+	if strings.Count(logs, "INSECURE") < 2 {
+		t.Errorf("want an INSECURE warning at start and for the unsigned callback:\n%s", logs)
+	}
+}
+
+// TestCrashKeepsAcknowledgedCallbacks kills the server with SIGKILL while
+// 16 clients send callbacks, five times over, and checks after each crash
+// that every callback answered 200 is in the log.
+func TestCrashKeepsAcknowledgedCallbacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test skipped in -short mode")
+	}
+	dir := t.TempDir()
+	var acked []string // recordIds whose start callback got a 200
+	for round := range 5 {
+		srv := startServer(t, dir, "--app", testApp+"="+testSecret)
+		var (
+			mu   sync.Mutex
+			wg   sync.WaitGroup
+			stop = make(chan struct{})
+		)
+		for g := range 16 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					id := fmt.Sprintf("crash-%d-%d-%d", round, g, i)
+					body := fmt.Appendf(nil, `{"timestamp":%d,"type":1,"appKey":%q,"recordId":%q,"roomId":"r","sessionId":"s","userId":"u","mode":0,"code":200}`,
+						time.Now().UnixMilli(), testApp, id)
+					status, err := postSigned(srv.addr, body)
+					if err != nil {
+						return // the server is gone
+					}
+					if status == 200 {
+						mu.Lock()
+						acked = append(acked, id)
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		time.Sleep(time.Duration(200+100*round) * time.Millisecond)
+		srv.kill(t)
+		close(stop)
+		wg.Wait()
+	}
+	store := openStoreAt(t, dir)
+	defer store.Close()
+	stored := map[string]bool{}
+	for after := int64(0); ; {
+		evs, err := store.Events(context.Background(), after, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			stored[e.RecordID] = true
+		}
+		after = evs[len(evs)-1].Seq
+	}
+	if len(acked) < 100 {
+		t.Fatalf("only %d callbacks acknowledged across the rounds; the test proves little", len(acked))
+	}
+	for _, id := range acked {
+		if !stored[id] {
+			t.Fatalf("callback %s was answered 200 but is not in the log after a crash", id)
+		}
+		if _, err := store.Recording(context.Background(), id); err != nil {
+			t.Fatalf("callback %s is logged but not projected: %v", id, err)
+		}
+	}
+	t.Logf("%d acknowledged callbacks over 5 crashes, all in the log (%d logged)", len(acked), len(stored))
+}
+
+func TestMigrateAndReplayCommands(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "data", "recledger.db")
+	out, stderr, code := runBinary(t, "", "migrate", "--db", db)
+	if code != 0 || !strings.Contains(out, "applied 0001 init") || !strings.Contains(out, "schema version 1") {
+		t.Fatalf("first migrate (exit %d): %s%s", code, out, stderr)
+	}
+	out, _, code = runBinary(t, "", "migrate", "--db", db)
+	if code != 0 || strings.Contains(out, "applied") || !strings.Contains(out, "schema version 1") {
+		t.Errorf("second migrate (exit %d): %s", code, out)
+	}
+
+	srv := startServer(t, dir, "--app", testApp+"="+testSecret)
+	for _, name := range []string{"type1-start.json", "type3-end.json", "type3-end.json", "type4-upload.json"} {
+		body, err := os.ReadFile(filepath.Join("..", "..", "rc", "testdata", "seed", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, err := postSigned(srv.addr, body); err != nil || status != 200 {
+			t.Fatalf("%s: %d, %v", name, status, err)
+		}
+	}
+	srv.stop(t)
+	store := openStoreAt(t, dir)
+	before, err := store.Recording(context.Background(), "8329208b99410743dcfeb80548e2c0ec")
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = runBinary(t, "", "replay", "--db", db)
+	if code != 0 || !strings.Contains(out, "replayed 3 callbacks") {
+		t.Fatalf("replay (exit %d): %s%s", code, out, stderr)
+	}
+	store = openStoreAt(t, dir)
+	defer store.Close()
+	after, err := store.Recording(context.Background(), "8329208b99410743dcfeb80548e2c0ec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("replay changed the recording (-before +after):\n%s", diff)
+	}
+}

@@ -1,0 +1,198 @@
+// Package ingest is recledger's callback endpoint, POST
+// /v1/callbacks/recording: it checks size and content type, verifies RC's
+// signature, parses the body, appends it to the durable log and only then
+// answers 200. Everything it refuses is kept in the quarantine.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+// Store is what ingest needs of the ledger's store.
+type Store interface {
+	Append(ctx context.Context, in ledger.Incoming) (ledger.Appended, error)
+	Quarantine(ctx context.Context, r ledger.Rejection) error
+}
+
+// Options configure a Handler.
+type Options struct {
+	// Verifier checks signatures; required.
+	Verifier *rc.Verifier
+	// InsecureSkipSignature accepts callbacks that carry no signature at all
+	// (development only); signed ones are still verified.
+	InsecureSkipSignature bool
+	// MaxBodyBytes bounds a body (rc.DefaultMaxBodyBytes when 0).
+	MaxBodyBytes int64
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+// Handler serves the callback endpoint.
+type Handler struct {
+	store Store
+	opts  Options
+}
+
+// New returns a Handler appending to store.
+func New(store Store, o Options) (*Handler, error) {
+	if o.Verifier == nil {
+		return nil, errors.New("ingest: a Verifier is required")
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = rc.DefaultMaxBodyBytes
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{store: store, opts: o}, nil
+}
+
+// Answer is the JSON body of a 200.
+type Answer struct {
+	Status    string `json:"status"`
+	Seq       int64  `json:"seq"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody("method_not_allowed", "use POST"))
+		return
+	}
+	received := h.opts.Now()
+	body, err := rc.ReadBody(r, h.opts.MaxBodyBytes)
+	if err != nil {
+		h.refuse(w, r, body, err)
+		return
+	}
+	unsigned := false
+	if _, err := h.opts.Verifier.Verify(r, body); err != nil {
+		switch {
+		case h.opts.InsecureSkipSignature && errors.Is(err, rc.ErrMissingSignature):
+			unsigned = true
+		case rc.StatusCode(err) == http.StatusServiceUnavailable: // the replay memory failed
+			h.unavailable(w, r, err)
+			return
+		default:
+			h.refuse(w, r, body, err)
+			return
+		}
+	}
+	cb, err := rc.Parse(body)
+	if err != nil {
+		h.refuse(w, r, body, err)
+		return
+	}
+	if unsigned {
+		h.opts.Logger.Warn("INSECURE: accepted an unsigned callback (--insecure-skip-signature)",
+			"recordId", cb.RecordID, "type", cb.Type.String(), "remote", r.RemoteAddr)
+	}
+	a, err := h.store.Append(r.Context(), ledger.Incoming{Callback: cb, ReceivedAt: received})
+	if err != nil {
+		h.unavailable(w, r, err)
+		return
+	}
+	h.opts.Logger.Debug("callback stored", "recordId", cb.RecordID, "type", cb.Type.String(),
+		"seq", a.Seq, "duplicate", a.Duplicate, "warnings", len(cb.Warnings))
+	writeJSON(w, http.StatusOK, Answer{Status: "ok", Seq: a.Seq, Duplicate: a.Duplicate})
+}
+
+// unavailable answers 503 so RC delivers the callback again; the cause goes
+// to the log, not to the sender.
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	h.opts.Logger.Error("callback not stored; answered 503", "err", err, "remote", r.RemoteAddr)
+	w.Header().Set("Retry-After", "1")
+	writeJSON(w, http.StatusServiceUnavailable, errorBody("store_unavailable", "the callback could not be stored durably; retry"))
+}
+
+// refuse answers a 4xx and keeps the request in the quarantine.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, err error) {
+	status, code := rc.StatusCode(err), rc.ErrorCode(err)
+	if status == http.StatusServiceUnavailable { // reading the body failed: the client went away
+		status, code = http.StatusBadRequest, "unreadable_body"
+	}
+	size := int64(len(body))
+	if body == nil && (status == http.StatusUnsupportedMediaType || status == http.StatusRequestEntityTooLarge) {
+		// Refused before reading: keep the start of it for inspection.
+		body, _ = io.ReadAll(io.LimitReader(r.Body, ledger.MaxQuarantineBody))
+		size = max(int64(len(body)), r.ContentLength)
+	}
+	rej := ledger.Rejection{
+		At:       h.opts.Now().UnixMilli(),
+		Status:   status,
+		Reason:   code,
+		Message:  err.Error(),
+		Remote:   r.RemoteAddr,
+		Method:   r.Method,
+		Path:     r.URL.Path,
+		Header:   MaskHeader(r.Header),
+		Body:     body,
+		BodySize: size,
+	}
+	if len(rej.Body) > ledger.MaxQuarantineBody {
+		rej.Body = rej.Body[:ledger.MaxQuarantineBody]
+	}
+	if qerr := h.store.Quarantine(r.Context(), rej); qerr != nil {
+		h.opts.Logger.Error("quarantine failed", "err", qerr)
+	}
+	h.opts.Logger.Warn("callback refused", "status", status, "reason", code, "err", err.Error(), "remote", r.RemoteAddr)
+	writeJSON(w, status, errorBody(code, err.Error()))
+}
+
+// secretHeaders are masked in the quarantine: signatures (a signature with
+// its nonce and timestamp is a credential for its body within the
+// tolerance) and the usual credentials.
+var secretHeaders = map[string]bool{
+	"Signature": true, "Rc-Signature": true, "Authorization": true, "Cookie": true, "Proxy-Authorization": true,
+}
+
+// MaskHeader returns a copy of h with secret values replaced by "***".
+func MaskHeader(h http.Header) http.Header {
+	out := make(http.Header, len(h))
+	for k, vs := range h {
+		if secretHeaders[http.CanonicalHeaderKey(k)] {
+			masked := make([]string, len(vs))
+			for i := range masked {
+				masked[i] = "***"
+			}
+			out[k] = masked
+			continue
+		}
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+type errBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func errorBody(code, msg string) errBody {
+	var b errBody
+	b.Error.Code, b.Error.Message = code, strings.TrimPrefix(msg, "rc: ")
+	return b
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v) // the sender has gone if this fails
+}

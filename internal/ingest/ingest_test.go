@@ -1,0 +1,288 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/internal/ingest"
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/rc"
+)
+
+const (
+	app    = "your_appkey"
+	secret = "Y1W2MeFwwwRxa0"
+)
+
+func seed(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "rc", "testdata", "seed", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newServer(t *testing.T, store ingest.Store, replay rc.ReplayMemory, insecure bool) string {
+	t.Helper()
+	v, err := rc.NewVerifier(rc.VerifierConfig{Apps: map[string][]string{app: {secret}}, Replay: replay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ingest.New(store, ingest.Options{Verifier: v, InsecureSkipSignature: insecure, MaxBodyBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func sqliteStore(t *testing.T) *sqlitestore.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+type answer struct {
+	status int
+	body   map[string]any
+	header http.Header
+}
+
+func post(t *testing.T, url string, body []byte, sign func(*http.Request), contentType string) answer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if sign != nil {
+		sign(req)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("answer %d is not JSON: %q", resp.StatusCode, raw)
+	}
+	return answer{resp.StatusCode, m, resp.Header}
+}
+
+func signer() func(*http.Request) {
+	s := rc.Signer{AppKey: app, Secret: secret}
+	return func(r *http.Request) { s.Apply(r, s.Sign()) }
+}
+
+func errorCode(a answer) string {
+	e, _ := a.body["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+func TestIngestStoresAndAnswers(t *testing.T) {
+	store := sqliteStore(t)
+	url := newServer(t, store, store, false)
+	for i, name := range []string{"type1-start.json", "type2-segment.json", "type3-end.json", "type4-upload.json"} {
+		a := post(t, url, seed(t, name), signer(), "application/json")
+		if a.status != 200 || a.body["seq"] != float64(i+1) || a.body["duplicate"] != false {
+			t.Fatalf("%s: %d %v", name, a.status, a.body)
+		}
+	}
+	a := post(t, url, seed(t, "type3-end.json"), signer(), "application/json")
+	if a.status != 200 || a.body["duplicate"] != true {
+		t.Errorf("redelivery: %d %v, want 200 duplicate", a.status, a.body)
+	}
+	st, err := store.Recording(context.Background(), "8329208b99410743dcfeb80548e2c0ec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := st.View(time.Now())
+	if r.Status != ledger.StatusComplete || len(r.Files) != 1 || r.Files[0].FileURL == nil || *r.Files[0].FileURL != "http://oss/record/XXXXXXXX.mp4?abc" {
+		t.Errorf("recording after the seeds: %+v", r)
+	}
+}
+
+func TestIngestRefusesAndQuarantines(t *testing.T) {
+	store := sqliteStore(t)
+	url := newServer(t, store, store, false)
+	body := seed(t, "type1-start.json")
+	wrongSig := func(r *http.Request) {
+		signer()(r)
+		r.Header.Set("signature", strings.Repeat("ab", 20))
+	}
+	tests := []struct {
+		name        string
+		body        []byte
+		sign        func(*http.Request)
+		contentType string
+		status      int
+		code        string
+	}{
+		{"unsigned", body, nil, "application/json", 401, "missing_signature"},
+		{"forged", body, wrongSig, "application/json", 401, "bad_signature"},
+		{"not JSON", []byte(`{"appKey":"your_appkey"`), signer(), "application/json", 400, "invalid_json"},
+		{"no recordId", []byte(`{"type":1,"appKey":"your_appkey"}`), signer(), "application/json", 400, "missing_field"},
+		{"form", body, signer(), "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
+		{"too large", bytes.Repeat([]byte(" "), 5000), signer(), "application/json", 413, "body_too_large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := post(t, url, tt.body, tt.sign, tt.contentType)
+			if a.status != tt.status || errorCode(a) != tt.code {
+				t.Fatalf("got %d %v, want %d %s", a.status, a.body, tt.status, tt.code)
+			}
+			q, err := store.QuarantineList(context.Background(), 0, 1)
+			if err != nil || len(q) != 1 {
+				t.Fatalf("quarantine: %v, %v", q, err)
+			}
+			r := q[0]
+			if r.Status != tt.status || r.Reason != tt.code || r.Remote == "" || r.Path != "/" || r.Method != "POST" {
+				t.Errorf("quarantined %+v", r)
+			}
+			if tt.status != 413 && !bytes.Equal(r.Body, tt.body) {
+				t.Errorf("quarantined body %q, want %q", r.Body, tt.body)
+			}
+			if sig := r.Header.Get("Signature"); sig != "" && sig != "***" {
+				t.Errorf("signature kept in the quarantine: %q", sig)
+			}
+		})
+	}
+	evs, err := store.Events(context.Background(), 0, 10)
+	if err != nil || len(evs) != 0 {
+		t.Errorf("refused requests reached the log: %d events, %v", len(evs), err)
+	}
+}
+
+func TestIngestRefusesReplayWithAnotherBody(t *testing.T) {
+	store := sqliteStore(t)
+	url := newServer(t, store, store, false)
+	start := seed(t, "type1-start.json")
+	var captured http.Header
+	capture := func(r *http.Request) {
+		signer()(r)
+		captured = r.Header.Clone()
+	}
+	if a := post(t, url, start, capture, "application/json"); a.status != 200 {
+		t.Fatalf("first: %d %v", a.status, a.body)
+	}
+	replay := func(r *http.Request) {
+		for _, k := range []string{"Nonce", "Timestamp", "Signature"} {
+			r.Header.Set(k, captured.Get(k))
+		}
+	}
+	if a := post(t, url, start, replay, "application/json"); a.status != 200 || a.body["duplicate"] != true {
+		t.Errorf("same signature, same body: %d %v; want 200 duplicate", a.status, a.body)
+	}
+	if a := post(t, url, seed(t, "type3-end.json"), replay, "application/json"); a.status != 401 || errorCode(a) != "replayed_signature" {
+		t.Errorf("same signature, other body: %d %v; want 401 replayed_signature", a.status, a.body)
+	}
+}
+
+func TestIngestInsecureMode(t *testing.T) {
+	store := sqliteStore(t)
+	url := newServer(t, store, store, true)
+	if a := post(t, url, seed(t, "type1-start.json"), nil, "application/json"); a.status != 200 {
+		t.Errorf("unsigned in insecure mode: %d %v, want 200", a.status, a.body)
+	}
+	forged := func(r *http.Request) {
+		signer()(r)
+		r.Header.Set("signature", strings.Repeat("cd", 20))
+	}
+	if a := post(t, url, seed(t, "type2-segment.json"), forged, "application/json"); a.status != 401 {
+		t.Errorf("a wrong signature in insecure mode: %d, want 401", a.status)
+	}
+}
+
+// flakyStore fails while down is set: a full disk, a locked database.
+type flakyStore struct {
+	mu   sync.Mutex
+	down bool
+	log  []ledger.Incoming
+}
+
+func (f *flakyStore) Append(_ context.Context, in ledger.Incoming) (ledger.Appended, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return ledger.Appended{}, errors.New("disk I/O error at /secret/path")
+	}
+	f.log = append(f.log, in)
+	return ledger.Appended{Seq: int64(len(f.log))}, nil
+}
+
+func (f *flakyStore) Quarantine(context.Context, ledger.Rejection) error { return nil }
+
+func (f *flakyStore) Remember(context.Context, rc.ReplayKey, [32]byte, time.Time) (rc.ReplayVerdict, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return 0, errors.New("replay memory unavailable")
+	}
+	return rc.ReplayFirst, nil
+}
+
+func TestIngestAnswers503UntilTheStoreRecovers(t *testing.T) {
+	store := &flakyStore{}
+	url := newServer(t, store, rc.NewMemoryReplay(nil), false)
+	store.down = true
+	a := post(t, url, seed(t, "type1-start.json"), signer(), "application/json")
+	if a.status != 503 || errorCode(a) != "store_unavailable" || a.header.Get("Retry-After") == "" {
+		t.Fatalf("store down: %d %v", a.status, a.body)
+	}
+	if strings.Contains(a.body["error"].(map[string]any)["message"].(string), "/secret/path") {
+		t.Errorf("503 leaks the store's error: %v", a.body)
+	}
+	store.mu.Lock()
+	store.down = false
+	store.mu.Unlock()
+	if a := post(t, url, seed(t, "type1-start.json"), signer(), "application/json"); a.status != 200 {
+		t.Errorf("after recovery: %d %v", a.status, a.body)
+	}
+	if len(store.log) != 1 {
+		t.Errorf("log holds %d callbacks, want 1", len(store.log))
+	}
+}
+
+func TestIngestAnswers503WhenReplayMemoryFails(t *testing.T) {
+	store := &flakyStore{down: true}
+	url := newServer(t, store, store, false)
+	if a := post(t, url, seed(t, "type1-start.json"), signer(), "application/json"); a.status != 503 {
+		t.Errorf("replay memory down: %d %v, want 503", a.status, a.body)
+	}
+}
+
+func TestMaskHeader(t *testing.T) {
+	h := http.Header{"Signature": {"abc"}, "Rc-Signature": {"def"}, "Authorization": {"Bearer x"}, "Nonce": {"n"}}
+	m := ingest.MaskHeader(h)
+	for _, k := range []string{"Signature", "Rc-Signature", "Authorization"} {
+		if m.Get(k) != "***" {
+			t.Errorf("%s = %q, want masked", k, m.Get(k))
+		}
+	}
+	if m.Get("Nonce") != "n" || h.Get("Signature") != "abc" {
+		t.Errorf("MaskHeader changed what it should not: %v, original %v", m, h)
+	}
+}
