@@ -108,3 +108,44 @@ func TestLockedDatabaseFailsThenRecovers(t *testing.T) {
 		t.Fatalf("Append after the lock was released = %+v, %v; want seq 1", a, err)
 	}
 }
+
+// TestProjectorReadsGapsFromTheLog hands the projector only part of the
+// log in memory, as after a restart or a long failure: it must read the
+// rest from the log, in order, and use memory where it continues.
+func TestProjectorReadsGapsFromTheLog(t *testing.T) {
+	s, _ := open(t, Options{})
+	ctx := context.Background()
+	for i := range 8 {
+		cb := ledgertest.Callback(t, fmt.Sprint("gap-", i), rc.TypeStart, 0, "", 200)
+		if _, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.proj.work.Lock() // keep the background projector out
+	defer s.proj.work.Unlock()
+	var tail []loggedEvent
+	for seq := int64(5); seq <= 8; seq++ {
+		tail = append(tail, loggedEvent{seq: seq, cb: rc.Callback{RecordID: fmt.Sprint("memory-", seq)}})
+	}
+	s.proj.mu.Lock()
+	s.proj.pending = tail
+	s.proj.mu.Unlock()
+
+	fromLog, err := s.proj.next(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fromLog) != 4 || fromLog[0].seq != 1 || fromLog[3].seq != 4 || fromLog[0].cb.RecordID != "gap-0" {
+		t.Fatalf("gap read %+v, want seqs 1-4 from the log", fromLog)
+	}
+	fromMemory, err := s.proj.next(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fromMemory) != 4 || fromMemory[0].cb.RecordID != "memory-5" {
+		t.Fatalf("continuation %+v, want seqs 5-8 from memory", fromMemory)
+	}
+	s.proj.mu.Lock()
+	s.proj.pending = nil // these fakes must not reach the projections
+	s.proj.mu.Unlock()
+}

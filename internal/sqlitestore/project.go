@@ -6,84 +6,390 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/rc"
 )
 
-// projector applies a batch's callbacks to the recordings they concern, in
-// the batch's transaction, loading each recording once and saving it once.
-type projector struct {
-	tx     *sql.Tx
-	stmts  *writeStmts
-	states map[string]*projected
+// projection keeps the recordings and files tables just behind the log.
+// The acknowledged commit only appends (a few pages, one fsync); the
+// projector then applies whatever was appended since its last run in one
+// transaction, so a recording touched by many callbacks in that time is
+// loaded and saved once. Its watermark (projection.seq) commits with the
+// projections it covers, so after a crash it resumes where it stopped: the
+// projections can be behind the log for a moment, never for good.
+type projection struct {
+	store  *Store
+	logged atomic.Int64  // newest seq acknowledged
+	wake   chan struct{} // an append committed
+	urgent chan struct{} // a reader waits for the projections
+	log    *slog.Logger
+
+	runs, applied atomic.Int64 // projection transactions and events read, for benchmarks
+	work          sync.Mutex   // one projection (or rebuild) at a time; guards cache
+	cache         stateCache   // recent states, so a recording is not read back per batch
+
+	mu        sync.Mutex
+	pending   []loggedEvent // logged, not yet projected, in seq order
+	projected int64         // every event up to here is applied
+	changed   chan struct{} // closed when projected advances
 }
 
-type projected struct {
-	state ledger.State
-	files map[string]bool // files the batch touched
+// projectBatch bounds one projection transaction, so a backlog after a
+// restart does not hold the writer for long.
+const projectBatch = 256
+
+// projectEvery is how long the projector lets appends gather before it
+// applies them, unless a reader is waiting: the longer, the more callbacks
+// of one recording share a load and a save.
+const projectEvery = 50 * time.Millisecond
+
+func newProjection(s *Store, log *slog.Logger) *projection {
+	return &projection{store: s, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), changed: make(chan struct{}), log: log}
 }
 
-func (p *projector) apply(ctx context.Context, cb rc.Callback, receivedAt int64) error {
-	pr, ok := p.states[cb.RecordID]
-	if !ok {
-		pr = &projected{files: map[string]bool{}}
-		var raw []byte
-		err := p.tx.StmtContext(ctx, p.stmts.loadState).QueryRowContext(ctx, cb.RecordID).Scan(&raw)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return fmt.Errorf("load recording %s: %w", cb.RecordID, err)
+// appended notes a committed append and wakes the projector.
+func (p *projection) appended(seq int64) {
+	for {
+		cur := p.logged.Load()
+		if seq <= cur || p.logged.CompareAndSwap(cur, seq) {
+			break
+		}
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *projection) advance(seq int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if seq > p.projected {
+		p.projected = seq
+		close(p.changed)
+		p.changed = make(chan struct{})
+	}
+}
+
+// wait returns once every callback acknowledged before the call is in the
+// projections: a client that got a 200 then reads sees its callback.
+func (p *projection) wait(ctx context.Context) error {
+	target := p.logged.Load()
+	for {
+		p.mu.Lock()
+		done, ch := p.projected >= target, p.changed
+		p.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case p.urgent <- struct{}{}:
 		default:
-			if err := json.Unmarshal(raw, &pr.state); err != nil {
-				return fmt.Errorf("load recording %s: %w", cb.RecordID, err)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("projections are behind the log: %w", ctx.Err())
+		}
+	}
+}
+
+// run projects until ctx ends, then catches up once more and returns.
+func (p *projection) run(ctx context.Context) {
+	retry := time.NewTicker(time.Second) // also retries after a failure
+	defer retry.Stop()
+	gather := time.NewTimer(projectEvery)
+	defer gather.Stop()
+	for {
+		select {
+		case <-p.wake:
+			gather.Reset(projectEvery)
+			select {
+			case <-gather.C:
+			case <-p.urgent:
+			case <-ctx.Done():
+			}
+		case <-p.urgent:
+		case <-retry.C:
+		case <-ctx.Done():
+			if err := p.catchUp(context.WithoutCancel(ctx)); err != nil {
+				p.log.Error("projection at shutdown; it resumes at the next start", "err", err)
+			}
+			return
+		}
+		// Project what has gathered, and more only while a full batch
+		// shows a backlog: chasing each new commit would undo the gathering.
+		for {
+			n, err := p.once(ctx)
+			if err != nil {
+				p.log.Error("projection failed; retrying", "err", err)
+			}
+			if err != nil || n < projectBatch {
+				break
 			}
 		}
-		p.states[cb.RecordID] = pr
 	}
-	pr.state = ledger.Apply(pr.state, cb, receivedAt)
-	if cb.Output.FileName != "" {
-		if _, ok := pr.state.Files[cb.Output.FileName]; ok {
-			pr.files[cb.Output.FileName] = true
-		}
-	}
-	return nil
 }
 
-// save writes every recording the batch changed, in a fixed order.
-func (p *projector) save(ctx context.Context) error {
-	ids := make([]string, 0, len(p.states))
-	for id := range p.states {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		pr := p.states[id]
-		if err := saveState(ctx, p.tx, p.stmts, &pr.state, pr.files); err != nil {
+// catchUp projects until nothing is left.
+func (p *projection) catchUp(ctx context.Context) error {
+	for {
+		n, err := p.once(ctx)
+		if err != nil || n == 0 {
 			return err
 		}
 	}
-	return nil
 }
 
-func saveState(ctx context.Context, tx *sql.Tx, st *writeStmts, s *ledger.State, files map[string]bool) error {
-	raw, err := json.Marshal(s)
+// once applies up to projectBatch events after the watermark and returns
+// how many it read. Everything but the writes happens outside the write
+// transaction, through the read pool: only the projector (and Rebuild, which
+// excludes it through work) writes projections, so what it reads cannot
+// change under it, and the group commits wait only for the writes.
+func (p *projection) once(ctx context.Context) (int, error) {
+	p.work.Lock()
+	defer p.work.Unlock()
+	s := p.store
+	p.mu.Lock()
+	from := p.projected
+	p.mu.Unlock()
+
+	events, err := p.next(ctx, from)
 	if err != nil {
-		return fmt.Errorf("save recording %s: %w", s.RecordID, err)
+		return 0, err
 	}
+	var (
+		n      = len(events)
+		last   = from
+		states = map[string]*projected{}
+		order  []string
+	)
+	for _, e := range events {
+		last = e.seq
+		if e.duplicate {
+			continue
+		}
+		pr := states[e.cb.RecordID]
+		if pr == nil {
+			if pr, err = p.load(ctx, e.cb.RecordID); err != nil {
+				return 0, err
+			}
+			states[e.cb.RecordID] = pr
+			order = append(order, e.cb.RecordID)
+		}
+		pr.state = ledger.Apply(pr.state, e.cb, e.receivedAt)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	sort.Strings(order)
+	saves := make([]save, 0, len(order))
+	for _, id := range order {
+		sv, err := newSave(states[id])
+		if err != nil {
+			return 0, err
+		}
+		saves = append(saves, sv)
+	}
+
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("project: %w", err)
+	}
+	defer tx.Rollback()
+	for i := range saves {
+		if err := saves[i].write(ctx, tx, &s.stmts); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE projection SET seq = ? WHERE id = 1`, last); err != nil {
+		return 0, fmt.Errorf("project: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		p.cache.clear() // what was cached during the batch may not be stored
+		return 0, fmt.Errorf("project: %w", err)
+	}
+	for _, id := range order {
+		p.cache.put(id, states[id].state)
+	}
+	p.runs.Add(1)
+	p.applied.Add(int64(n))
+	p.advance(last)
+	return n, nil
+}
+
+// loggedEvent is an appended callback on its way to the projections.
+type loggedEvent struct {
+	seq        int64
+	receivedAt int64
+	duplicate  bool
+	cb         rc.Callback
+}
+
+// maxPending bounds the appended callbacks kept in memory for the
+// projector; past it (a projector failing for long) it reads the log.
+const maxPending = 1 << 16
+
+// handOver gives the projector the callbacks a commit just logged, so it
+// need not read them back: they are parsed and in memory already.
+func (p *projection) handOver(evs []loggedEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.pending) > 0 && p.pending[len(p.pending)-1].seq+1 != evs[0].seq || len(p.pending)+len(evs) > maxPending {
+		p.pending = nil // not contiguous: the projector reads the gap from the log
+	}
+	p.pending = append(p.pending, evs...)
+}
+
+// next returns up to projectBatch events after seq from: from memory when
+// the commits handed them over, else from the log (after a restart, or for
+// a gap).
+func (p *projection) next(ctx context.Context, from int64) ([]loggedEvent, error) {
+	p.mu.Lock()
+	i := 0
+	for i < len(p.pending) && p.pending[i].seq <= from {
+		i++
+	}
+	p.pending = p.pending[i:]
+	if len(p.pending) > 0 && p.pending[0].seq == from+1 {
+		evs := p.pending[:min(len(p.pending), projectBatch):min(len(p.pending), projectBatch)]
+		p.mu.Unlock()
+		return evs, nil
+	}
+	upTo := int64(1<<63 - 1)
+	if len(p.pending) > 0 {
+		upTo = p.pending[0].seq
+	}
+	p.mu.Unlock()
+
+	rows, err := p.store.reader.QueryContext(ctx, `SELECT seq, received_at, duplicate, body FROM events
+		WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?`, from, upTo, projectBatch)
+	if err != nil {
+		return nil, fmt.Errorf("project: %w", err)
+	}
+	defer rows.Close()
+	var evs []loggedEvent
+	for rows.Next() {
+		var (
+			e    loggedEvent
+			body []byte
+		)
+		if err := rows.Scan(&e.seq, &e.receivedAt, &e.duplicate, &body); err != nil {
+			return nil, fmt.Errorf("project: %w", err)
+		}
+		if !e.duplicate {
+			if e.cb, err = rc.Parse(body); err != nil { // the log only holds bodies Parse accepted
+				return nil, fmt.Errorf("project: a logged body no longer parses: %w", err)
+			}
+		}
+		evs = append(evs, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("project: %w", err)
+	}
+	return evs, nil
+}
+
+// projected is a recording being projected and the files it had before.
+type projected struct {
+	state ledger.State
+	had   map[string]bool
+}
+
+func (p *projection) load(ctx context.Context, recordID string) (*projected, error) {
+	if st, ok := p.cache.get(recordID); ok {
+		return newProjected(st), nil
+	}
+	pr := &projected{}
+	var raw []byte
+	err := p.store.reader.QueryRowContext(ctx, `SELECT state FROM recordings WHERE record_id = ?`, recordID).Scan(&raw)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("load recording %s: %w", recordID, err)
+	default:
+		if err := json.Unmarshal(raw, &pr.state); err != nil {
+			return nil, fmt.Errorf("load recording %s: %w", recordID, err)
+		}
+	}
+	return newProjected(pr.state), nil
+}
+
+func newProjected(st ledger.State) *projected {
+	pr := &projected{state: st, had: make(map[string]bool, len(st.Files))}
+	for name := range st.Files {
+		pr.had[name] = true
+	}
+	return pr
+}
+
+// stateCache holds the states the projector wrote last. The projector is
+// the only writer of states, so a cached one is the stored one. Two
+// generations make it an approximate LRU without bookkeeping per access.
+type stateCache struct {
+	current, previous map[string]ledger.State
+}
+
+const stateCacheSize = 8192 // per generation
+
+func (c *stateCache) get(id string) (ledger.State, bool) {
+	if st, ok := c.current[id]; ok {
+		return st, true
+	}
+	st, ok := c.previous[id]
+	return st, ok
+}
+
+func (c *stateCache) put(id string, st ledger.State) {
+	if c.current == nil || len(c.current) >= stateCacheSize {
+		c.previous, c.current = c.current, make(map[string]ledger.State, stateCacheSize)
+	}
+	c.current[id] = st
+}
+
+func (c *stateCache) clear() { c.current, c.previous = nil, nil }
+
+// save is one recording's row and its new files, ready to write.
+type save struct {
+	state    *ledger.State
+	raw      []byte
+	newFiles []string
+}
+
+func newSave(pr *projected) (save, error) {
+	raw, err := json.Marshal(pr.state)
+	if err != nil {
+		return save{}, fmt.Errorf("save recording %s: %w", pr.state.RecordID, err)
+	}
+	sv := save{state: &pr.state, raw: raw}
+	for name := range pr.state.Files {
+		if !pr.had[name] {
+			sv.newFiles = append(sv.newFiles, name)
+		}
+	}
+	sort.Strings(sv.newFiles)
+	return sv, nil
+}
+
+func (sv *save) write(ctx context.Context, tx *sql.Tx, st *writeStmts) error {
+	s := sv.state
 	var startedAt *int64
 	if s.StartFrom != nil {
 		startedAt = &s.StartFrom.Timestamp
 	}
-	_, err = tx.StmtContext(ctx, st.saveState).ExecContext(ctx, s.RecordID, s.AppKey, s.RoomID, s.SessionID, s.UserID,
-		int64(s.Mode), string(s.Status()), string(s.BaseUploadState()), startedAt, s.EndReceivedAt, s.FirstSeenAt, s.LastEventAt, raw)
+	_, err := tx.StmtContext(ctx, st.saveState).ExecContext(ctx, s.RecordID, s.AppKey, s.RoomID, s.SessionID, s.UserID,
+		int64(s.Mode), string(s.Status()), string(s.BaseUploadState()), startedAt, s.EndReceivedAt, s.FirstSeenAt, s.LastEventAt, sv.raw)
 	if err != nil {
 		return fmt.Errorf("save recording %s: %w", s.RecordID, err)
 	}
-	for name := range files {
-		f := s.FileView(name)
-		if _, err := tx.StmtContext(ctx, st.saveFile).ExecContext(ctx, name, s.RecordID, string(f.UploadStatus), f.FirstSeenAt); err != nil {
+	for _, name := range sv.newFiles {
+		if _, err := tx.StmtContext(ctx, st.saveFile).ExecContext(ctx, name, s.RecordID, s.Files[name].FirstSeenAt); err != nil {
 			return fmt.Errorf("save file %s: %w", name, err)
 		}
 	}

@@ -13,6 +13,9 @@ import (
 
 // Recording implements ledger.Store.
 func (s *Store) Recording(ctx context.Context, recordID string) (ledger.State, error) {
+	if err := s.proj.wait(ctx); err != nil {
+		return ledger.State{}, fmt.Errorf("read recording %s: %w", recordID, err)
+	}
 	var raw []byte
 	err := s.reader.QueryRowContext(ctx, `SELECT state FROM recordings WHERE record_id = ?`, recordID).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -13,6 +13,9 @@ import (
 // in arrival order. Callbacks arriving meanwhile wait for it, then apply to
 // the rebuilt projections.
 func (s *Store) Rebuild(ctx context.Context) (int64, error) {
+	s.proj.work.Lock()
+	defer s.proj.work.Unlock()
+	s.proj.cache.clear()
 	conn, err := s.writer.Conn(ctx) // the writer's only connection: the batcher waits
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
@@ -28,9 +31,14 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 			return 0, fmt.Errorf("rebuild: %w", err)
 		}
 	}
+	var upTo int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&upTo); err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
 	// One recording at a time (the events_by_record index gives that order),
 	// so memory holds one state however large the log.
-	rows, err := tx.QueryContext(ctx, `SELECT record_id, received_at, body FROM events WHERE duplicate = 0 ORDER BY record_id, seq`)
+	rows, err := tx.QueryContext(ctx, `SELECT record_id, received_at, body FROM events
+		WHERE duplicate = 0 AND seq <= ? ORDER BY record_id, seq`, upTo)
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
@@ -44,11 +52,11 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 		if current == "" {
 			return nil
 		}
-		files := make(map[string]bool, len(st.Files))
-		for name := range st.Files {
-			files[name] = true
+		sv, err := newSave(&projected{state: st})
+		if err != nil {
+			return err
 		}
-		return saveState(ctx, tx, &s.stmts, &st, files)
+		return sv.write(ctx, tx, &s.stmts)
 	}
 	for rows.Next() {
 		var (
@@ -79,8 +87,12 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 	if err := flush(); err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
+	if _, err := tx.ExecContext(ctx, `UPDATE projection SET seq = ? WHERE id = 1`, upTo); err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
+	s.proj.advance(upTo)
 	return applied, nil
 }

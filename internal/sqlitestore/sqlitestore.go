@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -43,6 +44,7 @@ type Options struct {
 	MaxBatch           int           // callbacks per commit (default 256)
 	MaxWait            time.Duration // wait for a batch to fill (default 0)
 	Now                func() time.Time
+	Logger             *slog.Logger // for the projector's failures (none when nil)
 }
 
 func (o *Options) defaults() error {
@@ -69,6 +71,9 @@ func (o *Options) defaults() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	return nil
 }
 
@@ -83,6 +88,14 @@ type Store struct {
 	batcher *groupcommit.Batcher[op, ledger.Appended]
 	stop    context.CancelFunc
 	done    chan struct{}
+
+	proj     *projection
+	stopProj context.CancelFunc
+	projDone chan struct{}
+
+	checkpointer *sql.DB
+	stopCkpt     context.CancelFunc
+	ckptDone     chan struct{}
 
 	replay *rc.MemoryReplay
 	mu     sync.Mutex // guards the fields below
@@ -122,13 +135,27 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	reader.SetMaxOpenConns(4)
-	s := &Store{path: path, opts: o, writer: writer, reader: reader, done: make(chan struct{})}
+	checkpointer, err := sql.Open("sqlite", dsn(path, o, false))
+	if err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	checkpointer.SetMaxOpenConns(1)
+	s := &Store{path: path, opts: o, writer: writer, reader: reader, checkpointer: checkpointer,
+		done: make(chan struct{}), projDone: make(chan struct{}), ckptDone: make(chan struct{})}
 	s.replay = rc.NewMemoryReplay(o.Now)
+	s.proj = newProjection(s, o.Logger)
 	if err := s.prepare(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
 	if err := s.load(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	// Whatever a crash left unprojected is projected before the store is used.
+	if err := s.proj.catchUp(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
@@ -139,6 +166,18 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		defer close(s.done)
 		s.batcher.Run(runCtx)
 	}()
+	projCtx, stopProj := context.WithCancel(context.Background())
+	s.stopProj = stopProj
+	go func() {
+		defer close(s.projDone)
+		s.proj.run(projCtx)
+	}()
+	ckptCtx, stopCkpt := context.WithCancel(context.Background())
+	s.stopCkpt = stopCkpt
+	go func() {
+		defer close(s.ckptDone)
+		s.checkpoint(ckptCtx)
+	}()
 	return s, nil
 }
 
@@ -147,10 +186,15 @@ func dsn(path string, o Options, readOnly bool) string {
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+strings.ToUpper(o.Synchronous)+")")
+	q.Add("_pragma", "cache_size(-65536)") // 64 MiB of pages per connection
+	q.Add("_pragma", "mmap_size(268435456)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Add("_txlock", "immediate") // take the write lock at BEGIN, not mid-transaction
+		// Checkpoints mostly run beside the writer (see checkpoint); the
+		// writer checkpoints itself only if the WAL outgrows 20000 pages.
+		q.Add("_pragma", "wal_autocheckpoint(20000)")
 	}
 	return "file:" + path + "?" + q.Encode()
 }
@@ -184,6 +228,14 @@ func (s *Store) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("measure quarantine: %w", err)
 	}
+	var logged, projected int64
+	err = s.writer.QueryRowContext(ctx, `SELECT (SELECT COALESCE(MAX(seq), 0) FROM events), (SELECT seq FROM projection WHERE id = 1)`).
+		Scan(&logged, &projected)
+	if err != nil {
+		return fmt.Errorf("read log position: %w", err)
+	}
+	s.proj.logged.Store(logged)
+	s.proj.advance(projected)
 	return nil
 }
 
@@ -208,10 +260,36 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.stop()
-	<-s.done
+	<-s.done // every submitted callback is committed
+	s.stopProj()
+	<-s.projDone // and projected
+	s.stopCkpt()
+	<-s.ckptDone
 	return s.closeDBs()
 }
 
 func (s *Store) closeDBs() error {
-	return errors.Join(s.reader.Close(), s.writer.Close())
+	return errors.Join(s.checkpointer.Close(), s.reader.Close(), s.writer.Close())
+}
+
+// checkpoint copies the WAL into the database file ten times a second, on its
+// own connection: a passive checkpoint never blocks the writer, so the copy
+// and its fsync run beside the commits (on the other core) instead of inside
+// one of them. At shutdown it truncates the WAL.
+func (s *Store) checkpoint(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if _, err := s.checkpointer.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil && ctx.Err() == nil {
+				s.opts.Logger.Warn("WAL checkpoint", "err", err)
+			}
+		case <-ctx.Done():
+			if _, err := s.checkpointer.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+				s.opts.Logger.Warn("WAL checkpoint at close", "err", err)
+			}
+			return
+		}
+	}
 }

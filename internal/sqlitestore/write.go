@@ -6,8 +6,8 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
@@ -28,7 +28,7 @@ type replayRow struct {
 }
 
 type writeStmts struct {
-	insertOriginal, insertDuplicate, loadState, saveState, saveFile, saveReplay, insertRejection *sql.Stmt
+	insertEvent, saveState, saveFile, insertRejection *sql.Stmt
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -41,22 +41,21 @@ func (s *Store) prepare(ctx context.Context) error {
 		st, err = s.writer.PrepareContext(ctx, q)
 		return st
 	}
-	const insert = `INSERT INTO events (received_at, app_key, record_id, type, timestamp, file_name, code, error_message, duplicate, dedupe_key, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	s.stmts = writeStmts{
-		insertOriginal:  prep(insert + ` ON CONFLICT (dedupe_key) WHERE duplicate = 0 DO NOTHING RETURNING seq`),
-		insertDuplicate: prep(insert + ` RETURNING seq`),
-		loadState:       prep(`SELECT state FROM recordings WHERE record_id = ?`),
+		// An original unless the identity is already logged as one. The
+		// single writer makes the check and the insert atomic.
+		insertEvent: prep(`INSERT INTO events (received_at, app_key, record_id, type, timestamp, file_name, code, error_message, duplicate, dedupe_key, body)
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
+				EXISTS (SELECT 1 FROM events WHERE record_id = ?3 AND dedupe_key = ?9 AND duplicate = 0), ?9, ?10
+			RETURNING seq, duplicate`),
 		saveState: prep(`INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
 				started_at, end_received_at, first_seen_at, last_event_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (record_id) DO UPDATE SET app_key = excluded.app_key, room_id = excluded.room_id,
 				session_id = excluded.session_id, user_id = excluded.user_id, mode = excluded.mode, status = excluded.status,
 				upload_state = excluded.upload_state, started_at = excluded.started_at, end_received_at = excluded.end_received_at,
 				first_seen_at = excluded.first_seen_at, last_event_at = excluded.last_event_at, state = excluded.state`),
-		saveFile: prep(`INSERT INTO files (file_name, record_id, upload_status, first_seen_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (file_name, record_id) DO UPDATE SET upload_status = excluded.upload_status, first_seen_at = excluded.first_seen_at`),
-		saveReplay: prep(`INSERT INTO replay (app_key, nonce, timestamp, body_digest, until) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT DO NOTHING`),
+		saveFile: prep(`INSERT INTO files (file_name, record_id, first_seen_at) VALUES (?, ?, ?)
+			ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`),
 		insertRejection: prep(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 	}
@@ -67,7 +66,8 @@ func (s *Store) prepare(ctx context.Context) error {
 }
 
 // Append implements ledger.Store: it waits for the group commit that
-// includes the callback.
+// includes the callback. The projections follow just behind; reads wait for
+// them to include every callback acknowledged before the read.
 func (s *Store) Append(ctx context.Context, in ledger.Incoming) (ledger.Appended, error) {
 	a, err := s.batcher.Submit(ctx, op{in: &in})
 	if err != nil {
@@ -145,10 +145,8 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 			tx.Rollback()
 		}
 	}()
-	for _, r := range pending {
-		if _, err := tx.StmtContext(ctx, s.stmts.saveReplay).ExecContext(ctx, r.key.AppKey, r.key.Nonce, r.key.Timestamp, r.digest[:], r.until); err != nil {
-			return nil, fmt.Errorf("save replay memory: %w", err)
-		}
+	if err := saveReplay(ctx, tx, pending); err != nil {
+		return nil, err
 	}
 	if prune {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM replay WHERE until < ?`, s.opts.Now().UnixMilli()); err != nil {
@@ -157,7 +155,7 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 	}
 
 	results = make([]ledger.Appended, len(ops))
-	p := projector{tx: tx, stmts: &s.stmts, states: map[string]*projected{}}
+	logged := make([]loggedEvent, 0, len(ops))
 	var rejected, rejectedBytes int64
 	for i, o := range ops {
 		if o.rej != nil {
@@ -173,14 +171,7 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 			return nil, err
 		}
 		results[i] = a
-		if !a.Duplicate {
-			if err := p.apply(ctx, o.in.Callback, o.in.ReceivedAt.UnixMilli()); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := p.save(ctx); err != nil {
-		return nil, err
+		logged = append(logged, loggedEvent{seq: a.Seq, receivedAt: o.in.ReceivedAt.UnixMilli(), duplicate: a.Duplicate, cb: o.in.Callback})
 	}
 	var qCount, qBytes int64
 	if rejected > 0 {
@@ -196,27 +187,48 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 		s.quarantine.count, s.quarantine.bytes = qCount, qBytes
 		s.mu.Unlock()
 	}
+	if len(logged) > 0 {
+		s.proj.handOver(logged)
+		s.proj.appended(logged[len(logged)-1].seq)
+	}
 	return results, nil
+}
+
+// appendEvent logs one callback, as an original or, when its identity is
+// already logged, as a duplicate.
+// saveReplay writes remembered signatures, many rows per statement: one
+// statement per row cost as much as the callbacks' own inserts.
+func saveReplay(ctx context.Context, tx *sql.Tx, rows []replayRow) error {
+	const perStatement = 200
+	for len(rows) > 0 {
+		chunk := rows[:min(len(rows), perStatement)]
+		rows = rows[len(chunk):]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO replay (app_key, nonce, timestamp, body_digest, until) VALUES `)
+		args := make([]any, 0, 5*len(chunk))
+		for i, r := range chunk {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?, ?, ?, ?, ?)")
+			args = append(args, r.key.AppKey, r.key.Nonce, r.key.Timestamp, r.digest[:], r.until)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("save replay memory: %w", err)
+		}
+	}
+	return nil
 }
 
 func appendEvent(ctx context.Context, tx *sql.Tx, st *writeStmts, in *ledger.Incoming) (ledger.Appended, error) {
 	cb := &in.Callback
-	key := dedupeKey(cb.Key())
-	args := []any{in.ReceivedAt.UnixMilli(), cb.AppKey, cb.RecordID, int64(cb.Type), cb.Timestamp, cb.Output.FileName,
-		cb.Code, cb.ErrorMessage, 0, key, cb.Raw}
-	var seq int64
-	err := tx.StmtContext(ctx, st.insertOriginal).QueryRowContext(ctx, args...).Scan(&seq)
-	if err == nil {
-		return ledger.Appended{Seq: seq}, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
+	var a ledger.Appended
+	err := tx.StmtContext(ctx, st.insertEvent).QueryRowContext(ctx, in.ReceivedAt.UnixMilli(), cb.AppKey, cb.RecordID,
+		int64(cb.Type), cb.Timestamp, cb.Output.FileName, cb.Code, cb.ErrorMessage, dedupeKey(cb.Key()), cb.Raw).Scan(&a.Seq, &a.Duplicate)
+	if err != nil {
 		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", cb.RecordID, err)
 	}
-	args[8] = 1 // the original is in the log: keep this delivery marked duplicate
-	if err := tx.StmtContext(ctx, st.insertDuplicate).QueryRowContext(ctx, args...).Scan(&seq); err != nil {
-		return ledger.Appended{}, fmt.Errorf("append duplicate callback %s: %w", cb.RecordID, err)
-	}
-	return ledger.Appended{Seq: seq, Duplicate: true}, nil
+	return a, nil
 }
 
 func insertRejection(ctx context.Context, tx *sql.Tx, st *sql.Stmt, r *ledger.Rejection) error {

@@ -14,15 +14,25 @@ CREATE TABLE events (
     dedupe_key    BLOB    NOT NULL,             -- SHA-256 of the callback's rc.Key
     body          BLOB    NOT NULL              -- exactly as received
 );
--- One original per callback identity; redeliveries are kept, marked duplicate.
-CREATE UNIQUE INDEX events_original ON events (dedupe_key) WHERE duplicate = 0;
-CREATE INDEX events_by_record ON events (record_id, seq);
+-- A recording's events, and the identity check: the writer looks a key up
+-- here before it appends (one original per identity; redeliveries are kept,
+-- marked duplicate). Keyed by record_id first, a recording's callbacks share
+-- leaf pages, which keeps the acknowledged commit small.
+CREATE INDEX events_by_record ON events (record_id, dedupe_key);
 
--- Projections, derived from events through ledger.Apply; `recledger replay`
+-- Projections, derived from events through ledger.Apply just behind the
+-- acknowledged commits (projection.seq says how far); `recledger replay`
 -- rebuilds them. state is the JSON of ledger.State; the columns beside it
 -- are copies for filtering.
+CREATE TABLE projection (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL                        -- every event up to here is applied
+);
+INSERT INTO projection (id, seq) VALUES (1, 0);
+
 CREATE TABLE recordings (
-    record_id       TEXT PRIMARY KEY,
+    id              INTEGER PRIMARY KEY,
+    record_id       TEXT    NOT NULL UNIQUE,
     app_key         TEXT    NOT NULL,
     room_id         TEXT    NOT NULL,
     session_id      TEXT    NOT NULL,
@@ -35,25 +45,28 @@ CREATE TABLE recordings (
     first_seen_at   INTEGER NOT NULL,
     last_event_at   INTEGER NOT NULL,
     state           BLOB    NOT NULL
-) WITHOUT ROWID;
+);
 
+-- Which recording holds a file: written once, when the file first appears
+-- (its state lives in the recording's).
 CREATE TABLE files (
     file_name     TEXT    NOT NULL,
     record_id     TEXT    NOT NULL,
-    upload_status TEXT    NOT NULL,
     first_seen_at INTEGER NOT NULL,
     PRIMARY KEY (file_name, record_id)
 ) WITHOUT ROWID;
 
 -- The verifier's replay memory: signatures accepted, until they expire.
+-- Written in arrival order and read whole at start (the memory answers from
+-- RAM), so it has no key: an index on (app_key, nonce, timestamp) would cost
+-- a random page write per callback on the acknowledged path.
 CREATE TABLE replay (
     app_key     TEXT    NOT NULL,
     nonce       TEXT    NOT NULL,
     timestamp   TEXT    NOT NULL,
     body_digest BLOB    NOT NULL,
-    until       INTEGER NOT NULL,               -- Unix ms
-    PRIMARY KEY (app_key, nonce, timestamp)
-) WITHOUT ROWID;
+    until       INTEGER NOT NULL                -- Unix ms
+);
 
 -- Refused requests, capped by count and bytes.
 CREATE TABLE quarantine (

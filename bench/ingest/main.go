@@ -1,0 +1,285 @@
+// Command ingest is the ingest benchmark harness. In one run it measures,
+// at each client count, (a) a bare net/http handler that reads the body and
+// answers 200, the physical limit of this machine's HTTP stack, and (b)
+// recledger serve with its durable ingest (SQLite, synchronous=FULL by
+// default), each server in its own process and the load from this one.
+//
+//	go run ./bench/ingest -clients 16,64 -duration 10s
+//
+// It prints a Markdown table for BENCHMARKS.md (and JSON with -json).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/recledger/recledger/rc"
+)
+
+const (
+	app    = "bench_app"
+	secret = "bench-secret-0123456789"
+)
+
+type result struct {
+	Server    string  `json:"server"`
+	Clients   int     `json:"clients"`
+	Requests  int     `json:"requests"`
+	Errors    int     `json:"errors"` // non-200 answers and transport errors
+	PerSecond float64 `json:"perSecond"`
+	P50ms     float64 `json:"p50ms"`
+	P99ms     float64 `json:"p99ms"`
+	MaxMs     float64 `json:"maxMs"`
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bare-server" {
+		bareServer()
+		return
+	}
+	clientsFlag := flag.String("clients", "16,64", "client counts to measure, comma-separated")
+	duration := flag.Duration("duration", 10*time.Second, "measured time per configuration")
+	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured time before each measurement")
+	sync := flag.String("sync", "full", "recledger --sqlite-synchronous")
+	asJSON := flag.Bool("json", false, "print JSON instead of Markdown")
+	target := flag.String("target", "", "load an already running recledger at this host:port instead (app "+app+"="+secret+")")
+	flag.Parse()
+
+	var clients []int
+	for _, s := range strings.Split(*clientsFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fatal(fmt.Errorf("-clients %q: want positive numbers", *clientsFlag))
+		}
+		clients = append(clients, n)
+	}
+	if *target != "" {
+		for _, c := range clients {
+			r := load(*target, c, *warmup, *duration)
+			fmt.Printf("%s %3d clients: %8.0f/s p50 %.2f ms p99 %.2f ms (%d errors)\n", *target, c, r.PerSecond, r.P50ms, r.P99ms, r.Errors)
+		}
+		return
+	}
+	tmp, err := os.MkdirTemp("", "recledger-bench")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "recledger")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/recledger").CombinedOutput(); err != nil {
+		fatal(fmt.Errorf("build recledger (run from the repository root): %v\n%s", err, out))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fatal(err)
+	}
+
+	var results []result
+	for _, c := range clients {
+		for _, kind := range []string{"bare net/http handler", "recledger (sqlite " + *sync + ")"} {
+			var cmd *exec.Cmd
+			if kind == "bare net/http handler" {
+				cmd = exec.Command(self, "bare-server")
+			} else {
+				dir, err := os.MkdirTemp(tmp, "db")
+				if err != nil {
+					fatal(err)
+				}
+				cmd = exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", "sqlite:"+filepath.Join(dir, "recledger.db"),
+					"--app", app+"="+secret, "--log-format", "json", "--sqlite-synchronous", *sync)
+			}
+			addr, stop := start(cmd)
+			r := load(addr, c, *warmup, *duration)
+			stop()
+			r.Server = kind
+			results = append(results, r)
+			fmt.Fprintf(os.Stderr, "%-28s %3d clients: %8.0f/s p50 %.2f ms p99 %.2f ms (%d errors)\n",
+				kind, c, r.PerSecond, r.P50ms, r.P99ms, r.Errors)
+		}
+	}
+	if *asJSON {
+		json.NewEncoder(os.Stdout).Encode(results)
+		return
+	}
+	fmt.Printf("| server | clients | callbacks/s | p50 | p99 | max | errors | share of bare |\n|---|---|---|---|---|---|---|---|\n")
+	bare := map[int]float64{}
+	for _, r := range results {
+		if strings.HasPrefix(r.Server, "bare") {
+			bare[r.Clients] = r.PerSecond
+		}
+		fmt.Printf("| %s | %d | %.0f | %.2f ms | %.2f ms | %.1f ms | %d | %.0f %% |\n", r.Server, r.Clients, r.PerSecond,
+			r.P50ms, r.P99ms, r.MaxMs, r.Errors, 100*r.PerSecond/bare[r.Clients])
+	}
+	fmt.Printf("\n%d cores, %s, %s, %s per configuration after %s warm-up\n", runtime.NumCPU(), runtime.Version(),
+		time.Now().UTC().Format("2006-01-02"), *duration, *warmup)
+}
+
+// start runs a server process and returns the address it listens on: the
+// bare server prints it, recledger logs it.
+func start(cmd *exec.Cmd) (string, func()) {
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		fatal(err)
+	}
+	addr := make(chan string, 2)
+	scan := func(r io.Reader) {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := sc.Text()
+			var entry struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "listening" {
+				addr <- entry.Addr
+			} else if a, ok := strings.CutPrefix(line, "listening "); ok {
+				addr <- a
+			} else {
+				fmt.Fprintln(os.Stderr, "server:", line)
+			}
+		}
+	}
+	go scan(stderr)
+	go scan(stdout)
+	select {
+	case a := <-addr:
+		return a, func() {
+			cmd.Process.Signal(os.Interrupt)
+			cmd.Wait()
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		fatal(fmt.Errorf("%s did not start", cmd.Path))
+	}
+	return "", nil
+}
+
+// bareServer is the baseline: read the body, answer 200.
+func bareServer() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fatal(err)
+	}
+	fmt.Println("listening", ln.Addr())
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	})}
+	go srv.Serve(ln)
+	sig := make(chan os.Signal, 1)
+	notify(sig)
+	<-sig
+	srv.Shutdown(context.Background())
+}
+
+// load runs clients workers, each posting a recording's callbacks in a loop
+// (start, two segments, end, two uploads), every one distinct and signed.
+func load(addr string, clients int, warmup, duration time.Duration) result {
+	url := "http://" + addr + "/v1/callbacks/recording"
+	transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	defer transport.CloseIdleConnections()
+	var (
+		measuring atomic.Bool
+		stop      atomic.Bool
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		latencies []time.Duration
+		errors    int
+	)
+	signer := rc.Signer{AppKey: app, Secret: secret}
+	for w := range clients {
+		wg.Go(func() {
+			var lat []time.Duration
+			errs := 0
+			for i := 0; !stop.Load(); i++ {
+				body := callback(w, i)
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				signer.Apply(req, signer.Sign())
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				ok := err == nil && resp.StatusCode == 200
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if measuring.Load() {
+					lat = append(lat, time.Since(t0))
+					if !ok {
+						errs++
+					}
+				}
+			}
+			mu.Lock()
+			latencies = append(latencies, lat...)
+			errors += errs
+			mu.Unlock()
+		})
+	}
+	time.Sleep(warmup)
+	measuring.Store(true)
+	began := time.Now()
+	time.Sleep(duration)
+	measuring.Store(false)
+	elapsed := time.Since(began)
+	stop.Store(true)
+	wg.Wait()
+	slices.Sort(latencies)
+	pct := func(p float64) float64 {
+		if len(latencies) == 0 {
+			return 0
+		}
+		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+	}
+	return result{Clients: clients, Requests: len(latencies), Errors: errors,
+		PerSecond: float64(len(latencies)-errors) / elapsed.Seconds(), P50ms: pct(0.50), P99ms: pct(0.99), MaxMs: pct(1)}
+}
+
+var types = []int{1, 2, 2, 3, 4, 4}
+
+// callback is worker w's i-th callback: recording i/6 of the worker, step i%6.
+func callback(w, i int) []byte {
+	rec, step := i/len(types), i%len(types)
+	typ := types[step]
+	ts := int64(1_700_000_000_000) + int64(i)*1000
+	file := fmt.Sprintf("sess%d_room%d_user%d_%d.mp4", w, rec, w, ts-int64(step)*1000+int64(min(step, 3))*1000)
+	out := ""
+	switch typ {
+	case 1:
+		out = `,"config":{"trigger":1,"mixLayout":2,"slicesMin":30,"audioFormat":"aac","videoFormat":"mp4"},"output":{"fileName":"tmp.mp4","audioSample":48000,"videoResoulation":"640x480"}`
+	case 2, 3:
+		out = fmt.Sprintf(`,"output":{"fileName":%q,"fileSize":%d}`, file, 1<<20+i)
+	case 4:
+		out = fmt.Sprintf(`,"output":{"fileName":%q,"fileUrl":"http://oss/record/%s"}`, file, file)
+	}
+	return fmt.Appendf(nil, `{"timestamp":%d,"type":%d,"appKey":%q,"recordId":"bench-%d-%d","roomId":"room%d","sessionId":"sess%d","userId":"user%d","mode":0,"extra":"","code":200,"errorMessage":"Success"%s}`,
+		ts, typ, app, w, rec, rec, w, w, out)
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
