@@ -47,7 +47,7 @@ const projectBatch = 256
 // projectEvery is how long the projector lets appends gather before it
 // applies them, unless a reader is waiting: the longer, the more callbacks
 // of one recording share a load and a save.
-const projectEvery = 50 * time.Millisecond
+const projectEvery = 200 * time.Millisecond
 
 func newProjection(s *Store, log *slog.Logger) *projection {
 	return &projection{store: s, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), changed: make(chan struct{}), log: log}
