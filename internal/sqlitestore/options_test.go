@@ -149,3 +149,28 @@ func TestProjectorReadsGapsFromTheLog(t *testing.T) {
 	s.proj.pending = nil // these fakes must not reach the projections
 	s.proj.mu.Unlock()
 }
+
+func TestReplayRowsArePruned(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	s, _ := open(t, Options{Now: clock})
+	ctx := context.Background()
+	for i := range 10 {
+		k := rc.ReplayKey{AppKey: "app", Nonce: fmt.Sprint("n", i), Timestamp: "1"}
+		if _, err := s.Remember(ctx, k, [32]byte{}, now.Add(time.Duration(i-5)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first commit writes the rows and prunes the expired ones (every
+	// 1000th commit prunes, the first included).
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "prune", rc.TypeStart, 0, "", 200), ReceivedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := s.writer.QueryRow(`SELECT COUNT(*) FROM replay`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 { // until = now-5m ... now+4m: the four in the future are live
+		t.Errorf("replay table holds %d rows, want the 4 live ones", n)
+	}
+}

@@ -149,7 +149,7 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 		return nil, err
 	}
 	if prune {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM replay WHERE until < ?`, s.opts.Now().UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM replay WHERE until <= ?`, s.opts.Now().UnixMilli()); err != nil {
 			return nil, fmt.Errorf("prune replay memory: %w", err)
 		}
 	}
