@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 20s
 FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName
 
-.PHONY: help build test lint fuzz bench
+.PHONY: help build test lint fuzz bench bench-ingest
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -27,5 +27,8 @@ fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 		go test $$pkg -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-bench: ## run the benchmarks (5 counts, for benchstat)
-	go test ./rc -run '^$$' -bench . -benchmem -count 5
+bench: ## run the Go benchmarks (5 counts, for benchstat)
+	go test ./rc ./internal/sqlitestore -run '^$$' -bench . -benchmem -count 5
+
+bench-ingest: ## bare handler vs durable ingest over HTTP, 16 and 64 clients (BENCHMARKS.md)
+	go run ./bench/ingest -clients 16,64 -duration 10s -warmup 2s

@@ -136,6 +136,20 @@ func postSigned(addr string, body []byte) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// postSeeds posts RC's seed examples, signed, and requires a 200 for each.
+func (s *server) postSeeds(t *testing.T, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		body, err := os.ReadFile(filepath.Join("..", "..", "rc", "testdata", "seed", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, err := postSigned(s.addr, body); err != nil || status != 200 {
+			t.Fatalf("%s: %d, %v\n%s", name, status, err, s.logs)
+		}
+	}
+}
+
 func openStoreAt(t *testing.T, dir string) *sqlitestore.Store {
 	t.Helper()
 	s, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "data", "recledger.db"), sqlitestore.Options{})
@@ -150,15 +164,7 @@ func openStoreAt(t *testing.T, dir string) *sqlitestore.Store {
 func TestServeEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, dir, "--app", testApp+"="+testSecret)
-	for _, name := range []string{"type1-start.json", "type2-segment.json", "type3-end.json", "type4-upload.json"} {
-		body, err := os.ReadFile(filepath.Join("..", "..", "rc", "testdata", "seed", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if status, err := postSigned(srv.addr, body); err != nil || status != 200 {
-			t.Fatalf("%s: %d, %v\n%s", name, status, err, srv.logs)
-		}
-	}
+	srv.postSeeds(t, "type1-start.json", "type2-segment.json", "type3-end.json", "type4-upload.json")
 	resp, err := client.Get("http://" + srv.addr + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", resp, err)
@@ -300,15 +306,7 @@ func TestMigrateAndReplayCommands(t *testing.T) {
 	}
 
 	srv := startServer(t, dir, "--app", testApp+"="+testSecret)
-	for _, name := range []string{"type1-start.json", "type3-end.json", "type3-end.json", "type4-upload.json"} {
-		body, err := os.ReadFile(filepath.Join("..", "..", "rc", "testdata", "seed", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if status, err := postSigned(srv.addr, body); err != nil || status != 200 {
-			t.Fatalf("%s: %d, %v", name, status, err)
-		}
-	}
+	srv.postSeeds(t, "type1-start.json", "type3-end.json", "type3-end.json", "type4-upload.json")
 	srv.stop(t)
 	store := openStoreAt(t, dir)
 	before, err := store.Recording(context.Background(), "8329208b99410743dcfeb80548e2c0ec")
