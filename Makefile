@@ -7,7 +7,7 @@ FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileNa
 .PHONY: help build test lint fuzz bench bench-ingest
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/recledger with the version stamped from git
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/recledger ./cmd/recledger
