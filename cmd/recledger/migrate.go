@@ -14,7 +14,8 @@ func newMigrateCmd() *cobra.Command {
 		Use:   "migrate",
 		Short: "Bring the database schema up to date",
 		Long: `migrate applies the schema migrations the database has not had yet and prints
-the version it is at. serve does the same when it starts; run migrate on its
+the version it is at. A SQLite store is two files: the log (--db PATH) and the
+ledger beside it (PATH with .ledger before the extension), each versioned. serve does the same when it starts; run migrate on its
 own to upgrade before starting a new version, or to check the version.`,
 		Example: `  recledger migrate
   recledger migrate --db sqlite:/var/lib/recledger/recledger.db`,
@@ -31,14 +32,14 @@ own to upgrade before starting a new version, or to check the version.`,
 			if kind != "sqlite" {
 				return errors.New("migrate: only sqlite: databases are supported by this build")
 			}
-			applied, version, err := sqlitestore.MigrateFile(cmd.Context(), path, sqlitestore.Options{Synchronous: cfg.SQLiteSynchronous})
+			applied, versions, err := sqlitestore.MigrateFile(cmd.Context(), path, sqlitestore.Options{Synchronous: cfg.SQLiteSynchronous})
 			for _, m := range applied {
-				fmt.Fprintf(cmd.OutOrStdout(), "applied %04d %s\n", m.Version, m.Name)
+				fmt.Fprintf(cmd.OutOrStdout(), "applied %s %04d %s\n", m.File, m.Version, m.Name)
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "schema version %d\n", version)
+			fmt.Fprintf(cmd.OutOrStdout(), "schema version: log %d, ledger %d\n", versions[sqlitestore.LogFile], versions[sqlitestore.LedgerFile])
 			return nil
 		},
 	}

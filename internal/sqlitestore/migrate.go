@@ -14,19 +14,28 @@ import (
 	"time"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations
 var migrationFiles embed.FS
 
-// Migration is one versioned schema change, from migrations/NNNN_name.sql.
+// The two files of a store, each with its own migrations.
+const (
+	LogFile    = "log"    // the callback log, replay memory, quarantine: migrations/log
+	LedgerFile = "ledger" // the projections: migrations/ledger
+)
+
+// Migration is one versioned schema change, from migrations/FILE/NNNN_name.sql.
 type Migration struct {
+	File    string
 	Version int
 	Name    string
 	sql     string
 }
 
-// Migrations lists the schema changes this build knows, in order.
-func Migrations() ([]Migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+// Migrations lists the schema changes this build knows for one file, in
+// order.
+func Migrations(file string) ([]Migration, error) {
+	dir := "migrations/" + file
+	entries, err := fs.ReadDir(migrationFiles, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -37,11 +46,11 @@ func Migrations() ([]Migration, error) {
 		if !ok || err != nil {
 			return nil, fmt.Errorf("migration file %s: want NNNN_name.sql", e.Name())
 		}
-		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
+		b, err := migrationFiles.ReadFile(dir + "/" + e.Name())
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, Migration{Version: v, Name: name, sql: string(b)})
+		ms = append(ms, Migration{File: file, Version: v, Name: name, sql: string(b)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	for i, m := range ms {
@@ -55,8 +64,8 @@ func Migrations() ([]Migration, error) {
 // Migrate applies the migrations db has not had, each in its own
 // transaction, and returns those it applied. A database newer than this
 // build is refused rather than written by code that does not know it.
-func Migrate(ctx context.Context, db *sql.DB) ([]Migration, error) {
-	ms, err := Migrations()
+func Migrate(ctx context.Context, db *sql.DB, file string) ([]Migration, error) {
+	ms, err := Migrations(file)
 	if err != nil {
 		return nil, err
 	}
@@ -69,25 +78,25 @@ func Migrate(ctx context.Context, db *sql.DB) ([]Migration, error) {
 		return nil, err
 	}
 	if current > len(ms) {
-		return nil, fmt.Errorf("migrate: database schema version %d is newer than this build's %d; use a newer recledger", current, len(ms))
+		return nil, fmt.Errorf("migrate %s: database schema version %d is newer than this build's %d; use a newer recledger", file, current, len(ms))
 	}
 	var applied []Migration
 	for _, m := range ms[current:] {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
-			return applied, fmt.Errorf("migrate %d %s: %w", m.Version, m.Name, err)
+			return applied, fmt.Errorf("migrate %s %d %s: %w", file, m.Version, m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			tx.Rollback()
-			return applied, fmt.Errorf("migrate %d %s: %w", m.Version, m.Name, err)
+			return applied, fmt.Errorf("migrate %s %d %s: %w", file, m.Version, m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 			m.Version, m.Name, time.Now().UnixMilli()); err != nil {
 			tx.Rollback()
-			return applied, fmt.Errorf("migrate %d %s: %w", m.Version, m.Name, err)
+			return applied, fmt.Errorf("migrate %s %d %s: %w", file, m.Version, m.Name, err)
 		}
 		if err := tx.Commit(); err != nil {
-			return applied, fmt.Errorf("migrate %d %s: %w", m.Version, m.Name, err)
+			return applied, fmt.Errorf("migrate %s %d %s: %w", file, m.Version, m.Name, err)
 		}
 		applied = append(applied, m)
 	}
@@ -104,24 +113,32 @@ func SchemaVersion(ctx context.Context, db *sql.DB) (int, error) {
 	return int(v.Int64), nil
 }
 
-// MigrateFile opens the database at path (creating it), applies pending
-// migrations and returns those applied and the version it is at now.
-func MigrateFile(ctx context.Context, path string, o Options) ([]Migration, int, error) {
+// MigrateFile opens the store at path (creating its files), applies pending
+// migrations to both files and returns those applied and the version each
+// file is at now.
+func MigrateFile(ctx context.Context, path string, o Options) ([]Migration, map[string]int, error) {
 	if err := o.defaults(); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, 0, fmt.Errorf("create data directory: %w", err)
+		return nil, nil, fmt.Errorf("create data directory: %w", err)
 	}
-	db, err := sql.Open("sqlite", dsn(path, o, false))
-	if err != nil {
-		return nil, 0, err
+	var all []Migration
+	versions := map[string]int{}
+	for _, f := range []struct{ file, path string }{{LogFile, path}, {LedgerFile, LedgerPath(path)}} {
+		db, err := sql.Open("sqlite", dsn(f.path, o, o.Synchronous, false))
+		if err != nil {
+			return all, nil, err
+		}
+		applied, err := Migrate(ctx, db, f.file)
+		all = append(all, applied...)
+		if err == nil {
+			versions[f.file], err = SchemaVersion(ctx, db)
+		}
+		db.Close()
+		if err != nil {
+			return all, nil, err
+		}
 	}
-	defer db.Close()
-	applied, err := Migrate(ctx, db)
-	if err != nil {
-		return applied, 0, err
-	}
-	v, err := SchemaVersion(ctx, db)
-	return applied, v, err
+	return all, versions, nil
 }

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -85,7 +86,7 @@ func TestQuarantineCaps(t *testing.T) {
 // fail (ingest answers 503) and succeed again once the lock is released.
 func TestLockedDatabaseFailsThenRecovers(t *testing.T) {
 	s, path := open(t, Options{BusyTimeout: 100 * time.Millisecond})
-	other, err := sql.Open("sqlite", dsn(path, Options{BusyTimeout: time.Second, Synchronous: SyncFull}, false))
+	other, err := sql.Open("sqlite", dsn(path, Options{BusyTimeout: time.Second}, SyncFull, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,5 +173,50 @@ func TestReplayRowsArePruned(t *testing.T) {
 	}
 	if n != 4 { // until = now-5m ... now+4m: the four in the future are live
 		t.Errorf("replay table holds %d rows, want the 4 live ones", n)
+	}
+}
+
+// TestLedgerAheadOfLogIsRebuilt loses the log's last commits, as a power
+// loss with synchronous=normal can while the ledger kept its projections of
+// them: on open the ledger must describe the log again.
+func TestLedgerAheadOfLogIsRebuilt(t *testing.T) {
+	s, path := open(t, Options{})
+	ctx := context.Background()
+	for _, id := range []string{"kept", "lost"} {
+		cb := ledgertest.Callback(t, id, rc.TypeStart, 0, "", 200)
+		if _, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Recording(ctx, "lost"); err != nil { // projected
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", dsn(path, Options{BusyTimeout: time.Second}, SyncFull, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM events WHERE record_id = 'lost'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s2, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.Recording(ctx, "lost"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("a recording the log lost is still in the ledger: %v", err)
+	}
+	if _, err := s2.Recording(ctx, "kept"); err != nil {
+		t.Errorf("kept recording after the rebuild: %v", err)
+	}
+	a, err := s2.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "after", rc.TypeStart, 0, "", 200), ReceivedAt: time.Now()})
+	if err != nil || a.Seq != 2 {
+		t.Fatalf("append after the rebuild = %+v, %v; want seq 2", a, err)
+	}
+	if _, err := s2.Recording(ctx, "after"); err != nil {
+		t.Errorf("a callback logged after the rebuild is not projected: %v", err)
 	}
 }

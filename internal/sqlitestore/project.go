@@ -198,7 +198,7 @@ func (p *projection) once(ctx context.Context) (int, error) {
 		saves = append(saves, sv)
 	}
 
-	tx, err := s.writer.BeginTx(ctx, nil)
+	tx, err := s.ledgerWriter.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("project: %w", err)
 	}
@@ -308,7 +308,7 @@ func (p *projection) load(ctx context.Context, recordID string) (*projected, err
 	}
 	pr := &projected{}
 	var raw []byte
-	err := p.store.reader.QueryRowContext(ctx, `SELECT state FROM recordings WHERE record_id = ?`, recordID).Scan(&raw)
+	err := p.store.ledgerReader.QueryRowContext(ctx, `SELECT state FROM recordings WHERE record_id = ?`, recordID).Scan(&raw)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:

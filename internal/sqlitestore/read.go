@@ -17,7 +17,7 @@ func (s *Store) Recording(ctx context.Context, recordID string) (ledger.State, e
 		return ledger.State{}, fmt.Errorf("read recording %s: %w", recordID, err)
 	}
 	var raw []byte
-	err := s.reader.QueryRowContext(ctx, `SELECT state FROM recordings WHERE record_id = ?`, recordID).Scan(&raw)
+	err := s.ledgerReader.QueryRowContext(ctx, `SELECT state FROM recordings WHERE record_id = ?`, recordID).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ledger.State{}, fmt.Errorf("recording %s: %w", recordID, ledger.ErrNotFound)
 	}

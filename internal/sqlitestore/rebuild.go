@@ -8,20 +8,16 @@ import (
 	"github.com/recledger/recledger/rc"
 )
 
-// Rebuild implements ledger.Store: in one transaction it empties the
-// projections and applies every original (non-duplicate) event of the log
-// in arrival order. Callbacks arriving meanwhile wait for it, then apply to
-// the rebuilt projections.
+// Rebuild implements ledger.Store: in one transaction of the ledger file it
+// empties the projections and applies every original (non-duplicate) event
+// of the log, one recording at a time. Callbacks arriving meanwhile are
+// logged as usual; the projector waits for the rebuild and applies them on
+// top.
 func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 	s.proj.work.Lock()
 	defer s.proj.work.Unlock()
 	s.proj.cache.clear()
-	conn, err := s.writer.Conn(ctx) // the writer's only connection: the batcher waits
-	if err != nil {
-		return 0, fmt.Errorf("rebuild: %w", err)
-	}
-	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := s.ledgerWriter.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
@@ -32,12 +28,12 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 		}
 	}
 	var upTo int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&upTo); err != nil {
+	if err := s.reader.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&upTo); err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
 	// One recording at a time (the events_by_record index gives that order),
 	// so memory holds one state however large the log.
-	rows, err := tx.QueryContext(ctx, `SELECT record_id, received_at, body FROM events
+	rows, err := s.reader.QueryContext(ctx, `SELECT record_id, received_at, body FROM events
 		WHERE duplicate = 0 AND seq <= ? ORDER BY record_id, seq`, upTo)
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)

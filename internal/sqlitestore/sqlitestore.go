@@ -81,9 +81,12 @@ func (o *Options) defaults() error {
 type Store struct {
 	path   string
 	opts   Options
-	writer *sql.DB // one connection: SQLite has one writer at a time
+	writer *sql.DB // the log file; one connection: SQLite has one writer at a time
 	reader *sql.DB
-	stmts  writeStmts
+
+	ledgerWriter *sql.DB // the ledger file, written by the projector only
+	ledgerReader *sql.DB
+	stmts        writeStmts
 
 	batcher *groupcommit.Batcher[op, ledger.Appended]
 	stop    context.CancelFunc
@@ -107,8 +110,16 @@ type Store struct {
 	closed        bool
 }
 
-// Open opens (creating it and its directory if needed) the database at path,
-// brings its schema up to date and starts the writer.
+// LedgerPath is where the store at path keeps its projections: beside the
+// log, recledger.db -> recledger.ledger.db.
+func LedgerPath(path string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + ".ledger" + ext
+}
+
+// Open opens (creating them and their directory if needed) the store at
+// path: the log file at path and the ledger file at LedgerPath(path). It
+// brings both schemas up to date and starts the writer and the projector.
 func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
@@ -118,32 +129,40 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 	}
-	writer, err := sql.Open("sqlite", dsn(path, o, false))
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+	s := &Store{path: path, opts: o, done: make(chan struct{}), projDone: make(chan struct{}), ckptDone: make(chan struct{})}
+	// The ledger is derived and rebuildable: after a power loss it may lose
+	// its last commits, and with them its watermark, and projects them again.
+	ledger := LedgerPath(path)
+	for _, c := range []struct {
+		db         **sql.DB
+		path, sync string
+		readOnly   bool
+		conns      int
+	}{
+		{&s.writer, path, o.Synchronous, false, 1},
+		{&s.reader, path, o.Synchronous, true, 4},
+		{&s.checkpointer, path, o.Synchronous, false, 1},
+		{&s.ledgerWriter, ledger, SyncNormal, false, 1},
+		{&s.ledgerReader, ledger, SyncNormal, true, 4},
+	} {
+		db, err := sql.Open("sqlite", dsn(c.path, o, c.sync, c.readOnly))
+		if err != nil {
+			s.closeDBs()
+			return nil, fmt.Errorf("open %s: %w", c.path, err)
+		}
+		db.SetMaxOpenConns(c.conns)
+		db.SetMaxIdleConns(c.conns)
+		*c.db = db
 	}
-	writer.SetMaxOpenConns(1)
-	writer.SetMaxIdleConns(1)
-	writer.SetConnMaxLifetime(0)
-	if _, err := Migrate(ctx, writer); err != nil {
-		writer.Close()
-		return nil, err
+	for _, m := range []struct {
+		db   *sql.DB
+		file string
+	}{{s.writer, LogFile}, {s.ledgerWriter, LedgerFile}} {
+		if _, err := Migrate(ctx, m.db, m.file); err != nil {
+			s.closeDBs()
+			return nil, err
+		}
 	}
-	reader, err := sql.Open("sqlite", dsn(path, o, true))
-	if err != nil {
-		writer.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	reader.SetMaxOpenConns(4)
-	checkpointer, err := sql.Open("sqlite", dsn(path, o, false))
-	if err != nil {
-		writer.Close()
-		reader.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	checkpointer.SetMaxOpenConns(1)
-	s := &Store{path: path, opts: o, writer: writer, reader: reader, checkpointer: checkpointer,
-		done: make(chan struct{}), projDone: make(chan struct{}), ckptDone: make(chan struct{})}
 	s.replay = rc.NewMemoryReplay(o.Now)
 	s.proj = newProjection(s, o.Logger)
 	if err := s.prepare(ctx); err != nil {
@@ -181,11 +200,11 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	return s, nil
 }
 
-func dsn(path string, o Options, readOnly bool) string {
+func dsn(path string, o Options, synchronous string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous("+strings.ToUpper(o.Synchronous)+")")
+	q.Add("_pragma", "synchronous("+strings.ToUpper(synchronous)+")")
 	q.Add("_pragma", "cache_size(-65536)") // 64 MiB of pages per connection
 	q.Add("_pragma", "mmap_size(268435456)")
 	if readOnly {
@@ -229,12 +248,23 @@ func (s *Store) load(ctx context.Context) error {
 		return fmt.Errorf("measure quarantine: %w", err)
 	}
 	var logged, projected int64
-	err = s.writer.QueryRowContext(ctx, `SELECT (SELECT COALESCE(MAX(seq), 0) FROM events), (SELECT seq FROM projection WHERE id = 1)`).
-		Scan(&logged, &projected)
-	if err != nil {
+	if err := s.writer.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&logged); err != nil {
 		return fmt.Errorf("read log position: %w", err)
 	}
+	if err := s.ledgerWriter.QueryRowContext(ctx, `SELECT seq FROM projection WHERE id = 1`).Scan(&projected); err != nil {
+		return fmt.Errorf("read projection position: %w", err)
+	}
 	s.proj.logged.Store(logged)
+	if projected > logged {
+		// The log lost commits the ledger had projected (a power loss with
+		// synchronous=normal, or a restored backup of the log alone): the
+		// ledger no longer describes the log, so it is rebuilt from it.
+		s.opts.Logger.Warn("the ledger is ahead of the log; rebuilding it", "projected", projected, "logged", logged)
+		if _, err := s.Rebuild(ctx); err != nil {
+			return err
+		}
+		return nil
+	}
 	s.proj.advance(projected)
 	return nil
 }
@@ -269,7 +299,13 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDBs() error {
-	return errors.Join(s.checkpointer.Close(), s.reader.Close(), s.writer.Close())
+	var errs []error
+	for _, db := range []*sql.DB{s.ledgerReader, s.ledgerWriter, s.checkpointer, s.reader, s.writer} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // checkpoint copies the WAL into the database file ten times a second, on its

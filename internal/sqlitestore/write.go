@@ -33,14 +33,15 @@ type writeStmts struct {
 
 func (s *Store) prepare(ctx context.Context) error {
 	var err error
-	prep := func(q string) *sql.Stmt {
+	prepOn := func(db *sql.DB, q string) *sql.Stmt {
 		if err != nil {
 			return nil
 		}
 		var st *sql.Stmt
-		st, err = s.writer.PrepareContext(ctx, q)
+		st, err = db.PrepareContext(ctx, q)
 		return st
 	}
+	prep := func(q string) *sql.Stmt { return prepOn(s.writer, q) }
 	s.stmts = writeStmts{
 		// An original unless the identity is already logged as one. The
 		// single writer makes the check and the insert atomic.
@@ -48,13 +49,13 @@ func (s *Store) prepare(ctx context.Context) error {
 			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
 				EXISTS (SELECT 1 FROM events WHERE record_id = ?3 AND dedupe_key = ?9 AND duplicate = 0), ?9, ?10
 			RETURNING seq, duplicate`),
-		saveState: prep(`INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
+		saveState: prepOn(s.ledgerWriter, `INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
 				started_at, end_received_at, first_seen_at, last_event_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (record_id) DO UPDATE SET app_key = excluded.app_key, room_id = excluded.room_id,
 				session_id = excluded.session_id, user_id = excluded.user_id, mode = excluded.mode, status = excluded.status,
 				upload_state = excluded.upload_state, started_at = excluded.started_at, end_received_at = excluded.end_received_at,
 				first_seen_at = excluded.first_seen_at, last_event_at = excluded.last_event_at, state = excluded.state`),
-		saveFile: prep(`INSERT INTO files (file_name, record_id, first_seen_at) VALUES (?, ?, ?)
+		saveFile: prepOn(s.ledgerWriter, `INSERT INTO files (file_name, record_id, first_seen_at) VALUES (?, ?, ?)
 			ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`),
 		insertRejection: prep(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),

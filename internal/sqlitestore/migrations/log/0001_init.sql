@@ -1,4 +1,5 @@
--- The raw callback log: every callback answered 200, in arrival order.
+-- The log file: the raw callback log (every callback answered 200, in
+-- arrival order), the verifier's replay memory and the quarantine.
 -- seq is the rowid, so it is gapless (a rolled-back batch frees its numbers).
 CREATE TABLE events (
     seq           INTEGER PRIMARY KEY,
@@ -19,42 +20,6 @@ CREATE TABLE events (
 -- marked duplicate). Keyed by record_id first, a recording's callbacks share
 -- leaf pages, which keeps the acknowledged commit small.
 CREATE INDEX events_by_record ON events (record_id, dedupe_key);
-
--- Projections, derived from events through ledger.Apply just behind the
--- acknowledged commits (projection.seq says how far); `recledger replay`
--- rebuilds them. state is the JSON of ledger.State; the columns beside it
--- are copies for filtering.
-CREATE TABLE projection (
-    id  INTEGER PRIMARY KEY CHECK (id = 1),
-    seq INTEGER NOT NULL                        -- every event up to here is applied
-);
-INSERT INTO projection (id, seq) VALUES (1, 0);
-
-CREATE TABLE recordings (
-    id              INTEGER PRIMARY KEY,
-    record_id       TEXT    NOT NULL UNIQUE,
-    app_key         TEXT    NOT NULL,
-    room_id         TEXT    NOT NULL,
-    session_id      TEXT    NOT NULL,
-    user_id         TEXT    NOT NULL,
-    mode            INTEGER NOT NULL,
-    status          TEXT    NOT NULL,
-    upload_state    TEXT    NOT NULL,           -- without overdue, which depends on the clock
-    started_at      INTEGER,
-    end_received_at INTEGER,
-    first_seen_at   INTEGER NOT NULL,
-    last_event_at   INTEGER NOT NULL,
-    state           BLOB    NOT NULL
-);
-
--- Which recording holds a file: written once, when the file first appears
--- (its state lives in the recording's).
-CREATE TABLE files (
-    file_name     TEXT    NOT NULL,
-    record_id     TEXT    NOT NULL,
-    first_seen_at INTEGER NOT NULL,
-    PRIMARY KEY (file_name, record_id)
-) WITHOUT ROWID;
 
 -- The verifier's replay memory: signatures accepted, until they expire.
 -- Written in arrival order and read back only at start (the memory answers
