@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 )
@@ -136,26 +135,6 @@ func (s Signer) Apply(req *http.Request, sig Signature) {
 	for i := range count {
 		req.Header.Set(names[i], vals[i])
 	}
-}
-
-// Header returns sig as the headers of the signer's style (none for a query
-// style).
-func (s Signer) Header(sig Signature) http.Header {
-	req := &http.Request{Header: http.Header{}, URL: &url.URL{}}
-	if !s.Style.inQuery() {
-		s.Apply(req, sig)
-	}
-	return req.Header
-}
-
-// Query returns sig as the query parameters of the signer's style (none for a
-// header style).
-func (s Signer) Query(sig Signature) url.Values {
-	req := &http.Request{Header: http.Header{}, URL: &url.URL{}}
-	if s.Style.inQuery() {
-		s.Apply(req, sig)
-	}
-	return req.URL.Query()
 }
 
 const nonceAlphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

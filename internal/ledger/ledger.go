@@ -147,9 +147,3 @@ func NewEvent(cb rc.Callback, receivedAt time.Time) Event {
 		Body:         cb.Raw,
 	}
 }
-
-// Key is the event's identity: two events with one key are deliveries of
-// the same callback.
-func (e Event) Key() rc.Key {
-	return rc.Key{AppKey: e.AppKey, RecordID: e.RecordID, Type: e.Type, Timestamp: e.Timestamp, FileName: e.FileName, Code: e.Code}
-}
