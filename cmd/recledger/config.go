@@ -242,6 +242,12 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel))
 	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdown timeout must be positive"))
+	}
+	if c.QuarantineMaxCount <= 0 || c.QuarantineMaxBytes <= 0 {
+		errs = append(errs, errors.New("quarantine caps must be positive"))
+	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max body bytes %d: want at least 1024", c.MaxBodyBytes))
 	}

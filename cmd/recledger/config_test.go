@@ -103,6 +103,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, nil, "", "log format"},
 		{"bad synchronous", []string{"--sqlite-synchronous", "off"}, nil, "", "full or normal"},
 		{"bad db", []string{"--db", "mysql://x"}, nil, "", "sqlite:PATH"},
+		{"zero shutdown timeout", []string{"--shutdown-timeout", "0s"}, nil, "", "shutdown timeout"},
+		{"zero quarantine cap", nil, map[string]string{"RECLEDGER_QUARANTINE_MAX_COUNT": "0"}, "", "quarantine caps"},
 		{"unknown file key", nil, nil, `adress = "x"`, `unknown setting "adress"`},
 		{"bad file syntax", nil, nil, `addr = `, "config file"},
 		{"list for a single value", nil, nil, `addr = ["a", "b"]`, "one value"},

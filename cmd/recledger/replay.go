@@ -14,7 +14,8 @@ func newReplayCmd() *cobra.Command {
 		Long: `replay discards the recordings and files derived from the raw log and derives
 them again, applying every original callback in the log. Use it after an
 upgrade that changes how callbacks are interpreted, or to check the ledger.
-A running server's callbacks wait while it runs, then apply on top.`,
+Stop the server first: a SQLite store is open in one process at a time, and
+replay refuses to run beside a server that has it.`,
 		Example: `  recledger replay
   recledger replay --db sqlite:/var/lib/recledger/recledger.db`,
 		Args: cobra.NoArgs,

@@ -308,6 +308,9 @@ func TestMigrateAndReplayCommands(t *testing.T) {
 
 	srv := startServer(t, dir, "--app", testApp+"="+testSecret)
 	srv.postSeeds(t, "type1-start.json", "type3-end.json", "type3-end.json", "type4-upload.json")
+	if _, stderr, code := runBinary(t, "", "replay", "--db", db); code != 1 || !strings.Contains(stderr, "in use") {
+		t.Errorf("replay beside a running server: exit %d, %q; want a refusal", code, stderr)
+	}
 	srv.stop(t)
 	store := openStoreAt(t, dir)
 	before, err := store.Recording(context.Background(), "8329208b99410743dcfeb80548e2c0ec")

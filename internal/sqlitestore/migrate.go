@@ -123,6 +123,13 @@ func MigrateFile(ctx context.Context, path string, o Options) ([]Migration, map[
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, nil, fmt.Errorf("create data directory: %w", err)
 	}
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if lock != nil {
+		defer lock.Close()
+	}
 	var all []Migration
 	versions := map[string]int{}
 	for _, f := range []struct{ file, path string }{{LogFile, path}, {LedgerFile, LedgerPath(path)}} {

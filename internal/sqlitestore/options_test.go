@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -218,5 +219,40 @@ func TestLedgerAheadOfLogIsRebuilt(t *testing.T) {
 	}
 	if _, err := s2.Recording(ctx, "after"); err != nil {
 		t.Errorf("a callback logged after the rebuild is not projected: %v", err)
+	}
+}
+
+func TestOneProcessPerStore(t *testing.T) {
+	s, path := open(t, Options{})
+	if _, err := Open(context.Background(), path, Options{}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Open of a store in use = %v, want ErrInUse", err)
+	}
+	if _, _, err := MigrateFile(context.Background(), path, Options{}); !errors.Is(err, ErrInUse) {
+		t.Errorf("MigrateFile of a store in use = %v, want ErrInUse", err)
+	}
+	s.Close()
+	s2, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s2.Close()
+}
+
+func TestPathWithURISpecialCharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "odd dir #1")
+	path := filepath.Join(dir, "rec?ledger%20.db")
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	if err := s.writer.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v: the options after the path were lost", mode, err)
+	}
+	s.Close()
+	for _, p := range []string{path, LedgerPath(path)} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("no file at %q: %v", p, err)
+		}
 	}
 }

@@ -118,6 +118,8 @@ func (p *projection) run(ctx context.Context) {
 		case <-p.urgent:
 		case <-retry.C:
 		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
 			if err := p.catchUp(context.WithoutCancel(ctx)); err != nil {
 				p.log.Error("projection at shutdown; it resumes at the next start", "err", err)
 			}
@@ -239,6 +241,9 @@ const maxPending = 1 << 16
 // handOver gives the projector the callbacks a commit just logged, so it
 // need not read them back: they are parsed and in memory already.
 func (p *projection) handOver(evs []loggedEvent) {
+	for i := range evs {
+		evs[i].cb.Raw = nil // the log has it; the projector does not need it
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.pending) > 0 && p.pending[len(p.pending)-1].seq+1 != evs[0].seq || len(p.pending)+len(evs) > maxPending {
@@ -284,8 +289,11 @@ func (p *projection) next(ctx context.Context, from int64) ([]loggedEvent, error
 			return nil, fmt.Errorf("project: %w", err)
 		}
 		if !e.duplicate {
-			if e.cb, err = rc.Parse(body); err != nil { // the log only holds bodies Parse accepted
-				return nil, fmt.Errorf("project: a logged body no longer parses: %w", err)
+			if e.cb, err = rc.Parse(body); err != nil {
+				// Logged by a build whose Parse accepted it: skip it rather
+				// than stop the projections for good; replay after a fix.
+				p.log.Error("a logged callback no longer parses; not projected", "seq", e.seq, "err", err)
+				e.duplicate = true
 			}
 		}
 		evs = append(evs, e)
@@ -299,7 +307,7 @@ func (p *projection) next(ctx context.Context, from int64) ([]loggedEvent, error
 // projected is a recording being projected and the files it had before.
 type projected struct {
 	state ledger.State
-	had   map[string]bool
+	had   map[string]int64 // files stored before, with their FirstSeenAt
 }
 
 func (p *projection) load(ctx context.Context, recordID string) (*projected, error) {
@@ -322,9 +330,9 @@ func (p *projection) load(ctx context.Context, recordID string) (*projected, err
 }
 
 func newProjected(st ledger.State) *projected {
-	pr := &projected{state: st, had: make(map[string]bool, len(st.Files))}
-	for name := range st.Files {
-		pr.had[name] = true
+	pr := &projected{state: st, had: make(map[string]int64, len(st.Files))}
+	for name, f := range st.Files {
+		pr.had[name] = f.FirstSeenAt
 	}
 	return pr
 }
@@ -355,11 +363,12 @@ func (c *stateCache) put(id string, st ledger.State) {
 
 func (c *stateCache) clear() { c.current, c.previous = nil, nil }
 
-// save is one recording's row and its new files, ready to write.
+// save is one recording's row and the file rows that change, ready to
+// write.
 type save struct {
-	state    *ledger.State
-	raw      []byte
-	newFiles []string
+	state *ledger.State
+	raw   []byte
+	files []string
 }
 
 func newSave(pr *projected) (save, error) {
@@ -368,12 +377,14 @@ func newSave(pr *projected) (save, error) {
 		return save{}, fmt.Errorf("save recording %s: %w", pr.state.RecordID, err)
 	}
 	sv := save{state: &pr.state, raw: raw}
-	for name := range pr.state.Files {
-		if !pr.had[name] {
-			sv.newFiles = append(sv.newFiles, name)
+	for name, f := range pr.state.Files {
+		// A file row changes only when it appears or an earlier arrival
+		// of it is projected late.
+		if seen, ok := pr.had[name]; !ok || seen != f.FirstSeenAt {
+			sv.files = append(sv.files, name)
 		}
 	}
-	sort.Strings(sv.newFiles)
+	sort.Strings(sv.files)
 	return sv, nil
 }
 
@@ -388,7 +399,7 @@ func (sv *save) write(ctx context.Context, tx *sql.Tx, st *writeStmts) error {
 	if err != nil {
 		return fmt.Errorf("save recording %s: %w", s.RecordID, err)
 	}
-	for _, name := range sv.newFiles {
+	for _, name := range sv.files {
 		if _, err := tx.StmtContext(ctx, st.saveFile).ExecContext(ctx, name, s.RecordID, s.Files[name].FirstSeenAt); err != nil {
 			return fmt.Errorf("save file %s: %w", name, err)
 		}

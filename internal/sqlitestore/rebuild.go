@@ -45,7 +45,7 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 		applied int64
 	)
 	flush := func() error {
-		if current == "" {
+		if st.RecordID == "" { // nothing of it parsed
 			return nil
 		}
 		sv, err := newSave(&projected{state: st})
@@ -70,8 +70,9 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 			st, current = ledger.State{}, id
 		}
 		cb, err := rc.Parse(body)
-		if err != nil { // the log only holds bodies Parse accepted
-			return 0, fmt.Errorf("rebuild: event body of %s no longer parses: %w", id, err)
+		if err != nil { // logged by a build whose Parse accepted it
+			s.opts.Logger.Error("a logged callback no longer parses; not projected", "recordId", id, "err", err)
+			continue
 		}
 		st = ledger.Apply(st, cb, at)
 		applied++

@@ -81,7 +81,8 @@ func (o *Options) defaults() error {
 type Store struct {
 	path   string
 	opts   Options
-	writer *sql.DB // the log file; one connection: SQLite has one writer at a time
+	lock   *os.File // held while open: one process per store
+	writer *sql.DB  // the log file; one connection: SQLite has one writer at a time
 	reader *sql.DB
 
 	ledgerWriter *sql.DB // the ledger file, written by the projector only
@@ -129,7 +130,11 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 	}
-	s := &Store{path: path, opts: o, done: make(chan struct{}), projDone: make(chan struct{}), ckptDone: make(chan struct{})}
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{path: path, opts: o, lock: lock, done: make(chan struct{}), projDone: make(chan struct{}), ckptDone: make(chan struct{})}
 	// The ledger is derived and rebuildable: after a power loss it may lose
 	// its last commits, and with them its watermark, and projects them again.
 	ledger := LedgerPath(path)
@@ -215,7 +220,9 @@ func dsn(path string, o Options, synchronous string, readOnly bool) string {
 		// writer checkpoints itself only if the WAL outgrows 20000 pages.
 		q.Add("_pragma", "wal_autocheckpoint(20000)")
 	}
-	return "file:" + path + "?" + q.Encode()
+	// Escaped, so a path holding '?', '#' or '%' names the file it says
+	// (SQLite decodes the URI) instead of cutting the options short.
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
 // load reads what the store keeps in memory: live signatures and the
@@ -304,6 +311,9 @@ func (s *Store) closeDBs() error {
 		if db != nil {
 			errs = append(errs, db.Close())
 		}
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close()) // releases the flock
 	}
 	return errors.Join(errs...)
 }

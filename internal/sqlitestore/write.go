@@ -94,13 +94,16 @@ func (s *Store) Quarantine(ctx context.Context, r ledger.Rejection) error {
 // callback or an earlier one, so no acknowledged callback's signature is
 // forgotten by a restart.
 func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte, until time.Time) (rc.ReplayVerdict, error) {
+	// One lock over both steps: a redelivery that finds the signature in
+	// memory must also find its row queued, or its commit could be
+	// acknowledged without it.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	v, err := s.replay.Remember(ctx, key, digest, until)
 	if err != nil || v != rc.ReplayFirst {
 		return v, err
 	}
-	s.mu.Lock()
 	s.pendingReplay = append(s.pendingReplay, replayRow{key: key, digest: digest, until: until.UnixMilli()})
-	s.mu.Unlock()
 	return v, nil
 }
 
