@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
@@ -39,8 +40,32 @@ type Options struct {
 
 // Handler serves the callback endpoint.
 type Handler struct {
-	store Store
-	opts  Options
+	store   Store
+	opts    Options
+	refused logLimiter
+}
+
+// logLimiter lets one line through per interval and counts the rest, so a
+// flood of refused requests (each of them kept in the quarantine) cannot
+// flood the log too.
+type logLimiter struct {
+	mu         sync.Mutex
+	next       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now and how many lines were held back since
+// the last one logged.
+func (l *logLimiter) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.next, l.suppressed = now.Add(time.Second), 0
+	return true, n
 }
 
 // New returns a Handler appending to store.
@@ -149,7 +174,10 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, er
 	if qerr := h.store.Quarantine(r.Context(), rej); qerr != nil {
 		h.opts.Logger.Error("quarantine failed", "err", qerr)
 	}
-	h.opts.Logger.Warn("callback refused", "status", status, "reason", code, "err", err.Error(), "remote", r.RemoteAddr)
+	if ok, held := h.refused.allow(h.opts.Now()); ok {
+		h.opts.Logger.Warn("callback refused", "status", status, "reason", code, "err", err.Error(), "remote", r.RemoteAddr,
+			"not_logged_since_last", held)
+	}
 	writeJSON(w, status, errorBody(code, err.Error()))
 }
 

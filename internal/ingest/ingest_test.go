@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -285,4 +286,47 @@ func TestMaskHeader(t *testing.T) {
 	if m.Get("Nonce") != "n" || h.Get("Signature") != "abc" {
 		t.Errorf("MaskHeader changed what it should not: %v, original %v", m, h)
 	}
+}
+
+// TestRefusalsAreKeptButLoggedSparingly sends a burst of unsigned requests:
+// every one is quarantined, but the log gets one line a second with a count.
+func TestRefusalsAreKeptButLoggedSparingly(t *testing.T) {
+	store := sqliteStore(t)
+	v, err := rc.NewVerifier(rc.VerifierConfig{Apps: map[string][]string{app: {secret}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	h, err := ingest.New(store, ingest.Options{Verifier: v, Logger: slog.New(slog.NewTextHandler(&lockedWriter{&mu, &logs}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for range 50 {
+		if a := post(t, srv.URL, []byte(`{}`), nil, "application/json"); a.status != 401 {
+			t.Fatalf("unsigned: %d", a.status)
+		}
+	}
+	q, err := store.QuarantineList(context.Background(), 0, 100)
+	if err != nil || len(q) != 50 {
+		t.Errorf("quarantine holds %d of 50 refusals (%v)", len(q), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "callback refused"); n < 1 || n > 5 {
+		t.Errorf("%d log lines for a burst of 50 refusals, want one a second:\n%s", n, logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
