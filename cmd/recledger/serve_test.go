@@ -297,12 +297,12 @@ func TestMigrateAndReplayCommands(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "data", "recledger.db")
 	out, stderr, code := runBinary(t, "", "migrate", "--db", db)
-	if code != 0 || !strings.Contains(out, "applied log 0001 init") || !strings.Contains(out, "applied ledger 0001 init") ||
-		!strings.Contains(out, "schema version: log 1, ledger 1") {
+	if code != 0 || !strings.Contains(out, "applied log 0001 init") || !strings.Contains(out, "applied ledger 0001 init") || !strings.Contains(out, "applied ledger 0002 filters") ||
+		!strings.Contains(out, "schema version: log 1, ledger 2") {
 		t.Fatalf("first migrate (exit %d): %s%s", code, out, stderr)
 	}
 	out, _, code = runBinary(t, "", "migrate", "--db", db)
-	if code != 0 || strings.Contains(out, "applied") || !strings.Contains(out, "schema version: log 1, ledger 1") {
+	if code != 0 || strings.Contains(out, "applied") || !strings.Contains(out, "schema version: log 1, ledger 2") {
 		t.Errorf("second migrate (exit %d): %s", code, out)
 	}
 

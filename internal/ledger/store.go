@@ -62,6 +62,13 @@ type Store interface {
 
 	// Recording returns the state of one recording, or ErrNotFound.
 	Recording(ctx context.Context, recordID string) (State, error)
+	// ListRecordings returns a page of the recordings f selects. Pages are
+	// stable under concurrent inserts: following Next from the first page
+	// never repeats or skips a recording that existed when it was read.
+	ListRecordings(ctx context.Context, f RecordingFilter) (RecordingPage, error)
+	// FileRecordings returns the recordings holding a file of that name,
+	// newest first (RC's names are unique in practice; empty when unknown).
+	FileRecordings(ctx context.Context, fileName string) ([]State, error)
 	// RecordingEvents returns a recording's callbacks, duplicates included,
 	// in arrival order.
 	RecordingEvents(ctx context.Context, recordID string) ([]Event, error)
@@ -80,4 +87,37 @@ type Store interface {
 	// Close stops accepting work, finishes what was accepted and releases
 	// the store.
 	Close() error
+}
+
+// Errors of ListRecordings' arguments.
+var (
+	ErrBadCursor = errors.New("invalid cursor") // a cursor the store did not issue
+	ErrBadLimit  = errors.New("invalid limit")  // outside 1 to MaxPage
+)
+
+// RecordingFilter selects recordings; zero fields match every recording.
+type RecordingFilter struct {
+	AppKey    string
+	RoomID    string
+	SessionID string
+	UserID    string
+	Status    Status
+	Mode      *rc.Mode
+	Since     *int64 // Unix ms, on startedAt, or firstSeenAt before a start arrived
+	Until     *int64 // inclusive
+	Limit     int    // 1 to MaxPage; DefaultPage when 0
+	Cursor    string // from the previous page's Next
+}
+
+// Page sizes of ListRecordings.
+const (
+	DefaultPage = 50
+	MaxPage     = 500
+)
+
+// RecordingPage is one page of recordings, newest (most recently first
+// seen) first. Next is empty on the last page.
+type RecordingPage struct {
+	Items []State
+	Next  string
 }

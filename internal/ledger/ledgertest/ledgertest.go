@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +40,9 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"ReplayMemory", testReplayMemory},
 		{"Quarantine", testQuarantine},
 		{"RebuildEqualsLive", testRebuildEqualsLive},
+		{"ListRecordings", testListRecordings},
+		{"PagesStableUnderInserts", testPagesStableUnderInserts},
+		{"FileRecordings", testFileRecordings},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
@@ -441,5 +445,156 @@ func testPing(t *testing.T, open Opener) {
 	defer closeStore(t, s)
 	if err := s.Ping(context.Background()); err != nil {
 		t.Errorf("Ping: %v", err)
+	}
+}
+
+// callbackIn is Callback with the recording's room, session, user and mode
+// set, for the filter tests.
+func callbackIn(t testing.TB, recordID, room, session, user string, mode rc.Mode, typ rc.Type, offset time.Duration, file string, code int) rc.Callback {
+	t.Helper()
+	cb := Callback(t, recordID, typ, offset, file, code)
+	body := strings.NewReplacer(`"roomId":"room"`, fmt.Sprintf(`"roomId":%q`, room), `"sessionId":"sess"`, fmt.Sprintf(`"sessionId":%q`, session),
+		`"userId":"u1"`, fmt.Sprintf(`"userId":%q`, user), `"mode":0`, fmt.Sprintf(`"mode":%d`, mode)).Replace(string(cb.Raw))
+	out, err := rc.Parse([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func ids(states []ledger.State) []string {
+	var out []string
+	for _, s := range states {
+		out = append(out, s.RecordID)
+	}
+	return out
+}
+
+func testListRecordings(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	ctx := context.Background()
+	at := time.Now()
+	// In order of first arrival: l1 .. l5.
+	cbs := []rc.Callback{
+		callbackIn(t, "l1", "roomA", "s1", "u1", rc.ModeAudioVideo, rc.TypeStart, 0, "", 200),
+		callbackIn(t, "l2", "roomA", "s1", "", rc.ModeMixAudioVideo, rc.TypeStart, time.Minute, "", 200),
+		callbackIn(t, "l3", "roomB", "s2", "u2", rc.ModeAudioVideo, rc.TypeStart, 2*time.Minute, "", 500),
+		callbackIn(t, "l4", "roomB", "s2", "u1", rc.ModeUserAudioVideo, rc.TypeEnd, 3*time.Minute, "f4.mp4", 200),
+		callbackIn(t, "l5", "roomC", "s3", "u3", rc.ModeAudioVideo, rc.TypeUpload, 4*time.Minute, "f5.mp4", 200),
+	}
+	appendAll(t, s, cbs, at)
+	mode := rc.ModeAudioVideo
+	since, until := base.Add(time.Minute).UnixMilli(), base.Add(3*time.Minute).UnixMilli()
+	recent := at.Add(3 * time.Millisecond).UnixMilli() // l4 and l5 have no start: first seen counts
+	tests := []struct {
+		name string
+		f    ledger.RecordingFilter
+		want []string
+	}{
+		{"all, newest first", ledger.RecordingFilter{}, []string{"l5", "l4", "l3", "l2", "l1"}},
+		{"room", ledger.RecordingFilter{RoomID: "roomA"}, []string{"l2", "l1"}},
+		{"session", ledger.RecordingFilter{SessionID: "s2"}, []string{"l4", "l3"}},
+		{"user", ledger.RecordingFilter{UserID: "u1"}, []string{"l4", "l1"}},
+		{"app", ledger.RecordingFilter{AppKey: "app"}, []string{"l5", "l4", "l3", "l2", "l1"}},
+		{"other app", ledger.RecordingFilter{AppKey: "nope"}, nil},
+		{"status failed", ledger.RecordingFilter{Status: ledger.StatusFailed}, []string{"l3"}},
+		{"status ended", ledger.RecordingFilter{Status: ledger.StatusEnded}, []string{"l4"}},
+		{"status recording", ledger.RecordingFilter{Status: ledger.StatusRecording}, []string{"l5", "l2", "l1"}},
+		{"mode", ledger.RecordingFilter{Mode: &mode}, []string{"l5", "l3", "l1"}},
+		{"started since..until", ledger.RecordingFilter{Since: &since, Until: &until}, []string{"l3", "l2"}},
+		{"first seen since", ledger.RecordingFilter{Since: &recent}, []string{"l5", "l4"}},
+		{"room and user", ledger.RecordingFilter{RoomID: "roomB", UserID: "u2"}, []string{"l3"}},
+	}
+	for _, tt := range tests {
+		page, err := s.ListRecordings(ctx, tt.f)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if diff := cmp.Diff(tt.want, ids(page.Items)); diff != "" || page.Next != "" {
+			t.Errorf("%s (-want +got):\n%s next %q", tt.name, diff, page.Next)
+		}
+	}
+	for _, bad := range []ledger.RecordingFilter{{Limit: -1}, {Limit: ledger.MaxPage + 1}} {
+		if _, err := s.ListRecordings(ctx, bad); !errors.Is(err, ledger.ErrBadLimit) {
+			t.Errorf("limit %d: %v, want ErrBadLimit", bad.Limit, err)
+		}
+	}
+	for _, c := range []string{"garbage", "cjE6LTE", "eDox"} {
+		if _, err := s.ListRecordings(ctx, ledger.RecordingFilter{Cursor: c}); !errors.Is(err, ledger.ErrBadCursor) {
+			t.Errorf("cursor %q: %v, want ErrBadCursor", c, err)
+		}
+	}
+}
+
+// testPagesStableUnderInserts pages through recordings two at a time while
+// new recordings and new callbacks of listed ones arrive between pages: the
+// pages must hold every recording that existed at the first page exactly once.
+func testPagesStableUnderInserts(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	ctx := context.Background()
+	at := time.Now()
+	var existing []string
+	for i := range 9 {
+		id := fmt.Sprintf("p%02d", i)
+		existing = append(existing, id)
+		appendAll(t, s, []rc.Callback{Callback(t, id, rc.TypeStart, time.Duration(i)*time.Minute, "", 200)}, at)
+	}
+	seen := map[string]int{}
+	f := ledger.RecordingFilter{Limit: 2}
+	for round := 0; ; round++ {
+		page, err := s.ListRecordings(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range page.Items {
+			seen[st.RecordID]++
+		}
+		if page.Next == "" {
+			break
+		}
+		if round > 20 {
+			t.Fatal("paging does not end")
+		}
+		// Between pages: a new recording, and more callbacks for an old one.
+		appendAll(t, s, []rc.Callback{
+			Callback(t, fmt.Sprintf("new%02d", round), rc.TypeStart, time.Hour, "", 200),
+			Callback(t, existing[round%len(existing)], rc.TypeEnd, time.Hour, fmt.Sprintf("f%d.mp4", round), 200),
+		}, at.Add(time.Second))
+		f.Cursor = page.Next
+	}
+	for _, id := range existing {
+		if seen[id] != 1 {
+			t.Errorf("%s listed %d times, want once: %v", id, seen[id], seen)
+		}
+	}
+}
+
+func testFileRecordings(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	ctx := context.Background()
+	at := time.Now()
+	appendAll(t, s, []rc.Callback{
+		Callback(t, "fa", rc.TypeEnd, 0, "shared.mp4", 200),
+		Callback(t, "fa", rc.TypeUpload, time.Second, "shared.mp4", 200),
+		Callback(t, "fb", rc.TypeEnd, time.Minute, "only-b.mp4", 200),
+		Callback(t, "fc", rc.TypeSegment, 2*time.Minute, "shared.mp4", 200),
+	}, at)
+	got, err := s.FileRecordings(ctx, "shared.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"fc", "fa"}, ids(got)); diff != "" {
+		t.Errorf("recordings holding shared.mp4, newest first (-want +got):\n%s", diff)
+	}
+	if len(got) == 2 {
+		if f := got[1].FileView("shared.mp4"); f.FileURL == nil || *f.FileURL != "http://oss/shared.mp4" {
+			t.Errorf("fa's file view: %+v", f)
+		}
+	}
+	if none, err := s.FileRecordings(ctx, "unknown.mp4"); err != nil || len(none) != 0 {
+		t.Errorf("unknown file: %v, %v", none, err)
 	}
 }

@@ -1,0 +1,143 @@
+package sqlitestore
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/recledger/recledger/internal/ledger"
+)
+
+// ListRecordings implements ledger.Store. Pages follow the ledger's row id,
+// newest first: ids never change, so a page boundary stays put whatever
+// arrives meanwhile (new recordings get larger ids, before the first page).
+func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error) {
+	limit := f.Limit
+	switch {
+	case limit == 0:
+		limit = ledger.DefaultPage
+	case limit < 0 || limit > ledger.MaxPage:
+		return ledger.RecordingPage{}, fmt.Errorf("limit %d, want 1 to %d: %w", limit, ledger.MaxPage, ledger.ErrBadLimit)
+	}
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if f.Cursor != "" {
+		before, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return ledger.RecordingPage{}, err
+		}
+		add("id < ?", before)
+	}
+	for _, eq := range []struct{ col, v string }{
+		{"app_key", f.AppKey}, {"room_id", f.RoomID}, {"session_id", f.SessionID}, {"user_id", f.UserID}, {"status", string(f.Status)},
+	} {
+		if eq.v != "" {
+			add(eq.col+" = ?", eq.v)
+		}
+	}
+	if f.Mode != nil {
+		add("mode = ?", int64(*f.Mode))
+	}
+	if f.Since != nil {
+		add("COALESCE(started_at, first_seen_at) >= ?", *f.Since)
+	}
+	if f.Until != nil {
+		add("COALESCE(started_at, first_seen_at) <= ?", *f.Until)
+	}
+	q := `SELECT id, state FROM recordings`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit+1) // one more tells whether a next page exists
+
+	if err := s.proj.wait(ctx); err != nil {
+		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+	}
+	rows, err := s.ledgerReader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+	}
+	defer rows.Close()
+	var (
+		page ledger.RecordingPage
+		ids  []int64
+	)
+	for rows.Next() {
+		var (
+			id  int64
+			raw []byte
+			st  ledger.State
+		)
+		if err := rows.Scan(&id, &raw); err != nil {
+			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+		}
+		page.Items = append(page.Items, st)
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		page.Next = encodeCursor(ids[limit-1])
+	}
+	return page, nil
+}
+
+// FileRecordings implements ledger.Store.
+func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error) {
+	if err := s.proj.wait(ctx); err != nil {
+		return nil, fmt.Errorf("find file %s: %w", fileName, err)
+	}
+	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.record_id = f.record_id
+		WHERE f.file_name = ? ORDER BY r.id DESC`, fileName)
+	if err != nil {
+		return nil, fmt.Errorf("find file %s: %w", fileName, err)
+	}
+	defer rows.Close()
+	var out []ledger.State
+	for rows.Next() {
+		var (
+			raw []byte
+			st  ledger.State
+		)
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("find file %s: %w", fileName, err)
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return nil, fmt.Errorf("find file %s: %w", fileName, err)
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// A cursor is the last row id of a page, opaque to clients.
+func encodeCursor(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("r1:" + strconv.FormatInt(id, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		if rest, ok := strings.CutPrefix(string(b), "r1:"); ok {
+			if id, err := strconv.ParseInt(rest, 10, 64); err == nil && id > 0 {
+				return id, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("cursor %.40q: %w", c, ledger.ErrBadCursor)
+}
