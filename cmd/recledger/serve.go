@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/ingest"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/sqlitestore"
@@ -100,11 +101,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/callbacks/recording", callbacks)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok"}`+"\n")
-	})
+	mux.Handle("/v1/callbacks/recording", callbacks) // never behind the API token: RC cannot send one
+	api.New(store, api.Options{Token: cfg.APIToken, Logger: log}).Register(mux)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -126,6 +124,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		"db", redactURL(dbPath), "sqlite_synchronous", cfg.SQLiteSynchronous, "apps", keys)
 	if len(keys) == 0 {
 		log.Warn("no RC app configured: callbacks are refused until you add one with --app KEY=SECRET or RECLEDGER_APPS=KEY=SECRET")
+	}
+	if cfg.APIToken == "" {
+		log.Info("no --api-token: the query API answers loopback clients only")
 	}
 	if cfg.InsecureSkipSignature {
 		log.Warn("INSECURE: --insecure-skip-signature accepts callbacks without a signature; anyone who can reach this port can write to the ledger. Development only.")

@@ -170,6 +170,17 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// Read back through the query API right after the 200s.
+	resp, err = client.Get("http://" + srv.addr + "/v1/files/lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f ledger.File
+	json.NewDecoder(resp.Body).Decode(&f)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || f.RecordID != "8329208b99410743dcfeb80548e2c0ec" || f.FileURL == nil || *f.FileURL != "http://oss/record/XXXXXXXX.mp4?abc" {
+		t.Errorf("GET /v1/files: %d %+v", resp.StatusCode, f)
+	}
 	srv.stop(t)
 	if logs := srv.logs.String(); strings.Contains(logs, testSecret) || !strings.Contains(logs, `"msg":"stopped"`) {
 		t.Errorf("logs hold the secret or lack the clean stop:\n%s", logs)

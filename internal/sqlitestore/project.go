@@ -182,6 +182,7 @@ func (p *projection) once(ctx context.Context) (int, error) {
 			if pr, err = p.load(ctx, e.cb.RecordID); err != nil {
 				return 0, err
 			}
+			pr.firstSeq = e.seq
 			states[e.cb.RecordID] = pr
 			order = append(order, e.cb.RecordID)
 		}
@@ -190,7 +191,6 @@ func (p *projection) once(ctx context.Context) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	sort.Strings(order)
 	saves := make([]save, 0, len(order))
 	for _, id := range order {
 		sv, err := newSave(states[id])
@@ -306,8 +306,9 @@ func (p *projection) next(ctx context.Context, from int64) ([]loggedEvent, error
 
 // projected is a recording being projected and the files it had before.
 type projected struct {
-	state ledger.State
-	had   map[string]int64 // files stored before, with their FirstSeenAt
+	state    ledger.State
+	had      map[string]int64 // files stored before, with their FirstSeenAt
+	firstSeq int64            // for a new recording: its first event (kept when it exists)
 }
 
 func (p *projection) load(ctx context.Context, recordID string) (*projected, error) {
@@ -366,9 +367,10 @@ func (c *stateCache) clear() { c.current, c.previous = nil, nil }
 // save is one recording's row and the file rows that change, ready to
 // write.
 type save struct {
-	state *ledger.State
-	raw   []byte
-	files []string
+	state    *ledger.State
+	raw      []byte
+	files    []string
+	firstSeq int64
 }
 
 func newSave(pr *projected) (save, error) {
@@ -376,7 +378,7 @@ func newSave(pr *projected) (save, error) {
 	if err != nil {
 		return save{}, fmt.Errorf("save recording %s: %w", pr.state.RecordID, err)
 	}
-	sv := save{state: &pr.state, raw: raw}
+	sv := save{state: &pr.state, raw: raw, firstSeq: pr.firstSeq}
 	for name, f := range pr.state.Files {
 		// A file row changes only when it appears or an earlier arrival
 		// of it is projected late.
@@ -395,7 +397,7 @@ func (sv *save) write(ctx context.Context, tx *sql.Tx, st *writeStmts) error {
 		startedAt = &s.StartFrom.Timestamp
 	}
 	_, err := tx.StmtContext(ctx, st.saveState).ExecContext(ctx, s.RecordID, s.AppKey, s.RoomID, s.SessionID, s.UserID,
-		int64(s.Mode), string(s.Status()), string(s.BaseUploadState()), startedAt, s.EndReceivedAt, s.FirstSeenAt, s.LastEventAt, sv.raw)
+		int64(s.Mode), string(s.Status()), string(s.BaseUploadState()), startedAt, s.EndReceivedAt, s.FirstSeenAt, s.LastEventAt, sv.raw, sv.firstSeq)
 	if err != nil {
 		return fmt.Errorf("save recording %s: %w", s.RecordID, err)
 	}

@@ -11,9 +11,10 @@ import (
 	"github.com/recledger/recledger/internal/ledger"
 )
 
-// ListRecordings implements ledger.Store. Pages follow the ledger's row id,
-// newest first: ids never change, so a page boundary stays put whatever
-// arrives meanwhile (new recordings get larger ids, before the first page).
+// ListRecordings implements ledger.Store. Pages follow first_seq, the seq of
+// a recording's first event, newest first: it never changes and a rebuild
+// gives the same, so a page boundary stays put whatever arrives meanwhile
+// (new recordings get larger ones, before the first page).
 func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error) {
 	limit := f.Limit
 	switch {
@@ -35,7 +36,7 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 		if err != nil {
 			return ledger.RecordingPage{}, err
 		}
-		add("id < ?", before)
+		add("first_seq < ?", before)
 	}
 	for _, eq := range []struct{ col, v string }{
 		{"app_key", f.AppKey}, {"room_id", f.RoomID}, {"session_id", f.SessionID}, {"user_id", f.UserID}, {"status", string(f.Status)},
@@ -53,11 +54,11 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 	if f.Until != nil {
 		add("COALESCE(started_at, first_seen_at) <= ?", *f.Until)
 	}
-	q := `SELECT id, state FROM recordings`
+	q := `SELECT first_seq, state FROM recordings`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += ` ORDER BY id DESC LIMIT ?`
+	q += ` ORDER BY first_seq DESC LIMIT ?`
 	args = append(args, limit+1) // one more tells whether a next page exists
 
 	if err := s.proj.wait(ctx); err != nil {
@@ -103,7 +104,7 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
 	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.record_id = f.record_id
-		WHERE f.file_name = ? ORDER BY r.id DESC`, fileName)
+		WHERE f.file_name = ? ORDER BY r.first_seq DESC`, fileName)
 	if err != nil {
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
@@ -125,7 +126,7 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 	return out, rows.Err()
 }
 
-// A cursor is the last row id of a page, opaque to clients.
+// A cursor is the last first_seq of a page, opaque to clients.
 func encodeCursor(id int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("r1:" + strconv.FormatInt(id, 10)))
 }

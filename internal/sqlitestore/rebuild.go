@@ -33,22 +33,23 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 	}
 	// One recording at a time (the events_by_record index gives that order),
 	// so memory holds one state however large the log.
-	rows, err := s.reader.QueryContext(ctx, `SELECT record_id, received_at, body FROM events
+	rows, err := s.reader.QueryContext(ctx, `SELECT seq, record_id, received_at, body FROM events
 		WHERE duplicate = 0 AND seq <= ? ORDER BY record_id, seq`, upTo)
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
 	defer rows.Close()
 	var (
-		st      ledger.State
-		current string
-		applied int64
+		st       ledger.State
+		current  string
+		firstSeq int64
+		applied  int64
 	)
 	flush := func() error {
 		if st.RecordID == "" { // nothing of it parsed
 			return nil
 		}
-		sv, err := newSave(&projected{state: st})
+		sv, err := newSave(&projected{state: st, firstSeq: firstSeq})
 		if err != nil {
 			return err
 		}
@@ -56,18 +57,19 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 	}
 	for rows.Next() {
 		var (
+			seq  int64
 			id   string
 			at   int64
 			body []byte
 		)
-		if err := rows.Scan(&id, &at, &body); err != nil {
+		if err := rows.Scan(&seq, &id, &at, &body); err != nil {
 			return 0, fmt.Errorf("rebuild: %w", err)
 		}
 		if id != current {
 			if err := flush(); err != nil {
 				return 0, fmt.Errorf("rebuild: %w", err)
 			}
-			st, current = ledger.State{}, id
+			st, current, firstSeq = ledger.State{}, id, seq
 		}
 		cb, err := rc.Parse(body)
 		if err != nil { // logged by a build whose Parse accepted it

@@ -50,7 +50,7 @@ func (s *Store) prepare(ctx context.Context) error {
 				EXISTS (SELECT 1 FROM events WHERE record_id = ?3 AND dedupe_key = ?9 AND duplicate = 0), ?9, ?10
 			RETURNING seq, duplicate`),
 		saveState: prepOn(s.ledgerWriter, `INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
-				started_at, end_received_at, first_seen_at, last_event_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				started_at, end_received_at, first_seen_at, last_event_at, state, first_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (record_id) DO UPDATE SET app_key = excluded.app_key, room_id = excluded.room_id,
 				session_id = excluded.session_id, user_id = excluded.user_id, mode = excluded.mode, status = excluded.status,
 				upload_state = excluded.upload_state, started_at = excluded.started_at, end_received_at = excluded.end_received_at,

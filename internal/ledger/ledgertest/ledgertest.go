@@ -422,6 +422,10 @@ func testRebuildEqualsLive(t *testing.T, open Opener) {
 	for _, id := range append(ids, "rb-5") {
 		live[id] = mustRecording(t, s, id)
 	}
+	before, err := s.ListRecordings(context.Background(), ledger.RecordingFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	n, err := s.Rebuild(context.Background())
 	if err != nil {
 		t.Fatalf("Rebuild: %v", err)
@@ -433,6 +437,13 @@ func testRebuildEqualsLive(t *testing.T, open Opener) {
 		if diff := cmp.Diff(want, mustRecording(t, s, id)); diff != "" {
 			t.Errorf("%s after rebuild (-live +rebuilt):\n%s", id, diff)
 		}
+	}
+	after, err := s.ListRecordings(context.Background(), ledger.RecordingFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(recordIDs(before.Items), recordIDs(after.Items)); diff != "" {
+		t.Errorf("list order changed by the rebuild (-live +rebuilt):\n%s", diff)
 	}
 	// The store goes on working after a rebuild.
 	if _, err := s.Append(context.Background(), ledger.Incoming{Callback: Callback(t, "rb-6", rc.TypeStart, 0, "", 200), ReceivedAt: at}); err != nil {
@@ -462,7 +473,7 @@ func callbackIn(t testing.TB, recordID, room, session, user string, mode rc.Mode
 	return out
 }
 
-func ids(states []ledger.State) []string {
+func recordIDs(states []ledger.State) []string {
 	var out []string
 	for _, s := range states {
 		out = append(out, s.RecordID)
@@ -511,7 +522,7 @@ func testListRecordings(t *testing.T, open Opener) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if diff := cmp.Diff(tt.want, ids(page.Items)); diff != "" || page.Next != "" {
+		if diff := cmp.Diff(tt.want, recordIDs(page.Items)); diff != "" || page.Next != "" {
 			t.Errorf("%s (-want +got):\n%s next %q", tt.name, diff, page.Next)
 		}
 	}
@@ -586,7 +597,7 @@ func testFileRecordings(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"fc", "fa"}, ids(got)); diff != "" {
+	if diff := cmp.Diff([]string{"fc", "fa"}, recordIDs(got)); diff != "" {
 		t.Errorf("recordings holding shared.mp4, newest first (-want +got):\n%s", diff)
 	}
 	if len(got) == 2 {

@@ -13,6 +13,7 @@ INSERT INTO projection (id, seq) VALUES (1, 0);
 CREATE TABLE recordings (
     id              INTEGER PRIMARY KEY,
     record_id       TEXT    NOT NULL UNIQUE,
+    first_seq       INTEGER NOT NULL UNIQUE,    -- its first event in the log: the page order
     app_key         TEXT    NOT NULL,
     room_id         TEXT    NOT NULL,
     session_id      TEXT    NOT NULL,

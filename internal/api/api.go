@@ -1,0 +1,345 @@
+// Package api is recledger's query API: recordings, files, the event log
+// and the quarantine as JSON, behind a bearer token or, without one, for
+// loopback clients only. Domain errors map to HTTP answers in one table.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+// Store is what the API reads.
+type Store interface {
+	Recording(ctx context.Context, recordID string) (ledger.State, error)
+	RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error)
+	ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error)
+	FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error)
+	Events(ctx context.Context, after int64, limit int) ([]ledger.Event, error)
+	QuarantineList(ctx context.Context, before int64, limit int) ([]ledger.Rejection, error)
+	Ping(ctx context.Context) error
+}
+
+// Options configure the API.
+type Options struct {
+	// Token, when set, is required as "Authorization: Bearer TOKEN" on every
+	// endpoint but /healthz. When empty only loopback clients are answered.
+	Token  string
+	Now    func() time.Time // the server clock, for overdue
+	Logger *slog.Logger
+}
+
+// API serves the query endpoints.
+type API struct {
+	store Store
+	opts  Options
+}
+
+// New returns the API over store.
+func New(store Store, o Options) *API {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &API{store: store, opts: o}
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /readyz", a.guard(a.readyz))
+	mux.Handle("GET /v1/recordings", a.guard(a.listRecordings))
+	mux.Handle("GET /v1/recordings/{recordId}", a.guard(a.getRecording))
+	mux.Handle("GET /v1/files/{fileName}", a.guard(a.getFile))
+	mux.Handle("GET /v1/events", a.guard(a.listEvents))
+	mux.Handle("GET /v1/quarantine", a.guard(a.listQuarantine))
+}
+
+// Errors of the API's own.
+var (
+	errUnauthorized = errors.New("a valid bearer token is required")
+	errForbidden    = errors.New("without an API token only loopback clients are answered; set --api-token")
+	errNotFound     = errors.New("not found")
+)
+
+// badParam is a query parameter that could not be used.
+type badParam struct {
+	name, reason string
+}
+
+func (e *badParam) Error() string { return "query parameter " + e.name + ": " + e.reason }
+
+// The HTTP answer to each error, in one place.
+var errorAnswers = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{errUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{errForbidden, http.StatusForbidden, "forbidden"},
+	{ledger.ErrNotFound, http.StatusNotFound, "not_found"},
+	{errNotFound, http.StatusNotFound, "not_found"},
+	{ledger.ErrBadCursor, http.StatusBadRequest, "bad_parameter"},
+	{ledger.ErrBadLimit, http.StatusBadRequest, "bad_parameter"},
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := http.StatusInternalServerError, "internal"
+	var bp *badParam
+	if errors.As(err, &bp) {
+		status, code = http.StatusBadRequest, "bad_parameter"
+	}
+	for _, e := range errorAnswers {
+		if errors.Is(err, e.err) {
+			status, code = e.status, e.code
+			break
+		}
+	}
+	msg := err.Error()
+	if status >= 500 {
+		a.opts.Logger.Error("query failed", "path", r.URL.Path, "err", err)
+		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the store could not answer; retry"
+	}
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+// guard applies the auth rule and turns a handler's error into its answer.
+func (a *API) guard(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := a.authorize(r); err != nil {
+			if errors.Is(err, errUnauthorized) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="recledger"`)
+			}
+			a.writeError(w, r, err)
+			return
+		}
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+func (a *API) authorize(r *http.Request) error {
+	if a.opts.Token != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.opts.Token)) != 1 {
+			return errUnauthorized
+		}
+		return nil
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return errForbidden
+	}
+	return nil
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.store.Ping(ctx); err != nil {
+		a.opts.Logger.Warn("not ready: the store cannot be written", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store not writable"})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+// RecordingList is the answer of GET /v1/recordings.
+type RecordingList struct {
+	Items      []ledger.Recording `json:"items"`
+	NextCursor string             `json:"nextCursor,omitempty"`
+}
+
+func (a *API) listRecordings(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f := ledger.RecordingFilter{
+		AppKey: q.Get("appKey"), RoomID: q.Get("roomId"), SessionID: q.Get("sessionId"), UserID: q.Get("userId"),
+		Cursor: q.Get("cursor"),
+	}
+	if s := q.Get("status"); s != "" {
+		switch st := ledger.Status(s); st {
+		case ledger.StatusRecording, ledger.StatusEnded, ledger.StatusComplete, ledger.StatusFailed:
+			f.Status = st
+		default:
+			return &badParam{"status", "want recording, ended, complete or failed"}
+		}
+	}
+	var err error
+	if f.Limit, err = intParam(q.Get("limit"), "limit", ledger.DefaultPage, 1, ledger.MaxPage); err != nil {
+		return err
+	}
+	for _, p := range []struct {
+		name string
+		dst  **int64
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return &badParam{p.name, "want Unix milliseconds"}
+			}
+			*p.dst = &n
+		}
+	}
+	if v := q.Get("mode"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || !rc.Mode(n).Known() {
+			return &badParam{"mode", "want 0 to 6"}
+		}
+		m := rc.Mode(n)
+		f.Mode = &m
+	}
+	page, err := a.store.ListRecordings(r.Context(), f)
+	if errors.Is(err, ledger.ErrBadCursor) {
+		return &badParam{"cursor", "not one this server issued"}
+	}
+	if err != nil {
+		return err
+	}
+	now := a.opts.Now()
+	out := RecordingList{Items: make([]ledger.Recording, 0, len(page.Items)), NextCursor: page.Next}
+	for _, st := range page.Items {
+		rec := st.View(now)
+		rec.Files = nil // the list view; the detail has them
+		out.Items = append(out.Items, rec)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getRecording(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("recordId")
+	st, err := a.store.Recording(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	events, err := a.store.RecordingEvents(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	rec := st.View(a.opts.Now())
+	if rec.Files == nil {
+		rec.Files = []ledger.File{}
+	}
+	rec.Events = events
+	writeJSON(w, http.StatusOK, rec)
+	return nil
+}
+
+func (a *API) getFile(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("fileName")
+	states, err := a.store.FileRecordings(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if len(states) == 0 {
+		return errNotFound
+	}
+	f := states[0].FileView(name)
+	for _, other := range states[1:] {
+		f.AlsoIn = append(f.AlsoIn, other.RecordID)
+	}
+	writeJSON(w, http.StatusOK, f)
+	return nil
+}
+
+// EventList is the answer of GET /v1/events: Last is the seq to pass as
+// after for the next page (the same as after when there is nothing new).
+type EventList struct {
+	Items []ledger.Event `json:"items"`
+	Last  int64          `json:"last"`
+}
+
+func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	after, err := intParam(q.Get("after"), "after", 0, 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q.Get("limit"), "limit", 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	events, err := a.store.Events(r.Context(), int64(after), limit)
+	if err != nil {
+		return err
+	}
+	out := EventList{Items: events, Last: int64(after)}
+	if out.Items == nil {
+		out.Items = []ledger.Event{}
+	}
+	if len(events) > 0 {
+		out.Last = events[len(events)-1].Seq
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// QuarantineList is the answer of GET /v1/quarantine, newest first.
+type QuarantineList struct {
+	Items      []ledger.Rejection `json:"items"`
+	NextCursor string             `json:"nextCursor,omitempty"`
+}
+
+func (a *API) listQuarantine(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), "limit", ledger.DefaultPage, 1, ledger.MaxPage)
+	if err != nil {
+		return err
+	}
+	before, err := intParam(q.Get("cursor"), "cursor", 0, 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	items, err := a.store.QuarantineList(r.Context(), int64(before), limit+1)
+	if err != nil {
+		return err
+	}
+	out := QuarantineList{Items: items}
+	if len(items) > limit {
+		out.Items = items[:limit]
+		out.NextCursor = strconv.FormatInt(items[limit-1].ID, 10)
+	}
+	if out.Items == nil {
+		out.Items = []ledger.Rejection{}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// intParam reads an integer parameter within [lo, hi], def when absent.
+func intParam(v, name string, def, lo, hi int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, &badParam{name, "want an integer from " + strconv.Itoa(lo) + " to " + strconv.Itoa(hi)}
+	}
+	return n, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v) // the client has gone if this fails
+}

@@ -1,0 +1,228 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/internal/api"
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/ledger/ledgertest"
+	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/rc"
+)
+
+// fill stores three recordings: a complete one with two files, one still
+// recording in another room, and a failed one.
+func fill(t *testing.T) *sqlitestore.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	cbs := ledgertest.Recording(t, "rec-done", 2, false)
+	cbs = append(cbs, ledgertest.Callback(t, "rec-live", rc.TypeStart, time.Hour, "", 200),
+		ledgertest.Callback(t, "rec-failed", rc.TypeStart, 2*time.Hour, "", 500))
+	for i, cb := range cbs {
+		if _, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: time.UnixMilli(1_700_000_000_000 + int64(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func server(t *testing.T, s api.Store, token string) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	api.New(s, api.Options{Token: token}).Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, url, token string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s: Content-Type %q", url, ct)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s: %v: %s", url, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+type apiError struct {
+	Error struct{ Code, Message string }
+}
+
+func TestRecordingsListAndDetail(t *testing.T) {
+	srv := server(t, fill(t), "")
+	var list api.RecordingList
+	if code := get(t, srv.URL+"/v1/recordings", "", &list); code != 200 {
+		t.Fatalf("list: %d", code)
+	}
+	var got []string
+	for _, r := range list.Items {
+		got = append(got, r.RecordID+":"+string(r.Status))
+	}
+	if want := "rec-failed:failed rec-live:recording rec-done:complete"; strings.Join(got, " ") != want {
+		t.Errorf("list = %v, want %s", got, want)
+	}
+	if list.NextCursor != "" {
+		t.Errorf("nextCursor on the only page: %q", list.NextCursor)
+	}
+	if code := get(t, srv.URL+"/v1/recordings?status=failed", "", &list); code != 200 || len(list.Items) != 1 || list.Items[0].RecordID != "rec-failed" {
+		t.Errorf("status filter: %d %+v", code, list)
+	}
+	var page1, page2 api.RecordingList
+	get(t, srv.URL+"/v1/recordings?limit=2", "", &page1)
+	get(t, srv.URL+"/v1/recordings?limit=2&cursor="+page1.NextCursor, "", &page2)
+	if len(page1.Items) != 2 || page1.NextCursor == "" || len(page2.Items) != 1 || page2.Items[0].RecordID != "rec-done" {
+		t.Errorf("pages: %+v then %+v", page1, page2)
+	}
+
+	var rec ledger.Recording
+	if code := get(t, srv.URL+"/v1/recordings/rec-done", "", &rec); code != 200 {
+		t.Fatalf("detail: %d", code)
+	}
+	if rec.FileCount != 2 || len(rec.Files) != 2 || rec.Files[0].FileURL == nil || len(rec.Events) != 6 || rec.UploadState != ledger.UploadComplete {
+		t.Errorf("detail: %+v", rec)
+	}
+	if len(rec.Events) > 0 && !json.Valid(rec.Events[0].Body) {
+		t.Errorf("event body is not the JSON received: %s", rec.Events[0].Body)
+	}
+}
+
+func TestFileAndEvents(t *testing.T) {
+	srv := server(t, fill(t), "")
+	var f ledger.File
+	name := "sess_room_u1_rec-done_2.mp4"
+	if code := get(t, srv.URL+"/v1/files/"+name, "", &f); code != 200 || f.RecordID != "rec-done" || f.Kind != ledger.KindFinal ||
+		f.FileURL == nil || *f.FileURL != "http://oss/"+name {
+		t.Errorf("file: %d %+v", code, f)
+	}
+	var e apiError
+	if code := get(t, srv.URL+"/v1/files/nope.mp4", "", &e); code != 404 || e.Error.Code != "not_found" {
+		t.Errorf("unknown file: %d %+v", code, e)
+	}
+	var evs api.EventList
+	if code := get(t, srv.URL+"/v1/events?after=2&limit=3", "", &evs); code != 200 || len(evs.Items) != 3 || evs.Items[0].Seq != 3 || evs.Last != 5 {
+		t.Errorf("events: %d %+v", code, evs)
+	}
+	get(t, srv.URL+"/v1/events?after=100", "", &evs)
+	if len(evs.Items) != 0 || evs.Last != 100 {
+		t.Errorf("events past the end: %+v", evs)
+	}
+}
+
+func TestErrorsNameTheParameter(t *testing.T) {
+	srv := server(t, fill(t), "")
+	for _, tt := range []struct{ query, param string }{
+		{"/v1/recordings?limit=0", "limit"},
+		{"/v1/recordings?limit=501", "limit"},
+		{"/v1/recordings?status=done", "status"},
+		{"/v1/recordings?mode=9", "mode"},
+		{"/v1/recordings?since=yesterday", "since"},
+		{"/v1/recordings?cursor=xyz", "cursor"},
+		{"/v1/events?after=-1", "after"},
+		{"/v1/quarantine?limit=x", "limit"},
+	} {
+		var e apiError
+		if code := get(t, srv.URL+tt.query, "", &e); code != 400 || e.Error.Code != "bad_parameter" || !strings.Contains(e.Error.Message, tt.param) {
+			t.Errorf("%s: %d %+v, want 400 naming %s", tt.query, code, e, tt.param)
+		}
+	}
+	var e apiError
+	if code := get(t, srv.URL+"/v1/recordings/unknown", "", &e); code != 404 {
+		t.Errorf("unknown recording: %d %+v", code, e)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	s := fill(t)
+	srv := server(t, s, "s3cret")
+	for _, path := range []string{"/v1/recordings", "/v1/recordings/rec-done", "/v1/events", "/v1/quarantine", "/readyz"} {
+		var e apiError
+		if code := get(t, srv.URL+path, "", &e); code != 401 || e.Error.Code != "unauthorized" {
+			t.Errorf("%s without a token: %d", path, code)
+		}
+		if code := get(t, srv.URL+path, "wrong", nil); code != 401 {
+			t.Errorf("%s with a wrong token: %d", path, code)
+		}
+		if code := get(t, srv.URL+path, "s3cret", nil); code != 200 {
+			t.Errorf("%s with the token: %d", path, code)
+		}
+	}
+	if code := get(t, srv.URL+"/healthz", "", nil); code != 200 {
+		t.Errorf("/healthz must stay open: %d", code)
+	}
+
+	// Without a token: loopback clients only.
+	mux := http.NewServeMux()
+	api.New(s, api.Options{}).Register(mux)
+	for remote, want := range map[string]int{"127.0.0.1:5000": 200, "[::1]:5000": 200, "192.0.2.7:5000": 403, "garbage": 403} {
+		req := httptest.NewRequest(http.MethodGet, "/v1/recordings", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("no token, client %s: %d, want %d", remote, rec.Code, want)
+		}
+	}
+}
+
+func TestQuarantinePages(t *testing.T) {
+	s := fill(t)
+	for i := range 3 {
+		if err := s.Quarantine(context.Background(), ledger.Rejection{At: int64(i), Status: 401, Reason: "bad_signature",
+			Message: fmt.Sprint("r", i), Header: http.Header{}, Body: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := server(t, s, "")
+	var p1, p2 api.QuarantineList
+	get(t, srv.URL+"/v1/quarantine?limit=2", "", &p1)
+	get(t, srv.URL+"/v1/quarantine?limit=2&cursor="+p1.NextCursor, "", &p2)
+	if len(p1.Items) != 2 || p1.Items[0].Message != "r2" || p1.NextCursor == "" || len(p2.Items) != 1 || p2.Items[0].Message != "r0" || p2.NextCursor != "" {
+		t.Errorf("quarantine pages: %+v then %+v", p1, p2)
+	}
+}
+
+// downStore fails every read, as a store whose disk went away.
+type downStore struct{ api.Store }
+
+func (downStore) ListRecordings(context.Context, ledger.RecordingFilter) (ledger.RecordingPage, error) {
+	return ledger.RecordingPage{}, fmt.Errorf("list: disk I/O error at /secret/path")
+}
+func (downStore) Ping(context.Context) error { return fmt.Errorf("database is locked") }
+
+func TestStoreFailuresAnswer503WithoutDetail(t *testing.T) {
+	srv := server(t, downStore{fill(t)}, "")
+	var e apiError
+	if code := get(t, srv.URL+"/v1/recordings", "", &e); code != 503 || strings.Contains(e.Error.Message, "/secret") {
+		t.Errorf("store failure: %d %+v", code, e)
+	}
+	if code := get(t, srv.URL+"/readyz", "", nil); code != 503 {
+		t.Errorf("/readyz with an unwritable store: %d, want 503", code)
+	}
+}
