@@ -66,6 +66,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/recordings/{recordId}", a.guard(a.getRecording))
 	mux.Handle("GET /v1/files/{fileName}", a.guard(a.getFile))
 	mux.Handle("GET /v1/events", a.guard(a.listEvents))
+	mux.Handle("GET /v1/events/stream", a.guard(a.stream))
 	mux.Handle("GET /v1/quarantine", a.guard(a.listQuarantine))
 }
 

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -224,5 +225,71 @@ func TestStoreFailuresAnswer503WithoutDetail(t *testing.T) {
 	}
 	if code := get(t, srv.URL+"/readyz", "", nil); code != 503 {
 		t.Errorf("/readyz with an unwritable store: %d, want 503", code)
+	}
+}
+
+// TestEventStream reads the stream live, sees a heartbeat, a new callback
+// arrive, and resumes from Last-Event-ID without gaps or repeats.
+func TestEventStream(t *testing.T) {
+	defer api.SetStreamPacing(10*time.Millisecond, 50*time.Millisecond)()
+	s := fill(t)
+	srv := server(t, s, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	open := func(lastID string) (*bufio.Reader, func()) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/events/stream", nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+			t.Fatalf("stream: %d %s", resp.StatusCode, ct)
+		}
+		return bufio.NewReader(resp.Body), func() { resp.Body.Close() }
+	}
+	// next returns the next event's id, noting heartbeats on the way.
+	heartbeats := 0
+	next := func(r *bufio.Reader) (id string, data string) {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream ended: %v", err)
+			}
+			switch {
+			case strings.HasPrefix(line, ": heartbeat"):
+				heartbeats++
+			case strings.HasPrefix(line, "id: "):
+				id = strings.TrimSpace(strings.TrimPrefix(line, "id: "))
+			case strings.HasPrefix(line, "data: "):
+				data = strings.TrimPrefix(line, "data: ")
+			case line == "\n" && id != "":
+				return id, data
+			}
+		}
+	}
+	r, closeStream := open("")
+	for want := 1; want <= 8; want++ { // the eight callbacks fill stored
+		if id, data := next(r); id != fmt.Sprint(want) || !strings.Contains(data, `"seq":`+id) {
+			t.Fatalf("event %d: id %s data %s", want, id, data)
+		}
+	}
+	time.Sleep(120 * time.Millisecond) // idle long enough for a heartbeat
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "rec-new", rc.TypeStart, 3*time.Hour, "", 200), ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if id, data := next(r); id != "9" || !strings.Contains(data, "rec-new") {
+		t.Fatalf("live event: id %s data %s", id, data)
+	}
+	if heartbeats == 0 {
+		t.Error("no heartbeat while idle")
+	}
+	closeStream()
+	r, closeStream = open("7")
+	defer closeStream()
+	if id, _ := next(r); id != "8" {
+		t.Errorf("resumed after Last-Event-ID 7 with %s, want 8", id)
 	}
 }
