@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes scripts can rely on.
+// Exit codes scripts can rely on (and exitNotFound, 3, in client.go).
 const (
 	exitOK    = 0
 	exitError = 1
@@ -38,6 +39,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "recledger:", err)
+		if errors.Is(err, errNotFound) {
+			return exitNotFound
+		}
 		return exitError
 	}
 	return exitOK
@@ -51,13 +55,14 @@ func newRootCmd() *cobra.Command {
 their signatures, stores each one durably and answers which files and URLs
 belong to a room, session, user or recordId, and whether all are uploaded.`,
 		Example: `  recledger serve
-  recledger sign --app-key your_appkey --secret S --body callback.json
-  recledger version`,
+  recledger recordings show 8329208b99410743dcfeb80548e2c0ec
+  recledger sign --app-key your_appkey --secret S --body callback.json`,
 		SilenceUsage:  true, // errors are not usage mistakes; --help shows usage
 		SilenceErrors: true, // run prints them once, prefixed
 		Version:       versionString(),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServeCmd(), newMigrateCmd(), newReplayCmd(), newSignCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newRecordingsCmd(), newFilesCmd(), newEventsCmd(), newQuarantineCmd(),
+		newMigrateCmd(), newReplayCmd(), newSignCmd(), newVersionCmd())
 	return root
 }

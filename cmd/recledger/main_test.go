@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/recledger/recledger/rc"
 )
 
@@ -104,15 +106,21 @@ func TestVersionUnstamped(t *testing.T) {
 }
 
 func TestEveryCommandHasHelpWithExample(t *testing.T) {
-	for _, c := range newRootCmd().Commands() {
-		if c.Name() == "help" || c.Name() == "completion" {
-			continue
-		}
-		out, _, code := runBinary(t, "", c.Name(), "--help")
-		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "recledger "+c.Name()) {
-			t.Errorf("%s --help (exit %d) lacks an example:\n%s", c.Name(), code, out)
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		for _, sub := range c.Commands() {
+			if sub.Name() == "help" || sub.Name() == "completion" {
+				continue
+			}
+			p := append(append([]string{}, path...), sub.Name())
+			out, _, code := runBinary(t, "", append(p, "--help")...)
+			if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "recledger "+strings.Join(p, " ")) {
+				t.Errorf("%s --help (exit %d) lacks an example:\n%s", strings.Join(p, " "), code, out)
+			}
+			walk(sub, p)
 		}
 	}
+	walk(newRootCmd(), nil)
 }
 
 // curlRequest turns the curl command sign printed back into a request:

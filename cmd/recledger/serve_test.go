@@ -116,7 +116,7 @@ func (s *server) kill(t *testing.T) {
 	<-s.done
 }
 
-var client = &http.Client{Timeout: 10 * time.Second}
+var testClient = &http.Client{Timeout: 10 * time.Second}
 
 // postSigned sends body signed for testApp and returns the status.
 func postSigned(addr string, body []byte) (int, error) {
@@ -127,7 +127,7 @@ func postSigned(addr string, body []byte) (int, error) {
 	req.Header.Set("Content-Type", "application/json")
 	s := rc.Signer{AppKey: testApp, Secret: testSecret}
 	s.Apply(req, s.Sign())
-	resp, err := client.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -165,13 +165,13 @@ func TestServeEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, dir, "--app", testApp+"="+testSecret)
 	srv.postSeeds(t, "type1-start.json", "type2-segment.json", "type3-end.json", "type4-upload.json")
-	resp, err := client.Get("http://" + srv.addr + "/healthz")
+	resp, err := testClient.Get("http://" + srv.addr + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
 	// Read back through the query API right after the 200s.
-	resp, err = client.Get("http://" + srv.addr + "/v1/files/lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4")
+	resp, err = testClient.Get("http://" + srv.addr + "/v1/files/lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestServeWithoutAppsSaysHowToAddOne(t *testing.T) {
 func TestServeInsecureFlagIsLoud(t *testing.T) {
 	srv := startServer(t, t.TempDir(), "--insecure-skip-signature")
 	body := []byte(`{"type":1,"appKey":"dev","recordId":"r1","timestamp":1530027865231}`)
-	resp, err := client.Post("http://"+srv.addr+"/v1/callbacks/recording", "application/json", bytes.NewReader(body))
+	resp, err := testClient.Post("http://"+srv.addr+"/v1/callbacks/recording", "application/json", bytes.NewReader(body))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("unsigned callback in insecure mode: %v %v", resp, err)
 	}
@@ -342,4 +342,91 @@ func TestMigrateAndReplayCommands(t *testing.T) {
 	if diff := cmp.Diff(before, after); diff != "" {
 		t.Errorf("replay changed the recording (-before +after):\n%s", diff)
 	}
+}
+
+// TestReadmeWalkThrough is the README's walk-through: serve, sign + curl
+// for RC's seed examples, then `recordings show` shows the file and its URL.
+// The other query commands run against the same server.
+func TestReadmeWalkThrough(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed; .ci/run installs it")
+	}
+	srv := startServer(t, t.TempDir(), "--app", testApp+"="+testSecret)
+	server := "http://" + srv.addr
+	// The README's loop, with this server's port instead of 8080.
+	loop := `for f in ../../rc/testdata/seed/type*.json; do
+  "$BIN" sign --app-key your_appkey --secret Y1W2MeFwwwRxa0 --body "$f" --url "$URL" | tail -n +5 | sh || exit 1
+  echo
+done`
+	sh := exec.Command("sh", "-c", loop)
+	sh.Env = append(os.Environ(), "BIN="+binary(t), "URL="+server+"/v1/callbacks/recording")
+	answers, err := sh.CombinedOutput()
+	if err != nil || strings.Count(string(answers), `"status":"ok"`) != 4 {
+		t.Fatalf("the README's sign | sh loop: %v\n%s", err, answers)
+	}
+	const id = "8329208b99410743dcfeb80548e2c0ec"
+	out, stderr, code := runBinary(t, "", "recordings", "show", id, "--server", server)
+	if code != 0 || !strings.Contains(out, "lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4") ||
+		!strings.Contains(out, "http://oss/record/XXXXXXXX.mp4?abc") || !strings.Contains(out, "complete") {
+		t.Fatalf("recordings show (exit %d):\n%s%s", code, out, stderr)
+	}
+
+	if _, _, code := runBinary(t, "", "recordings", "show", "nope", "--server", server); code != exitNotFound {
+		t.Errorf("recordings show of an unknown id: exit %d, want %d", code, exitNotFound)
+	}
+	out, _, code = runBinary(t, "", "recordings", "ls", "--room", "111", "--json", "--server", server)
+	var list struct{ Items []ledger.Recording }
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Items) != 1 || list.Items[0].RecordID != id {
+		t.Errorf("recordings ls --json (exit %d): %s", code, out)
+	}
+	out, _, code = runBinary(t, "", "recordings", "ls", "--since", "87600h", "--server", server)
+	if code != 0 || !strings.Contains(out, "RECORD ID") || !strings.Contains(out, id) || !strings.Contains(out, "1/1") {
+		t.Errorf("recordings ls (exit %d):\n%s", code, out)
+	}
+	out, _, code = runBinary(t, "", "files", "show", "lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4", "--server", server)
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "333 B") {
+		t.Errorf("files show (exit %d):\n%s", code, out)
+	}
+	out, _, code = runBinary(t, "", "events", "tail", "-n", "2", "--server", server)
+	if code != 0 || !strings.Contains(out, "end") || !strings.Contains(out, "upload") || strings.Contains(out, "start") {
+		t.Errorf("events tail -n 2 (exit %d):\n%s", code, out)
+	}
+	postSigned(srv.addr, []byte(`{"appKey":"your_appkey"}`)) // refused: no recordId
+	out, _, code = runBinary(t, "", "quarantine", "ls", "--server", server)
+	if code != 0 || !strings.Contains(out, "missing_field") {
+		t.Errorf("quarantine ls (exit %d):\n%s", code, out)
+	}
+	if _, stderr, code := runBinary(t, "", "recordings", "ls", "--server", "http://127.0.0.1:1"); code != 1 || stderr == "" {
+		t.Errorf("unreachable server: exit %d %q, want 1 and a message", code, stderr)
+	}
+}
+
+// TestEventsTailFollow follows the stream and sees a callback posted after
+// it started.
+func TestEventsTailFollow(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "--app", testApp+"="+testSecret)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), "events", "tail", "-f", "--json", "--server", "http://"+srv.addr)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	time.Sleep(300 * time.Millisecond) // let it connect
+	body := []byte(`{"timestamp":1530027865231,"type":1,"appKey":"your_appkey","recordId":"followed","roomId":"r","sessionId":"s","userId":"u","mode":0,"code":200}`)
+	if status, err := postSigned(srv.addr, body); err != nil || status != 200 {
+		t.Fatalf("post: %d %v", status, err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		var e ledger.Event
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.RecordID == "followed" {
+			return
+		}
+	}
+	t.Fatal("events tail -f did not show the new callback")
 }

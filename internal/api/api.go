@@ -26,6 +26,7 @@ type Store interface {
 	ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error)
 	FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error)
 	Events(ctx context.Context, after int64, limit int) ([]ledger.Event, error)
+	LatestEvents(ctx context.Context, n int) ([]ledger.Event, error)
 	QuarantineList(ctx context.Context, before int64, limit int) ([]ledger.Rejection, error)
 	Ping(ctx context.Context) error
 }
@@ -278,7 +279,16 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	events, err := a.store.Events(r.Context(), int64(after), limit)
+	tail, err := intParam(q.Get("tail"), "tail", 0, 0, 1000)
+	if err != nil {
+		return err
+	}
+	var events []ledger.Event
+	if tail > 0 { // the newest events, as `events tail` shows them
+		events, err = a.store.LatestEvents(r.Context(), tail)
+	} else {
+		events, err = a.store.Events(r.Context(), int64(after), limit)
+	}
 	if err != nil {
 		return err
 	}

@@ -130,6 +130,9 @@ func TestFileAndEvents(t *testing.T) {
 	if code := get(t, srv.URL+"/v1/events?after=2&limit=3", "", &evs); code != 200 || len(evs.Items) != 3 || evs.Items[0].Seq != 3 || evs.Last != 5 {
 		t.Errorf("events: %d %+v", code, evs)
 	}
+	if code := get(t, srv.URL+"/v1/events?tail=2", "", &evs); code != 200 || len(evs.Items) != 2 || evs.Items[0].Seq != 7 || evs.Last != 8 {
+		t.Errorf("tail: %d %+v", code, evs)
+	}
 	get(t, srv.URL+"/v1/events?after=100", "", &evs)
 	if len(evs.Items) != 0 || evs.Last != 100 {
 		t.Errorf("events past the end: %+v", evs)

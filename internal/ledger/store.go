@@ -74,6 +74,8 @@ type Store interface {
 	RecordingEvents(ctx context.Context, recordID string) ([]Event, error)
 	// Events returns up to limit events with Seq > after, in arrival order.
 	Events(ctx context.Context, after int64, limit int) ([]Event, error)
+	// LatestEvents returns the newest n events, in arrival order.
+	LatestEvents(ctx context.Context, n int) ([]Event, error)
 	// QuarantineList returns up to limit rejections with ID < before
 	// (0: the newest), newest first.
 	QuarantineList(ctx context.Context, before int64, limit int) ([]Rejection, error)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/rc"
@@ -49,6 +50,17 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]ledger.Ev
 		return nil, fmt.Errorf("read events after %d: %w", after, err)
 	}
 	return scanEvents(rows)
+}
+
+// LatestEvents implements ledger.Store.
+func (s *Store) LatestEvents(ctx context.Context, n int) ([]ledger.Event, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+eventColumns+` FROM events ORDER BY seq DESC LIMIT ?`, n)
+	if err != nil {
+		return nil, fmt.Errorf("read latest events: %w", err)
+	}
+	events, err := scanEvents(rows)
+	slices.Reverse(events)
+	return events, err
 }
 
 func scanEvents(rows *sql.Rows) ([]ledger.Event, error) {

@@ -255,6 +255,10 @@ func testEventsPaging(t *testing.T, open Opener) {
 	if len(seqs) != 9 {
 		t.Errorf("paged through %d events, want 9", len(seqs))
 	}
+	latest, err := s.LatestEvents(context.Background(), 4)
+	if err != nil || len(latest) != 4 || latest[0].Seq != 6 || latest[3].Seq != 9 {
+		t.Errorf("LatestEvents(4) = %d events from %v, %v; want seqs 6-9 in order", len(latest), latest, err)
+	}
 }
 
 // testConcurrentAppends sends many recordings' callbacks, each twice, from

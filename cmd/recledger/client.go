@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// exitNotFound is the exit code of a query that found nothing.
+const exitNotFound = 3
+
+// errNotFound marks an answer 404: run exits with exitNotFound.
+var errNotFound = errors.New("not found")
+
+// client talks to a running recledger's query API.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+	json  bool // print JSON instead of tables
+}
+
+const defaultServer = "http://127.0.0.1:8080"
+
+// addClientFlags gives a query command --server, --api-token and --json.
+func addClientFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.String("server", "", "recledger server URL (env RECLEDGER_SERVER; default "+defaultServer+")")
+	f.String("api-token", "", "bearer token of the server's query API (env RECLEDGER_API_TOKEN)")
+	f.Bool("json", false, "print JSON for scripts instead of a table")
+}
+
+func newClient(cmd *cobra.Command) (*client, error) {
+	f := cmd.Flags()
+	server, _ := f.GetString("server")
+	if server == "" {
+		server = environ("RECLEDGER_SERVER")
+	}
+	if server == "" {
+		server = defaultServer
+	}
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--server %q: want an http or https URL", server)
+	}
+	token, _ := f.GetString("api-token")
+	if token == "" {
+		token = environ("RECLEDGER_API_TOKEN")
+	}
+	asJSON, _ := f.GetBool("json")
+	return &client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}, json: asJSON}, nil
+}
+
+// request sends a GET and returns the response of a 2xx, or the server's
+// error as a Go error (errNotFound for a 404).
+func (c *client) request(ctx context.Context, path string, q url.Values, timeout bool) (*http.Response, error) {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	hc := c.http
+	if !timeout {
+		hc = &http.Client{} // a stream stays open
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.base, err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg := strings.TrimSpace(string(body))
+	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+		msg = e.Error.Message
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("%s: %w", path, errNotFound)
+	}
+	return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, msg)
+}
+
+// get decodes the JSON answer of a GET into out.
+func (c *client) get(ctx context.Context, path string, q url.Values, out any) error {
+	resp, err := c.request(ctx, path, q, true)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s: read answer: %w", path, err)
+	}
+	return nil
+}
+
+// printJSON writes v indented, for --json.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// when shows a Unix-millisecond time in local time with how long ago it was.
+func when(ms *int64, now time.Time) string {
+	if ms == nil || *ms == 0 {
+		return "-"
+	}
+	t := time.UnixMilli(*ms)
+	return t.Local().Format("2006-01-02 15:04:05") + " (" + ago(now.Sub(t)) + ")"
+}
+
+// ago says how long ago d was, to the largest whole unit.
+func ago(d time.Duration) string {
+	future := d < 0
+	if future {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Minute:
+		s = fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		s = fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		s = fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		s = fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
+}
+
+// size shows a byte count in binary units.
+func size(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	v := float64(*n)
+	for _, unit := range []string{"B", "KiB", "MiB", "GiB"} {
+		if v < 1024 || unit == "GiB" {
+			if unit == "B" {
+				return fmt.Sprintf("%d B", *n)
+			}
+			return fmt.Sprintf("%.1f %s", v, unit)
+		}
+		v /= 1024
+	}
+	return ""
+}
+
+// orDash shows an empty string as "-".
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/recledger/recledger/internal/api"
+	"github.com/recledger/recledger/internal/ledger"
+)
+
+func newFilesCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "files",
+		Short:   "Look up recording files by name",
+		Example: "  recledger files show lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4",
+	}
+	show := &cobra.Command{
+		Use:   "show FILE_NAME",
+		Short: "Show a file: its recording, size, upload status and URL",
+		Long:  `show prints one file from a running recledger.` + exitCodesHelp,
+		Example: `  recledger files show lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4
+  recledger files show lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4 --json | jq -r .fileUrl`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			var f ledger.File
+			if err := c.get(cmd.Context(), "/v1/files/"+url.PathEscape(args[0]), nil, &f); err != nil {
+				return err
+			}
+			if c.json {
+				return printJSON(cmd.OutOrStdout(), f)
+			}
+			now := time.Now()
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			u := "-"
+			if f.FileURL != nil {
+				u = *f.FileURL
+			}
+			for _, kv := range [][2]string{
+				{"fileName", f.FileName}, {"recordId", f.RecordID}, {"kind", string(f.Kind)}, {"format", orDash(f.Format)},
+				{"size", size(f.FileSize)}, {"upload", string(f.UploadStatus)}, {"uploaded", when(f.UploadedAt, now)},
+				{"url", u}, {"first seen", when(&f.FirstSeenAt, now)},
+			} {
+				fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
+			}
+			if len(f.AlsoIn) > 0 {
+				fmt.Fprintf(tw, "also in\t%s\n", strings.Join(f.AlsoIn, ", "))
+			}
+			return tw.Flush()
+		},
+	}
+	addClientFlags(show)
+	cmd.AddCommand(show)
+	return cmd
+}
+
+func newEventsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "events",
+		Short:   "Read the raw callback log",
+		Example: "  recledger events tail -f",
+	}
+	tail := &cobra.Command{
+		Use:   "tail",
+		Short: "Print the newest callbacks; with -f, follow new ones as they arrive",
+		Long: `tail prints the newest callbacks of the raw log in arrival order. With -f it
+then follows the server's event stream (GET /v1/events/stream) until
+interrupted, resuming where it was if the connection drops.` + exitCodesHelp,
+		Example: `  recledger events tail
+  recledger events tail -n 100
+  recledger events tail -f --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			n, _ := cmd.Flags().GetInt("lines")
+			follow, _ := cmd.Flags().GetBool("follow")
+			var list api.EventList
+			if err := c.get(cmd.Context(), "/v1/events", url.Values{"tail": {strconv.Itoa(n)}}, &list); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			show := func(events []ledger.Event) error {
+				if c.json {
+					for _, e := range events {
+						if err := json.NewEncoder(w).Encode(e); err != nil {
+							return err
+						}
+					}
+					return nil
+				}
+				printEvents(w, events, time.Now())
+				return nil
+			}
+			if err := show(list.Items); err != nil || !follow {
+				return err
+			}
+			return followEvents(cmd, c, list.Last, show)
+		},
+	}
+	tail.Flags().IntP("lines", "n", 20, "how many of the newest callbacks to print (at most 1000)")
+	tail.Flags().BoolP("follow", "f", false, "follow new callbacks as they arrive")
+	addClientFlags(tail)
+	cmd.AddCommand(tail)
+	return cmd
+}
+
+// followEvents reads the event stream after seq last until the command's
+// context ends, reconnecting (with Last-Event-ID semantics) when it drops.
+func followEvents(cmd *cobra.Command, c *client, last int64, show func([]ledger.Event) error) error {
+	ctx := cmd.Context()
+	for ctx.Err() == nil {
+		resp, err := c.request(ctx, "/v1/events/stream", url.Values{"after": {strconv.FormatInt(last, 10)}}, false)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "recledger: stream:", err, "- reconnecting")
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var e ledger.Event
+			if err := json.Unmarshal([]byte(data), &e); err != nil {
+				continue
+			}
+			last = e.Seq
+			if err := show([]ledger.Event{e}); err != nil {
+				resp.Body.Close()
+				return err
+			}
+		}
+		resp.Body.Close()
+	}
+	return nil
+}
+
+func newQuarantineCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "quarantine",
+		Short:   "Inspect refused requests",
+		Example: "  recledger quarantine ls",
+	}
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List refused requests, newest first, with their reasons",
+		Long:  `ls lists the requests the callback endpoint refused (400, 401, 413, 415).` + exitCodesHelp,
+		Example: `  recledger quarantine ls
+  recledger quarantine ls --limit 200 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			limit, _ := cmd.Flags().GetInt("limit")
+			var list api.QuarantineList
+			if err := c.get(cmd.Context(), "/v1/quarantine", url.Values{"limit": {strconv.Itoa(limit)}}, &list); err != nil {
+				return err
+			}
+			if c.json {
+				return printJSON(cmd.OutOrStdout(), list)
+			}
+			printQuarantine(cmd.OutOrStdout(), list.Items, time.Now())
+			return nil
+		},
+	}
+	ls.Flags().Int("limit", 50, "how many (at most 500)")
+	addClientFlags(ls)
+	cmd.AddCommand(ls)
+	return cmd
+}
+
+func printQuarantine(w io.Writer, items []ledger.Rejection, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAT\tSTATUS\tREASON\tREMOTE\tBODY\tMESSAGE")
+	for _, r := range items {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d B\t%s\n", r.ID, when(&r.At, now), r.Status, r.Reason, orDash(r.Remote), r.BodySize, r.Message)
+	}
+	tw.Flush()
+}
