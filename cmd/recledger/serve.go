@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/recledger/recledger/internal/api"
@@ -58,8 +59,9 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, o))
 }
 
-// openStore opens the store --db names.
-func openStore(ctx context.Context, cfg Config) (ledger.Store, error) {
+// openStore opens the store --db names; onCommit (may be nil) is told of
+// every group commit.
+func openStore(ctx context.Context, cfg Config, onCommit func(int, int, time.Duration, error)) (ledger.Store, error) {
 	kind, location, err := parseDB(cfg.DB)
 	if err != nil {
 		return nil, err
@@ -71,16 +73,23 @@ func openStore(ctx context.Context, cfg Config) (ledger.Store, error) {
 		Synchronous:        cfg.SQLiteSynchronous,
 		QuarantineMaxCount: cfg.QuarantineMaxCount,
 		QuarantineMaxBytes: cfg.QuarantineMaxBytes,
+		OnCommit:           onCommit,
 	})
 }
 
 // serve runs the server until ctx ends, then shuts it down gracefully.
 func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log := newLogger(cfg, logOut)
-	store, err := openStore(ctx, cfg)
+	var m *metrics
+	store, err := openStore(ctx, cfg, func(callbacks, rejections int, took time.Duration, err error) {
+		if m != nil { // set right after the store opens, before any commit
+			m.onCommit(callbacks, rejections, took, err)
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	m = newMetrics(store.Stats)
 	defer func() {
 		if err := store.Close(); err != nil {
 			log.Error("close store", "err", err)
@@ -95,6 +104,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		InsecureSkipSignature: cfg.InsecureSkipSignature,
 		MaxBodyBytes:          cfg.MaxBodyBytes,
 		Logger:                log,
+		OnAnswer:              m.onAnswer,
 	})
 	if err != nil {
 		return err
@@ -102,7 +112,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/v1/callbacks/recording", callbacks) // never behind the API token: RC cannot send one
-	api.New(store, api.Options{Token: cfg.APIToken, Logger: log}).Register(mux)
+	api.New(store, api.Options{Token: cfg.APIToken, Logger: log,
+		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})}).Register(mux)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

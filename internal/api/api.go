@@ -38,6 +38,8 @@ type Options struct {
 	Token  string
 	Now    func() time.Time // the server clock, for overdue
 	Logger *slog.Logger
+	// Metrics, when set, is served at /metrics under the same auth rule.
+	Metrics http.Handler
 }
 
 // API serves the query endpoints.
@@ -63,6 +65,12 @@ func (a *API) Register(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /readyz", a.guard(a.readyz))
+	if a.opts.Metrics != nil {
+		mux.Handle("GET /metrics", a.guard(func(w http.ResponseWriter, r *http.Request) error {
+			a.opts.Metrics.ServeHTTP(w, r)
+			return nil
+		}))
+	}
 	mux.Handle("GET /v1/recordings", a.guard(a.listRecordings))
 	mux.Handle("GET /v1/recordings/{recordId}", a.guard(a.getRecording))
 	mux.Handle("GET /v1/files/{fileName}", a.guard(a.getFile))

@@ -180,6 +180,22 @@ func TestAuth(t *testing.T) {
 	if code := get(t, srv.URL+"/healthz", "", nil); code != 200 {
 		t.Errorf("/healthz must stay open: %d", code)
 	}
+	withMetrics := http.NewServeMux()
+	api.New(s, api.Options{Token: "s3cret", Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "up 1\n")
+	})}).Register(withMetrics)
+	for token, want := range map[string]int{"": 401, "s3cret": 200} {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		req.RemoteAddr = "127.0.0.1:1"
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		withMetrics.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("/metrics with token %q: %d, want %d", token, rec.Code, want)
+		}
+	}
 
 	// Without a token: loopback clients only.
 	mux := http.NewServeMux()

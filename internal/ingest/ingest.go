@@ -36,6 +36,11 @@ type Options struct {
 	MaxBodyBytes int64
 	Now          func() time.Time
 	Logger       *slog.Logger
+	// OnAnswer, when set, is told of every answer: the callback's type name
+	// ("" when the request was refused before parsing), the outcome
+	// ("stored", "duplicate", "unavailable" or the refusal's error code) and
+	// the time from arrival to answer (for metrics).
+	OnAnswer func(typ, outcome string, took time.Duration)
 }
 
 // Handler serves the callback endpoint.
@@ -43,6 +48,12 @@ type Handler struct {
 	store   Store
 	opts    Options
 	refused logLimiter
+}
+
+// statusRecorder carries what OnAnswer reports through the handler.
+type statusRecorder struct {
+	http.ResponseWriter
+	typ, outcome string
 }
 
 // logLimiter lets one line through per interval and counts the rest, so a
@@ -99,6 +110,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	received := h.opts.Now()
+	if h.opts.OnAnswer != nil {
+		rec := &statusRecorder{ResponseWriter: w}
+		w = rec
+		defer func() { h.opts.OnAnswer(rec.typ, rec.outcome, time.Since(received)) }()
+	}
 	body, err := rc.ReadBody(r, h.opts.MaxBodyBytes)
 	if err != nil {
 		h.refuse(w, r, body, err)
@@ -133,12 +149,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.opts.Logger.Debug("callback stored", "recordId", cb.RecordID, "type", cb.Type.String(),
 		"seq", a.Seq, "duplicate", a.Duplicate, "warnings", len(cb.Warnings))
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.typ, rec.outcome = cb.Type.String(), "stored"
+		if a.Duplicate {
+			rec.outcome = "duplicate"
+		}
+	}
 	writeJSON(w, http.StatusOK, Answer{Status: "ok", Seq: a.Seq, Duplicate: a.Duplicate})
 }
 
 // unavailable answers 503 so RC delivers the callback again; the cause goes
 // to the log, not to the sender.
 func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.outcome = "unavailable"
+	}
 	h.opts.Logger.Error("callback not stored; answered 503", "err", err, "remote", r.RemoteAddr)
 	w.Header().Set("Retry-After", "1")
 	writeJSON(w, http.StatusServiceUnavailable, errorBody("store_unavailable", "the callback could not be stored durably; retry"))
@@ -149,6 +174,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, er
 	status, code := rc.StatusCode(err), rc.ErrorCode(err)
 	if status == http.StatusServiceUnavailable { // reading the body failed: the client went away
 		status, code = http.StatusBadRequest, "unreadable_body"
+	}
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.outcome = code
 	}
 	size := int64(len(body))
 	if body == nil && (status == http.StatusUnsupportedMediaType || status == http.StatusRequestEntityTooLarge) {

@@ -218,13 +218,14 @@ func (s State) Status() Status {
 	case s.EndedAt == nil:
 		return StatusRecording
 	}
-	if len(s.Files) > 0 && s.uploadedCount() == len(s.Files) {
+	if len(s.Files) > 0 && s.UploadedCount() == len(s.Files) {
 		return StatusComplete
 	}
 	return StatusEnded
 }
 
-func (s State) uploadedCount() int {
+// UploadedCount is how many of the recording's files are uploaded.
+func (s State) UploadedCount() int {
 	n := 0
 	for _, f := range s.Files {
 		if f.UploadFrom != nil {

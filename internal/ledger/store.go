@@ -80,6 +80,9 @@ type Store interface {
 	// (0: the newest), newest first.
 	QuarantineList(ctx context.Context, before int64, limit int) ([]Rejection, error)
 
+	// Stats counts what the metrics show, at the server time now.
+	Stats(ctx context.Context, now time.Time) (Stats, error)
+
 	// Rebuild discards every projection and derives them again from the
 	// raw log; it returns how many events it applied.
 	Rebuild(ctx context.Context) (int64, error)
@@ -122,4 +125,15 @@ const (
 type RecordingPage struct {
 	Items []State
 	Next  string
+}
+
+// Stats are the ledger's totals for monitoring.
+type Stats struct {
+	RecordingsByStatus map[Status]int64
+	FilesPending       int64 // known files not uploaded yet
+	FilesOverdue       int64 // of those, in recordings that ended over OverdueAfter ago
+	QuarantineCount    int64
+	QuarantineBytes    int64
+	LoggedSeq          int64 // newest event in the log
+	ProjectedSeq       int64 // newest event in the projections
 }

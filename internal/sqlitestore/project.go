@@ -397,7 +397,8 @@ func (sv *save) write(ctx context.Context, tx *sql.Tx, st *writeStmts) error {
 		startedAt = &s.StartFrom.Timestamp
 	}
 	_, err := tx.StmtContext(ctx, st.saveState).ExecContext(ctx, s.RecordID, s.AppKey, s.RoomID, s.SessionID, s.UserID,
-		int64(s.Mode), string(s.Status()), string(s.BaseUploadState()), startedAt, s.EndReceivedAt, s.FirstSeenAt, s.LastEventAt, sv.raw, sv.firstSeq)
+		int64(s.Mode), string(s.Status()), string(s.BaseUploadState()), startedAt, s.EndReceivedAt, s.FirstSeenAt, s.LastEventAt, sv.raw, sv.firstSeq,
+		len(s.Files), s.UploadedCount())
 	if err != nil {
 		return fmt.Errorf("save recording %s: %w", s.RecordID, err)
 	}

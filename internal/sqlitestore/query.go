@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
 )
@@ -141,4 +142,44 @@ func decodeCursor(c string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("cursor %.40q: %w", c, ledger.ErrBadCursor)
+}
+
+// Stats implements ledger.Store.
+func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) {
+	st := ledger.Stats{RecordingsByStatus: map[ledger.Status]int64{}}
+	if err := s.proj.wait(ctx); err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT status, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings GROUP BY status`)
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			status         string
+			count, pending int64
+		)
+		if err := rows.Scan(&status, &count, &pending); err != nil {
+			return st, fmt.Errorf("stats: %w", err)
+		}
+		st.RecordingsByStatus[ledger.Status(status)] = count
+		st.FilesPending += pending
+	}
+	if err := rows.Err(); err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	deadline := now.Add(-ledger.OverdueAfter).UnixMilli()
+	if err := s.ledgerReader.QueryRowContext(ctx, `SELECT COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings
+		WHERE end_received_at IS NOT NULL AND end_received_at < ?`, deadline).Scan(&st.FilesOverdue); err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	s.mu.Lock()
+	st.QuarantineCount, st.QuarantineBytes = s.quarantine.count, s.quarantine.bytes
+	s.mu.Unlock()
+	st.LoggedSeq = s.proj.logged.Load()
+	s.proj.mu.Lock()
+	st.ProjectedSeq = s.proj.projected
+	s.proj.mu.Unlock()
+	return st, nil
 }

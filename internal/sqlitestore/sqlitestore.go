@@ -45,6 +45,9 @@ type Options struct {
 	MaxWait            time.Duration // wait for a batch to fill (default 0)
 	Now                func() time.Time
 	Logger             *slog.Logger // for the projector's failures (none when nil)
+	// OnCommit, when set, is told of every group commit: how many callbacks
+	// and rejections it held, how long it took, and its error (for metrics).
+	OnCommit func(callbacks, rejections int, took time.Duration, err error)
 }
 
 func (o *Options) defaults() error {

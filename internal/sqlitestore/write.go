@@ -50,11 +50,13 @@ func (s *Store) prepare(ctx context.Context) error {
 				EXISTS (SELECT 1 FROM events WHERE record_id = ?3 AND dedupe_key = ?9 AND duplicate = 0), ?9, ?10
 			RETURNING seq, duplicate`),
 		saveState: prepOn(s.ledgerWriter, `INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
-				started_at, end_received_at, first_seen_at, last_event_at, state, first_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				started_at, end_received_at, first_seen_at, last_event_at, state, first_seq, file_count, uploaded_count)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (record_id) DO UPDATE SET app_key = excluded.app_key, room_id = excluded.room_id,
 				session_id = excluded.session_id, user_id = excluded.user_id, mode = excluded.mode, status = excluded.status,
 				upload_state = excluded.upload_state, started_at = excluded.started_at, end_received_at = excluded.end_received_at,
-				first_seen_at = excluded.first_seen_at, last_event_at = excluded.last_event_at, state = excluded.state`),
+				first_seen_at = excluded.first_seen_at, last_event_at = excluded.last_event_at, state = excluded.state,
+				file_count = excluded.file_count, uploaded_count = excluded.uploaded_count`),
 		saveFile: prepOn(s.ledgerWriter, `INSERT INTO files (file_name, record_id, first_seen_at) VALUES (?, ?, ?)
 			ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`),
 		insertRejection: prep(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size)
@@ -126,6 +128,18 @@ func dedupeKey(k rc.Key) []byte {
 
 // commit is the group-commit function: one transaction for the batch.
 func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended, err error) {
+	if s.opts.OnCommit != nil {
+		start := time.Now()
+		defer func() {
+			rejections := 0
+			for _, o := range ops {
+				if o.rej != nil {
+					rejections++
+				}
+			}
+			s.opts.OnCommit(len(ops)-rejections, rejections, time.Since(start), err)
+		}()
+	}
 	s.mu.Lock()
 	pending := s.pendingReplay
 	s.pendingReplay = nil

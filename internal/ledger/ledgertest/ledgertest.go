@@ -43,6 +43,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"ListRecordings", testListRecordings},
 		{"PagesStableUnderInserts", testPagesStableUnderInserts},
 		{"FileRecordings", testFileRecordings},
+		{"Stats", testStats},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
@@ -611,5 +612,36 @@ func testFileRecordings(t *testing.T, open Opener) {
 	}
 	if none, err := s.FileRecordings(ctx, "unknown.mp4"); err != nil || len(none) != 0 {
 		t.Errorf("unknown file: %v, %v", none, err)
+	}
+}
+
+func testStats(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	ctx := context.Background()
+	at := time.Now()
+	appendAll(t, s, Recording(t, "st-done", 2, false), at) // complete, 2 files uploaded
+	appendAll(t, s, Recording(t, "st-stuck", 3, true), at) // ended, file 1 never uploaded
+	appendAll(t, s, []rc.Callback{Callback(t, "st-live", rc.TypeStart, 0, "", 200)}, at)
+	if err := s.Quarantine(ctx, ledger.Rejection{Header: http.Header{}, Body: []byte("12345")}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stats(ctx, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[ledger.Status]int64{ledger.StatusComplete: 1, ledger.StatusEnded: 1, ledger.StatusRecording: 1}
+	if diff := cmp.Diff(want, st.RecordingsByStatus); diff != "" {
+		t.Errorf("by status (-want +got):\n%s", diff)
+	}
+	if st.FilesPending != 1 || st.FilesOverdue != 0 || st.QuarantineCount != 1 || st.QuarantineBytes != 5 {
+		t.Errorf("stats now: %+v", st)
+	}
+	if st.LoggedSeq == 0 || st.ProjectedSeq != st.LoggedSeq {
+		t.Errorf("positions: logged %d, projected %d", st.LoggedSeq, st.ProjectedSeq)
+	}
+	later, err := s.Stats(ctx, at.Add(ledger.OverdueAfter+time.Minute))
+	if err != nil || later.FilesOverdue != 1 {
+		t.Errorf("a day later: %+v, %v; want the stuck file overdue", later, err)
 	}
 }

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/recledger/recledger/internal/ledger"
+)
+
+// metrics are the server's Prometheus series; the ingest and the store
+// report through their hooks, the ledger's totals are read at scrape time.
+type metrics struct {
+	reg         *prometheus.Registry
+	callbacks   *prometheus.CounterVec
+	latency     prometheus.Histogram
+	batch       prometheus.Histogram
+	commitTime  prometheus.Histogram
+	storeErrors prometheus.Counter
+}
+
+func newMetrics(stats func(context.Context, time.Time) (ledger.Stats, error)) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recledger_callbacks_total",
+			Help: "Callback requests answered, by callback type and outcome (stored, duplicate, unavailable, or the refusal's code).",
+		}, []string{"type", "outcome"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "recledger_ingest_seconds",
+			Help:    "Time from a callback's arrival to its answer, durable commit included.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "recledger_commit_batch_size",
+			Help:    "Callbacks per group commit.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "recledger_commit_seconds",
+			Help:    "Duration of a group commit, fsync included.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1},
+		}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recledger_store_errors_total",
+			Help: "Group commits that failed (their callbacks were answered 503).",
+		}),
+	}
+	m.reg.MustRegister(m.callbacks, m.latency, m.batch, m.commitTime, m.storeErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&ledgerCollector{stats: stats})
+	return m
+}
+
+func (m *metrics) onAnswer(typ, outcome string, took time.Duration) {
+	if typ == "" {
+		typ = "none"
+	}
+	m.callbacks.WithLabelValues(typ, outcome).Inc()
+	m.latency.Observe(took.Seconds())
+}
+
+func (m *metrics) onCommit(callbacks, _ int, took time.Duration, err error) {
+	if err != nil {
+		m.storeErrors.Inc()
+		return
+	}
+	if callbacks > 0 {
+		m.batch.Observe(float64(callbacks))
+	}
+	m.commitTime.Observe(took.Seconds())
+}
+
+// ledgerCollector reads the ledger's totals when Prometheus scrapes.
+type ledgerCollector struct {
+	stats func(context.Context, time.Time) (ledger.Stats, error)
+}
+
+var (
+	descRecordings = prometheus.NewDesc("recledger_recordings", "Recordings by status.", []string{"status"}, nil)
+	descPending    = prometheus.NewDesc("recledger_files_pending_upload", "Known files not uploaded yet.", nil, nil)
+	descOverdue    = prometheus.NewDesc("recledger_files_overdue", "Files not uploaded 25 h after their recording ended.", nil, nil)
+	descQCount     = prometheus.NewDesc("recledger_quarantine_requests", "Refused requests kept in the quarantine.", nil, nil)
+	descQBytes     = prometheus.NewDesc("recledger_quarantine_bytes", "Bytes of refused bodies kept in the quarantine.", nil, nil)
+	descLag        = prometheus.NewDesc("recledger_projection_lag_events", "Events logged but not yet in the projections.", nil, nil)
+	descUp         = prometheus.NewDesc("recledger_ledger_up", "1 when the ledger's totals could be read.", nil, nil)
+)
+
+func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRecordings, descPending, descOverdue, descQCount, descQBytes, descLag, descUp} {
+		ch <- d
+	}
+}
+
+func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.stats(ctx, time.Now())
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+	for _, s := range []ledger.Status{ledger.StatusRecording, ledger.StatusEnded, ledger.StatusComplete, ledger.StatusFailed} {
+		ch <- prometheus.MustNewConstMetric(descRecordings, prometheus.GaugeValue, float64(st.RecordingsByStatus[s]), string(s))
+	}
+	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.FilesPending))
+	ch <- prometheus.MustNewConstMetric(descOverdue, prometheus.GaugeValue, float64(st.FilesOverdue))
+	ch <- prometheus.MustNewConstMetric(descQCount, prometheus.GaugeValue, float64(st.QuarantineCount))
+	ch <- prometheus.MustNewConstMetric(descQBytes, prometheus.GaugeValue, float64(st.QuarantineBytes))
+	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(st.LoggedSeq-st.ProjectedSeq))
+}
