@@ -114,6 +114,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	mux.Handle("/v1/callbacks/recording", callbacks) // never behind the API token: RC cannot send one
 	api.New(store, api.Options{Token: cfg.APIToken, Logger: log,
 		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})}).Register(mux)
+	// (The routes Register returns are the ones the OpenAPI document lists; a test holds them equal.)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

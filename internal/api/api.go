@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	_ "embed" // the OpenAPI document
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -59,25 +60,50 @@ func New(store Store, o Options) *API {
 	return &API{store: store, opts: o}
 }
 
-// Register adds the API's routes to mux.
-func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.Handle("GET /readyz", a.guard(a.readyz))
+// Register adds the API's routes to mux and returns their patterns
+// ("GET /v1/recordings", ...), which the OpenAPI document must match.
+func (a *API) Register(mux *http.ServeMux) []string {
+	routes := []struct {
+		pattern string
+		h       http.Handler
+	}{
+		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{"GET /v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(openAPI)
+		})},
+		{"GET /readyz", a.guard(a.readyz)},
+		{"GET /v1/recordings", a.guard(a.listRecordings)},
+		{"GET /v1/recordings/{recordId}", a.guard(a.getRecording)},
+		{"GET /v1/files/{fileName}", a.guard(a.getFile)},
+		{"GET /v1/events", a.guard(a.listEvents)},
+		{"GET /v1/events/stream", a.guard(a.stream)},
+		{"GET /v1/quarantine", a.guard(a.listQuarantine)},
+	}
 	if a.opts.Metrics != nil {
-		mux.Handle("GET /metrics", a.guard(func(w http.ResponseWriter, r *http.Request) error {
+		routes = append(routes, struct {
+			pattern string
+			h       http.Handler
+		}{"GET /metrics", a.guard(func(w http.ResponseWriter, r *http.Request) error {
 			a.opts.Metrics.ServeHTTP(w, r)
 			return nil
-		}))
+		})})
 	}
-	mux.Handle("GET /v1/recordings", a.guard(a.listRecordings))
-	mux.Handle("GET /v1/recordings/{recordId}", a.guard(a.getRecording))
-	mux.Handle("GET /v1/files/{fileName}", a.guard(a.getFile))
-	mux.Handle("GET /v1/events", a.guard(a.listEvents))
-	mux.Handle("GET /v1/events/stream", a.guard(a.stream))
-	mux.Handle("GET /v1/quarantine", a.guard(a.listQuarantine))
+	patterns := make([]string, 0, len(routes))
+	for _, r := range routes {
+		mux.Handle(r.pattern, r.h)
+		patterns = append(patterns, r.pattern)
+	}
+	return patterns
 }
+
+// openAPI is the OpenAPI 3.1 document of recledger's whole HTTP surface,
+// the callback endpoint included; cmd/recledger's tests hold it true.
+//
+//go:embed openapi.json
+var openAPI []byte
 
 // Errors of the API's own.
 var (

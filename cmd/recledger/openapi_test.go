@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/internal/api"
+	"github.com/recledger/recledger/rc"
+)
+
+// openAPIDoc is the part of an OpenAPI 3.1 document the test reads.
+type openAPIDoc struct {
+	Paths map[string]map[string]struct {
+		Responses map[string]struct {
+			Content map[string]struct {
+				Schema map[string]any `json:"schema"`
+			} `json:"content"`
+		} `json:"responses"`
+	} `json:"paths"`
+	Components struct {
+		Schemas map[string]map[string]any `json:"schemas"`
+	} `json:"components"`
+}
+
+// validate checks v against a JSON Schema, for the keywords the document
+// uses: $ref, type, properties, required, items, enum, oneOf,
+// additionalProperties.
+func (d *openAPIDoc) validate(schema map[string]any, v any, at string) error {
+	if r, ok := schema["$ref"].(string); ok {
+		name := strings.TrimPrefix(r, "#/components/schemas/")
+		s, ok := d.Components.Schemas[name]
+		if !ok {
+			return fmt.Errorf("%s: unknown $ref %s", at, r)
+		}
+		return d.validate(s, v, at)
+	}
+	if one, ok := schema["oneOf"].([]any); ok {
+		var errs []string
+		for _, alt := range one {
+			if err := d.validate(alt.(map[string]any), v, at); err == nil {
+				return nil
+			} else {
+				errs = append(errs, err.Error())
+			}
+		}
+		return fmt.Errorf("%s: matches no oneOf: %s", at, strings.Join(errs, "; "))
+	}
+	if t, ok := schema["type"]; ok {
+		var types []string
+		switch t := t.(type) {
+		case string:
+			types = []string{t}
+		case []any:
+			for _, e := range t {
+				types = append(types, e.(string))
+			}
+		}
+		if !slices.ContainsFunc(types, func(t string) bool { return jsonType(v, t) }) {
+			return fmt.Errorf("%s: %v is not of type %v", at, v, types)
+		}
+	}
+	if enum, ok := schema["enum"].([]any); ok && !slices.Contains(enum, v) {
+		return fmt.Errorf("%s: %v is not one of %v", at, v, enum)
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		props, _ := schema["properties"].(map[string]any)
+		for _, r := range schemaStrings(schema["required"]) {
+			if _, ok := v[r]; !ok {
+				return fmt.Errorf("%s: required %q missing", at, r)
+			}
+		}
+		for k, val := range v {
+			if ps, ok := props[k].(map[string]any); ok {
+				if err := d.validate(ps, val, at+"."+k); err != nil {
+					return err
+				}
+			} else if ap, ok := schema["additionalProperties"].(map[string]any); ok {
+				if err := d.validate(ap, val, at+"."+k); err != nil {
+					return err
+				}
+			} else if props != nil {
+				return fmt.Errorf("%s: %q is not in the document", at, k)
+			}
+		}
+	case []any:
+		if items, ok := schema["items"].(map[string]any); ok {
+			for i, e := range v {
+				if err := d.validate(items, e, at+"["+strconv.Itoa(i)+"]"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func schemaStrings(v any) []string {
+	var out []string
+	list, _ := v.([]any)
+	for _, e := range list {
+		out = append(out, e.(string))
+	}
+	return out
+}
+
+func jsonType(v any, t string) bool {
+	switch t {
+	case "object":
+		_, ok := v.(map[string]any)
+		return ok
+	case "array":
+		_, ok := v.([]any)
+		return ok
+	case "string":
+		_, ok := v.(string)
+		return ok
+	case "integer":
+		f, ok := v.(float64)
+		return ok && f == math.Trunc(f)
+	case "number":
+		_, ok := v.(float64)
+		return ok
+	case "boolean":
+		_, ok := v.(bool)
+		return ok
+	case "null":
+		return v == nil
+	}
+	return false
+}
+
+// TestOpenAPIDocumentIsTrue checks the served OpenAPI document against the
+// server: every route is documented and every documented operation is
+// routed, and real answers (successes and errors) have a documented status
+// and a body of the documented schema.
+func TestOpenAPIDocumentIsTrue(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "--app", testApp+"="+testSecret)
+	base := "http://" + srv.addr
+	srv.postSeeds(t, "type1-start.json", "type2-segment.json", "type3-end.json", "type4-upload.json")
+
+	var doc openAPIDoc
+	resp, err := testClient.Get(base + "/v1/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := json.Unmarshal(raw, &doc); err != nil || !strings.Contains(string(raw), `"openapi": "3.1.0"`) {
+		t.Fatalf("openapi.json: %v", err)
+	}
+
+	// Routes and document agree.
+	routes := api.New(nil, api.Options{Metrics: http.NotFoundHandler()}).Register(http.NewServeMux())
+	routes = append(routes, "POST /v1/callbacks/recording")
+	documented := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented[strings.ToUpper(method)+" "+path] = true
+		}
+	}
+	for _, r := range routes {
+		if !documented[r] {
+			t.Errorf("route %s is not in the OpenAPI document", r)
+		}
+		delete(documented, r)
+	}
+	for op := range documented {
+		t.Errorf("the OpenAPI document has %s, which is not routed", op)
+	}
+
+	seed, err := os.ReadFile(filepath.Join("..", "..", "rc", "testdata", "seed", "type1-start.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := func(req *http.Request) {
+		s := rc.Signer{AppKey: testApp, Secret: testSecret}
+		s.Apply(req, s.Sign())
+	}
+	type call struct {
+		method, path, docPath string
+		body                  []byte
+		contentType           string
+		sign                  bool
+		status                int
+	}
+	calls := []call{
+		{"POST", "/v1/callbacks/recording", "", seed, "application/json", true, 200},
+		{"POST", "/v1/callbacks/recording", "", seed, "application/json", false, 401},
+		{"POST", "/v1/callbacks/recording", "", []byte(`[1]`), "application/json", true, 400},
+		{"POST", "/v1/callbacks/recording", "", seed, "text/plain", true, 415},
+		{"POST", "/v1/callbacks/recording", "", bytes.Repeat([]byte(" "), 2<<20), "application/json", true, 413},
+		{"GET", "/v1/callbacks/recording", "", nil, "", false, 405},
+		{"GET", "/v1/recordings", "", nil, "", false, 200},
+		{"GET", "/v1/recordings?status=complete&limit=1", "/v1/recordings", nil, "", false, 200},
+		{"GET", "/v1/recordings?limit=0", "/v1/recordings", nil, "", false, 400},
+		{"GET", "/v1/recordings/8329208b99410743dcfeb80548e2c0ec", "/v1/recordings/{recordId}", nil, "", false, 200},
+		{"GET", "/v1/recordings/nope", "/v1/recordings/{recordId}", nil, "", false, 404},
+		{"GET", "/v1/files/lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4", "/v1/files/{fileName}", nil, "", false, 200},
+		{"GET", "/v1/files/nope.mp4", "/v1/files/{fileName}", nil, "", false, 404},
+		{"GET", "/v1/events?after=1&limit=2", "/v1/events", nil, "", false, 200},
+		{"GET", "/v1/events?tail=2", "/v1/events", nil, "", false, 200},
+		{"GET", "/v1/events?after=x", "/v1/events", nil, "", false, 400},
+		{"GET", "/v1/quarantine", "", nil, "", false, 200},
+		{"GET", "/v1/quarantine?limit=-1", "/v1/quarantine", nil, "", false, 400},
+		{"GET", "/healthz", "", nil, "", false, 200},
+		{"GET", "/readyz", "", nil, "", false, 200},
+		{"GET", "/metrics", "", nil, "", false, 200},
+		{"GET", "/v1/events/stream", "", nil, "", false, 200},
+	}
+	for _, c := range calls {
+		docPath := c.docPath
+		if docPath == "" {
+			docPath = strings.SplitN(c.path, "?", 2)[0]
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, c.method, base+c.path, bytes.NewReader(c.body))
+		if c.contentType != "" {
+			req.Header.Set("Content-Type", c.contentType)
+		}
+		if c.sign {
+			signed(req)
+		}
+		resp, err := testClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("%s %s: %v", c.method, c.path, err)
+		}
+		var body []byte
+		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			body, _ = io.ReadAll(resp.Body)
+		}
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode != c.status {
+			t.Errorf("%s %s: %d, want %d (%s)", c.method, c.path, resp.StatusCode, c.status, body)
+			continue
+		}
+		// A 405 of the callback endpoint is documented under its POST.
+		method := strings.ToLower(c.method)
+		if c.status == 405 {
+			method = "post"
+		}
+		opResp, ok := doc.Paths[docPath][method].Responses[strconv.Itoa(resp.StatusCode)]
+		if !ok {
+			t.Errorf("%s %s answered %d, which %s %s does not document", c.method, c.path, resp.StatusCode, method, docPath)
+			continue
+		}
+		ct := strings.SplitN(resp.Header.Get("Content-Type"), ";", 2)[0]
+		media, ok := opResp.Content[ct]
+		if !ok {
+			t.Errorf("%s %s: content type %q not documented for %d", c.method, c.path, ct, resp.StatusCode)
+			continue
+		}
+		if ct != "application/json" {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Errorf("%s %s: %v", c.method, c.path, err)
+			continue
+		}
+		if err := doc.validate(media.Schema, v, c.method+" "+c.path); err != nil {
+			t.Errorf("answer does not match the document: %v", err)
+		}
+	}
+
+	// The token rule's answer, from a server with a token.
+	tokened := startServer(t, t.TempDir(), "--api-token", "t0ken")
+	resp, err = testClient.Get("http://" + tokened.addr + "/v1/recordings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var v any
+	json.Unmarshal(body, &v)
+	if _, ok := doc.Paths["/v1/recordings"]["get"].Responses["401"]; !ok || resp.StatusCode != 401 {
+		t.Errorf("no token: %d, documented: %v", resp.StatusCode, ok)
+	} else if err := doc.validate(doc.Paths["/v1/recordings"]["get"].Responses["401"].Content["application/json"].Schema, v, "401"); err != nil {
+		t.Error(err)
+	}
+}
