@@ -5,8 +5,8 @@ package api
 
 import (
 	"context"
-	_ "embed" // the OpenAPI document
 	"crypto/subtle"
+	_ "embed" // the OpenAPI document
 	"encoding/json"
 	"errors"
 	"log/slog"
