@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 20s
 FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName
 
-.PHONY: help build test lint fuzz bench bench-ingest
+.PHONY: help build test lint fuzz bench bench-ingest bench-query
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -32,3 +32,6 @@ bench: ## run the Go benchmarks (5 counts, for benchstat)
 
 bench-ingest: ## bare handler vs durable ingest over HTTP, 16 and 64 clients (BENCHMARKS.md)
 	go run ./bench/ingest -clients 16,64 -duration 10s -warmup 2s
+
+bench-query: ## query latency over 1M generated recordings, DB size, RSS (BENCHMARKS.md; ~5 min, ~6 GB)
+	go run ./bench/query -recordings 1000000 -requests 2000

@@ -213,11 +213,14 @@ func dsn(path string, o Options, synchronous string, readOnly bool) string {
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+strings.ToUpper(synchronous)+")")
-	q.Add("_pragma", "cache_size(-65536)") // 64 MiB of pages per connection
-	q.Add("_pragma", "mmap_size(268435456)")
+	// Page caches are per connection and count in the process's memory:
+	// the writers get 32 MiB, each reader 4 MiB (the OS caches the files
+	// anyway). No mmap: mapped pages a query touches stay in RSS.
 	if readOnly {
+		q.Add("_pragma", "cache_size(-4096)")
 		q.Add("_pragma", "query_only(1)")
 	} else {
+		q.Add("_pragma", "cache_size(-32768)")
 		q.Add("_txlock", "immediate") // take the write lock at BEGIN, not mid-transaction
 		// Checkpoints mostly run beside the writer (see checkpoint); the
 		// writer checkpoints itself only if the WAL outgrows 20000 pages.

@@ -1,0 +1,228 @@
+// Command query is the query benchmark: it fills a SQLite store with
+// generated recordings (through the store's own append path, as ingest
+// would), then serves it with recledger serve and measures the query API's
+// latency over HTTP, the database size and the server's memory.
+//
+//	go run ./bench/query -recordings 1000000
+//
+// Each recording has a start, three segments and an end (four files); one
+// in ten has its files uploaded, one in fifty failed. Rooms hold ten
+// recordings, sessions five, users twenty. The store is kept in -dir for
+// reruns (-reuse skips filling it).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/rc"
+)
+
+func main() {
+	n := flag.Int("recordings", 1_000_000, "recordings to generate")
+	dir := flag.String("dir", filepath.Join(os.TempDir(), "recledger-query-bench"), "where the store is kept")
+	reuse := flag.Bool("reuse", false, "reuse the store in -dir instead of filling a new one")
+	requests := flag.Int("requests", 2000, "requests per query kind")
+	flag.Parse()
+	path := filepath.Join(*dir, "recledger.db")
+	if !*reuse {
+		os.RemoveAll(*dir)
+		fill(path, *n)
+	}
+	bin := filepath.Join(*dir, "recledger-bin")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/recledger").CombinedOutput(); err != nil {
+		fatal(fmt.Errorf("build (run from the repository root): %v\n%s", err, out))
+	}
+	var size int64
+	matches, _ := filepath.Glob(filepath.Join(*dir, "recledger*.db*"))
+	for _, m := range matches {
+		if fi, err := os.Stat(m); err == nil {
+			size += fi.Size()
+		}
+	}
+	addr, pid, stop := serve(bin, path)
+	defer stop()
+	measure(addr, pid, *n, *requests, size)
+}
+
+// fill appends n recordings' callbacks from 64 goroutines.
+func fill(path string, n int) {
+	s, err := sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
+	if err != nil {
+		fatal(err)
+	}
+	start := time.Now()
+	var (
+		next atomic.Int64
+		done atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range 64 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				for _, body := range recording(i) {
+					cb, err := rc.Parse(body)
+					if err != nil {
+						fatal(err)
+					}
+					if _, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: time.Now()}); err != nil {
+						fatal(err)
+					}
+				}
+				if d := done.Add(1); d%100_000 == 0 {
+					fmt.Fprintf(os.Stderr, "filled %d recordings, %.0f callbacks/s\n", d, float64(d*6)/time.Since(start).Seconds())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil { // waits for the projections
+		fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "filled %d recordings in %s\n", n, time.Since(start).Round(time.Second))
+}
+
+const base = int64(1_700_000_000_000)
+
+// recording returns recording i's callbacks.
+func recording(i int) [][]byte {
+	id := fmt.Sprintf("rec%07d", i)
+	room, session, user := fmt.Sprintf("room%06d", i/10), fmt.Sprintf("sess%06d", i/5), fmt.Sprintf("user%05d", i%50_000)
+	t0 := base + int64(i)*1000
+	code := 200
+	if i%50 == 7 {
+		code = 500
+	}
+	common := func(typ int, ts int64, c int, output string) []byte {
+		return fmt.Appendf(nil, `{"timestamp":%d,"type":%d,"appKey":"bench","recordId":%q,"roomId":%q,"sessionId":%q,"userId":%q,"mode":0,"extra":"","code":%d,"errorMessage":"Success","output":{%s}}`,
+			ts, typ, id, room, session, user, c, output)
+	}
+	out := [][]byte{common(1, t0, code, `"fileName":"tmp.mp4","audioSample":48000,"videoResoulation":"640x480"`)}
+	for k := 1; k <= 4; k++ {
+		typ := 2
+		if k == 4 {
+			typ = 3
+		}
+		name := fileName(i, k)
+		out = append(out, common(typ, t0+int64(k)*1800_000, 200, fmt.Sprintf(`"fileName":%q,"fileSize":%d`, name, 50<<20+k)))
+		if i%10 == 0 {
+			out = append(out, common(4, t0+int64(k)*1800_000+5000, 200, fmt.Sprintf(`"fileName":%q,"fileUrl":"https://oss.example/%s"`, name, name)))
+		}
+	}
+	return out
+}
+
+func fileName(i, k int) string {
+	return fmt.Sprintf("sess%06d_room%06d_user%05d_%d.mp4", i/5, i/10, i%50_000, base+int64(i)*1000+int64(k))
+}
+
+// serve starts recledger serve on the store and returns its address and pid.
+func serve(bin, path string) (string, int, func()) {
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", "sqlite:"+path, "--log-format", "json")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		fatal(err)
+	}
+	dec := json.NewDecoder(stderr)
+	for {
+		var entry struct{ Msg, Addr string }
+		if err := dec.Decode(&entry); err != nil {
+			fatal(fmt.Errorf("server: %w", err))
+		}
+		if entry.Msg == "listening" {
+			go io.Copy(io.Discard, stderr)
+			return entry.Addr, cmd.Process.Pid, func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
+		}
+	}
+}
+
+func measure(addr string, pid, n, requests int, size int64) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	r := rand.New(rand.NewPCG(1, 2))
+	kinds := []struct {
+		name string
+		path func() string
+	}{
+		{"GET /v1/recordings/{id}", func() string { return "/v1/recordings/" + fmt.Sprintf("rec%07d", r.IntN(n)) }},
+		{"GET /v1/files/{name}", func() string { return "/v1/files/" + fileName(r.IntN(n), 1+r.IntN(4)) }},
+		{"page of 50 by roomId", func() string { return "/v1/recordings?limit=50&roomId=" + fmt.Sprintf("room%06d", r.IntN(n/10)) }},
+		{"page of 50 by sessionId", func() string {
+			return "/v1/recordings?limit=50&sessionId=" + fmt.Sprintf("sess%06d", r.IntN(n/5))
+		}},
+		{"page of 50 by userId", func() string { return "/v1/recordings?limit=50&userId=" + fmt.Sprintf("user%05d", r.IntN(50_000)) }},
+		{"page of 50 by status", func() string {
+			return "/v1/recordings?limit=50&status=" + []string{"ended", "complete", "failed"}[r.IntN(3)]
+		}},
+	}
+	fmt.Printf("| query | p50 | p99 | max |\n|---|---|---|---|\n")
+	var rss int64
+	for _, k := range kinds {
+		lat := make([]time.Duration, 0, requests)
+		for i := range requests + requests/10 { // the first tenth warms up, unmeasured
+			measured := i >= requests/10
+			t0 := time.Now()
+			resp, err := client.Get("http://" + addr + k.path())
+			if err != nil {
+				fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				fatal(fmt.Errorf("%s: %d", k.name, resp.StatusCode))
+			}
+			if measured {
+				lat = append(lat, time.Since(t0))
+			}
+		}
+		rss = max(rss, vmRSS(pid))
+		slices.Sort(lat)
+		fmt.Printf("| %s | %.2f ms | %.2f ms | %.2f ms |\n", k.name, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1]))
+	}
+	fmt.Printf("\n%d recordings, %d files; store on disk %.0f MB (%.0f MB per million recordings); server RSS %d MB while serving\n",
+		n, 4*n, float64(size)/1e6, float64(size)/1e6/(float64(n)/1e6), rss>>20)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// vmRSS reads a process's resident set size from /proc.
+func vmRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
