@@ -93,11 +93,20 @@ func (c *client) request(ctx context.Context, path string, q url.Values, timeout
 	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
 		msg = e.Error.Message
 	}
-	if resp.StatusCode == http.StatusNotFound {
+	if resp.StatusCode == http.StatusNotFound && e.Error.Code == "not_found" {
 		return nil, fmt.Errorf("%s: %w", path, errNotFound)
 	}
-	return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, msg)
+	return nil, &httpError{status: resp.StatusCode, msg: fmt.Sprintf("%s: %s: %s", path, resp.Status, msg)}
 }
+
+// httpError is an answer the server gave on purpose: retrying it changes
+// nothing when it is a 4xx.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
 
 // get decodes the JSON answer of a GET into out.
 func (c *client) get(ctx context.Context, path string, q url.Values, out any) error {
@@ -116,6 +125,7 @@ func (c *client) get(ctx context.Context, path string, q url.Values, out any) er
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -94,16 +96,22 @@ interrupted, resuming where it was if the connection drops.` + exitCodesHelp,
 				return err
 			}
 			w := cmd.OutOrStdout()
+			headed := false
 			show := func(events []ledger.Event) error {
 				if c.json {
+					enc := json.NewEncoder(w)
+					enc.SetEscapeHTML(false)
 					for _, e := range events {
-						if err := json.NewEncoder(w).Encode(e); err != nil {
+						if err := enc.Encode(e); err != nil {
 							return err
 						}
 					}
 					return nil
 				}
-				printEvents(w, events, time.Now())
+				if len(events) > 0 || !headed {
+					printEvents(w, events, time.Now(), !headed)
+					headed = true
+				}
 				return nil
 			}
 			if err := show(list.Items); err != nil || !follow {
@@ -120,26 +128,76 @@ interrupted, resuming where it was if the connection drops.` + exitCodesHelp,
 }
 
 // followEvents reads the event stream after seq last until the command's
-// context ends, reconnecting (with Last-Event-ID semantics) when it drops.
+// context ends. A dropped or silent connection (no line within three
+// heartbeats) is reopened where it was, backing off up to 30 s; an answer
+// that retrying cannot change (4xx) ends the command with its error.
 func followEvents(cmd *cobra.Command, c *client, last int64, show func([]ledger.Event) error) error {
 	ctx := cmd.Context()
+	backoff := time.Second
 	for ctx.Err() == nil {
-		resp, err := c.request(ctx, "/v1/events/stream", url.Values{"after": {strconv.FormatInt(last, 10)}}, false)
+		streamCtx, cancel := context.WithCancel(ctx)
+		resp, err := c.request(streamCtx, "/v1/events/stream", url.Values{"after": {strconv.FormatInt(last, 10)}}, false)
 		if err != nil {
+			cancel()
+			var he *httpError
+			if errors.Is(err, errNotFound) || errors.As(err, &he) && he.status/100 == 4 {
+				return err
+			}
 			if ctx.Err() != nil {
 				break
 			}
-			fmt.Fprintln(cmd.ErrOrStderr(), "recledger: stream:", err, "- reconnecting")
-			select {
-			case <-ctx.Done():
-			case <-time.After(2 * time.Second):
+			fmt.Fprintf(cmd.ErrOrStderr(), "recledger: stream: %v; reconnecting in %s\n", err, backoff)
+		} else {
+			lines := make(chan string)
+			go func() {
+				defer close(lines)
+				sc := bufio.NewScanner(resp.Body)
+				sc.Buffer(make([]byte, 64<<10), 4<<20)
+				for sc.Scan() {
+					select {
+					case lines <- sc.Text():
+					case <-streamCtx.Done():
+						return
+					}
+				}
+			}()
+			err := readStream(streamCtx, lines, &last, show)
+			cancel()
+			resp.Body.Close()
+			if err != nil {
+				return err
 			}
-			continue
+			backoff = time.Second // it worked for a while: start over
+			if ctx.Err() == nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "recledger: stream ended; reconnecting")
+			}
 		}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+	return nil
+}
+
+// readStream shows the events of one connection until it ends, goes
+// silent for three heartbeats, or ctx ends.
+func readStream(ctx context.Context, lines <-chan string, last *int64, show func([]ledger.Event) error) error {
+	silence := time.NewTimer(45 * time.Second)
+	defer silence.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-silence.C:
+			return nil // half-open: reconnect
+		case line, ok := <-lines:
+			if !ok {
+				return nil
+			}
+			silence.Reset(45 * time.Second)
+			data, ok := strings.CutPrefix(line, "data: ")
 			if !ok {
 				continue
 			}
@@ -147,15 +205,12 @@ func followEvents(cmd *cobra.Command, c *client, last int64, show func([]ledger.
 			if err := json.Unmarshal([]byte(data), &e); err != nil {
 				continue
 			}
-			last = e.Seq
+			*last = e.Seq
 			if err := show([]ledger.Event{e}); err != nil {
-				resp.Body.Close()
 				return err
 			}
 		}
-		resp.Body.Close()
 	}
-	return nil
 }
 
 func newQuarantineCmd() *cobra.Command {

@@ -207,12 +207,14 @@ func printRecording(w io.Writer, r ledger.Recording, now time.Time) {
 	tw.Flush()
 
 	fmt.Fprintln(w, "\nTIMELINE")
-	printEvents(w, r.Events, now)
+	printEvents(w, r.Events, now, true)
 }
 
-func printEvents(w io.Writer, events []ledger.Event, now time.Time) {
+func printEvents(w io.Writer, events []ledger.Event, now time.Time, header bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tRECEIVED\tTYPE\tRC TIME\tCODE\tRECORD ID\tFILE\tNOTE")
+	if header {
+		fmt.Fprintln(tw, "SEQ\tRECEIVED\tTYPE\tRC TIME\tCODE\tRECORD ID\tFILE\tNOTE")
+	}
 	for _, e := range events {
 		note := ""
 		if e.Duplicate {

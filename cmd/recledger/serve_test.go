@@ -458,3 +458,25 @@ func TestEventsTailFollow(t *testing.T) {
 	}
 	t.Fatal("events tail -f did not show the new callback")
 }
+
+// TestShutdownEndsEventStreams stops a server with a client following the
+// event stream: the stream must end with the shutdown, not hold it until
+// the shutdown timeout gives up.
+func TestShutdownEndsEventStreams(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "--shutdown-timeout", "20s")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+srv.addr+"/v1/events/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ended := make(chan struct{})
+	go func() { io.Copy(io.Discard, resp.Body); close(ended) }()
+	srv.stop(t)
+	<-ended
+	if logs := srv.logs.String(); strings.Contains(logs, `"msg":"shutdown"`) {
+		t.Errorf("shutdown waited out its timeout for an open stream:\n%s", logs)
+	}
+}

@@ -41,6 +41,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when set, is served at /metrics under the same auth rule.
 	Metrics http.Handler
+	// Stopping, when closed, ends open event streams: http.Server.Shutdown
+	// waits for handlers and does not cancel them.
+	Stopping <-chan struct{}
 }
 
 // API serves the query endpoints.
@@ -105,10 +108,14 @@ func (a *API) Register(mux *http.ServeMux) []string {
 //go:embed openapi.json
 var openAPI []byte
 
+// queryTimeout bounds a query's wait for the store (and for the projections
+// to include what was acknowledged before it).
+const queryTimeout = 10 * time.Second
+
 // Errors of the API's own.
 var (
 	errUnauthorized = errors.New("a valid bearer token is required")
-	errForbidden    = errors.New("without an API token only loopback clients are answered; set --api-token")
+	errForbidden    = errors.New("without an API token only loopback clients are answered (not through a proxy); set --api-token")
 	errNotFound     = errors.New("not found")
 )
 
@@ -166,6 +173,9 @@ func (a *API) guard(h handler) http.Handler {
 			return
 		}
 		if err := h(w, r); err != nil {
+			if r.Context().Err() != nil {
+				return // the client went away; nobody reads the answer
+			}
 			a.writeError(w, r, err)
 		}
 	})
@@ -173,11 +183,18 @@ func (a *API) guard(h handler) http.Handler {
 
 func (a *API) authorize(r *http.Request) error {
 	if a.opts.Token != "" {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.opts.Token)) != 1 {
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(a.opts.Token)) != 1 {
 			return errUnauthorized
 		}
 		return nil
+	}
+	// A reverse proxy on the same host makes every client look local; a
+	// request it forwarded is not a loopback client's.
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
+		if r.Header.Get(h) != "" {
+			return errForbidden
+		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
@@ -242,7 +259,9 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request) error {
 		m := rc.Mode(n)
 		f.Mode = &m
 	}
-	page, err := a.store.ListRecordings(r.Context(), f)
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	page, err := a.store.ListRecordings(ctx, f)
 	if errors.Is(err, ledger.ErrBadCursor) {
 		return &badParam{"cursor", "not one this server issued"}
 	}
@@ -262,26 +281,41 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) getRecording(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("recordId")
-	st, err := a.store.Recording(r.Context(), id)
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	st, err := a.store.Recording(ctx, id)
 	if err != nil {
 		return err
 	}
-	events, err := a.store.RecordingEvents(r.Context(), id)
+	events, err := a.store.RecordingEvents(ctx, id)
 	if err != nil {
 		return err
 	}
-	rec := st.View(a.opts.Now())
+	rec := RecordingDetail{Recording: st.View(a.opts.Now()), Events: events}
+	rec.Files = rec.Recording.Files
 	if rec.Files == nil {
 		rec.Files = []ledger.File{}
 	}
-	rec.Events = events
+	if rec.Events == nil {
+		rec.Events = []ledger.Event{}
+	}
 	writeJSON(w, http.StatusOK, rec)
 	return nil
 }
 
+// RecordingDetail is the answer of GET /v1/recordings/{recordId}: the
+// recording with its files and events, both always present.
+type RecordingDetail struct {
+	ledger.Recording
+	Files  []ledger.File  `json:"files"`
+	Events []ledger.Event `json:"events"`
+}
+
 func (a *API) getFile(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("fileName")
-	states, err := a.store.FileRecordings(r.Context(), name)
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	states, err := a.store.FileRecordings(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -318,9 +352,21 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var events []ledger.Event
-	if tail > 0 { // the newest events, as `events tail` shows them
+	switch {
+	case q.Has("tail") && tail == 0: // nothing, but where the log ends, to follow from there
+		latest, err := a.store.LatestEvents(r.Context(), 1)
+		if err != nil {
+			return err
+		}
+		out := EventList{Items: []ledger.Event{}}
+		if len(latest) > 0 {
+			out.Last = latest[0].Seq
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	case tail > 0: // the newest events, as `events tail` shows them
 		events, err = a.store.LatestEvents(r.Context(), tail)
-	} else {
+	default:
 		events, err = a.store.Events(r.Context(), int64(after), limit)
 	}
 	if err != nil {
@@ -386,5 +432,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v) // the client has gone if this fails
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // bodies and URLs as received: & stays &
+	enc.Encode(v)            // the client has gone if this fails
 }

@@ -133,6 +133,9 @@ func TestFileAndEvents(t *testing.T) {
 	if code := get(t, srv.URL+"/v1/events?tail=2", "", &evs); code != 200 || len(evs.Items) != 2 || evs.Items[0].Seq != 7 || evs.Last != 8 {
 		t.Errorf("tail: %d %+v", code, evs)
 	}
+	if code := get(t, srv.URL+"/v1/events?tail=0", "", &evs); code != 200 || len(evs.Items) != 0 || evs.Last != 8 {
+		t.Errorf("tail=0 (where the log ends): %d %+v", code, evs)
+	}
 	get(t, srv.URL+"/v1/events?after=100", "", &evs)
 	if len(evs.Items) != 0 || evs.Last != 100 {
 		t.Errorf("events past the end: %+v", evs)
@@ -176,6 +179,13 @@ func TestAuth(t *testing.T) {
 		if code := get(t, srv.URL+path, "s3cret", nil); code != 200 {
 			t.Errorf("%s with the token: %d", path, code)
 		}
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req.Header.Set("Authorization", "bearer s3cret") // the scheme is case-insensitive
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+			t.Errorf("%s with a lower-case scheme: %v %v", path, resp.StatusCode, err)
+		} else {
+			resp.Body.Close()
+		}
 	}
 	if code := get(t, srv.URL+"/healthz", "", nil); code != 200 {
 		t.Errorf("/healthz must stay open: %d", code)
@@ -200,7 +210,17 @@ func TestAuth(t *testing.T) {
 	// Without a token: loopback clients only.
 	mux := http.NewServeMux()
 	api.New(s, api.Options{}).Register(mux)
-	for remote, want := range map[string]int{"127.0.0.1:5000": 200, "[::1]:5000": 200, "192.0.2.7:5000": 403, "garbage": 403} {
+	for _, h := range []string{"X-Forwarded-For", "Forwarded", "X-Real-IP"} {
+		req := httptest.NewRequest(http.MethodGet, "/v1/recordings", nil)
+		req.RemoteAddr = "127.0.0.1:5000" // a reverse proxy on the same host
+		req.Header.Set(h, "203.0.113.9")
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if rec.Code != 403 {
+			t.Errorf("no token, proxied (%s) from loopback: %d, want 403", h, rec.Code)
+		}
+	}
+	for remote, want := range map[string]int{"127.0.0.1:5000": 200, "[::1]:5000": 200, "[::ffff:127.0.0.1]:5000": 200, "192.0.2.7:5000": 403, "garbage": 403} {
 		req := httptest.NewRequest(http.MethodGet, "/v1/recordings", nil)
 		req.RemoteAddr = remote
 		rec := httptest.NewRecorder()
@@ -310,5 +330,34 @@ func TestEventStream(t *testing.T) {
 	defer closeStream()
 	if id, _ := next(r); id != "8" {
 		t.Errorf("resumed after Last-Event-ID 7 with %s, want 8", id)
+	}
+}
+
+func TestDetailShapeAndBodiesAsReceived(t *testing.T) {
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	body := `{"timestamp":1530027865231,"type":1,"appKey":"app","recordId":"only-start","roomId":"r","sessionId":"s","userId":"u","mode":0,"code":200,"extra":"a&b<c>"}`
+	cb, err := rc.Parse([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	srv := server(t, s, "")
+	resp, err := http.Get(srv.URL + "/v1/recordings/only-start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(raw), `"files":[]`) {
+		t.Errorf("the detail view of a recording without files lacks \"files\":[]: %s", raw)
+	}
+	if !strings.Contains(string(raw), `"extra":"a&b<c>"`) || strings.Contains(string(raw), `\u0026`) {
+		t.Errorf("the answer escapes & < > (bodies must read as received): %s", raw)
 	}
 }

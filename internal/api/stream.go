@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -57,11 +58,13 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 			return nil // the headers are sent: end the stream, the client reconnects
 		}
 		for _, e := range events {
-			data, err := json.Marshal(e)
-			if err != nil {
+			var data bytes.Buffer
+			enc := json.NewEncoder(&data)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(e); err != nil {
 				return nil
 			}
-			if err := write("id: %d\nevent: callback\ndata: %s\n\n", e.Seq, data); err != nil {
+			if err := write("id: %d\nevent: callback\ndata: %s\n\n", e.Seq, bytes.TrimSpace(data.Bytes())); err != nil {
 				return nil
 			}
 			last, lastWrite = e.Seq, time.Now()
@@ -72,6 +75,8 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-a.opts.Stopping:
+			return nil // the server is shutting down: the client reconnects elsewhere or later
 		case <-poll.C:
 		}
 		if time.Since(lastWrite) >= streamHeartbeat {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"strconv"
 	"strings"
 	"time"
@@ -32,8 +33,9 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 		where = append(where, cond)
 		args = append(args, v)
 	}
+	scope := filterScope(f)
 	if f.Cursor != "" {
-		before, err := decodeCursor(f.Cursor)
+		before, err := decodeCursor(f.Cursor, scope)
 		if err != nil {
 			return ledger.RecordingPage{}, err
 		}
@@ -94,7 +96,7 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 	}
 	if len(page.Items) > limit {
 		page.Items = page.Items[:limit]
-		page.Next = encodeCursor(ids[limit-1])
+		page.Next = encodeCursor(ids[limit-1], scope)
 	}
 	return page, nil
 }
@@ -127,21 +129,48 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 	return out, rows.Err()
 }
 
-// A cursor is the last first_seq of a page, opaque to clients.
-func encodeCursor(id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("r1:" + strconv.FormatInt(id, 10)))
+// A cursor is the last first_seq of a page and a checksum of the filter it
+// belongs to, opaque to clients: a cursor used with another filter would
+// skip that filter's recordings, so it is refused.
+func encodeCursor(seq int64, scope uint32) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("r2:" + strconv.FormatInt(seq, 10) + ":" + strconv.FormatUint(uint64(scope), 36)))
 }
 
-func decodeCursor(c string) (int64, error) {
+func decodeCursor(c string, scope uint32) (int64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err == nil {
-		if rest, ok := strings.CutPrefix(string(b), "r1:"); ok {
-			if id, err := strconv.ParseInt(rest, 10, 64); err == nil && id > 0 {
-				return id, nil
+		if rest, ok := strings.CutPrefix(string(b), "r2:"); ok {
+			seqText, scopeText, _ := strings.Cut(rest, ":")
+			seq, err1 := strconv.ParseInt(seqText, 10, 64)
+			sc, err2 := strconv.ParseUint(scopeText, 36, 32)
+			if err1 == nil && err2 == nil && seq > 0 {
+				if uint32(sc) != scope {
+					return 0, fmt.Errorf("cursor belongs to other filters: %w", ledger.ErrBadCursor)
+				}
+				return seq, nil
 			}
 		}
 	}
 	return 0, fmt.Errorf("cursor %.40q: %w", c, ledger.ErrBadCursor)
+}
+
+// filterScope checksums what a filter selects (not its page).
+func filterScope(f ledger.RecordingFilter) uint32 {
+	h := crc32.NewIEEE()
+	for _, s := range []string{f.AppKey, f.RoomID, f.SessionID, f.UserID, string(f.Status)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	for _, p := range []*int64{f.Since, f.Until} {
+		if p != nil {
+			h.Write([]byte(strconv.FormatInt(*p, 10)))
+		}
+		h.Write([]byte{0})
+	}
+	if f.Mode != nil {
+		h.Write([]byte(strconv.Itoa(int(*f.Mode))))
+	}
+	return h.Sum32()
 }
 
 // Stats implements ledger.Store.

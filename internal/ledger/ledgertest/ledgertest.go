@@ -536,6 +536,13 @@ func testListRecordings(t *testing.T, open Opener) {
 			t.Errorf("limit %d: %v, want ErrBadLimit", bad.Limit, err)
 		}
 	}
+	first, err := s.ListRecordings(ctx, ledger.RecordingFilter{RoomID: "roomA", Limit: 1})
+	if err != nil || first.Next == "" {
+		t.Fatalf("first page of roomA: %+v, %v", first, err)
+	}
+	if _, err := s.ListRecordings(ctx, ledger.RecordingFilter{RoomID: "roomB", Cursor: first.Next}); !errors.Is(err, ledger.ErrBadCursor) {
+		t.Errorf("roomA's cursor used for roomB: %v, want ErrBadCursor", err)
+	}
 	for _, c := range []string{"garbage", "cjE6LTE", "eDox"} {
 		if _, err := s.ListRecordings(ctx, ledger.RecordingFilter{Cursor: c}); !errors.Is(err, ledger.ErrBadCursor) {
 			t.Errorf("cursor %q: %v, want ErrBadCursor", c, err)
