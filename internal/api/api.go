@@ -44,6 +44,8 @@ type Options struct {
 	// Stopping, when closed, ends open event streams: http.Server.Shutdown
 	// waits for handlers and does not cancel them.
 	Stopping <-chan struct{}
+	// StreamPoll and StreamHeartbeat pace the event stream (250 ms, 15 s).
+	StreamPoll, StreamHeartbeat time.Duration
 }
 
 // API serves the query endpoints.
@@ -59,6 +61,12 @@ func New(store Store, o Options) *API {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.StreamPoll <= 0 {
+		o.StreamPoll = defaultStreamPoll
+	}
+	if o.StreamHeartbeat <= 0 {
+		o.StreamHeartbeat = defaultStreamHeartbeat
 	}
 	return &API{store: store, opts: o}
 }

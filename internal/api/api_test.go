@@ -270,9 +270,11 @@ func TestStoreFailuresAnswer503WithoutDetail(t *testing.T) {
 // TestEventStream reads the stream live, sees a heartbeat, a new callback
 // arrive, and resumes from Last-Event-ID without gaps or repeats.
 func TestEventStream(t *testing.T) {
-	defer api.SetStreamPacing(10*time.Millisecond, 50*time.Millisecond)()
 	s := fill(t)
-	srv := server(t, s, "")
+	mux := http.NewServeMux()
+	api.New(s, api.Options{StreamPoll: 10 * time.Millisecond, StreamHeartbeat: 50 * time.Millisecond}).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	open := func(lastID string) (*bufio.Reader, func()) {

@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// How the event stream paces itself; variables so tests can shorten them.
-var (
-	streamPoll      = 250 * time.Millisecond // how often an idle stream looks for new events
-	streamHeartbeat = 15 * time.Second       // a comment line so proxies keep the connection open
+// How the event stream paces itself unless Options say otherwise.
+const (
+	defaultStreamPoll      = 250 * time.Millisecond // how often an idle stream looks for new events
+	defaultStreamHeartbeat = 15 * time.Second       // a comment line so proxies keep the connection open
 )
 
 // stream serves GET /v1/events/stream: the raw log as server-sent events,
@@ -36,7 +36,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
 	write := func(format string, args ...any) error {
-		ctl.SetWriteDeadline(time.Now().Add(streamHeartbeat + 10*time.Second))
+		ctl.SetWriteDeadline(time.Now().Add(a.opts.StreamHeartbeat + 10*time.Second))
 		if _, err := fmt.Fprintf(w, format, args...); err != nil {
 			return err
 		}
@@ -45,7 +45,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 	if err := write(": recledger event stream from seq %d\n\n", after); err != nil {
 		return nil
 	}
-	poll := time.NewTicker(streamPoll)
+	poll := time.NewTicker(a.opts.StreamPoll)
 	defer poll.Stop()
 	lastWrite := time.Now()
 	last := int64(after)
@@ -79,7 +79,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 			return nil // the server is shutting down: the client reconnects elsewhere or later
 		case <-poll.C:
 		}
-		if time.Since(lastWrite) >= streamHeartbeat {
+		if time.Since(lastWrite) >= a.opts.StreamHeartbeat {
 			if err := write(": heartbeat %s\n\n", strconv.FormatInt(time.Now().UnixMilli(), 10)); err != nil {
 				return nil
 			}
