@@ -63,6 +63,6 @@ belong to a room, session, user or recordId, and whether all are uploaded.`,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newServeCmd(), newRecordingsCmd(), newFilesCmd(), newEventsCmd(), newQuarantineCmd(),
-		newMigrateCmd(), newReplayCmd(), newSignCmd(), newVersionCmd())
+		newSimulateCmd(), newMigrateCmd(), newReplayCmd(), newSignCmd(), newVersionCmd())
 	return root
 }

@@ -480,3 +480,40 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 		t.Errorf("shutdown waited out its timeout for an open stream:\n%s", logs)
 	}
 }
+
+// TestSimulateAgainstServe runs `recledger simulate` against the real
+// server in every mode, with upload failures and failed recordings, and
+// checks the summary and the ledger through the query API.
+func TestSimulateAgainstServe(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "--app", testApp+"="+testSecret)
+	out, stderr, code := runBinary(t, "", "simulate", "--to", "http://"+srv.addr+"/v1/callbacks/recording",
+		"--app", testApp+"="+testSecret, "--recordings", "40", "--seed", "3", "--upload-failures", "0.3",
+		"--never-uploaded", "0.1", "--failed-recordings", "0.1", "--signature-style", "rc-headers", "--json")
+	if code != 0 {
+		t.Fatalf("simulate (exit %d): %s%s", code, out, stderr)
+	}
+	var sum struct {
+		Recordings, Callbacks, Delivered, Failed int
+		Statuses                                 map[string]int
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Recordings != 40 || sum.Delivered != sum.Callbacks || sum.Failed != 0 {
+		t.Fatalf("summary %s: %+v %v", out, sum, err)
+	}
+	out, _, code = runBinary(t, "", "recordings", "ls", "--limit", "500", "--json", "--server", "http://"+srv.addr)
+	var list struct{ Items []ledger.Recording }
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Items) != 40 {
+		t.Fatalf("recordings ls after the simulation (exit %d): %d items", code, len(list.Items))
+	}
+	statuses := map[ledger.Status]int{}
+	for _, r := range list.Items {
+		statuses[r.Status]++
+	}
+	if statuses[ledger.StatusRecording] != 0 || statuses[ledger.StatusFailed] == 0 || statuses[ledger.StatusComplete] == 0 {
+		t.Errorf("statuses after the simulation: %v", statuses)
+	}
+
+	printed, _, code := runBinary(t, "", "simulate", "--app", testApp+"="+testSecret, "--recordings", "2", "--print", "jsonl")
+	if code != 0 || strings.Count(printed, "\n") < 6 || !strings.Contains(printed, `"Nonce"`) {
+		t.Errorf("simulate --print jsonl (exit %d):\n%s", code, printed)
+	}
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/recledger/recledger/internal/simulator"
+	"github.com/recledger/recledger/rc"
+)
+
+type simulateOptions struct {
+	to, app, modes, style, print string
+	recordings, concurrency      int
+	seed                         uint64
+	speed                        float64
+	uploadFailures, never        float64
+	failed                       float64
+	asJSON                       bool
+}
+
+func newSimulateCmd() *cobra.Command {
+	var o simulateOptions
+	cmd := &cobra.Command{
+		Use:   "simulate --to URL --app KEY=SECRET",
+		Short: "Play RC's side: generate recordings and send their signed callbacks",
+		Long: `simulate generates recordings in RC's modes (file names, segments, sizes and
+uploads by RC's rules), and delivers their callbacks to a receiver the way RC
+does: signed afresh for every attempt, a 5 s timeout, two retries, and only a
+200 counts. Simulated time is compressed by --speed (3600 plays an hour in a
+second; 0 sends as fast as possible) while the callbacks' timestamps follow
+simulated time. The same --seed gives the same recordings.
+
+With --print it writes the signed requests (curl commands or JSON lines)
+instead of sending them, to test another receiver by hand.`,
+		Example: `  recledger simulate --to http://127.0.0.1:8080/v1/callbacks/recording --app your_appkey=SECRET --recordings 20
+  recledger simulate --to http://127.0.0.1:8080/v1/callbacks/recording --app your_appkey=SECRET --modes 0,3,6 --upload-failures 0.2 --seed 7
+  recledger simulate --app your_appkey=SECRET --recordings 1 --print curl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSimulate(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.to, "to", "", "the receiver's callback URL")
+	f.StringVar(&o.app, "app", "", "the RC app KEY=SECRET to sign with")
+	f.IntVar(&o.recordings, "recordings", 10, "how many recordings")
+	f.StringVar(&o.modes, "modes", "", "recording modes to draw from, comma-separated (default all, 0-6)")
+	f.Uint64Var(&o.seed, "seed", 1, "the scenario's seed: the same seed gives the same recordings")
+	f.Float64Var(&o.speed, "speed", 0, "simulated seconds per real second (0: no waiting)")
+	f.IntVar(&o.concurrency, "concurrency", 64, "recordings played at once")
+	f.StringVar(&o.style, "signature-style", string(rc.StyleHeaders), "where the signature goes: "+styleNames())
+	f.Float64Var(&o.uploadFailures, "upload-failures", 0, "share of uploads whose first attempt fails (RC retries every 10 s)")
+	f.Float64Var(&o.never, "never-uploaded", 0, "share of uploads that never succeed")
+	f.Float64Var(&o.failed, "failed-recordings", 0, "share of recordings whose start or end reports a failure")
+	f.StringVar(&o.print, "print", "", "write the signed requests instead of sending: curl or jsonl")
+	f.BoolVar(&o.asJSON, "json", false, "print the summary as JSON")
+	cobra.CheckErr(cmd.MarkFlagRequired("app"))
+	return cmd
+}
+
+func runSimulate(cmd *cobra.Command, o simulateOptions) error {
+	key, secret, ok := strings.Cut(o.app, "=")
+	if !ok || key == "" || secret == "" {
+		return errors.New("--app: want KEY=SECRET")
+	}
+	style, err := rc.ParseStyle(o.style)
+	if err != nil {
+		return err
+	}
+	var modes []rc.Mode
+	if o.modes != "" {
+		for _, m := range strings.Split(o.modes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(m))
+			if err != nil || !rc.Mode(n).Known() {
+				return fmt.Errorf("--modes %q: want numbers from 0 to 6", o.modes)
+			}
+			modes = append(modes, rc.Mode(n))
+		}
+	}
+	for name, v := range map[string]float64{"upload-failures": o.uploadFailures, "never-uploaded": o.never, "failed-recordings": o.failed} {
+		if v < 0 || v > 1 {
+			return fmt.Errorf("--%s %v: want a share from 0 to 1", name, v)
+		}
+	}
+	if o.recordings < 0 {
+		return errors.New("--recordings: want 0 or more")
+	}
+	recs := simulator.Generate(simulator.Options{AppKey: key, Recordings: o.recordings, Modes: modes, Seed: o.seed,
+		Start: time.Now().Truncate(time.Second), UploadFailures: o.uploadFailures, NeverUploaded: o.never, FailedRecordings: o.failed})
+	signer := rc.Signer{AppKey: key, Secret: secret, Style: style}
+	if o.print != "" {
+		return printRequests(cmd.OutOrStdout(), o, key, signer, recs)
+	}
+	u, err := url.Parse(o.to)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--to %q: want the receiver's http or https callback URL", o.to)
+	}
+	d := &simulator.Deliverer{URL: o.to, Signer: signer}
+	sum := simulator.Run(cmd.Context(), d, key, recs, simulator.RunOptions{Speed: o.speed, Concurrency: o.concurrency})
+	if o.asJSON {
+		if err := printJSON(cmd.OutOrStdout(), sum); err != nil {
+			return err
+		}
+	} else {
+		printSummary(cmd.OutOrStdout(), sum)
+	}
+	if sum.Failed > 0 {
+		return fmt.Errorf("%d of %d callbacks were never answered 200", sum.Failed, sum.Callbacks)
+	}
+	return nil
+}
+
+func printSummary(w io.Writer, s simulator.Summary) {
+	statuses := make([]string, 0, len(s.Statuses))
+	for k := range s.Statuses {
+		statuses = append(statuses, k)
+	}
+	sort.Strings(statuses)
+	var answers []string
+	for _, k := range statuses {
+		label := k
+		if k == "0" {
+			label = "no answer"
+		}
+		answers = append(answers, fmt.Sprintf("%s×%d", label, s.Statuses[k]))
+	}
+	fmt.Fprintf(w, "recordings %d, callbacks %d: delivered %d, failed %d\n", s.Recordings, s.Callbacks, s.Delivered, s.Failed)
+	fmt.Fprintf(w, "requests %d (retries %d), answers %s\n", s.Requests, s.Retries, strings.Join(answers, " "))
+	fmt.Fprintf(w, "latency of delivered callbacks p50 %.2f ms, p99 %.2f ms; took %s\n", s.P50ms, s.P99ms, s.Elapsed.Round(time.Millisecond))
+}
+
+// printRequests writes every callback as a signed request, in time order
+// per recording, without sending it.
+func printRequests(w io.Writer, o simulateOptions, key string, signer rc.Signer, recs []simulator.Recording) error {
+	target := o.to
+	if target == "" {
+		target = defaultCallbackURL
+	}
+	for _, rec := range recs {
+		for _, c := range rec.Callbacks(key) {
+			u, err := url.Parse(target)
+			if err != nil {
+				return fmt.Errorf("--to: %w", err)
+			}
+			req := &http.Request{Method: http.MethodPost, URL: u, Header: http.Header{}}
+			signer.Apply(req, signer.Sign())
+			switch o.print {
+			case "curl":
+				fmt.Fprintf(w, "curl -sS -X POST %s -H %s", shellQuote(req.URL.String()), shellQuote("Content-Type: application/json"))
+				for k := range req.Header {
+					fmt.Fprintf(w, " -H %s", shellQuote(k+": "+req.Header.Get(k)))
+				}
+				fmt.Fprintf(w, " --data-binary %s\n", shellQuote(string(c.Body)))
+			case "jsonl":
+				line := struct {
+					At      time.Time       `json:"at"`
+					URL     string          `json:"url"`
+					Headers http.Header     `json:"headers"`
+					Body    json.RawMessage `json:"body"`
+				}{c.At, req.URL.String(), req.Header, c.Body}
+				enc := json.NewEncoder(w)
+				enc.SetEscapeHTML(false)
+				if err := enc.Encode(line); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("--print %q: want curl or jsonl", o.print)
+			}
+		}
+	}
+	return nil
+}

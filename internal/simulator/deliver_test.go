@@ -1,0 +1,117 @@
+package simulator_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/internal/ingest"
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/simulator"
+	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/rc"
+)
+
+// TestDeliveryRules answers the first attempts badly: RC's rules say two
+// retries, a fresh signature each time, and only a 200 counts.
+func TestDeliveryRules(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		nonces []string
+		fails  int
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		nonces = append(nonces, r.Header.Get("Nonce"))
+		if fails > 0 {
+			fails--
+			w.WriteHeader(http.StatusAccepted) // not 200: does not count
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	d := &simulator.Deliverer{URL: srv.URL, Signer: rc.Signer{AppKey: "app", Secret: "s"}}
+	for _, tt := range []struct {
+		fails    int
+		attempts int
+		ok       bool
+	}{{0, 1, true}, {2, 3, true}, {3, 3, false}} {
+		mu.Lock()
+		fails, nonces = tt.fails, nil
+		mu.Unlock()
+		got := d.Deliver(context.Background(), []byte(`{}`))
+		if got.Attempts != tt.attempts || got.OK != tt.ok {
+			t.Errorf("%d failing answers: %+v, want %d attempts, ok %v", tt.fails, got, tt.attempts, tt.ok)
+		}
+		seen := map[string]bool{}
+		for _, n := range nonces {
+			if seen[n] || n == "" {
+				t.Errorf("attempts reused or lacked a nonce: %v", nonces)
+			}
+			seen[n] = true
+		}
+	}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	d = &simulator.Deliverer{URL: slow.URL, Signer: rc.Signer{AppKey: "app", Secret: "s"}, Client: &http.Client{Timeout: 50 * time.Millisecond}}
+	if got := d.Deliver(context.Background(), []byte(`{}`)); got.OK || got.Attempts != 3 || got.Statuses[0] != 0 {
+		t.Errorf("a receiver slower than the timeout: %+v", got)
+	}
+}
+
+// TestRunAgainstRecledger plays 60 recordings in every mode against the
+// real ingest handler and store: every callback is answered 200 and the
+// ledger holds every recording with every file.
+func TestRunAgainstRecledger(t *testing.T) {
+	store, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	v, err := rc.NewVerifier(rc.VerifierConfig{Apps: map[string][]string{"app": {"secret"}}, Replay: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ingest.New(store, ingest.Options{Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	recs := simulator.Generate(simulator.Options{AppKey: "app", Recordings: 60, Seed: 5, Start: epoch, UploadFailures: 0.3, NeverUploaded: 0.1})
+	for _, style := range []rc.Style{rc.StyleHeaders, rc.StyleQuerySeconds} {
+		d := &simulator.Deliverer{URL: srv.URL, Signer: rc.Signer{AppKey: "app", Secret: "secret", Style: style}}
+		sum := simulator.Run(context.Background(), d, "app", recs, simulator.RunOptions{Speed: 0})
+		if sum.Delivered != sum.Callbacks || sum.Failed != 0 || sum.Statuses["200"] != sum.Callbacks {
+			t.Fatalf("style %s: %+v", style, sum)
+		}
+	}
+	for _, rec := range recs {
+		st, err := store.Recording(context.Background(), rec.RecordID)
+		if err != nil {
+			t.Fatalf("%s: %v", rec.RecordID, err)
+		}
+		view := st.View(time.Now())
+		wantFiles := len(rec.Files)
+		if rec.StartCode != rc.StatusOK {
+			wantFiles = 0
+		}
+		if view.FileCount != wantFiles || view.Mode != rec.Mode || view.RoomID != rec.RoomID {
+			t.Errorf("%s: %d files in mode %d room %s; want %d, %d, %s", rec.RecordID, view.FileCount, view.Mode, view.RoomID, wantFiles, rec.Mode, rec.RoomID)
+		}
+		if rec.StartCode == rc.StatusOK && view.Status == ledger.StatusRecording {
+			t.Errorf("%s: still recording after its end was delivered", rec.RecordID)
+		}
+	}
+}
