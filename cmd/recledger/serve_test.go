@@ -517,3 +517,27 @@ func TestSimulateAgainstServe(t *testing.T) {
 		t.Errorf("simulate --print jsonl (exit %d):\n%s", code, printed)
 	}
 }
+
+// TestSimulateVerifyWithEveryFault is the end-to-end oracle: 300
+// recordings over every mode with every fault on, then --verify compares
+// the ledger recledger shows with what it acknowledged; and the same with
+// the faults off.
+func TestSimulateVerifyWithEveryFault(t *testing.T) {
+	for _, faults := range []string{"all=0.1", ""} {
+		srv := startServer(t, t.TempDir(), "--app", testApp+"="+testSecret)
+		args := []string{"simulate", "--to", "http://" + srv.addr + "/v1/callbacks/recording", "--app", testApp + "=" + testSecret,
+			"--recordings", "300", "--seed", "11", "--upload-failures", "0.2", "--never-uploaded", "0.05",
+			"--failed-recordings", "0.05", "--verify"}
+		if faults != "" {
+			args = append(args, "--faults", faults)
+		}
+		out, stderr, code := runBinary(t, "", args...)
+		if code != 0 || !strings.Contains(out, "verify: 300 recordings match") {
+			t.Fatalf("faults %q: exit %d\n%s%s", faults, code, out, stderr)
+		}
+		if faults != "" && (!strings.Contains(out, "faults injected:") || !strings.Contains(out, "answered unexpectedly: 0")) {
+			t.Errorf("faults %q: summary lacks the injected faults:\n%s", faults, out)
+		}
+		t.Logf("faults %q:\n%s", faults, out)
+	}
+}

@@ -20,6 +20,8 @@ import (
 
 type simulateOptions struct {
 	to, app, modes, style, print string
+	faults, server, token        string
+	verify                       bool
 	recordings, concurrency      int
 	seed                         uint64
 	speed                        float64
@@ -60,8 +62,12 @@ instead of sending them, to test another receiver by hand.`,
 	f.Float64Var(&o.uploadFailures, "upload-failures", 0, "share of uploads whose first attempt fails (RC retries every 10 s)")
 	f.Float64Var(&o.never, "never-uploaded", 0, "share of uploads that never succeed")
 	f.Float64Var(&o.failed, "failed-recordings", 0, "share of recordings whose start or end reports a failure")
+	f.StringVar(&o.faults, "faults", "", "misbehave at these rates: dup, reorder, delay, drop, badsig, replay, malformed, unknown (e.g. dup=0.1,reorder=0.3; all=0.05)")
 	f.StringVar(&o.print, "print", "", "write the signed requests instead of sending: curl or jsonl")
 	f.BoolVar(&o.asJSON, "json", false, "print the summary as JSON")
+	f.BoolVar(&o.verify, "verify", false, "afterwards, compare every recording recledger's query API shows with what was acknowledged")
+	f.StringVar(&o.server, "server", "", "recledger's URL for --verify (env RECLEDGER_SERVER; default: --to's host)")
+	f.StringVar(&o.token, "api-token", "", "its API token for --verify (env RECLEDGER_API_TOKEN)")
 	cobra.CheckErr(cmd.MarkFlagRequired("app"))
 	return cmd
 }
@@ -90,6 +96,10 @@ func runSimulate(cmd *cobra.Command, o simulateOptions) error {
 			return fmt.Errorf("--%s %v: want a share from 0 to 1", name, v)
 		}
 	}
+	faults, err := simulator.ParseFaults(o.faults)
+	if err != nil {
+		return fmt.Errorf("--faults: %w", err)
+	}
 	if o.recordings < 0 {
 		return errors.New("--recordings: want 0 or more")
 	}
@@ -104,7 +114,8 @@ func runSimulate(cmd *cobra.Command, o simulateOptions) error {
 		return fmt.Errorf("--to %q: want the receiver's http or https callback URL", o.to)
 	}
 	d := &simulator.Deliverer{URL: o.to, Signer: signer}
-	sum := simulator.Run(cmd.Context(), d, key, recs, simulator.RunOptions{Speed: o.speed, Concurrency: o.concurrency})
+	out := simulator.Run(cmd.Context(), d, key, recs, simulator.RunOptions{Speed: o.speed, Concurrency: o.concurrency, Faults: faults, Seed: o.seed})
+	sum := out.Summary
 	if o.asJSON {
 		if err := printJSON(cmd.OutOrStdout(), sum); err != nil {
 			return err
@@ -114,6 +125,36 @@ func runSimulate(cmd *cobra.Command, o simulateOptions) error {
 	}
 	if sum.Failed > 0 {
 		return fmt.Errorf("%d of %d callbacks were never answered 200", sum.Failed, sum.Callbacks)
+	}
+	if len(sum.Unexpected) > 0 {
+		return fmt.Errorf("%d injected faults were not answered as they should be, first: %s", len(sum.Unexpected), sum.Unexpected[0])
+	}
+	if !o.verify {
+		return nil
+	}
+	server := o.server
+	if server == "" {
+		server = environ("RECLEDGER_SERVER")
+	}
+	if server == "" {
+		server = u.Scheme + "://" + u.Host
+	}
+	token := o.token
+	if token == "" {
+		token = environ("RECLEDGER_API_TOKEN")
+	}
+	mismatches, err := simulator.Verify(cmd.Context(), server, token, recs, out.Acked)
+	if err != nil {
+		return err
+	}
+	for _, m := range mismatches {
+		fmt.Fprintln(cmd.OutOrStdout(), "MISMATCH", m)
+	}
+	if len(mismatches) > 0 {
+		return fmt.Errorf("verify: %d mismatches", len(mismatches))
+	}
+	if !o.asJSON {
+		fmt.Fprintf(cmd.OutOrStdout(), "verify: %d recordings match what was acknowledged\n", len(recs))
 	}
 	return nil
 }
@@ -132,7 +173,19 @@ func printSummary(w io.Writer, s simulator.Summary) {
 		}
 		answers = append(answers, fmt.Sprintf("%s×%d", label, s.Statuses[k]))
 	}
-	fmt.Fprintf(w, "recordings %d, callbacks %d: delivered %d, failed %d\n", s.Recordings, s.Callbacks, s.Delivered, s.Failed)
+	fmt.Fprintf(w, "recordings %d, callbacks %d: delivered %d, failed %d, dropped (fault) %d\n", s.Recordings, s.Callbacks, s.Delivered, s.Failed, s.Dropped)
+	if len(s.Injected) > 0 {
+		names := make([]string, 0, len(s.Injected))
+		for k := range s.Injected {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		var parts []string
+		for _, k := range names {
+			parts = append(parts, fmt.Sprintf("%s %d", k, s.Injected[k]))
+		}
+		fmt.Fprintf(w, "faults injected: %s; answered unexpectedly: %d\n", strings.Join(parts, ", "), len(s.Unexpected))
+	}
 	fmt.Fprintf(w, "requests %d (retries %d), answers %s\n", s.Requests, s.Retries, strings.Join(answers, " "))
 	fmt.Fprintf(w, "latency of delivered callbacks p50 %.2f ms, p99 %.2f ms; took %s\n", s.P50ms, s.P99ms, s.Elapsed.Round(time.Millisecond))
 }

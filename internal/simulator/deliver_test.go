@@ -92,7 +92,7 @@ func TestRunAgainstRecledger(t *testing.T) {
 	recs := simulator.Generate(simulator.Options{AppKey: "app", Recordings: 60, Seed: 5, Start: epoch, UploadFailures: 0.3, NeverUploaded: 0.1})
 	for _, style := range []rc.Style{rc.StyleHeaders, rc.StyleQuerySeconds} {
 		d := &simulator.Deliverer{URL: srv.URL, Signer: rc.Signer{AppKey: "app", Secret: "secret", Style: style}}
-		sum := simulator.Run(context.Background(), d, "app", recs, simulator.RunOptions{Speed: 0})
+		sum := simulator.Run(context.Background(), d, "app", recs, simulator.RunOptions{Speed: 0}).Summary
 		if sum.Delivered != sum.Callbacks || sum.Failed != 0 || sum.Statuses["200"] != sum.Callbacks {
 			t.Fatalf("style %s: %+v", style, sum)
 		}

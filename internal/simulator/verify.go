@@ -1,0 +1,249 @@
+package simulator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/recledger/recledger/rc"
+)
+
+// Expected is what a receiver must show for a recording, given the
+// callbacks it acknowledged, by CONTRACT.md's rules. It is computed here
+// from the callbacks alone, not with the ledger's code, so that it checks
+// that code.
+type Expected struct {
+	RecordID, RoomID, SessionID string
+	Mode                        rc.Mode
+	Status, UploadState         string
+	FileCount, UploadedCount    int
+	TotalBytes                  int64
+	Files                       map[string]ExpectedFile
+}
+
+// ExpectedFile is what a receiver must show for one file.
+type ExpectedFile struct {
+	Kind         string
+	Size         *int64
+	URL          *string
+	UploadStatus string
+}
+
+// Expect computes the expected recording from the callbacks a receiver
+// acknowledged (in any order, redeliveries included).
+func Expect(acked []Callback) (Expected, error) {
+	var (
+		e                   = Expected{Files: map[string]ExpectedFile{}}
+		failed, ended       bool
+		uploaded, upFailed  = map[string]string{}, map[string]bool{}
+		endSize, segSize    = map[string]int64{}, map[string]int64{}
+		byEnd, bySeg, named = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	)
+	for _, c := range acked {
+		cb, err := rc.Parse(c.Body)
+		if err != nil {
+			return e, fmt.Errorf("an acknowledged callback does not parse: %w", err)
+		}
+		e.RecordID, e.RoomID, e.SessionID, e.Mode = cb.RecordID, cb.RoomID, cb.SessionID, cb.Mode
+		bad := cb.Code != rc.StatusOK && cb.Code != 0
+		name := cb.Output.FileName
+		switch cb.Type {
+		case rc.TypeStart:
+			failed = failed || bad
+		case rc.TypeSegment:
+			bySeg[name] = true
+			if cb.Output.FileSize != nil {
+				segSize[name] = *cb.Output.FileSize
+			}
+		case rc.TypeEnd:
+			failed, ended = failed || bad, true
+			byEnd[name] = true
+			if cb.Output.FileSize != nil {
+				endSize[name] = *cb.Output.FileSize
+			}
+		case rc.TypeUpload:
+			if bad {
+				upFailed[name] = true
+			} else {
+				uploaded[name] = cb.Output.FileURL
+			}
+		default:
+			continue // unknown types name no file
+		}
+		if cb.Type != rc.TypeStart && name != "" {
+			named[name] = true
+		}
+	}
+	for name := range named {
+		f := ExpectedFile{Kind: "unknown", UploadStatus: "pending"}
+		switch {
+		case byEnd[name]:
+			f.Kind = "final"
+		case bySeg[name]:
+			f.Kind = "segment"
+		}
+		if n, ok := endSize[name]; ok {
+			f.Size = &n
+		} else if n, ok := segSize[name]; ok {
+			f.Size = &n
+		}
+		if u, ok := uploaded[name]; ok {
+			f.URL, f.UploadStatus = &u, "uploaded"
+			e.UploadedCount++
+		} else if upFailed[name] {
+			f.UploadStatus = "failed"
+		}
+		if f.Size != nil {
+			e.TotalBytes += *f.Size
+		}
+		e.Files[name] = f
+	}
+	e.FileCount = len(e.Files)
+	anyFailedUpload := false
+	for _, f := range e.Files {
+		anyFailedUpload = anyFailedUpload || f.UploadStatus == "failed"
+	}
+	switch {
+	case e.FileCount == 0:
+		e.UploadState = "none"
+	case e.UploadedCount == e.FileCount:
+		e.UploadState = "complete"
+	case anyFailedUpload:
+		e.UploadState = "failed"
+	case e.UploadedCount > 0:
+		e.UploadState = "partial"
+	default:
+		e.UploadState = "pending"
+	}
+	switch {
+	case failed:
+		e.Status = "failed"
+	case !ended:
+		e.Status = "recording"
+	case e.FileCount > 0 && e.UploadedCount == e.FileCount:
+		e.Status = "complete"
+	default:
+		e.Status = "ended"
+	}
+	return e, nil
+}
+
+// shown is the part of the API's recording the verification reads.
+type shown struct {
+	RecordID      string  `json:"recordId"`
+	RoomID        string  `json:"roomId"`
+	SessionID     string  `json:"sessionId"`
+	Mode          rc.Mode `json:"mode"`
+	Status        string  `json:"status"`
+	UploadState   string  `json:"uploadState"`
+	FileCount     int     `json:"fileCount"`
+	UploadedCount int     `json:"uploadedCount"`
+	TotalBytes    int64   `json:"totalBytes"`
+	Files         []struct {
+		FileName     string  `json:"fileName"`
+		Kind         string  `json:"kind"`
+		FileSize     *int64  `json:"fileSize"`
+		FileURL      *string `json:"fileUrl"`
+		UploadStatus string  `json:"uploadStatus"`
+	} `json:"files"`
+}
+
+// Verify reads every recording from recledger's query API at server and
+// compares it with what the acknowledged callbacks imply. It returns one
+// line per mismatch; none means the receiver's ledger is right.
+func Verify(ctx context.Context, server, token string, recs []Recording, acked map[string][]Callback) ([]string, error) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	var mismatches []string
+	for _, rec := range recs {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+"/v1/recordings/"+url.PathEscape(rec.RecordID), nil)
+		if err != nil {
+			return nil, err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		var got shown
+		status := resp.StatusCode
+		if status == http.StatusOK {
+			err = json.NewDecoder(resp.Body).Decode(&got)
+		}
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("verify %s: %w", rec.RecordID, err)
+		}
+		cbs := acked[rec.RecordID]
+		if len(cbs) == 0 {
+			if status != http.StatusNotFound {
+				mismatches = append(mismatches, fmt.Sprintf("%s: nothing of it was acknowledged, but the API answers %d", rec.RecordID, status))
+			}
+			continue
+		}
+		if status != http.StatusOK {
+			mismatches = append(mismatches, fmt.Sprintf("%s: %d callbacks acknowledged, but the API answers %d", rec.RecordID, len(cbs), status))
+			continue
+		}
+		want, err := Expect(cbs)
+		if err != nil {
+			return nil, err
+		}
+		mismatches = append(mismatches, compare(want, got)...)
+	}
+	return mismatches, nil
+}
+
+func compare(want Expected, got shown) []string {
+	var out []string
+	diff := func(field string, w, g any) {
+		if fmt.Sprint(w) != fmt.Sprint(g) {
+			out = append(out, fmt.Sprintf("%s: %s is %v, want %v", want.RecordID, field, g, w))
+		}
+	}
+	diff("roomId", want.RoomID, got.RoomID)
+	diff("sessionId", want.SessionID, got.SessionID)
+	diff("mode", want.Mode, got.Mode)
+	diff("status", want.Status, got.Status)
+	diff("uploadState", want.UploadState, got.UploadState)
+	diff("fileCount", want.FileCount, got.FileCount)
+	diff("uploadedCount", want.UploadedCount, got.UploadedCount)
+	diff("totalBytes", want.TotalBytes, got.TotalBytes)
+	seen := map[string]bool{}
+	for _, f := range got.Files {
+		seen[f.FileName] = true
+		w, ok := want.Files[f.FileName]
+		if !ok {
+			out = append(out, fmt.Sprintf("%s: file %s is shown but was never acknowledged", want.RecordID, f.FileName))
+			continue
+		}
+		diff("file "+f.FileName+" kind", w.Kind, f.Kind)
+		diff("file "+f.FileName+" size", deref(w.Size), deref(f.FileSize))
+		diff("file "+f.FileName+" url", deref(w.URL), deref(f.FileURL))
+		diff("file "+f.FileName+" uploadStatus", w.UploadStatus, f.UploadStatus)
+	}
+	var missing []string
+	for name := range want.Files {
+		if !seen[name] {
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(missing)
+	for _, name := range missing {
+		out = append(out, fmt.Sprintf("%s: file %s was acknowledged but is not shown", want.RecordID, name))
+	}
+	return out
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return "null"
+	}
+	return *p
+}
