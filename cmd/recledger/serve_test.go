@@ -512,6 +512,17 @@ func TestSimulateAgainstServe(t *testing.T) {
 		t.Errorf("statuses after the simulation: %v", statuses)
 	}
 
+	out, stderr, code = runBinary(t, "", "simulate", "--to", "http://"+srv.addr+"/v1/callbacks/recording",
+		"--app", testApp+"="+testSecret, "--rate", "400", "--duration", "1s", "--concurrency", "8", "--json")
+	var load struct {
+		Sent, Delivered int
+		Statuses        map[string]int
+		P99ms           float64
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &load) != nil || load.Sent < 100 || load.Delivered != load.Sent || load.P99ms <= 0 {
+		t.Errorf("simulate --rate (exit %d): %s%s", code, out, stderr)
+	}
+
 	printed, _, code := runBinary(t, "", "simulate", "--app", testApp+"="+testSecret, "--recordings", "2", "--print", "jsonl")
 	if code != 0 || strings.Count(printed, "\n") < 6 || !strings.Contains(printed, `"Nonce"`) {
 		t.Errorf("simulate --print jsonl (exit %d):\n%s", code, printed)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,8 @@ type simulateOptions struct {
 	to, app, modes, style, print string
 	faults, server, token        string
 	verify                       bool
+	rate                         float64
+	duration                     time.Duration
 	recordings, concurrency      int
 	seed                         uint64
 	speed                        float64
@@ -46,7 +49,8 @@ With --print it writes the signed requests (curl commands or JSON lines)
 instead of sending them, to test another receiver by hand.`,
 		Example: `  recledger simulate --to http://127.0.0.1:8080/v1/callbacks/recording --app your_appkey=SECRET --recordings 20
   recledger simulate --to http://127.0.0.1:8080/v1/callbacks/recording --app your_appkey=SECRET --modes 0,3,6 --upload-failures 0.2 --seed 7
-  recledger simulate --app your_appkey=SECRET --recordings 1 --print curl`,
+  recledger simulate --app your_appkey=SECRET --recordings 1 --print curl
+  recledger simulate --to http://127.0.0.1:8080/v1/callbacks/recording --app your_appkey=SECRET --rate 5000 --duration 10s --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimulate(cmd, o) },
 	}
@@ -65,6 +69,8 @@ instead of sending them, to test another receiver by hand.`,
 	f.StringVar(&o.faults, "faults", "", "misbehave at these rates: dup, reorder, delay, drop, badsig, replay, malformed, unknown (e.g. dup=0.1,reorder=0.3; all=0.05)")
 	f.StringVar(&o.print, "print", "", "write the signed requests instead of sending: curl or jsonl")
 	f.BoolVar(&o.asJSON, "json", false, "print the summary as JSON")
+	f.Float64Var(&o.rate, "rate", 0, "load mode: offer this many callbacks per second for --duration (one attempt each) and report throughput and latency")
+	f.DurationVar(&o.duration, "duration", 0, "load mode: how long to offer load (with --rate; alone, as fast as --concurrency allows)")
 	f.BoolVar(&o.verify, "verify", false, "afterwards, compare every recording recledger's query API shows with what was acknowledged")
 	f.StringVar(&o.server, "server", "", "recledger's URL for --verify (env RECLEDGER_SERVER; default: --to's host)")
 	f.StringVar(&o.token, "api-token", "", "its API token for --verify (env RECLEDGER_API_TOKEN)")
@@ -114,7 +120,15 @@ func runSimulate(cmd *cobra.Command, o simulateOptions) error {
 		return fmt.Errorf("--to %q: want the receiver's http or https callback URL", o.to)
 	}
 	d := &simulator.Deliverer{URL: o.to, Signer: signer}
-	out := simulator.Run(cmd.Context(), d, key, recs, simulator.RunOptions{Speed: o.speed, Concurrency: o.concurrency, Faults: faults, Seed: o.seed})
+	if o.rate > 0 || o.duration > 0 {
+		return runLoad(cmd, o, d, key)
+	}
+	progress := progressBar(cmd)
+	out := simulator.Run(cmd.Context(), d, key, recs, simulator.RunOptions{Speed: o.speed, Concurrency: o.concurrency,
+		Faults: faults, Seed: o.seed, Progress: progress})
+	if progress != nil {
+		fmt.Fprintln(cmd.ErrOrStderr())
+	}
 	sum := out.Summary
 	if o.asJSON {
 		if err := printJSON(cmd.OutOrStdout(), sum); err != nil {
@@ -157,6 +171,53 @@ func runSimulate(cmd *cobra.Command, o simulateOptions) error {
 		fmt.Fprintf(cmd.OutOrStdout(), "verify: %d recordings match what was acknowledged\n", len(recs))
 	}
 	return nil
+}
+
+// runLoad offers callbacks at --rate for --duration and reports what the
+// receiver sustained: the ingest benchmark, from outside.
+func runLoad(cmd *cobra.Command, o simulateOptions, d *simulator.Deliverer, key string) error {
+	if o.duration <= 0 {
+		return errors.New("load mode: --duration is required with --rate")
+	}
+	// Enough recordings for the offered rate (about six callbacks each), or
+	// for 100,000 callbacks a second when the rate is open.
+	rate := o.rate
+	if rate <= 0 {
+		rate = 100_000
+	}
+	n := int(rate*o.duration.Seconds()/5) + 100
+	recs := simulator.Generate(simulator.Options{AppKey: key, Recordings: n, Seed: o.seed, Start: time.Now().Truncate(time.Second)})
+	res := simulator.Load(cmd.Context(), d, key, recs, simulator.LoadOptions{Rate: o.rate, Duration: o.duration, Concurrency: o.concurrency})
+	if o.asJSON {
+		return printJSON(cmd.OutOrStdout(), res)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "offered %.0f/s for %s with %d workers: sent %d, delivered %d (%.0f/s)\n",
+		res.Offered, o.duration, o.concurrency, res.Sent, res.Delivered, res.PerSecond)
+	fmt.Fprintf(cmd.OutOrStdout(), "latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms; answers %v\n",
+		res.P50ms, res.P90ms, res.P99ms, res.MaxMs, res.Statuses)
+	return nil
+}
+
+// progressBar returns a progress callback drawing on stderr when it is a
+// terminal, at most ten times a second; nil otherwise.
+func progressBar(cmd *cobra.Command) func(done, total int) {
+	f, ok := cmd.ErrOrStderr().(*os.File)
+	if !ok {
+		return nil
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	var last time.Time
+	return func(done, total int) {
+		if done != total && time.Since(last) < 100*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		const width = 30
+		filled := width * done / max(total, 1)
+		fmt.Fprintf(f, "\r[%s%s] %d/%d callbacks", strings.Repeat("#", filled), strings.Repeat(" ", width-filled), done, total)
+	}
 }
 
 func printSummary(w io.Writer, s simulator.Summary) {

@@ -142,10 +142,11 @@ func Run(ctx context.Context, d *Deliverer, appKey string, recs []Recording, o R
 	var origin time.Time
 	plans := make([][]step, len(recs))
 	total, planned := 0, 0
+	scripted := map[string]int{}
 	for i, rec := range recs {
 		cbs := rec.Callbacks(appKey)
 		planned += len(cbs)
-		plans[i] = script(rand.New(rand.NewPCG(o.Seed, uint64(i))), cbs, rec, appKey, o.Faults)
+		plans[i] = script(rand.New(rand.NewPCG(o.Seed, uint64(i))), cbs, rec, appKey, o.Faults, scripted)
 		total += len(plans[i])
 		if origin.IsZero() || rec.StartedAt.Before(origin) {
 			origin = rec.StartedAt
@@ -153,7 +154,7 @@ func Run(ctx context.Context, d *Deliverer, appKey string, recs []Recording, o R
 	}
 	began := time.Now()
 	out := Outcome{
-		Summary: Summary{Recordings: len(recs), Statuses: map[string]int{}, Injected: map[string]int{}},
+		Summary: Summary{Recordings: len(recs), Statuses: map[string]int{}, Injected: scripted},
 		Acked:   map[string][]Callback{},
 	}
 	var (

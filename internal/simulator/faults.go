@@ -96,8 +96,11 @@ type step struct {
 
 // script turns a recording's callbacks into the steps of a run with faults,
 // deterministically for the recording's own random source.
-func script(r *rand.Rand, cbs []Callback, rec Recording, appKey string, f Faults) []step {
+// It also counts the faults that send nothing of their own (reorder,
+// delay) into counts.
+func script(r *rand.Rand, cbs []Callback, rec Recording, appKey string, f Faults, counts map[string]int) []step {
 	if r.Float64() < f.Reorder {
+		counts["reorder"]++
 		shuffled := append([]Callback(nil), cbs...)
 		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 		// Keep the send times in order: only which callback goes when changes.
@@ -111,6 +114,7 @@ func script(r *rand.Rand, cbs []Callback, rec Recording, appKey string, f Faults
 		at := c.At
 		if r.Float64() < f.Delay {
 			at = at.Add(time.Duration(r.Int64N(int64(time.Minute))))
+			counts["delay"]++
 		}
 		if r.Float64() < f.BadSig {
 			steps = append(steps, step{kind: stepForged, at: at, callback: c})
