@@ -2,6 +2,7 @@ package simulator_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -113,5 +114,54 @@ func TestRunAgainstRecledger(t *testing.T) {
 		if rec.StartCode == rc.StatusOK && view.Status == ledger.StatusRecording {
 			t.Errorf("%s: still recording after its end was delivered", rec.RecordID)
 		}
+	}
+}
+
+// TestSpeedCompressesSimulatedTime plays recordings whose callbacks span
+// hours of simulated time at 20,000x: the run waits for the schedule (it
+// cannot end before the last callback is due) and every callback keeps its
+// simulated timestamp.
+func TestSpeedCompressesSimulatedTime(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		stamp []int64
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Timestamp int64 }
+		json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		stamp = append(stamp, body.Timestamp)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	recs := simulator.Generate(simulator.Options{AppKey: "app", Recordings: 5, Seed: 2, Start: epoch, Spread: time.Hour})
+	var first, last time.Time
+	want := map[int64]bool{}
+	for _, r := range recs {
+		for _, c := range r.Callbacks("app") {
+			if first.IsZero() || c.At.Before(first) {
+				first = c.At
+			}
+			if c.At.After(last) {
+				last = c.At
+			}
+			want[c.At.UnixMilli()] = true
+		}
+	}
+	const speed = 20000
+	d := &simulator.Deliverer{URL: srv.URL, Signer: rc.Signer{AppKey: "app", Secret: "s"}}
+	sum := simulator.Run(context.Background(), d, "app", recs, simulator.RunOptions{Speed: speed}).Summary
+	if span := time.Duration(float64(last.Sub(first)) / speed); sum.Elapsed < span || span <= 0 {
+		t.Errorf("a schedule of %s played in %s", span, sum.Elapsed)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, ts := range stamp {
+		if !want[ts] {
+			t.Fatalf("a callback carried timestamp %d, not a simulated time of the scenario", ts)
+		}
+	}
+	if len(stamp) != sum.Callbacks {
+		t.Errorf("received %d callbacks, sent %d", len(stamp), sum.Callbacks)
 	}
 }
