@@ -2,11 +2,8 @@ package sqlitestore
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,12 +15,9 @@ import (
 // gives the same, so a page boundary stays put whatever arrives meanwhile
 // (new recordings get larger ones, before the first page).
 func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error) {
-	limit := f.Limit
-	switch {
-	case limit == 0:
-		limit = ledger.DefaultPage
-	case limit < 0 || limit > ledger.MaxPage:
-		return ledger.RecordingPage{}, fmt.Errorf("limit %d, want 1 to %d: %w", limit, ledger.MaxPage, ledger.ErrBadLimit)
+	limit, err := ledger.PageLimit(f)
+	if err != nil {
+		return ledger.RecordingPage{}, err
 	}
 	var (
 		where []string
@@ -33,9 +27,8 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 		where = append(where, cond)
 		args = append(args, v)
 	}
-	scope := filterScope(f)
 	if f.Cursor != "" {
-		before, err := decodeCursor(f.Cursor, scope)
+		before, err := ledger.DecodeCursor(f)
 		if err != nil {
 			return ledger.RecordingPage{}, err
 		}
@@ -96,7 +89,7 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 	}
 	if len(page.Items) > limit {
 		page.Items = page.Items[:limit]
-		page.Next = encodeCursor(ids[limit-1], scope)
+		page.Next = ledger.EncodeCursor(ids[limit-1], f)
 	}
 	return page, nil
 }
@@ -127,50 +120,6 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 		out = append(out, st)
 	}
 	return out, rows.Err()
-}
-
-// A cursor is the last first_seq of a page and a checksum of the filter it
-// belongs to, opaque to clients: a cursor used with another filter would
-// skip that filter's recordings, so it is refused.
-func encodeCursor(seq int64, scope uint32) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("r2:" + strconv.FormatInt(seq, 10) + ":" + strconv.FormatUint(uint64(scope), 36)))
-}
-
-func decodeCursor(c string, scope uint32) (int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err == nil {
-		if rest, ok := strings.CutPrefix(string(b), "r2:"); ok {
-			seqText, scopeText, _ := strings.Cut(rest, ":")
-			seq, err1 := strconv.ParseInt(seqText, 10, 64)
-			sc, err2 := strconv.ParseUint(scopeText, 36, 32)
-			if err1 == nil && err2 == nil && seq > 0 {
-				if uint32(sc) != scope {
-					return 0, fmt.Errorf("cursor belongs to other filters: %w", ledger.ErrBadCursor)
-				}
-				return seq, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("cursor %.40q: %w", c, ledger.ErrBadCursor)
-}
-
-// filterScope checksums what a filter selects (not its page).
-func filterScope(f ledger.RecordingFilter) uint32 {
-	h := crc32.NewIEEE()
-	for _, s := range []string{f.AppKey, f.RoomID, f.SessionID, f.UserID, string(f.Status)} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	for _, p := range []*int64{f.Since, f.Until} {
-		if p != nil {
-			h.Write([]byte(strconv.FormatInt(*p, 10)))
-		}
-		h.Write([]byte{0})
-	}
-	if f.Mode != nil {
-		h.Write([]byte(strconv.Itoa(int(*f.Mode))))
-	}
-	return h.Sum32()
 }
 
 // Stats implements ledger.Store.

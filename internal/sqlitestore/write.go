@@ -2,9 +2,7 @@ package sqlitestore
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -107,23 +105,6 @@ func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte,
 	}
 	s.pendingReplay = append(s.pendingReplay, replayRow{key: key, digest: digest, until: until.UnixMilli()})
 	return v, nil
-}
-
-// dedupeKey hashes a callback's identity; lengths prefix the strings so no
-// two keys share an encoding.
-func dedupeKey(k rc.Key) []byte {
-	h := sha256.New()
-	var buf [8]byte
-	for _, str := range []string{k.AppKey, k.RecordID, k.FileName} {
-		binary.BigEndian.PutUint64(buf[:], uint64(len(str)))
-		h.Write(buf[:])
-		h.Write([]byte(str))
-	}
-	for _, n := range []int64{int64(k.Type), k.Timestamp, int64(k.Code)} {
-		binary.BigEndian.PutUint64(buf[:], uint64(n))
-		h.Write(buf[:])
-	}
-	return h.Sum(nil)
 }
 
 // commit is the group-commit function: one transaction for the batch.
@@ -242,7 +223,7 @@ func appendEvent(ctx context.Context, tx *sql.Tx, st *writeStmts, in *ledger.Inc
 	cb := &in.Callback
 	var a ledger.Appended
 	err := tx.StmtContext(ctx, st.insertEvent).QueryRowContext(ctx, in.ReceivedAt.UnixMilli(), cb.AppKey, cb.RecordID,
-		int64(cb.Type), cb.Timestamp, cb.Output.FileName, cb.Code, cb.ErrorMessage, dedupeKey(cb.Key()), cb.Raw).Scan(&a.Seq, &a.Duplicate)
+		int64(cb.Type), cb.Timestamp, cb.Output.FileName, cb.Code, cb.ErrorMessage, ledger.IdentityHash(cb.Key()), cb.Raw).Scan(&a.Seq, &a.Duplicate)
 	if err != nil {
 		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", cb.RecordID, err)
 	}
