@@ -1,11 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
 )
 
@@ -29,8 +29,18 @@ own to upgrade before starting a new version, or to check the version.`,
 			if err != nil {
 				return err
 			}
-			if kind != "sqlite" {
-				return errors.New("migrate: only sqlite: databases are supported by this build")
+			if kind == "postgres" {
+				store, err := pgstore.Open(cmd.Context(), path, pgstore.Options{}) // Open migrates, under a lock
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				v, err := store.SchemaVersion(cmd.Context())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "schema version: postgres %d\n", v)
+				return nil
 			}
 			applied, versions, err := sqlitestore.MigrateFile(cmd.Context(), path, sqlitestore.Options{Synchronous: cfg.SQLiteSynchronous})
 			for _, m := range applied {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/ingest"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/rc"
 )
@@ -67,7 +67,11 @@ func openStore(ctx context.Context, cfg Config, onCommit func(int, int, time.Dur
 		return nil, err
 	}
 	if kind == "postgres" {
-		return nil, errors.New("--db postgres:// is not supported by this build yet; use sqlite:PATH")
+		return pgstore.Open(ctx, location, pgstore.Options{
+			QuarantineMaxCount: cfg.QuarantineMaxCount,
+			QuarantineMaxBytes: cfg.QuarantineMaxBytes,
+			OnCommit:           onCommit,
+		})
 	}
 	return sqlitestore.Open(ctx, location, sqlitestore.Options{
 		Synchronous:        cfg.SQLiteSynchronous,

@@ -1,0 +1,201 @@
+// Package pgstore is the ledger.Store on PostgreSQL, for several recledger
+// instances behind one load balancer.
+//
+// Each instance group-commits its callbacks: one transaction per batch
+// appends the events, applies them to the recordings under row locks (taken
+// in record-id order, so two instances never deadlock and never lose an
+// update), and, last, gives the events their feed seq under a cluster-wide
+// advisory lock held until commit, so seq follows commit order without gaps.
+// The replay memory is a table every instance shares.
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/recledger/recledger/internal/groupcommit"
+	"github.com/recledger/recledger/internal/ledger"
+)
+
+var _ ledger.Store = (*Store)(nil)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Options tune a Store.
+type Options struct {
+	Schema             string // the schema to use (created if missing); the URL's search_path, else "public", when empty
+	QuarantineMaxCount int    // default 10,000
+	QuarantineMaxBytes int64  // default 64 MiB
+	MaxBatch           int    // callbacks per commit (default 256)
+	Now                func() time.Time
+	Logger             *slog.Logger
+	OnCommit           func(callbacks, rejections int, took time.Duration, err error)
+}
+
+// Store is a ledger.Store on PostgreSQL.
+type Store struct {
+	pool    *pgxpool.Pool
+	opts    Options
+	batcher *groupcommit.Batcher[op, ledger.Appended]
+	stop    context.CancelFunc
+	done    chan struct{}
+
+	mu      sync.Mutex
+	closed  bool
+	commits int
+}
+
+// Open connects to the database at url (a postgres:// URL), applies pending
+// migrations and starts the writer.
+func Open(ctx context.Context, url string, o Options) (*Store, error) {
+	if o.QuarantineMaxCount <= 0 {
+		o.QuarantineMaxCount = 10_000
+	}
+	if o.QuarantineMaxBytes <= 0 {
+		o.QuarantineMaxBytes = 64 << 20
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres url: %w", err)
+	}
+	if o.Schema == "" { // the URL may name it: ...?search_path=recledger
+		o.Schema = cfg.ConnConfig.RuntimeParams["search_path"]
+	}
+	if o.Schema == "" {
+		o.Schema = "public"
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = o.Schema
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on" // a 200 survives a crash of the database server
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if err := migrate(ctx, pool, o.Schema); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Store{pool: pool, opts: o, done: make(chan struct{})}
+	s.batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch})
+	runCtx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	go func() {
+		defer close(s.done)
+		s.batcher.Run(runCtx)
+	}()
+	return s, nil
+}
+
+// migrate applies the embedded migrations under an advisory lock, so that
+// instances starting together do not race.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext('recledger_migrate'))`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext('recledger_migrate'))`)
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var current int
+	if err := conn.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return err
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	if current > len(entries) {
+		return fmt.Errorf("migrate: database schema version %d is newer than this build's %d", current, len(entries))
+	}
+	for i, e := range entries[current:] {
+		version := current + i + 1
+		num, name, _ := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
+		if n, err := strconv.Atoi(num); err != nil || n != version {
+			return fmt.Errorf("migration %s: want version %d", e.Name(), version)
+		}
+		sql, err := migrationFiles.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return err
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, string(sql)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, version, name, time.Now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate %d %s: %w", version, name, err)
+		}
+	}
+	return nil
+}
+
+// Ping implements ledger.Store: it runs a write transaction that changes
+// nothing, which fails when the database is down or read-only.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `UPDATE feed SET last = last WHERE id = 1`)
+	if err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
+// Close stops the writer after it has committed what was submitted and
+// closes the pool.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.stop()
+	<-s.done
+	s.pool.Close()
+	return nil
+}
+
+var errNoRows = pgx.ErrNoRows
+
+func isNoRows(err error) bool { return errors.Is(err, errNoRows) }
+
+// SchemaVersion returns the newest migration applied.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v, nil
+}

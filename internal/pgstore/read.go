@@ -1,0 +1,318 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+// Recording implements ledger.Store. Projections commit with their events,
+// so a read sees every callback acknowledged before it.
+func (s *Store) Recording(ctx context.Context, recordID string) (ledger.State, error) {
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT state FROM recordings WHERE record_id = $1`, recordID).Scan(&raw)
+	if isNoRows(err) {
+		return ledger.State{}, fmt.Errorf("recording %s: %w", recordID, ledger.ErrNotFound)
+	}
+	if err != nil {
+		return ledger.State{}, fmt.Errorf("read recording %s: %w", recordID, err)
+	}
+	var st ledger.State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return ledger.State{}, fmt.Errorf("read recording %s: %w", recordID, err)
+	}
+	return st, nil
+}
+
+const eventColumns = `seq, received_at, app_key, record_id, type, timestamp, file_name, code, error_message, duplicate, body`
+
+// RecordingEvents implements ledger.Store.
+func (s *Store) RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE record_id = $1 AND seq IS NOT NULL ORDER BY seq`, recordID)
+	if err != nil {
+		return nil, fmt.Errorf("read events of %s: %w", recordID, err)
+	}
+	return scanEvents(rows)
+}
+
+// Events implements ledger.Store. seq follows commit order, so a reader
+// that continues after the last seq it saw misses nothing.
+func (s *Store) Events(ctx context.Context, after int64, limit int) ([]ledger.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events after %d: %w", after, err)
+	}
+	return scanEvents(rows)
+}
+
+// LatestEvents implements ledger.Store.
+func (s *Store) LatestEvents(ctx context.Context, n int) ([]ledger.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT $1`, n)
+	if err != nil {
+		return nil, fmt.Errorf("read latest events: %w", err)
+	}
+	events, err := scanEvents(rows)
+	slices.Reverse(events)
+	return events, err
+}
+
+func scanEvents(rows pgx.Rows) ([]ledger.Event, error) {
+	defer rows.Close()
+	var events []ledger.Event
+	for rows.Next() {
+		var (
+			e   ledger.Event
+			typ int
+		)
+		if err := rows.Scan(&e.Seq, &e.ReceivedAt, &e.AppKey, &e.RecordID, &typ, &e.Timestamp, &e.FileName,
+			&e.Code, &e.ErrorMessage, &e.Duplicate, &e.Body); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		e.Type = rc.Type(typ)
+		e.TypeName = e.Type.String()
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return events, nil
+}
+
+// QuarantineList implements ledger.Store.
+func (s *Store) QuarantineList(ctx context.Context, before int64, limit int) ([]ledger.Rejection, error) {
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, at, status, reason, message, remote, method, path, header, body, body_size
+		FROM quarantine WHERE id < $1 ORDER BY id DESC LIMIT $2`, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read quarantine: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.Rejection
+	for rows.Next() {
+		var (
+			r      ledger.Rejection
+			header []byte
+		)
+		if err := rows.Scan(&r.ID, &r.At, &r.Status, &r.Reason, &r.Message, &r.Remote, &r.Method, &r.Path, &header, &r.Body, &r.BodySize); err != nil {
+			return nil, fmt.Errorf("read quarantine: %w", err)
+		}
+		if err := json.Unmarshal(header, &r.Header); err != nil {
+			return nil, fmt.Errorf("read quarantine %d: %w", r.ID, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ListRecordings implements ledger.Store, paging by first_seq like every
+// backend (see ledger.EncodeCursor).
+func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error) {
+	limit, err := ledger.PageLimit(f)
+	if err != nil {
+		return ledger.RecordingPage{}, err
+	}
+	where := []string{"first_seq IS NOT NULL"}
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.Cursor != "" {
+		before, err := ledger.DecodeCursor(f)
+		if err != nil {
+			return ledger.RecordingPage{}, err
+		}
+		add("first_seq < ?", before)
+	}
+	for _, eq := range []struct{ col, v string }{
+		{"app_key", f.AppKey}, {"room_id", f.RoomID}, {"session_id", f.SessionID}, {"user_id", f.UserID}, {"status", string(f.Status)},
+	} {
+		if eq.v != "" {
+			add(eq.col+" = ?", eq.v)
+		}
+	}
+	if f.Mode != nil {
+		add("mode = ?", int(*f.Mode))
+	}
+	if f.Since != nil {
+		add("COALESCE(started_at, first_seen_at) >= ?", *f.Since)
+	}
+	if f.Until != nil {
+		add("COALESCE(started_at, first_seen_at) <= ?", *f.Until)
+	}
+	args = append(args, limit+1)
+	q := `SELECT first_seq, state FROM recordings WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY first_seq DESC LIMIT $` + strconv.Itoa(len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+	}
+	defer rows.Close()
+	var (
+		page ledger.RecordingPage
+		seqs []int64
+	)
+	for rows.Next() {
+		var (
+			seq int64
+			raw []byte
+			st  ledger.State
+		)
+		if err := rows.Scan(&seq, &raw); err != nil {
+			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+		}
+		page.Items = append(page.Items, st)
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		page.Next = ledger.EncodeCursor(seqs[limit-1], f)
+	}
+	return page, nil
+}
+
+// FileRecordings implements ledger.Store.
+func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error) {
+	rows, err := s.pool.Query(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.record_id = f.record_id
+		WHERE f.file_name = $1 ORDER BY r.first_seq DESC`, fileName)
+	if err != nil {
+		return nil, fmt.Errorf("find file %s: %w", fileName, err)
+	}
+	defer rows.Close()
+	var out []ledger.State
+	for rows.Next() {
+		var (
+			raw []byte
+			st  ledger.State
+		)
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("find file %s: %w", fileName, err)
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return nil, fmt.Errorf("find file %s: %w", fileName, err)
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// Stats implements ledger.Store.
+func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) {
+	st := ledger.Stats{RecordingsByStatus: map[ledger.Status]int64{}}
+	rows, err := s.pool.Query(ctx, `SELECT status, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings GROUP BY status`)
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	for rows.Next() {
+		var (
+			status         string
+			count, pending int64
+		)
+		if err := rows.Scan(&status, &count, &pending); err != nil {
+			rows.Close()
+			return st, fmt.Errorf("stats: %w", err)
+		}
+		st.RecordingsByStatus[ledger.Status(status)] = count
+		st.FilesPending += pending
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	err = s.pool.QueryRow(ctx, `SELECT
+		(SELECT COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings WHERE end_received_at IS NOT NULL AND end_received_at < $1),
+		(SELECT COUNT(*) FROM quarantine), (SELECT COALESCE(SUM(length(body)), 0) FROM quarantine),
+		(SELECT last FROM feed WHERE id = 1)`, now.Add(-ledger.OverdueAfter).UnixMilli()).
+		Scan(&st.FilesOverdue, &st.QuarantineCount, &st.QuarantineBytes, &st.LoggedSeq)
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	st.ProjectedSeq = st.LoggedSeq // projections commit with their events
+	return st, nil
+}
+
+// Rebuild implements ledger.Store: in one transaction, with the recordings
+// locked against every instance's writers, it empties the projections and
+// applies every original event again, one recording at a time.
+func (s *Store) Rebuild(ctx context.Context) (int64, error) {
+	var applied int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE recordings, files IN EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM files`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM recordings`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT seq, record_id, received_at, body FROM events WHERE NOT duplicate AND seq IS NOT NULL ORDER BY record_id, seq`)
+		if err != nil {
+			return err
+		}
+		type rec struct {
+			state    ledger.State
+			firstSeq int64
+		}
+		// Collected first: a connection reads one result at a time.
+		var states []rec
+		for rows.Next() {
+			var (
+				seq, at int64
+				id      string
+				body    []byte
+			)
+			if err := rows.Scan(&seq, &id, &at, &body); err != nil {
+				rows.Close()
+				return err
+			}
+			cb, err := rc.Parse(body)
+			if err != nil {
+				s.opts.Logger.Error("a logged callback no longer parses; not projected", "recordId", id, "err", err)
+				continue
+			}
+			if n := len(states); n == 0 || states[n-1].state.RecordID != cb.RecordID {
+				states = append(states, rec{firstSeq: seq})
+			}
+			last := &states[len(states)-1]
+			last.state = ledger.Apply(last.state, cb, at)
+			applied++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range states {
+			if _, err := tx.Exec(ctx, `INSERT INTO recordings (record_id, first_seq, app_key, room_id, session_id, user_id, mode, status,
+				upload_state, first_seen_at, last_event_at, state) VALUES ($1, $2, '', '', '', '', 0, 'recording', 'none', 0, 0, '{}')`,
+				r.state.RecordID, r.firstSeq); err != nil {
+				return err
+			}
+			if err := saveState(ctx, tx, &r.state, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	return applied, nil
+}
