@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/sqlitestore"
@@ -592,4 +595,158 @@ func TestPostgresTwoInstancesVerify(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "schema version: postgres 1") {
 		t.Errorf("migrate on postgres (exit %d): %s", code, out)
 	}
+}
+
+// cuttableProxy forwards TCP connections to target until cut: then it
+// closes every connection and refuses new ones, until restored.
+type cuttableProxy struct {
+	target string
+	ln     net.Listener
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]bool
+}
+
+func newCuttableProxy(t *testing.T, target string) *cuttableProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cuttableProxy{target: target, ln: ln, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.cut {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns[c], p.conns[up] = true, true
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cuttableProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		p.conns = map[net.Conn]bool{}
+	}
+}
+
+// TestPostgresOutage cuts recledger off its database during a load: it must
+// answer 503 (and /readyz fail) while the database is unreachable, recover
+// by itself when it returns, and have lost no callback it answered 200.
+func TestPostgresOutage(t *testing.T) {
+	db := postgresURL(t)
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCuttableProxy(t, u.Host)
+	viaProxy := strings.Replace(db, u.Host, proxy.ln.Addr().String(), 1)
+	srv := startServer(t, t.TempDir(), "--db", viaProxy, "--app", testApp+"="+testSecret)
+
+	var (
+		mu       sync.Mutex
+		acked    []string
+		statuses = map[int]int{}
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("outage-%d-%d", g, i)
+				body := fmt.Appendf(nil, `{"timestamp":%d,"type":1,"appKey":%q,"recordId":%q,"roomId":"r","sessionId":"s","userId":"u","mode":0,"code":200}`,
+					time.Now().UnixMilli(), testApp, id)
+				status, err := postSigned(srv.addr, body)
+				mu.Lock()
+				if err == nil {
+					statuses[status]++
+					if status == 200 {
+						acked = append(acked, id)
+					}
+				}
+				mu.Unlock()
+				if status != 200 {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		})
+	}
+	ready := func() int {
+		resp, err := testClient.Get("http://" + srv.addr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	time.Sleep(500 * time.Millisecond)
+	proxy.setCut(true)
+	time.Sleep(1500 * time.Millisecond)
+	readyDuring := ready()
+	proxy.setCut(false)
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	readyAfter := ready()
+
+	mu.Lock()
+	defer mu.Unlock()
+	if statuses[503] == 0 || statuses[200] == 0 {
+		t.Fatalf("answers %v: want 200s and 503s", statuses)
+	}
+	if readyDuring != 503 || readyAfter != 200 {
+		t.Errorf("/readyz during the outage %d, after %d; want 503, 200", readyDuring, readyAfter)
+	}
+	// Recovered: the last answers were 200s, checked directly in the database.
+	conn, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	stored := map[string]bool{}
+	rows, err := conn.Query(context.Background(), `SELECT record_id FROM events WHERE seq IS NOT NULL`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		stored[id] = true
+	}
+	rows.Close()
+	for _, id := range acked {
+		if !stored[id] {
+			t.Fatalf("callback %s was answered 200 but is not in the database", id)
+		}
+	}
+	t.Logf("answers %v; %d acknowledged, all stored", statuses, len(acked))
 }
