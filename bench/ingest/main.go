@@ -60,6 +60,8 @@ func main() {
 	sync := flag.String("sync", "full", "recledger --sqlite-synchronous")
 	asJSON := flag.Bool("json", false, "print JSON instead of Markdown")
 	target := flag.String("target", "", "load an already running recledger at this host:port instead (app "+app+"="+secret+")")
+	postgres := flag.String("postgres", "", "also measure recledger on this PostgreSQL (one and two instances), e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	skipSQLite := flag.Bool("skip-sqlite", false, "do not measure the SQLite configuration")
 	flag.Parse()
 
 	var clients []int
@@ -72,7 +74,7 @@ func main() {
 	}
 	if *target != "" {
 		for _, c := range clients {
-			r := load(*target, c, *warmup, *duration)
+			r := load([]string{*target}, c, *warmup, *duration)
 			fmt.Printf("%s %3d clients: %8.0f/s p50 %.2f ms p99 %.2f ms (%d errors)\n", *target, c, r.PerSecond, r.P50ms, r.P99ms, r.Errors)
 		}
 		return
@@ -91,27 +93,61 @@ func main() {
 		fatal(err)
 	}
 
+	type config struct {
+		name  string
+		start func() ([]string, func())
+	}
+	serveOn := func(db string, extra ...string) (string, func()) {
+		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--app", app + "=" + secret, "--log-format", "json"}, extra...)
+		return start(exec.Command(bin, args...))
+	}
+	configs := []config{{"bare net/http handler", func() ([]string, func()) {
+		addr, stop := start(exec.Command(self, "bare-server"))
+		return []string{addr}, stop
+	}}}
+	if !*skipSQLite {
+		configs = append(configs, config{"recledger (sqlite " + *sync + ")", func() ([]string, func()) {
+			dir, err := os.MkdirTemp(tmp, "db")
+			if err != nil {
+				fatal(err)
+			}
+			addr, stop := serveOn("sqlite:"+filepath.Join(dir, "recledger.db"), "--sqlite-synchronous", *sync)
+			return []string{addr}, stop
+		}})
+	}
+	if *postgres != "" {
+		for _, n := range []int{1, 2} {
+			configs = append(configs, config{fmt.Sprintf("recledger (postgres, %d instance%s)", n, map[bool]string{true: "s"}[n > 1]), func() ([]string, func()) {
+				sep := "?"
+				if strings.Contains(*postgres, "?") {
+					sep = "&"
+				}
+				db := *postgres + sep + "search_path=bench_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+				var addrs []string
+				var stops []func()
+				for range n {
+					addr, stop := serveOn(db)
+					addrs, stops = append(addrs, addr), append(stops, stop)
+				}
+				return addrs, func() {
+					for _, s := range stops {
+						s()
+					}
+				}
+			}})
+		}
+	}
+
 	var results []result
 	for _, c := range clients {
-		for _, kind := range []string{"bare net/http handler", "recledger (sqlite " + *sync + ")"} {
-			var cmd *exec.Cmd
-			if kind == "bare net/http handler" {
-				cmd = exec.Command(self, "bare-server")
-			} else {
-				dir, err := os.MkdirTemp(tmp, "db")
-				if err != nil {
-					fatal(err)
-				}
-				cmd = exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", "sqlite:"+filepath.Join(dir, "recledger.db"),
-					"--app", app+"="+secret, "--log-format", "json", "--sqlite-synchronous", *sync)
-			}
-			addr, stop := start(cmd)
-			r := load(addr, c, *warmup, *duration)
+		for _, cfg := range configs {
+			addrs, stop := cfg.start()
+			r := load(addrs, c, *warmup, *duration)
 			stop()
-			r.Server = kind
+			r.Server = cfg.name
 			results = append(results, r)
-			fmt.Fprintf(os.Stderr, "%-28s %3d clients: %8.0f/s p50 %.2f ms p99 %.2f ms (%d errors)\n",
-				kind, c, r.PerSecond, r.P50ms, r.P99ms, r.Errors)
+			fmt.Fprintf(os.Stderr, "%-34s %3d clients: %8.0f/s p50 %.2f ms p99 %.2f ms (%d errors)\n",
+				cfg.name, c, r.PerSecond, r.P50ms, r.P99ms, r.Errors)
 		}
 	}
 	if *asJSON {
@@ -196,8 +232,9 @@ func bareServer() {
 
 // load runs clients workers, each posting a recording's callbacks in a loop
 // (start, two segments, end, two uploads), every one distinct and signed.
-func load(addr string, clients int, warmup, duration time.Duration) result {
-	url := "http://" + addr + "/v1/callbacks/recording"
+// load spreads the clients' requests over addrs round robin, as a load
+// balancer in front of several instances would.
+func load(addrs []string, clients int, warmup, duration time.Duration) result {
 	transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
 	defer transport.CloseIdleConnections()
@@ -216,6 +253,7 @@ func load(addr string, clients int, warmup, duration time.Duration) result {
 			errs := 0
 			for i := 0; !stop.Load(); i++ {
 				body := callback(w, i)
+				url := "http://" + addrs[(w+i)%len(addrs)] + "/v1/callbacks/recording"
 				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				signer.Apply(req, signer.Sign())

@@ -48,6 +48,7 @@ type Options struct {
 // Store is a ledger.Store on PostgreSQL.
 type Store struct {
 	pool    *pgxpool.Pool
+	replay  *pgxpool.Pool // synchronous_commit off: see Remember
 	opts    Options
 	batcher *groupcommit.Batcher[op, ledger.Appended]
 	stop    context.CancelFunc
@@ -96,7 +97,14 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, opts: o, done: make(chan struct{})}
+	replayCfg := cfg.Copy()
+	replayCfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	replay, err := pgxpool.NewWithConfig(ctx, replayCfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	s := &Store{pool: pool, replay: replay, opts: o, done: make(chan struct{})}
 	s.batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch})
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stop = stop
@@ -183,6 +191,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.stop()
 	<-s.done
+	s.replay.Close()
 	s.pool.Close()
 	return nil
 }

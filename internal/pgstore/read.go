@@ -37,7 +37,7 @@ const eventColumns = `seq, received_at, app_key, record_id, type, timestamp, fil
 
 // RecordingEvents implements ledger.Store.
 func (s *Store) RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE record_id = $1 AND seq IS NOT NULL ORDER BY seq`, recordID)
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE record_id = $1 ORDER BY seq`, recordID)
 	if err != nil {
 		return nil, fmt.Errorf("read events of %s: %w", recordID, err)
 	}
@@ -56,7 +56,7 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]ledger.Ev
 
 // LatestEvents implements ledger.Store.
 func (s *Store) LatestEvents(ctx context.Context, n int) ([]ledger.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT $1`, n)
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events ORDER BY seq DESC LIMIT $1`, n)
 	if err != nil {
 		return nil, fmt.Errorf("read latest events: %w", err)
 	}
@@ -263,7 +263,7 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 		if _, err := tx.Exec(ctx, `DELETE FROM recordings`); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT seq, record_id, received_at, body FROM events WHERE NOT duplicate AND seq IS NOT NULL ORDER BY record_id, seq`)
+		rows, err := tx.Query(ctx, `SELECT seq, record_id, received_at, body FROM events WHERE NOT duplicate ORDER BY record_id, seq`)
 		if err != nil {
 			return err
 		}
@@ -301,7 +301,7 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 		}
 		for _, r := range states {
 			if _, err := tx.Exec(ctx, `INSERT INTO recordings (record_id, first_seq, app_key, room_id, session_id, user_id, mode, status,
-				upload_state, first_seen_at, last_event_at, state) VALUES ($1, $2, '', '', '', '', 0, 'recording', 'none', 0, 0, '{}')`,
+				upload_state, first_seen_at, last_event_at, state) VALUES ($1, $2, '', '', '', '', 0, 'recording', 'none', 0, 0, '\x7b7d'::bytea)`,
 				r.state.RecordID, r.firstSeq); err != nil {
 				return err
 			}

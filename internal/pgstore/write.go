@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -40,47 +41,49 @@ func (s *Store) Quarantine(ctx context.Context, r ledger.Rejection) error {
 }
 
 // Remember implements rc.ReplayMemory against the shared table, so a
-// signature accepted by one instance is known to all. The insert commits
-// asynchronously: it is flushed to disk, at the latest, with the commit of
-// the callback it signed, which is synchronous and later in the same WAL.
+// signature accepted by one instance is known to all. One statement, on
+// connections with synchronous_commit off: the row is flushed to disk, at
+// the latest, with the commit of the callback it signed, which is
+// synchronous and later in the same WAL.
 func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte, until time.Time) (rc.ReplayVerdict, error) {
-	verdict := rc.ReplayFirst
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO replay (app_key, nonce, timestamp, body_digest, until) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (app_key, nonce, timestamp) DO NOTHING`, key.AppKey, key.Nonce, key.Timestamp, digest[:], until.UnixMilli())
-		if err != nil || tag.RowsAffected() == 1 {
-			return err
-		}
-		var (
-			seen    []byte
-			expires int64
-		)
-		if err := tx.QueryRow(ctx, `SELECT body_digest, until FROM replay WHERE app_key = $1 AND nonce = $2 AND timestamp = $3 FOR UPDATE`,
-			key.AppKey, key.Nonce, key.Timestamp).Scan(&seen, &expires); err != nil {
-			return err
-		}
-		if expires <= s.opts.Now().UnixMilli() { // an expired entry: remember this one instead
-			_, err := tx.Exec(ctx, `UPDATE replay SET body_digest = $4, until = $5 WHERE app_key = $1 AND nonce = $2 AND timestamp = $3`,
-				key.AppKey, key.Nonce, key.Timestamp, digest[:], until.UnixMilli())
-			return err
-		}
-		if string(seen) == string(digest[:]) {
-			verdict = rc.ReplaySameBody
-		} else {
-			verdict = rc.ReplayOtherBody
-		}
-		return nil
-	})
-	if err != nil {
+	var (
+		inserted bool
+		seen     []byte
+		expires  *int64
+	)
+	// The insert's own row is invisible to the subselects (one snapshot):
+	// they see the row another request committed before.
+	err := s.replay.QueryRow(ctx, `WITH ins AS (
+			INSERT INTO replay (app_key, nonce, timestamp, body_digest, until) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (app_key, nonce, timestamp) DO NOTHING RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM ins),
+			(SELECT body_digest FROM replay WHERE app_key = $1 AND nonce = $2 AND timestamp = $3),
+			(SELECT until FROM replay WHERE app_key = $1 AND nonce = $2 AND timestamp = $3)`,
+		key.AppKey, key.Nonce, key.Timestamp, digest[:], until.UnixMilli()).Scan(&inserted, &seen, &expires)
+	switch {
+	case err != nil:
 		return 0, fmt.Errorf("replay memory: %w", err)
+	case inserted:
+		return rc.ReplayFirst, nil
+	case expires == nil:
+		// Another request with this signature committed after this
+		// statement's snapshot: judge it on a retry (503), not now.
+		return 0, errors.New("replay memory: the same signature is being remembered concurrently; retry")
+	case *expires <= s.opts.Now().UnixMilli():
+		// An expired entry: remember this signing instead.
+		if _, err := s.replay.Exec(ctx, `UPDATE replay SET body_digest = $4, until = $5 WHERE app_key = $1 AND nonce = $2 AND timestamp = $3`,
+			key.AppKey, key.Nonce, key.Timestamp, digest[:], until.UnixMilli()); err != nil {
+			return 0, fmt.Errorf("replay memory: %w", err)
+		}
+		return rc.ReplayFirst, nil
+	case string(seen) == string(digest[:]):
+		return rc.ReplaySameBody, nil
 	}
-	return verdict, nil
+	return rc.ReplayOtherBody, nil
 }
 
-// commit is the group-commit function: one transaction for the batch.
+// commit is the group-commit function: one transaction for the batch, in
+// a handful of round trips whatever its size (each statement takes arrays).
 func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended, err error) {
 	if s.opts.OnCommit != nil {
 		start := time.Now()
@@ -102,11 +105,8 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 	results = make([]ledger.Appended, len(ops))
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
-			ids       = make([]int64, 0, len(ops))
-			idIndex   = map[int64]int{}
-			byRecord  = map[string][]*ledger.Incoming{}
-			rejected  bool
-			recordIDs []string
+			incoming []int // indexes of callbacks in ops
+			rejected bool
 		)
 		for i, o := range ops {
 			if o.rej != nil {
@@ -116,26 +116,7 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 				rejected = true
 				continue
 			}
-			id, dup, err := insertEvent(ctx, tx, o.in)
-			if err != nil {
-				return err
-			}
-			ids = append(ids, id)
-			idIndex[id] = i
-			results[i].Duplicate = dup
-			if !dup {
-				if _, ok := byRecord[o.in.Callback.RecordID]; !ok {
-					recordIDs = append(recordIDs, o.in.Callback.RecordID)
-				}
-				byRecord[o.in.Callback.RecordID] = append(byRecord[o.in.Callback.RecordID], o.in)
-			}
-		}
-		// Row locks in one order everywhere: two instances cannot deadlock.
-		sort.Strings(recordIDs)
-		for _, id := range recordIDs {
-			if err := project(ctx, tx, id, byRecord[id]); err != nil {
-				return err
-			}
+			incoming = append(incoming, i)
 		}
 		if rejected {
 			if err := s.capQuarantine(ctx, tx); err != nil {
@@ -147,25 +128,42 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 				return fmt.Errorf("prune replay memory: %w", err)
 			}
 		}
-		if len(ids) == 0 {
+		if len(incoming) == 0 {
 			return nil
 		}
-		// Last, the feed seq: under a lock held until commit, so seqs follow
-		// commit order across instances and a rolled-back batch leaves no gap.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('recledger_feed'))`); err != nil {
-			return fmt.Errorf("feed lock: %w", err)
-		}
+		// The feed seqs first, under a lock held until commit: seqs follow
+		// commit order across instances, and a rolled-back batch gives its
+		// seqs back. (Batches of several instances take turns here; on one
+		// machine the database's CPU is the limit, not this lock.)
 		var last int64
-		if err := tx.QueryRow(ctx, `UPDATE feed SET last = last + $1 WHERE id = 1 RETURNING last`, len(ids)).Scan(&last); err != nil {
+		batch := &pgx.Batch{}
+		batch.Queue(`SELECT pg_advisory_xact_lock(hashtext('recledger_feed'))`)
+		batch.Queue(`UPDATE feed SET last = last + $1 WHERE id = 1 RETURNING last`, len(incoming)).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&last) })
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			return fmt.Errorf("feed seq: %w", err)
 		}
-		first := last - int64(len(ids)) + 1
-		if _, err := tx.Exec(ctx, `UPDATE events e SET seq = $1 + v.n - 1 FROM unnest($2::bigint[]) WITH ORDINALITY AS v(id, n) WHERE e.id = v.id`,
-			first, ids); err != nil {
-			return fmt.Errorf("feed seq: %w", err)
+		first := last - int64(len(incoming)) + 1
+		for n, i := range incoming {
+			results[i].Seq = first + int64(n)
 		}
-		for n, id := range ids {
-			results[idIndex[id]].Seq = first + int64(n)
+		if err := insertEvents(ctx, tx, ops, incoming, results); err != nil {
+			return err
+		}
+		byRecord := map[string][]*ledger.Incoming{}
+		var recordIDs []string
+		for _, i := range incoming {
+			if results[i].Duplicate {
+				continue
+			}
+			in := ops[i].in
+			if _, ok := byRecord[in.Callback.RecordID]; !ok {
+				recordIDs = append(recordIDs, in.Callback.RecordID)
+			}
+			byRecord[in.Callback.RecordID] = append(byRecord[in.Callback.RecordID], in)
+		}
+		if err := project(ctx, tx, recordIDs, byRecord); err != nil {
+			return err
 		}
 		if len(recordIDs) > 0 {
 			if _, err := tx.Exec(ctx, `UPDATE recordings r SET first_seq = (SELECT MIN(seq) FROM events e WHERE e.record_id = r.record_id AND NOT e.duplicate)
@@ -181,79 +179,192 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 	return results, nil
 }
 
-// insertEvent logs one callback, as an original or, when its identity is
-// logged (by any instance, committed or in this transaction), as a
+// insertEvents logs the batch's callbacks (ops[idx]) with the seqs in
+// results, marking results' duplicates: a callback whose identity is logged
+// already (by any instance, or earlier in the batch) is logged marked
 // duplicate.
-func insertEvent(ctx context.Context, tx pgx.Tx, in *ledger.Incoming) (id int64, dup bool, err error) {
-	cb := &in.Callback
-	args := []any{in.ReceivedAt.UnixMilli(), cb.AppKey, cb.RecordID, int(cb.Type), cb.Timestamp, cb.Output.FileName, cb.Code,
-		cb.ErrorMessage, ledger.IdentityHash(cb.Key()), cb.Raw}
-	const insert = `INSERT INTO events (received_at, app_key, record_id, type, timestamp, file_name, code, error_message, dedupe_key, body, duplicate)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, `
-	err = tx.QueryRow(ctx, insert+`false) ON CONFLICT (dedupe_key) WHERE NOT duplicate DO NOTHING RETURNING id`, args...).Scan(&id)
-	if err == nil {
-		return id, false, nil
+func insertEvents(ctx context.Context, tx pgx.Tx, ops []op, idx []int, results []ledger.Appended) error {
+	type row struct {
+		i   int
+		key []byte
 	}
-	if !isNoRows(err) {
-		return 0, false, fmt.Errorf("append callback %s: %w", cb.RecordID, err)
-	}
-	if err := tx.QueryRow(ctx, insert+`true) RETURNING id`, args...).Scan(&id); err != nil {
-		return 0, false, fmt.Errorf("append duplicate callback %s: %w", cb.RecordID, err)
-	}
-	return id, true, nil
-}
-
-// project applies a batch's callbacks to one recording under its row lock.
-func project(ctx context.Context, tx pgx.Tx, recordID string, ins []*ledger.Incoming) error {
-	// The row exists before it is locked, so that two instances creating
-	// the same recording wait for each other instead of failing.
-	if _, err := tx.Exec(ctx, `INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
-		first_seen_at, last_event_at, state) VALUES ($1, '', '', '', '', 0, 'recording', 'none', 0, 0, '{}') ON CONFLICT DO NOTHING`, recordID); err != nil {
-		return fmt.Errorf("project %s: %w", recordID, err)
-	}
-	var raw []byte
-	if err := tx.QueryRow(ctx, `SELECT state FROM recordings WHERE record_id = $1 FOR UPDATE`, recordID).Scan(&raw); err != nil {
-		return fmt.Errorf("project %s: %w", recordID, err)
-	}
-	var st ledger.State
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return fmt.Errorf("project %s: %w", recordID, err)
-	}
-	had := make(map[string]int64, len(st.Files))
-	for name, f := range st.Files {
-		had[name] = f.FirstSeenAt
-	}
-	for _, in := range ins {
-		st = ledger.Apply(st, in.Callback, in.ReceivedAt.UnixMilli())
-	}
-	return saveState(ctx, tx, &st, had)
-}
-
-// saveState writes a recording and the file rows that changed.
-func saveState(ctx context.Context, tx pgx.Tx, st *ledger.State, had map[string]int64) error {
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("save recording %s: %w", st.RecordID, err)
-	}
-	var startedAt *int64
-	if st.StartFrom != nil {
-		startedAt = &st.StartFrom.Timestamp
-	}
-	_, err = tx.Exec(ctx, `UPDATE recordings SET app_key = $2, room_id = $3, session_id = $4, user_id = $5, mode = $6, status = $7,
-		upload_state = $8, started_at = $9, end_received_at = $10, first_seen_at = $11, last_event_at = $12, file_count = $13,
-		uploaded_count = $14, state = $15 WHERE record_id = $1`,
-		st.RecordID, st.AppKey, st.RoomID, st.SessionID, st.UserID, int(st.Mode), string(st.Status()), string(st.BaseUploadState()),
-		startedAt, st.EndReceivedAt, st.FirstSeenAt, st.LastEventAt, len(st.Files), st.UploadedCount(), raw)
-	if err != nil {
-		return fmt.Errorf("save recording %s: %w", st.RecordID, err)
-	}
-	for name, f := range st.Files {
-		if seen, ok := had[name]; ok && seen == f.FirstSeenAt {
+	var candidates, dups []row
+	first := map[string]bool{}
+	for _, i := range idx {
+		key := ledger.IdentityHash(ops[i].in.Callback.Key())
+		if first[string(key)] {
+			dups = append(dups, row{i, key})
 			continue
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO files (file_name, record_id, first_seen_at) VALUES ($1, $2, $3)
-			ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`, name, st.RecordID, f.FirstSeenAt); err != nil {
-			return fmt.Errorf("save file %s: %w", name, err)
+		first[string(key)] = true
+		candidates = append(candidates, row{i, key})
+	}
+	columns := func(rows []row) []any {
+		var (
+			seqs, at, ts            []int64
+			apps, recs, files, errs []string
+			types, codes            []int32
+			keys, bodies            [][]byte
+		)
+		for _, r := range rows {
+			in := ops[r.i].in
+			cb := &in.Callback
+			seqs, at, ts = append(seqs, results[r.i].Seq), append(at, in.ReceivedAt.UnixMilli()), append(ts, cb.Timestamp)
+			apps, recs, files, errs = append(apps, cb.AppKey), append(recs, cb.RecordID), append(files, cb.Output.FileName), append(errs, cb.ErrorMessage)
+			types, codes = append(types, int32(cb.Type)), append(codes, int32(cb.Code))
+			keys, bodies = append(keys, r.key), append(bodies, cb.Raw)
+		}
+		return []any{seqs, at, apps, recs, types, ts, files, codes, errs, keys, bodies}
+	}
+	const insert = `INSERT INTO events (seq, received_at, app_key, record_id, type, timestamp, file_name, code, error_message, dedupe_key, body, duplicate)
+		SELECT *, %s FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::text[],
+			$8::int[], $9::text[], $10::bytea[], $11::bytea[])`
+	rows, err := tx.Query(ctx, fmt.Sprintf(insert, "false")+` ON CONFLICT (dedupe_key) WHERE NOT duplicate DO NOTHING RETURNING seq`, columns(candidates)...)
+	if err != nil {
+		return fmt.Errorf("append callbacks: %w", err)
+	}
+	inserted := map[int64]bool{}
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			rows.Close()
+			return fmt.Errorf("append callbacks: %w", err)
+		}
+		inserted[seq] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("append callbacks: %w", err)
+	}
+	for _, r := range candidates {
+		if !inserted[results[r.i].Seq] {
+			dups = append(dups, r) // logged before, by this instance or another
+		}
+	}
+	if len(dups) > 0 {
+		if _, err := tx.Exec(ctx, fmt.Sprintf(insert, "true"), columns(dups)...); err != nil {
+			return fmt.Errorf("append duplicate callbacks: %w", err)
+		}
+		for _, r := range dups {
+			results[r.i].Duplicate = true
+		}
+	}
+	return nil
+}
+
+// project applies a batch's callbacks to their recordings under row locks,
+// taken in record-id order so that two instances never deadlock.
+func project(ctx context.Context, tx pgx.Tx, recordIDs []string, byRecord map[string][]*ledger.Incoming) error {
+	if len(recordIDs) == 0 {
+		return nil
+	}
+	sort.Strings(recordIDs)
+	// The rows exist before they are locked, so that two instances creating
+	// one recording wait for each other instead of failing.
+	if _, err := tx.Exec(ctx, `INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
+		first_seen_at, last_event_at, state) SELECT id, '', '', '', '', 0, 'recording', 'none', 0, 0, '\x7b7d'::bytea FROM unnest($1::text[]) AS id
+		ORDER BY id ON CONFLICT DO NOTHING`, recordIDs); err != nil {
+		return fmt.Errorf("project: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT record_id, state FROM recordings WHERE record_id = ANY($1) ORDER BY record_id FOR UPDATE`, recordIDs)
+	if err != nil {
+		return fmt.Errorf("project: %w", err)
+	}
+	states := map[string][]byte{}
+	for rows.Next() {
+		var (
+			id  string
+			raw []byte
+		)
+		if err := rows.Scan(&id, &raw); err != nil {
+			rows.Close()
+			return fmt.Errorf("project: %w", err)
+		}
+		states[id] = raw
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("project: %w", err)
+	}
+	saved := make([]ledger.State, 0, len(recordIDs))
+	hads := make([]map[string]int64, 0, len(recordIDs))
+	for _, id := range recordIDs {
+		var st ledger.State
+		if err := json.Unmarshal(states[id], &st); err != nil {
+			return fmt.Errorf("project %s: %w", id, err)
+		}
+		had := make(map[string]int64, len(st.Files))
+		for name, f := range st.Files {
+			had[name] = f.FirstSeenAt
+		}
+		for _, in := range byRecord[id] {
+			st = ledger.Apply(st, in.Callback, in.ReceivedAt.UnixMilli())
+		}
+		saved, hads = append(saved, st), append(hads, had)
+	}
+	return saveStates(ctx, tx, saved, hads)
+}
+
+// saveState writes one recording and the file rows that changed.
+func saveState(ctx context.Context, tx pgx.Tx, st *ledger.State, had map[string]int64) error {
+	return saveStates(ctx, tx, []ledger.State{*st}, []map[string]int64{had})
+}
+
+// saveStates writes recordings and the file rows that changed (files new
+// since had, or seen earlier than had says), two statements for all.
+func saveStates(ctx context.Context, tx pgx.Tx, states []ledger.State, hads []map[string]int64) error {
+	n := len(states)
+	var (
+		ids, apps, rooms, sessions, users, statuses, uploads = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		modes, fileCounts, uploaded                          = make([]int32, n), make([]int32, n), make([]int32, n)
+		started, ended                                       = make([]*int64, n), make([]*int64, n)
+		firstSeen, lastEvent                                 = make([]int64, n), make([]int64, n)
+		raws                                                 = make([][]byte, n)
+		fileNames, fileRecs                                  []string
+		fileSeen                                             []int64
+	)
+	for i := range states {
+		st := &states[i]
+		raw, err := json.Marshal(st)
+		if err != nil {
+			return fmt.Errorf("save recording %s: %w", st.RecordID, err)
+		}
+		ids[i], apps[i], rooms[i], sessions[i], users[i] = st.RecordID, st.AppKey, st.RoomID, st.SessionID, st.UserID
+		statuses[i], uploads[i] = string(st.Status()), string(st.BaseUploadState())
+		modes[i], fileCounts[i], uploaded[i] = int32(st.Mode), int32(len(st.Files)), int32(st.UploadedCount())
+		if st.StartFrom != nil {
+			started[i] = &st.StartFrom.Timestamp
+		}
+		ended[i], firstSeen[i], lastEvent[i], raws[i] = st.EndReceivedAt, st.FirstSeenAt, st.LastEventAt, raw
+		names := make([]string, 0, len(st.Files))
+		for name := range st.Files {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			f := st.Files[name]
+			if seen, ok := hads[i][name]; ok && seen == f.FirstSeenAt {
+				continue
+			}
+			fileNames, fileRecs, fileSeen = append(fileNames, name), append(fileRecs, st.RecordID), append(fileSeen, f.FirstSeenAt)
+		}
+	}
+	_, err := tx.Exec(ctx, `UPDATE recordings r SET app_key = v.app, room_id = v.room, session_id = v.sess, user_id = v.usr, mode = v.mode,
+		status = v.status, upload_state = v.up, started_at = v.started, end_received_at = v.ended, first_seen_at = v.first_seen,
+		last_event_at = v.last_event, file_count = v.files, uploaded_count = v.uploaded, state = v.state
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::bigint[],
+			$10::bigint[], $11::bigint[], $12::bigint[], $13::int[], $14::int[], $15::bytea[])
+			AS v(id, app, room, sess, usr, mode, status, up, started, ended, first_seen, last_event, files, uploaded, state)
+		WHERE r.record_id = v.id`,
+		ids, apps, rooms, sessions, users, modes, statuses, uploads, started, ended, firstSeen, lastEvent, fileCounts, uploaded, raws)
+	if err != nil {
+		return fmt.Errorf("save recordings: %w", err)
+	}
+	if len(fileNames) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO files (file_name, record_id, first_seen_at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+			ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`, fileNames, fileRecs, fileSeen); err != nil {
+			return fmt.Errorf("save files: %w", err)
 		}
 	}
 	return nil

@@ -1,9 +1,8 @@
--- The raw callback log. id orders inserts; seq, the feed's order, is given
--- at commit under a cluster-wide lock, so it follows commit order and has
--- no gaps: a reader following seq never misses a late commit.
+-- The raw callback log. seq, the feed's order, is taken from the feed row
+-- under a cluster-wide lock held until commit, so it follows commit order and
+-- has no gaps: a reader following seq never misses a late commit.
 CREATE TABLE events (
-    id            BIGSERIAL PRIMARY KEY,
-    seq           BIGINT UNIQUE,
+    seq           BIGINT PRIMARY KEY,
     received_at   BIGINT   NOT NULL,
     app_key       TEXT     NOT NULL CHECK (length(app_key) <= 256),
     record_id     TEXT     NOT NULL CHECK (length(record_id) <= 256),
@@ -17,7 +16,7 @@ CREATE TABLE events (
     body          BYTEA    NOT NULL
 );
 CREATE UNIQUE INDEX events_original ON events (dedupe_key) WHERE NOT duplicate;
-CREATE INDEX events_by_record ON events (record_id, id);
+CREATE INDEX events_by_record ON events (record_id, seq);
 
 CREATE TABLE feed (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
@@ -41,7 +40,7 @@ CREATE TABLE recordings (
     last_event_at   BIGINT  NOT NULL,
     file_count      INTEGER NOT NULL DEFAULT 0,
     uploaded_count  INTEGER NOT NULL DEFAULT 0,
-    state           JSONB   NOT NULL
+    state           BYTEA   NOT NULL            -- ledger.State as JSON; PostgreSQL need not parse it
 );
 CREATE UNIQUE INDEX recordings_by_first_seq ON recordings (first_seq);
 CREATE INDEX recordings_by_room    ON recordings (room_id, first_seq);
