@@ -29,7 +29,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/rc"
 )
@@ -39,11 +42,27 @@ func main() {
 	dir := flag.String("dir", filepath.Join(os.TempDir(), "recledger-query-bench"), "where the store is kept")
 	reuse := flag.Bool("reuse", false, "reuse the store in -dir instead of filling a new one")
 	requests := flag.Int("requests", 2000, "requests per query kind")
+	postgres := flag.String("postgres", "", "measure on this PostgreSQL instead (a postgres:// URL; its search_path schema is filled)")
 	flag.Parse()
 	path := filepath.Join(*dir, "recledger.db")
+	db := "sqlite:" + path
+	if *postgres != "" {
+		db = *postgres
+	}
 	if !*reuse {
 		os.RemoveAll(*dir)
-		fill(path, *n)
+		os.MkdirAll(*dir, 0o750)
+		var s ledger.Store
+		var err error
+		if *postgres != "" {
+			s, err = pgstore.Open(context.Background(), *postgres, pgstore.Options{})
+		} else {
+			s, err = sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
+		}
+		if err != nil {
+			fatal(err)
+		}
+		fill(s, *n)
 	}
 	bin := filepath.Join(*dir, "recledger-bin")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/recledger").CombinedOutput(); err != nil {
@@ -56,17 +75,16 @@ func main() {
 			size += fi.Size()
 		}
 	}
-	addr, pid, stop := serve(bin, path)
+	if *postgres != "" {
+		size = postgresSize(*postgres)
+	}
+	addr, pid, stop := serve(bin, db)
 	defer stop()
 	measure(addr, pid, *n, *requests, size)
 }
 
 // fill appends n recordings' callbacks from 64 goroutines.
-func fill(path string, n int) {
-	s, err := sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
-	if err != nil {
-		fatal(err)
-	}
+func fill(s ledger.Store, n int) {
 	start := time.Now()
 	var (
 		next atomic.Int64
@@ -137,8 +155,8 @@ func fileName(i, k int) string {
 }
 
 // serve starts recledger serve on the store and returns its address and pid.
-func serve(bin, path string) (string, int, func()) {
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", "sqlite:"+path, "--log-format", "json")
+func serve(bin, db string) (string, int, func()) {
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", db, "--log-format", "json")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		fatal(err)
@@ -225,4 +243,17 @@ func vmRSS(pid int) int64 {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
+}
+
+// postgresSize is the size of the schema's tables and indexes.
+func postgresSize(url string) int64 {
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(context.Background())
+	var size int64
+	conn.QueryRow(context.Background(), `SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'`).Scan(&size)
+	return size
 }
