@@ -89,6 +89,9 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = o.Schema
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on" // a 200 survives a crash of the database server
+	// A generic plan for the array statements cannot know how few rows an
+	// array holds and scans whole tables; plan each execution instead.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
