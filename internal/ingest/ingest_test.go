@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,8 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/recledger/recledger/internal/ingest"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/rc"
 )
@@ -49,6 +53,31 @@ func newServer(t *testing.T, store ingest.Store, replay rc.ReplayMemory, insecur
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// runOnStores runs test against SQLite and, where RECLEDGER_TEST_POSTGRES_URL
+// names a database, against PostgreSQL in a schema of its own.
+func runOnStores(t *testing.T, test func(t *testing.T, store ledger.Store)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, sqliteStore(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		url := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
+		if url == "" {
+			t.Skip("set RECLEDGER_TEST_POSTGRES_URL to run the ingest tests on PostgreSQL too")
+		}
+		schema := fmt.Sprintf("ingest_%d_%d", os.Getpid(), time.Now().UnixNano())
+		s, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			s.Close()
+			if conn, err := pgx.Connect(context.Background(), url); err == nil {
+				conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+				conn.Close(context.Background())
+			}
+		})
+		test(t, s)
+	})
 }
 
 func sqliteStore(t *testing.T) *sqlitestore.Store {
@@ -104,117 +133,121 @@ func errorCode(a answer) string {
 }
 
 func TestIngestStoresAndAnswers(t *testing.T) {
-	store := sqliteStore(t)
-	url := newServer(t, store, store, false)
-	for i, name := range []string{"type1-start.json", "type2-segment.json", "type3-end.json", "type4-upload.json"} {
-		a := post(t, url, seed(t, name), signer(), "application/json")
-		if a.status != 200 || a.body["seq"] != float64(i+1) || a.body["duplicate"] != false {
-			t.Fatalf("%s: %d %v", name, a.status, a.body)
+	runOnStores(t, func(t *testing.T, store ledger.Store) {
+		url := newServer(t, store, store, false)
+		for i, name := range []string{"type1-start.json", "type2-segment.json", "type3-end.json", "type4-upload.json"} {
+			a := post(t, url, seed(t, name), signer(), "application/json")
+			if a.status != 200 || a.body["seq"] != float64(i+1) || a.body["duplicate"] != false {
+				t.Fatalf("%s: %d %v", name, a.status, a.body)
+			}
 		}
-	}
-	a := post(t, url, seed(t, "type3-end.json"), signer(), "application/json")
-	if a.status != 200 || a.body["duplicate"] != true {
-		t.Errorf("redelivery: %d %v, want 200 duplicate", a.status, a.body)
-	}
-	st, err := store.Recording(context.Background(), "8329208b99410743dcfeb80548e2c0ec")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := st.View(time.Now())
-	if r.Status != ledger.StatusComplete || len(r.Files) != 1 || r.Files[0].FileURL == nil || *r.Files[0].FileURL != "http://oss/record/XXXXXXXX.mp4?abc" {
-		t.Errorf("recording after the seeds: %+v", r)
-	}
+		a := post(t, url, seed(t, "type3-end.json"), signer(), "application/json")
+		if a.status != 200 || a.body["duplicate"] != true {
+			t.Errorf("redelivery: %d %v, want 200 duplicate", a.status, a.body)
+		}
+		st, err := store.Recording(context.Background(), "8329208b99410743dcfeb80548e2c0ec")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := st.View(time.Now())
+		if r.Status != ledger.StatusComplete || len(r.Files) != 1 || r.Files[0].FileURL == nil || *r.Files[0].FileURL != "http://oss/record/XXXXXXXX.mp4?abc" {
+			t.Errorf("recording after the seeds: %+v", r)
+		}
+	})
 }
 
 func TestIngestRefusesAndQuarantines(t *testing.T) {
-	store := sqliteStore(t)
-	url := newServer(t, store, store, false)
-	body := seed(t, "type1-start.json")
-	wrongSig := func(r *http.Request) {
-		signer()(r)
-		r.Header.Set("signature", strings.Repeat("ab", 20))
-	}
-	tests := []struct {
-		name        string
-		body        []byte
-		sign        func(*http.Request)
-		contentType string
-		status      int
-		code        string
-	}{
-		{"unsigned", body, nil, "application/json", 401, "missing_signature"},
-		{"forged", body, wrongSig, "application/json", 401, "bad_signature"},
-		{"not JSON", []byte(`{"appKey":"your_appkey"`), signer(), "application/json", 400, "invalid_json"},
-		{"no recordId", []byte(`{"type":1,"appKey":"your_appkey"}`), signer(), "application/json", 400, "missing_field"},
-		{"form", body, signer(), "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
-		{"too large", bytes.Repeat([]byte(" "), 5000), signer(), "application/json", 413, "body_too_large"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a := post(t, url, tt.body, tt.sign, tt.contentType)
-			if a.status != tt.status || errorCode(a) != tt.code {
-				t.Fatalf("got %d %v, want %d %s", a.status, a.body, tt.status, tt.code)
-			}
-			q, err := store.QuarantineList(context.Background(), 0, 1)
-			if err != nil || len(q) != 1 {
-				t.Fatalf("quarantine: %v, %v", q, err)
-			}
-			r := q[0]
-			if r.Status != tt.status || r.Reason != tt.code || r.Remote == "" || r.Path != "/" || r.Method != "POST" {
-				t.Errorf("quarantined %+v", r)
-			}
-			if tt.status != 413 && !bytes.Equal(r.Body, tt.body) {
-				t.Errorf("quarantined body %q, want %q", r.Body, tt.body)
-			}
-			if sig := r.Header.Get("Signature"); sig != "" && sig != "***" {
-				t.Errorf("signature kept in the quarantine: %q", sig)
-			}
-		})
-	}
-	evs, err := store.Events(context.Background(), 0, 10)
-	if err != nil || len(evs) != 0 {
-		t.Errorf("refused requests reached the log: %d events, %v", len(evs), err)
-	}
+	runOnStores(t, func(t *testing.T, store ledger.Store) {
+		url := newServer(t, store, store, false)
+		body := seed(t, "type1-start.json")
+		wrongSig := func(r *http.Request) {
+			signer()(r)
+			r.Header.Set("signature", strings.Repeat("ab", 20))
+		}
+		tests := []struct {
+			name        string
+			body        []byte
+			sign        func(*http.Request)
+			contentType string
+			status      int
+			code        string
+		}{
+			{"unsigned", body, nil, "application/json", 401, "missing_signature"},
+			{"forged", body, wrongSig, "application/json", 401, "bad_signature"},
+			{"not JSON", []byte(`{"appKey":"your_appkey"`), signer(), "application/json", 400, "invalid_json"},
+			{"no recordId", []byte(`{"type":1,"appKey":"your_appkey"}`), signer(), "application/json", 400, "missing_field"},
+			{"form", body, signer(), "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
+			{"too large", bytes.Repeat([]byte(" "), 5000), signer(), "application/json", 413, "body_too_large"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				a := post(t, url, tt.body, tt.sign, tt.contentType)
+				if a.status != tt.status || errorCode(a) != tt.code {
+					t.Fatalf("got %d %v, want %d %s", a.status, a.body, tt.status, tt.code)
+				}
+				q, err := store.QuarantineList(context.Background(), 0, 1)
+				if err != nil || len(q) != 1 {
+					t.Fatalf("quarantine: %v, %v", q, err)
+				}
+				r := q[0]
+				if r.Status != tt.status || r.Reason != tt.code || r.Remote == "" || r.Path != "/" || r.Method != "POST" {
+					t.Errorf("quarantined %+v", r)
+				}
+				if tt.status != 413 && !bytes.Equal(r.Body, tt.body) {
+					t.Errorf("quarantined body %q, want %q", r.Body, tt.body)
+				}
+				if sig := r.Header.Get("Signature"); sig != "" && sig != "***" {
+					t.Errorf("signature kept in the quarantine: %q", sig)
+				}
+			})
+		}
+		evs, err := store.Events(context.Background(), 0, 10)
+		if err != nil || len(evs) != 0 {
+			t.Errorf("refused requests reached the log: %d events, %v", len(evs), err)
+		}
+	})
 }
 
 func TestIngestRefusesReplayWithAnotherBody(t *testing.T) {
-	store := sqliteStore(t)
-	url := newServer(t, store, store, false)
-	start := seed(t, "type1-start.json")
-	var captured http.Header
-	capture := func(r *http.Request) {
-		signer()(r)
-		captured = r.Header.Clone()
-	}
-	if a := post(t, url, start, capture, "application/json"); a.status != 200 {
-		t.Fatalf("first: %d %v", a.status, a.body)
-	}
-	replay := func(r *http.Request) {
-		for _, k := range []string{"Nonce", "Timestamp", "Signature"} {
-			r.Header.Set(k, captured.Get(k))
+	runOnStores(t, func(t *testing.T, store ledger.Store) {
+		url := newServer(t, store, store, false)
+		start := seed(t, "type1-start.json")
+		var captured http.Header
+		capture := func(r *http.Request) {
+			signer()(r)
+			captured = r.Header.Clone()
 		}
-	}
-	if a := post(t, url, start, replay, "application/json"); a.status != 200 || a.body["duplicate"] != true {
-		t.Errorf("same signature, same body: %d %v; want 200 duplicate", a.status, a.body)
-	}
-	if a := post(t, url, seed(t, "type3-end.json"), replay, "application/json"); a.status != 401 || errorCode(a) != "replayed_signature" {
-		t.Errorf("same signature, other body: %d %v; want 401 replayed_signature", a.status, a.body)
-	}
+		if a := post(t, url, start, capture, "application/json"); a.status != 200 {
+			t.Fatalf("first: %d %v", a.status, a.body)
+		}
+		replay := func(r *http.Request) {
+			for _, k := range []string{"Nonce", "Timestamp", "Signature"} {
+				r.Header.Set(k, captured.Get(k))
+			}
+		}
+		if a := post(t, url, start, replay, "application/json"); a.status != 200 || a.body["duplicate"] != true {
+			t.Errorf("same signature, same body: %d %v; want 200 duplicate", a.status, a.body)
+		}
+		if a := post(t, url, seed(t, "type3-end.json"), replay, "application/json"); a.status != 401 || errorCode(a) != "replayed_signature" {
+			t.Errorf("same signature, other body: %d %v; want 401 replayed_signature", a.status, a.body)
+		}
+	})
 }
 
 func TestIngestInsecureMode(t *testing.T) {
-	store := sqliteStore(t)
-	url := newServer(t, store, store, true)
-	if a := post(t, url, seed(t, "type1-start.json"), nil, "application/json"); a.status != 200 {
-		t.Errorf("unsigned in insecure mode: %d %v, want 200", a.status, a.body)
-	}
-	forged := func(r *http.Request) {
-		signer()(r)
-		r.Header.Set("signature", strings.Repeat("cd", 20))
-	}
-	if a := post(t, url, seed(t, "type2-segment.json"), forged, "application/json"); a.status != 401 {
-		t.Errorf("a wrong signature in insecure mode: %d, want 401", a.status)
-	}
+	runOnStores(t, func(t *testing.T, store ledger.Store) {
+		url := newServer(t, store, store, true)
+		if a := post(t, url, seed(t, "type1-start.json"), nil, "application/json"); a.status != 200 {
+			t.Errorf("unsigned in insecure mode: %d %v, want 200", a.status, a.body)
+		}
+		forged := func(r *http.Request) {
+			signer()(r)
+			r.Header.Set("signature", strings.Repeat("cd", 20))
+		}
+		if a := post(t, url, seed(t, "type2-segment.json"), forged, "application/json"); a.status != 401 {
+			t.Errorf("a wrong signature in insecure mode: %d, want 401", a.status)
+		}
+	})
 }
 
 // flakyStore fails while down is set: a full disk, a locked database.
@@ -291,33 +324,34 @@ func TestMaskHeader(t *testing.T) {
 // TestRefusalsAreKeptButLoggedSparingly sends a burst of unsigned requests:
 // every one is quarantined, but the log gets one line a second with a count.
 func TestRefusalsAreKeptButLoggedSparingly(t *testing.T) {
-	store := sqliteStore(t)
-	v, err := rc.NewVerifier(rc.VerifierConfig{Apps: map[string][]string{app: {secret}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	h, err := ingest.New(store, ingest.Options{Verifier: v, Logger: slog.New(slog.NewTextHandler(&lockedWriter{&mu, &logs}, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	for range 50 {
-		if a := post(t, srv.URL, []byte(`{}`), nil, "application/json"); a.status != 401 {
-			t.Fatalf("unsigned: %d", a.status)
+	runOnStores(t, func(t *testing.T, store ledger.Store) {
+		v, err := rc.NewVerifier(rc.VerifierConfig{Apps: map[string][]string{app: {secret}}})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	q, err := store.QuarantineList(context.Background(), 0, 100)
-	if err != nil || len(q) != 50 {
-		t.Errorf("quarantine holds %d of 50 refusals (%v)", len(q), err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if n := strings.Count(logs.String(), "callback refused"); n < 1 || n > 5 {
-		t.Errorf("%d log lines for a burst of 50 refusals, want one a second:\n%s", n, logs.String())
-	}
+		var logs bytes.Buffer
+		var mu sync.Mutex
+		h, err := ingest.New(store, ingest.Options{Verifier: v, Logger: slog.New(slog.NewTextHandler(&lockedWriter{&mu, &logs}, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		for range 50 {
+			if a := post(t, srv.URL, []byte(`{}`), nil, "application/json"); a.status != 401 {
+				t.Fatalf("unsigned: %d", a.status)
+			}
+		}
+		q, err := store.QuarantineList(context.Background(), 0, 100)
+		if err != nil || len(q) != 50 {
+			t.Errorf("quarantine holds %d of 50 refusals (%v)", len(q), err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if n := strings.Count(logs.String(), "callback refused"); n < 1 || n > 5 {
+			t.Errorf("%d log lines for a burst of 50 refusals, want one a second:\n%s", n, logs.String())
+		}
+	})
 }
 
 type lockedWriter struct {
