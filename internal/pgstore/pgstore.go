@@ -1,12 +1,12 @@
 // Package pgstore is the ledger.Store on PostgreSQL, for several recledger
 // instances behind one load balancer.
 //
-// Each instance group-commits its callbacks: one transaction per batch
-// appends the events, applies them to the recordings under row locks (taken
-// in record-id order, so two instances never deadlock and never lose an
-// update), and, last, gives the events their feed seq under a cluster-wide
-// advisory lock held until commit, so seq follows commit order without gaps.
-// The replay memory is a table every instance shares.
+// Each instance group-commits its callbacks: one transaction per batch first
+// takes the events' feed seqs under a cluster-wide advisory lock held until
+// commit (so seq follows commit order without gaps), then appends the
+// events and applies them to the recordings under row locks taken in
+// record-id order (no lost update). The replay memory is a table every
+// instance shares. docs/architecture.md explains the choices.
 package pgstore
 
 import (
@@ -126,13 +126,15 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
+	// The lock first: instances starting together would race even on
+	// CREATE SCHEMA IF NOT EXISTS.
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext('recledger_migrate'))`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext('recledger_migrate'))`)
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -172,12 +174,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	return nil
 }
 
-// Ping implements ledger.Store: it runs a write transaction that changes
-// nothing, which fails when the database is down or read-only.
+// Ping implements ledger.Store: the database answers and takes writes (it
+// is neither a standby nor read-only). It takes no lock, so it does not
+// queue behind batches in flight.
 func (s *Store) Ping(ctx context.Context) error {
-	_, err := s.pool.Exec(ctx, `UPDATE feed SET last = last WHERE id = 1`)
+	var writable bool
+	err := s.pool.QueryRow(ctx, `SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'`).Scan(&writable)
 	if err != nil {
 		return fmt.Errorf("ping: %w", err)
+	}
+	if !writable {
+		return errors.New("ping: the database is read-only")
 	}
 	return nil
 }

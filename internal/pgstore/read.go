@@ -272,7 +272,11 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 			firstSeq int64
 		}
 		// Collected first: a connection reads one result at a time.
-		var states []rec
+		var (
+			states  []rec
+			lastID  string
+			firstOf int64 // the seq of lastID's first event, parsed or not, as commit sets it
+		)
 		for rows.Next() {
 			var (
 				seq, at int64
@@ -283,13 +287,16 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 				rows.Close()
 				return err
 			}
+			if id != lastID {
+				lastID, firstOf = id, seq
+			}
 			cb, err := rc.Parse(body)
 			if err != nil {
 				s.opts.Logger.Error("a logged callback no longer parses; not projected", "recordId", id, "err", err)
 				continue
 			}
 			if n := len(states); n == 0 || states[n-1].state.RecordID != cb.RecordID {
-				states = append(states, rec{firstSeq: seq})
+				states = append(states, rec{firstSeq: firstOf})
 			}
 			last := &states[len(states)-1]
 			last.state = ledger.Apply(last.state, cb, at)

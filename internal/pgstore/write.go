@@ -70,10 +70,16 @@ func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte,
 		// statement's snapshot: judge it on a retry (503), not now.
 		return 0, errors.New("replay memory: the same signature is being remembered concurrently; retry")
 	case *expires <= s.opts.Now().UnixMilli():
-		// An expired entry: remember this signing instead.
-		if _, err := s.replay.Exec(ctx, `UPDATE replay SET body_digest = $4, until = $5 WHERE app_key = $1 AND nonce = $2 AND timestamp = $3`,
-			key.AppKey, key.Nonce, key.Timestamp, digest[:], until.UnixMilli()); err != nil {
+		// An expired entry: remember this signing instead, unless another
+		// request (or the prune) got there first.
+		tag, err := s.replay.Exec(ctx, `UPDATE replay SET body_digest = $4, until = $5
+			WHERE app_key = $1 AND nonce = $2 AND timestamp = $3 AND until <= $6`,
+			key.AppKey, key.Nonce, key.Timestamp, digest[:], until.UnixMilli(), s.opts.Now().UnixMilli())
+		if err != nil {
 			return 0, fmt.Errorf("replay memory: %w", err)
+		}
+		if tag.RowsAffected() != 1 {
+			return 0, errors.New("replay memory: the same signature is being remembered concurrently; retry")
 		}
 		return rc.ReplayFirst, nil
 	case string(seen) == string(digest[:]):
@@ -103,11 +109,9 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 	s.mu.Unlock()
 
 	results = make([]ledger.Appended, len(ops))
+	rejected := false
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var (
-			incoming []int // indexes of callbacks in ops
-			rejected bool
-		)
+		var incoming []int // indexes of callbacks in ops
 		for i, o := range ops {
 			if o.rej != nil {
 				if err := insertRejection(ctx, tx, o.rej); err != nil {
@@ -117,16 +121,6 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 				continue
 			}
 			incoming = append(incoming, i)
-		}
-		if rejected {
-			if err := s.capQuarantine(ctx, tx); err != nil {
-				return err
-			}
-		}
-		if prune {
-			if _, err := tx.Exec(ctx, `DELETE FROM replay WHERE until <= $1`, s.opts.Now().UnixMilli()); err != nil {
-				return fmt.Errorf("prune replay memory: %w", err)
-			}
 		}
 		if len(incoming) == 0 {
 			return nil
@@ -175,6 +169,18 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Housekeeping runs after the commit, in statements of its own: inside
+	// the batch it would hold locks that other instances' requests wait on.
+	if rejected {
+		if err := s.capQuarantine(ctx); err != nil {
+			s.opts.Logger.Warn("cap quarantine", "err", err)
+		}
+	}
+	if prune {
+		if _, err := s.replay.Exec(ctx, `DELETE FROM replay WHERE until <= $1`, s.opts.Now().UnixMilli()); err != nil {
+			s.opts.Logger.Warn("prune replay memory", "err", err)
+		}
 	}
 	return results, nil
 }
@@ -387,9 +393,11 @@ func insertRejection(ctx context.Context, tx pgx.Tx, r *ledger.Rejection) error 
 	return nil
 }
 
-// capQuarantine keeps the newest rejections within the caps.
-func (s *Store) capQuarantine(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `DELETE FROM quarantine WHERE id IN (
+// capQuarantine keeps the newest rejections within the caps. Two
+// instances capping at once may delete the same rows; a lost race is
+// harmless (the next batch caps again), so errors are only logged.
+func (s *Store) capQuarantine(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM quarantine WHERE id IN (
 		SELECT id FROM (SELECT id, row_number() OVER w AS n, SUM(length(body)) OVER w AS total FROM quarantine
 			WINDOW w AS (ORDER BY id DESC)) t
 		WHERE n > $1 OR total > $2)`, s.opts.QuarantineMaxCount, s.opts.QuarantineMaxBytes)
