@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -33,7 +33,7 @@ func (s *Store) Recording(ctx context.Context, recordID string) (ledger.State, e
 	return st, nil
 }
 
-const eventColumns = `seq, received_at, app_key, record_id, type, timestamp, file_name, code, error_message, duplicate, body`
+const eventColumns = storesql.EventColumns
 
 // RecordingEvents implements ledger.Store.
 func (s *Store) RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error) {
@@ -67,24 +67,7 @@ func (s *Store) LatestEvents(ctx context.Context, n int) ([]ledger.Event, error)
 
 func scanEvents(rows pgx.Rows) ([]ledger.Event, error) {
 	defer rows.Close()
-	var events []ledger.Event
-	for rows.Next() {
-		var (
-			e   ledger.Event
-			typ int
-		)
-		if err := rows.Scan(&e.Seq, &e.ReceivedAt, &e.AppKey, &e.RecordID, &typ, &e.Timestamp, &e.FileName,
-			&e.Code, &e.ErrorMessage, &e.Duplicate, &e.Body); err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
-		}
-		e.Type = rc.Type(typ)
-		e.TypeName = e.Type.String()
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
-	}
-	return events, nil
+	return storesql.ScanEvents(rows)
 }
 
 // QuarantineList implements ledger.Store.
@@ -122,70 +105,16 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 	if err != nil {
 		return ledger.RecordingPage{}, err
 	}
-	where := []string{"first_seq IS NOT NULL"}
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	q, args, err := storesql.RecordingPageQuery(f, limit, func(n int) string { return "$" + strconv.Itoa(n) })
+	if err != nil {
+		return ledger.RecordingPage{}, err
 	}
-	if f.Cursor != "" {
-		before, err := ledger.DecodeCursor(f)
-		if err != nil {
-			return ledger.RecordingPage{}, err
-		}
-		add("first_seq < ?", before)
-	}
-	for _, eq := range []struct{ col, v string }{
-		{"app_key", f.AppKey}, {"room_id", f.RoomID}, {"session_id", f.SessionID}, {"user_id", f.UserID}, {"status", string(f.Status)},
-	} {
-		if eq.v != "" {
-			add(eq.col+" = ?", eq.v)
-		}
-	}
-	if f.Mode != nil {
-		add("mode = ?", int(*f.Mode))
-	}
-	if f.Since != nil {
-		add("COALESCE(started_at, first_seen_at) >= ?", *f.Since)
-	}
-	if f.Until != nil {
-		add("COALESCE(started_at, first_seen_at) <= ?", *f.Until)
-	}
-	args = append(args, limit+1)
-	q := `SELECT first_seq, state FROM recordings WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY first_seq DESC LIMIT $` + strconv.Itoa(len(args))
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
 	}
 	defer rows.Close()
-	var (
-		page ledger.RecordingPage
-		seqs []int64
-	)
-	for rows.Next() {
-		var (
-			seq int64
-			raw []byte
-			st  ledger.State
-		)
-		if err := rows.Scan(&seq, &raw); err != nil {
-			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
-		}
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
-		}
-		page.Items = append(page.Items, st)
-		seqs = append(seqs, seq)
-	}
-	if err := rows.Err(); err != nil {
-		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
-	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		page.Next = ledger.EncodeCursor(seqs[limit-1], f)
-	}
-	return page, nil
+	return storesql.ScanRecordingPage(rows, f, limit)
 }
 
 // FileRecordings implements ledger.Store.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
 )
 
 // ListRecordings implements ledger.Store. Pages follow first_seq, the seq of
@@ -19,44 +19,10 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 	if err != nil {
 		return ledger.RecordingPage{}, err
 	}
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
+	q, args, err := storesql.RecordingPageQuery(f, limit, func(int) string { return "?" })
+	if err != nil {
+		return ledger.RecordingPage{}, err
 	}
-	if f.Cursor != "" {
-		before, err := ledger.DecodeCursor(f)
-		if err != nil {
-			return ledger.RecordingPage{}, err
-		}
-		add("first_seq < ?", before)
-	}
-	for _, eq := range []struct{ col, v string }{
-		{"app_key", f.AppKey}, {"room_id", f.RoomID}, {"session_id", f.SessionID}, {"user_id", f.UserID}, {"status", string(f.Status)},
-	} {
-		if eq.v != "" {
-			add(eq.col+" = ?", eq.v)
-		}
-	}
-	if f.Mode != nil {
-		add("mode = ?", int64(*f.Mode))
-	}
-	if f.Since != nil {
-		add("COALESCE(started_at, first_seen_at) >= ?", *f.Since)
-	}
-	if f.Until != nil {
-		add("COALESCE(started_at, first_seen_at) <= ?", *f.Until)
-	}
-	q := `SELECT first_seq, state FROM recordings`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY first_seq DESC LIMIT ?`
-	args = append(args, limit+1) // one more tells whether a next page exists
-
 	if err := s.proj.wait(ctx); err != nil {
 		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
 	}
@@ -65,33 +31,7 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
 	}
 	defer rows.Close()
-	var (
-		page ledger.RecordingPage
-		ids  []int64
-	)
-	for rows.Next() {
-		var (
-			id  int64
-			raw []byte
-			st  ledger.State
-		)
-		if err := rows.Scan(&id, &raw); err != nil {
-			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
-		}
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
-		}
-		page.Items = append(page.Items, st)
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
-	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		page.Next = ledger.EncodeCursor(ids[limit-1], f)
-	}
-	return page, nil
+	return storesql.ScanRecordingPage(rows, f, limit)
 }
 
 // FileRecordings implements ledger.Store.

@@ -9,7 +9,7 @@ import (
 	"slices"
 
 	"github.com/recledger/recledger/internal/ledger"
-	"github.com/recledger/recledger/rc"
+	"github.com/recledger/recledger/internal/storesql"
 )
 
 // Recording implements ledger.Store.
@@ -32,7 +32,7 @@ func (s *Store) Recording(ctx context.Context, recordID string) (ledger.State, e
 	return st, nil
 }
 
-const eventColumns = `seq, received_at, app_key, record_id, type, timestamp, file_name, code, error_message, duplicate, body`
+const eventColumns = storesql.EventColumns
 
 // RecordingEvents implements ledger.Store.
 func (s *Store) RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error) {
@@ -65,24 +65,7 @@ func (s *Store) LatestEvents(ctx context.Context, n int) ([]ledger.Event, error)
 
 func scanEvents(rows *sql.Rows) ([]ledger.Event, error) {
 	defer rows.Close()
-	var events []ledger.Event
-	for rows.Next() {
-		var (
-			e   ledger.Event
-			typ int64
-		)
-		if err := rows.Scan(&e.Seq, &e.ReceivedAt, &e.AppKey, &e.RecordID, &typ, &e.Timestamp, &e.FileName,
-			&e.Code, &e.ErrorMessage, &e.Duplicate, &e.Body); err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
-		}
-		e.Type = rc.Type(typ)
-		e.TypeName = e.Type.String()
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
-	}
-	return events, nil
+	return storesql.ScanEvents(rows)
 }
 
 // QuarantineList implements ledger.Store.

@@ -82,7 +82,6 @@ func (o *Options) defaults() error {
 
 // Store is a ledger.Store in one SQLite file.
 type Store struct {
-	path   string
 	opts   Options
 	lock   *os.File // held while open: one process per store
 	writer *sql.DB  // the log file; one connection: SQLite has one writer at a time
@@ -137,7 +136,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, opts: o, lock: lock, done: make(chan struct{}), projDone: make(chan struct{}), ckptDone: make(chan struct{})}
+	s := &Store{opts: o, lock: lock, done: make(chan struct{}), projDone: make(chan struct{}), ckptDone: make(chan struct{})}
 	// The ledger is derived and rebuildable: after a power loss it may lose
 	// its last commits, and with them its watermark, and projects them again.
 	ledger := LedgerPath(path)

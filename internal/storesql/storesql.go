@@ -1,0 +1,117 @@
+// Package storesql holds the SQL the SQL backends share: the recordings
+// page query built from a filter, and the scanning of events and pages.
+// Backends pass their placeholder style; everything else is the same.
+package storesql
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+// Rows is what both database/sql and pgx rows offer.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// EventColumns are the events columns ScanEvents reads, in order.
+const EventColumns = `seq, received_at, app_key, record_id, type, timestamp, file_name, code, error_message, duplicate, body`
+
+// ScanEvents reads rows of EventColumns. The caller closes rows.
+func ScanEvents(rows Rows) ([]ledger.Event, error) {
+	var events []ledger.Event
+	for rows.Next() {
+		var (
+			e   ledger.Event
+			typ int64
+		)
+		if err := rows.Scan(&e.Seq, &e.ReceivedAt, &e.AppKey, &e.RecordID, &typ, &e.Timestamp, &e.FileName,
+			&e.Code, &e.ErrorMessage, &e.Duplicate, &e.Body); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		e.Type = rc.Type(typ)
+		e.TypeName = e.Type.String()
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return events, nil
+}
+
+// RecordingPageQuery builds the query of one page of recordings f selects,
+// newest first by first_seq, asking for one row more than the page to tell
+// whether a next one exists. placeholder(n) writes the n-th parameter ("?"
+// or "$n").
+func RecordingPageQuery(f ledger.RecordingFilter, limit int, placeholder func(n int) string) (string, []any, error) {
+	where := []string{"first_seq IS NOT NULL"}
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", placeholder(len(args))))
+	}
+	if f.Cursor != "" {
+		before, err := ledger.DecodeCursor(f)
+		if err != nil {
+			return "", nil, err
+		}
+		add("first_seq < ?", before)
+	}
+	for _, eq := range []struct{ col, v string }{
+		{"app_key", f.AppKey}, {"room_id", f.RoomID}, {"session_id", f.SessionID}, {"user_id", f.UserID}, {"status", string(f.Status)},
+	} {
+		if eq.v != "" {
+			add(eq.col+" = ?", eq.v)
+		}
+	}
+	if f.Mode != nil {
+		add("mode = ?", int64(*f.Mode))
+	}
+	if f.Since != nil {
+		add("COALESCE(started_at, first_seen_at) >= ?", *f.Since)
+	}
+	if f.Until != nil {
+		add("COALESCE(started_at, first_seen_at) <= ?", *f.Until)
+	}
+	args = append(args, limit+1)
+	q := `SELECT first_seq, state FROM recordings WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY first_seq DESC LIMIT ` + placeholder(len(args))
+	return q, args, nil
+}
+
+// ScanRecordingPage reads the rows of RecordingPageQuery into a page, with
+// the cursor of the next one when there is one. The caller closes rows.
+func ScanRecordingPage(rows Rows, f ledger.RecordingFilter, limit int) (ledger.RecordingPage, error) {
+	var (
+		page ledger.RecordingPage
+		seqs []int64
+	)
+	for rows.Next() {
+		var (
+			seq int64
+			raw []byte
+			st  ledger.State
+		)
+		if err := rows.Scan(&seq, &raw); err != nil {
+			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+		}
+		page.Items = append(page.Items, st)
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		page.Next = ledger.EncodeCursor(seqs[limit-1], f)
+	}
+	return page, nil
+}
