@@ -147,8 +147,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.unavailable(w, r, err)
 		return
 	}
-	h.opts.Logger.Debug("callback stored", "recordId", cb.RecordID, "type", cb.Type.String(),
-		"seq", a.Seq, "duplicate", a.Duplicate, "warnings", len(cb.Warnings))
+	if h.opts.Logger.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost even when not logged
+		h.opts.Logger.Debug("callback stored", "recordId", cb.RecordID, "type", cb.Type.String(),
+			"seq", a.Seq, "duplicate", a.Duplicate, "warnings", len(cb.Warnings))
+	}
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.typ, rec.outcome = cb.Type.String(), "stored"
 		if a.Duplicate {
