@@ -74,6 +74,7 @@ milliseconds, and apply to startedAt (or first seen).` + exitCodesHelp,
 	for _, p := range []struct{ flag, usage string }{
 		{"app-key", "only this RC app"}, {"room", "only this roomId"}, {"session", "only this sessionId"},
 		{"user", "only this userId"}, {"status", "recording, ended, complete or failed"},
+		{"upload-state", "none, pending, partial, complete, failed or overdue"},
 		{"mode", "recording mode 0-6"}, {"since", "started (or first seen) at or after"},
 		{"until", "started (or first seen) at or before"}, {"cursor", "continue from a previous page's nextCursor"},
 	} {
@@ -90,7 +91,7 @@ func recordingQuery(cmd *cobra.Command, now time.Time) (url.Values, error) {
 	f := cmd.Flags()
 	q := url.Values{}
 	for flag, param := range map[string]string{"app-key": "appKey", "room": "roomId", "session": "sessionId",
-		"user": "userId", "status": "status", "mode": "mode", "cursor": "cursor"} {
+		"user": "userId", "status": "status", "upload-state": "uploadState", "mode": "mode", "cursor": "cursor"} {
 		if v, _ := f.GetString(flag); v != "" {
 			q.Set(param, v)
 		}

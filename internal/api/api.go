@@ -243,6 +243,14 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request) error {
 			return &badParam{"status", "want recording, ended, complete or failed"}
 		}
 	}
+	if s := q.Get("uploadState"); s != "" {
+		switch us := ledger.UploadState(s); us {
+		case ledger.UploadNone, ledger.UploadPending, ledger.UploadPartial, ledger.UploadComplete, ledger.UploadFailed, ledger.UploadOverdue:
+			f.UploadState, f.Now = us, a.opts.Now()
+		default:
+			return &badParam{"uploadState", "want none, pending, partial, complete, failed or overdue"}
+		}
+	}
 	var err error
 	if f.Limit, err = intParam(q.Get("limit"), "limit", ledger.DefaultPage, 1, ledger.MaxPage); err != nil {
 		return err

@@ -95,6 +95,9 @@ func TestRecordingsListAndDetail(t *testing.T) {
 	if code := get(t, srv.URL+"/v1/recordings?status=failed", "", &list); code != 200 || len(list.Items) != 1 || list.Items[0].RecordID != "rec-failed" {
 		t.Errorf("status filter: %d %+v", code, list)
 	}
+	if code := get(t, srv.URL+"/v1/recordings?uploadState=complete", "", &list); code != 200 || len(list.Items) != 1 || list.Items[0].RecordID != "rec-done" {
+		t.Errorf("uploadState filter: %d %+v", code, list)
+	}
 	var page1, page2 api.RecordingList
 	get(t, srv.URL+"/v1/recordings?limit=2", "", &page1)
 	get(t, srv.URL+"/v1/recordings?limit=2&cursor="+page1.NextCursor, "", &page2)
@@ -149,6 +152,7 @@ func TestErrorsNameTheParameter(t *testing.T) {
 		{"/v1/recordings?limit=501", "limit"},
 		{"/v1/recordings?status=done", "status"},
 		{"/v1/recordings?mode=9", "mode"},
+		{"/v1/recordings?uploadState=stuck", "uploadState"},
 		{"/v1/recordings?since=yesterday", "since"},
 		{"/v1/recordings?cursor=xyz", "cursor"},
 		{"/v1/events?after=-1", "after"},

@@ -73,6 +73,10 @@ func filterScope(f RecordingFilter) uint32 {
 	if f.Mode != nil {
 		h.Write([]byte(strconv.Itoa(int(*f.Mode))))
 	}
+	if f.UploadState != "" { // written only when set: older cursors stay valid
+		h.Write([]byte{0})
+		h.Write([]byte(f.UploadState))
+	}
 	return h.Sum32()
 }
 

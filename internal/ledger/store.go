@@ -1,9 +1,11 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/recledger/recledger/rc"
@@ -82,6 +84,10 @@ type Store interface {
 
 	// Stats counts what the metrics show, at the server time now.
 	Stats(ctx context.Context, now time.Time) (Stats, error)
+	// Activity returns the minutes from since (Unix ms) on in which
+	// anything arrived, oldest first; minutes older than ActivityKept may
+	// be gone.
+	Activity(ctx context.Context, since int64) ([]Minute, error)
 
 	// Rebuild discards every projection and derives them again from the
 	// raw log; it returns how many events it applied.
@@ -107,11 +113,15 @@ type RecordingFilter struct {
 	SessionID string
 	UserID    string
 	Status    Status
-	Mode      *rc.Mode
-	Since     *int64 // Unix ms, on startedAt, or firstSeenAt before a start arrived
-	Until     *int64 // inclusive
-	Limit     int    // 1 to MaxPage; DefaultPage when 0
-	Cursor    string // from the previous page's Next
+	// UploadState selects by the recordings' upload state at Now (the
+	// server clock; time.Now when zero), overdue included.
+	UploadState UploadState
+	Now         time.Time
+	Mode        *rc.Mode
+	Since       *int64 // Unix ms, on startedAt, or firstSeenAt before a start arrived
+	Until       *int64 // inclusive
+	Limit       int    // 1 to MaxPage; DefaultPage when 0
+	Cursor      string // from the previous page's Next
 }
 
 // Page sizes of ListRecordings.
@@ -130,10 +140,60 @@ type RecordingPage struct {
 // Stats are the ledger's totals for monitoring.
 type Stats struct {
 	RecordingsByStatus map[Status]int64
-	FilesPending       int64 // known files not uploaded yet
-	FilesOverdue       int64 // of those, in recordings that ended over OverdueAfter ago
+	RecordingsByUpload map[UploadState]int64 // overdue at the time Stats was given
+	FilesPending       int64                 // known files not uploaded yet
+	FilesOverdue       int64                 // of those, in recordings that ended over OverdueAfter ago
 	QuarantineCount    int64
 	QuarantineBytes    int64
 	LoggedSeq          int64 // newest event in the log
 	ProjectedSeq       int64 // newest event in the projections
+}
+
+// Minute counts what arrived in one minute of the server's clock.
+type Minute struct {
+	Start      int64 `json:"start"`      // Unix ms, a multiple of 60,000
+	Callbacks  int64 `json:"callbacks"`  // stored and answered 200, duplicates included
+	Duplicates int64 `json:"duplicates"` // of those, redeliveries
+	Rejected   int64 `json:"rejected"`   // refused and quarantined
+}
+
+// ActivityKept is how long stores keep the per-minute counts.
+const ActivityKept = 7 * 24 * time.Hour
+
+// MinuteOf returns the start of the minute holding the Unix ms t.
+func MinuteOf(t int64) int64 { return t - t%60_000 }
+
+// MinuteCounter adds up a batch's arrivals per minute, for a store to add
+// to its counts in the batch's transaction. The zero value is empty.
+type MinuteCounter struct {
+	minutes []Minute // a batch spans one minute, rarely two: a slice is enough
+}
+
+// Stored counts a callback stored at receivedAt (Unix ms).
+func (c *MinuteCounter) Stored(receivedAt int64, duplicate bool) {
+	m := c.at(receivedAt)
+	m.Callbacks++
+	if duplicate {
+		m.Duplicates++
+	}
+}
+
+// Rejected counts a request refused at (Unix ms).
+func (c *MinuteCounter) Rejected(at int64) { c.at(at).Rejected++ }
+
+func (c *MinuteCounter) at(t int64) *Minute {
+	start := MinuteOf(t)
+	for i := range c.minutes {
+		if c.minutes[i].Start == start {
+			return &c.minutes[i]
+		}
+	}
+	c.minutes = append(c.minutes, Minute{Start: start})
+	return &c.minutes[len(c.minutes)-1]
+}
+
+// Minutes returns the counts, oldest first.
+func (c *MinuteCounter) Minutes() []Minute {
+	slices.SortFunc(c.minutes, func(a, b Minute) int { return cmp.Compare(a.Start, b.Start) })
+	return c.minutes
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -144,32 +145,42 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 
 // Stats implements ledger.Store.
 func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) {
-	st := ledger.Stats{RecordingsByStatus: map[ledger.Status]int64{}}
-	rows, err := s.pool.Query(ctx, `SELECT status, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings GROUP BY status`)
+	st := ledger.Stats{RecordingsByStatus: map[ledger.Status]int64{}, RecordingsByUpload: map[ledger.UploadState]int64{}}
+	// One pass over the recordings for both breakdowns; overdue is worked
+	// out here, since the stored upload_state leaves it out.
+	deadline := now.Add(-ledger.OverdueAfter).UnixMilli()
+	rows, err := s.pool.Query(ctx, `SELECT status, overdue, CASE WHEN overdue THEN 'overdue' ELSE upload_state END,
+			COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0)
+		FROM (SELECT status, upload_state, file_count, uploaded_count, `+strings.ReplaceAll(storesql.OverdueClause, "?", "$1")+` AS overdue FROM recordings) r
+		GROUP BY 1, 2, 3`, deadline)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
 	for rows.Next() {
 		var (
-			status         string
+			status, upload string
+			overdue        bool
 			count, pending int64
 		)
-		if err := rows.Scan(&status, &count, &pending); err != nil {
+		if err := rows.Scan(&status, &overdue, &upload, &count, &pending); err != nil {
 			rows.Close()
 			return st, fmt.Errorf("stats: %w", err)
 		}
-		st.RecordingsByStatus[ledger.Status(status)] = count
+		st.RecordingsByStatus[ledger.Status(status)] += count
+		st.RecordingsByUpload[ledger.UploadState(upload)] += count
 		st.FilesPending += pending
+		if overdue {
+			st.FilesOverdue += pending
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
 	err = s.pool.QueryRow(ctx, `SELECT
-		(SELECT COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings WHERE end_received_at IS NOT NULL AND end_received_at < $1),
 		(SELECT COUNT(*) FROM quarantine), (SELECT COALESCE(SUM(length(body)), 0) FROM quarantine),
-		(SELECT last FROM feed WHERE id = 1)`, now.Add(-ledger.OverdueAfter).UnixMilli()).
-		Scan(&st.FilesOverdue, &st.QuarantineCount, &st.QuarantineBytes, &st.LoggedSeq)
+		(SELECT last FROM feed WHERE id = 1)`).
+		Scan(&st.QuarantineCount, &st.QuarantineBytes, &st.LoggedSeq)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
@@ -251,4 +262,15 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
 	return applied, nil
+}
+
+// Activity implements ledger.Store.
+func (s *Store) Activity(ctx context.Context, since int64) ([]ledger.Minute, error) {
+	rows, err := s.pool.Query(ctx, `SELECT minute, callbacks, duplicates, rejected FROM activity WHERE minute >= $1 ORDER BY minute`,
+		ledger.MinuteOf(since))
+	if err != nil {
+		return nil, fmt.Errorf("activity: %w", err)
+	}
+	defer rows.Close()
+	return storesql.ScanMinutes(rows)
 }

@@ -111,19 +111,23 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 	results = make([]ledger.Appended, len(ops))
 	rejected := false
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var incoming []int // indexes of callbacks in ops
+		var (
+			incoming []int // indexes of callbacks in ops
+			minutes  ledger.MinuteCounter
+		)
 		for i, o := range ops {
 			if o.rej != nil {
 				if err := insertRejection(ctx, tx, o.rej); err != nil {
 					return err
 				}
 				rejected = true
+				minutes.Rejected(o.rej.At)
 				continue
 			}
 			incoming = append(incoming, i)
 		}
 		if len(incoming) == 0 {
-			return nil
+			return countMinutes(ctx, tx, &minutes)
 		}
 		// The feed seqs first, under a lock held until commit: seqs follow
 		// commit order across instances, and a rolled-back batch gives its
@@ -165,7 +169,10 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 				return fmt.Errorf("first seq: %w", err)
 			}
 		}
-		return nil
+		for _, i := range incoming {
+			minutes.Stored(ops[i].in.ReceivedAt.UnixMilli(), results[i].Duplicate)
+		}
+		return countMinutes(ctx, tx, &minutes)
 	})
 	if err != nil {
 		return nil, err
@@ -181,8 +188,34 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 		if _, err := s.replay.Exec(ctx, `DELETE FROM replay WHERE until <= $1`, s.opts.Now().UnixMilli()); err != nil {
 			s.opts.Logger.Warn("prune replay memory", "err", err)
 		}
+		if _, err := s.pool.Exec(ctx, `DELETE FROM activity WHERE minute < $1`, s.opts.Now().Add(-ledger.ActivityKept).UnixMilli()); err != nil {
+			s.opts.Logger.Warn("prune activity", "err", err)
+		}
 	}
 	return results, nil
+}
+
+// countMinutes adds a batch's per-minute counts, last in its transaction:
+// the minute's row is shared by every instance, so its lock is held for as
+// short a time as the commit allows.
+func countMinutes(ctx context.Context, tx pgx.Tx, c *ledger.MinuteCounter) error {
+	ms := c.Minutes()
+	if len(ms) == 0 {
+		return nil
+	}
+	starts, callbacks, dups, rejected := make([]int64, len(ms)), make([]int64, len(ms)), make([]int64, len(ms)), make([]int64, len(ms))
+	for i, m := range ms {
+		starts[i], callbacks[i], dups[i], rejected[i] = m.Start, m.Callbacks, m.Duplicates, m.Rejected
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO activity AS a (minute, callbacks, duplicates, rejected)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
+		ON CONFLICT (minute) DO UPDATE SET callbacks = a.callbacks + excluded.callbacks,
+			duplicates = a.duplicates + excluded.duplicates, rejected = a.rejected + excluded.rejected`,
+		starts, callbacks, dups, rejected)
+	if err != nil {
+		return fmt.Errorf("count activity: %w", err)
+	}
+	return nil
 }
 
 // insertEvents logs the batch's callbacks (ops[idx]) with the seqs in

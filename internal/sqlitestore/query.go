@@ -64,32 +64,38 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 
 // Stats implements ledger.Store.
 func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) {
-	st := ledger.Stats{RecordingsByStatus: map[ledger.Status]int64{}}
+	st := ledger.Stats{RecordingsByStatus: map[ledger.Status]int64{}, RecordingsByUpload: map[ledger.UploadState]int64{}}
 	if err := s.proj.wait(ctx); err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
-	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT status, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings GROUP BY status`)
+	// One pass over the recordings for both breakdowns; overdue is worked
+	// out here, since the stored upload_state leaves it out.
+	deadline := now.Add(-ledger.OverdueAfter).UnixMilli()
+	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT status, overdue, CASE WHEN overdue THEN 'overdue' ELSE upload_state END,
+			COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0)
+		FROM (SELECT status, upload_state, file_count, uploaded_count, `+storesql.OverdueClause+` AS overdue FROM recordings)
+		GROUP BY 1, 2, 3`, deadline)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			status         string
+			status, upload string
+			overdue        bool
 			count, pending int64
 		)
-		if err := rows.Scan(&status, &count, &pending); err != nil {
+		if err := rows.Scan(&status, &overdue, &upload, &count, &pending); err != nil {
 			return st, fmt.Errorf("stats: %w", err)
 		}
-		st.RecordingsByStatus[ledger.Status(status)] = count
+		st.RecordingsByStatus[ledger.Status(status)] += count
+		st.RecordingsByUpload[ledger.UploadState(upload)] += count
 		st.FilesPending += pending
+		if overdue {
+			st.FilesOverdue += pending
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return st, fmt.Errorf("stats: %w", err)
-	}
-	deadline := now.Add(-ledger.OverdueAfter).UnixMilli()
-	if err := s.ledgerReader.QueryRowContext(ctx, `SELECT COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings
-		WHERE end_received_at IS NOT NULL AND end_received_at < ?`, deadline).Scan(&st.FilesOverdue); err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
 	s.mu.Lock()
@@ -100,4 +106,15 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) 
 	st.ProjectedSeq = s.proj.projected
 	s.proj.mu.Unlock()
 	return st, nil
+}
+
+// Activity implements ledger.Store.
+func (s *Store) Activity(ctx context.Context, since int64) ([]ledger.Minute, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT minute, callbacks, duplicates, rejected FROM activity WHERE minute >= ? ORDER BY minute`,
+		ledger.MinuteOf(since))
+	if err != nil {
+		return nil, fmt.Errorf("activity: %w", err)
+	}
+	defer rows.Close()
+	return storesql.ScanMinutes(rows)
 }

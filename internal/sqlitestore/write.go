@@ -26,7 +26,7 @@ type replayRow struct {
 }
 
 type writeStmts struct {
-	insertEvent, saveState, saveFile, insertRejection *sql.Stmt
+	insertEvent, saveState, saveFile, insertRejection, countMinute *sql.Stmt
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -59,6 +59,9 @@ func (s *Store) prepare(ctx context.Context) error {
 			ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`),
 		insertRejection: prep(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		countMinute: prep(`INSERT INTO activity (minute, callbacks, duplicates, rejected) VALUES (?, ?, ?, ?)
+			ON CONFLICT (minute) DO UPDATE SET callbacks = callbacks + excluded.callbacks,
+				duplicates = duplicates + excluded.duplicates, rejected = rejected + excluded.rejected`),
 	}
 	if err != nil {
 		return fmt.Errorf("prepare statements: %w", err)
@@ -151,11 +154,17 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 		if _, err := tx.ExecContext(ctx, `DELETE FROM replay WHERE until <= ?`, s.opts.Now().UnixMilli()); err != nil {
 			return nil, fmt.Errorf("prune replay memory: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM activity WHERE minute < ?`, s.opts.Now().Add(-ledger.ActivityKept).UnixMilli()); err != nil {
+			return nil, fmt.Errorf("prune activity: %w", err)
+		}
 	}
 
 	results = make([]ledger.Appended, len(ops))
 	logged := make([]loggedEvent, 0, len(ops))
-	var rejected, rejectedBytes int64
+	var (
+		rejected, rejectedBytes int64
+		minutes                 ledger.MinuteCounter
+	)
 	for i, o := range ops {
 		if o.rej != nil {
 			if err := insertRejection(ctx, tx, s.stmts.insertRejection, o.rej); err != nil {
@@ -163,6 +172,7 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 			}
 			rejected++
 			rejectedBytes += int64(len(o.rej.Body))
+			minutes.Rejected(o.rej.At)
 			continue
 		}
 		a, err := appendEvent(ctx, tx, &s.stmts, o.in)
@@ -171,6 +181,12 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 		}
 		results[i] = a
 		logged = append(logged, loggedEvent{seq: a.Seq, receivedAt: o.in.ReceivedAt.UnixMilli(), duplicate: a.Duplicate, cb: o.in.Callback})
+		minutes.Stored(o.in.ReceivedAt.UnixMilli(), a.Duplicate)
+	}
+	for _, m := range minutes.Minutes() {
+		if _, err := tx.StmtContext(ctx, s.stmts.countMinute).ExecContext(ctx, m.Start, m.Callbacks, m.Duplicates, m.Rejected); err != nil {
+			return nil, fmt.Errorf("count activity: %w", err)
+		}
 	}
 	var qCount, qBytes int64
 	if rejected > 0 {

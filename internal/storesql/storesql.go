@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/rc"
@@ -44,6 +45,12 @@ func ScanEvents(rows Rows) ([]ledger.Event, error) {
 	return events, nil
 }
 
+// OverdueClause is the condition, over the recordings columns
+// end_received_at and upload_state, that a recording's uploads are overdue
+// once deadline (now - ledger.OverdueAfter, Unix ms) is bound to its "?".
+// Stores keep upload_state without overdue, which depends on the clock.
+const OverdueClause = "(end_received_at IS NOT NULL AND end_received_at < ? AND upload_state NOT IN ('none', 'complete'))"
+
 // RecordingPageQuery builds the query of one page of recordings f selects,
 // newest first by first_seq, asking for one row more than the page to tell
 // whether a next one exists. placeholder(n) writes the n-th parameter ("?"
@@ -71,6 +78,22 @@ func RecordingPageQuery(f ledger.RecordingFilter, limit int, placeholder func(n 
 	}
 	if f.Mode != nil {
 		add("mode = ?", int64(*f.Mode))
+	}
+	if f.UploadState != "" {
+		now := f.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		deadline := now.Add(-ledger.OverdueAfter).UnixMilli()
+		switch f.UploadState {
+		case ledger.UploadOverdue:
+			add(OverdueClause, deadline)
+		case ledger.UploadNone, ledger.UploadComplete: // never overdue
+			add("upload_state = ?", string(f.UploadState))
+		default:
+			add("upload_state = ?", string(f.UploadState))
+			add("NOT "+OverdueClause, deadline)
+		}
 	}
 	if f.Since != nil {
 		add("COALESCE(started_at, first_seen_at) >= ?", *f.Since)
@@ -114,4 +137,21 @@ func ScanRecordingPage(rows Rows, f ledger.RecordingFilter, limit int) (ledger.R
 		page.Next = ledger.EncodeCursor(seqs[limit-1], f)
 	}
 	return page, nil
+}
+
+// ScanMinutes reads rows of (minute, callbacks, duplicates, rejected). The
+// caller closes rows.
+func ScanMinutes(rows Rows) ([]ledger.Minute, error) {
+	var out []ledger.Minute
+	for rows.Next() {
+		var m ledger.Minute
+		if err := rows.Scan(&m.Start, &m.Callbacks, &m.Duplicates, &m.Rejected); err != nil {
+			return nil, fmt.Errorf("activity: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("activity: %w", err)
+	}
+	return out, nil
 }

@@ -44,6 +44,8 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"PagesStableUnderInserts", testPagesStableUnderInserts},
 		{"FileRecordings", testFileRecordings},
 		{"Stats", testStats},
+		{"UploadStateFilter", testUploadStateFilter},
+		{"Activity", testActivity},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
@@ -647,8 +649,115 @@ func testStats(t *testing.T, open Opener) {
 	if st.LoggedSeq == 0 || st.ProjectedSeq != st.LoggedSeq {
 		t.Errorf("positions: logged %d, projected %d", st.LoggedSeq, st.ProjectedSeq)
 	}
+	wantUpload := map[ledger.UploadState]int64{ledger.UploadComplete: 1, ledger.UploadFailed: 1, ledger.UploadNone: 1}
+	if diff := cmp.Diff(wantUpload, st.RecordingsByUpload); diff != "" {
+		t.Errorf("by upload state (-want +got):\n%s", diff)
+	}
 	later, err := s.Stats(ctx, at.Add(ledger.OverdueAfter+time.Minute))
 	if err != nil || later.FilesOverdue != 1 {
 		t.Errorf("a day later: %+v, %v; want the stuck file overdue", later, err)
+	}
+	wantUpload = map[ledger.UploadState]int64{ledger.UploadComplete: 1, ledger.UploadOverdue: 1, ledger.UploadNone: 1}
+	if diff := cmp.Diff(wantUpload, later.RecordingsByUpload); diff != "" {
+		t.Errorf("a day later, by upload state (-want +got):\n%s", diff)
+	}
+}
+
+// testUploadStateFilter: the uploadState filter agrees with View at the
+// filter's clock, overdue included, and never mixes it with the rest.
+func testUploadStateFilter(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	ctx := context.Background()
+	at := time.Now()
+	appendAll(t, s, Recording(t, "up-done", 2, false), at)                               // complete
+	appendAll(t, s, Recording(t, "up-stuck", 3, true), at)                               // failed, then overdue
+	appendAll(t, s, []rc.Callback{Callback(t, "up-live", rc.TypeStart, 0, "", 200)}, at) // none
+	appendAll(t, s, []rc.Callback{                                                       // pending, then overdue
+		Callback(t, "up-wait", rc.TypeStart, 0, "", 200),
+		Callback(t, "up-wait", rc.TypeEnd, time.Hour, "sess_room_u1_up-wait_1.mp4", 200),
+	}, at)
+	appendAll(t, s, []rc.Callback{ // partial, still recording: never overdue
+		Callback(t, "up-part", rc.TypeSegment, time.Minute, "sess_room_u1_up-part_1.mp4", 200),
+		Callback(t, "up-part", rc.TypeUpload, 2*time.Minute, "sess_room_u1_up-part_1.mp4", 200),
+		Callback(t, "up-part", rc.TypeSegment, 3*time.Minute, "sess_room_u1_up-part_2.mp4", 200),
+	}, at)
+	later := at.Add(ledger.OverdueAfter + time.Minute)
+	for _, tt := range []struct {
+		state ledger.UploadState
+		now   time.Time
+		want  []string
+	}{
+		{ledger.UploadComplete, at, []string{"up-done"}},
+		{ledger.UploadFailed, at, []string{"up-stuck"}},
+		{ledger.UploadNone, at, []string{"up-live"}},
+		{ledger.UploadPending, at, []string{"up-wait"}},
+		{ledger.UploadPartial, at, []string{"up-part"}},
+		{ledger.UploadOverdue, at, nil},
+		{ledger.UploadOverdue, later, []string{"up-wait", "up-stuck"}},
+		{ledger.UploadFailed, later, nil},
+		{ledger.UploadPending, later, nil},
+		{ledger.UploadPartial, later, []string{"up-part"}},
+		{ledger.UploadComplete, later, []string{"up-done"}},
+	} {
+		page, err := s.ListRecordings(ctx, ledger.RecordingFilter{UploadState: tt.state, Now: tt.now})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.state, err)
+		}
+		if diff := cmp.Diff(tt.want, recordIDs(page.Items)); diff != "" {
+			t.Errorf("uploadState %s at +%v (-want +got):\n%s", tt.state, tt.now.Sub(at).Round(time.Hour), diff)
+		}
+		for _, st := range page.Items {
+			if got := st.UploadState(tt.now); got != tt.state {
+				t.Errorf("%s listed under %s but its view says %s", st.RecordID, tt.state, got)
+			}
+		}
+	}
+}
+
+// testActivity: arrivals are counted in the minute of the server clock
+// they arrived in, duplicates and rejections apart.
+func testActivity(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	ctx := context.Background()
+	m0 := ledger.MinuteOf(time.Now().Add(-10 * time.Minute).UnixMilli())
+	at := func(minute, second int) time.Time {
+		return time.UnixMilli(m0 + int64(minute)*60_000 + int64(second)*1000)
+	}
+	start := Callback(t, "act-1", rc.TypeStart, 0, "", 200)
+	seg := Callback(t, "act-1", rc.TypeSegment, time.Minute, "sess_room_u1_act-1_1.mp4", 200)
+	for _, in := range []ledger.Incoming{
+		{Callback: start, ReceivedAt: at(0, 1)},
+		{Callback: seg, ReceivedAt: at(0, 30)},
+		{Callback: seg, ReceivedAt: at(0, 59)}, // a redelivery
+		{Callback: Callback(t, "act-2", rc.TypeStart, 0, "", 200), ReceivedAt: at(2, 0)},
+	} {
+		if _, err := s.Append(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sec := range []int{5, 6} {
+		if err := s.Quarantine(ctx, ledger.Rejection{At: at(2, sec).UnixMilli(), Header: http.Header{}, Reason: "bad_signature"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Activity(ctx, m0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ledger.Minute{
+		{Start: m0, Callbacks: 3, Duplicates: 1},
+		{Start: m0 + 120_000, Callbacks: 1, Rejected: 2},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("activity (-want +got):\n%s", diff)
+	}
+	// since falls inside a minute: that whole minute counts.
+	if got, err := s.Activity(ctx, m0+120_000+30_000); err != nil || len(got) != 1 || got[0].Start != m0+120_000 {
+		t.Errorf("since within the last minute: %+v, %v", got, err)
+	}
+	if got, err := s.Activity(ctx, m0+180_000); err != nil || len(got) != 0 {
+		t.Errorf("since after everything: %+v, %v", got, err)
 	}
 }
