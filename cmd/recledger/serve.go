@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/recledger/recledger/internal/access"
 	"github.com/recledger/recledger/internal/api"
+	"github.com/recledger/recledger/internal/dashboard"
 	"github.com/recledger/recledger/internal/ingest"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/pgstore"
@@ -117,9 +119,15 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	stopping := make(chan struct{}) // closed when shutdown starts: ends event streams
 	mux := http.NewServeMux()
 	mux.Handle("/v1/callbacks/recording", callbacks) // never behind the API token: RC cannot send one
-	api.New(store, api.Options{Token: cfg.APIToken, Logger: log, Stopping: stopping,
+	rule := access.New(cfg.APIToken, nil) // one rule: the dashboard's login opens the API's event stream too
+	api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping,
 		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})}).Register(mux)
 	// (The routes Register returns are the ones the OpenAPI document lists; a test holds them equal.)
+	dash, err := dashboard.New(store, dashboard.Options{Access: rule, Logger: log})
+	if err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	dash.Register(mux)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -139,6 +147,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	sort.Strings(keys)
 	_, dbPath, _ := parseDB(cfg.DB)
 	log.Info("listening", "addr", ln.Addr().String(), "callbacks", "http://"+ln.Addr().String()+"/v1/callbacks/recording",
+		"dashboard", "http://"+ln.Addr().String()+"/",
 		"db", redactURL(dbPath), "sqlite_synchronous", cfg.SQLiteSynchronous, "apps", keys)
 	if len(keys) == 0 {
 		log.Warn("no RC app configured: callbacks are refused until you add one with --app KEY=SECRET or RECLEDGER_APPS=KEY=SECRET")

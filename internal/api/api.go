@@ -5,17 +5,15 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	_ "embed" // the OpenAPI document
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/recledger/recledger/internal/access"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/rc"
 )
@@ -36,7 +34,11 @@ type Store interface {
 type Options struct {
 	// Token, when set, is required as "Authorization: Bearer TOKEN" on every
 	// endpoint but /healthz. When empty only loopback clients are answered.
-	Token  string
+	Token string
+	// Access, when set, is the rule to apply instead of one made from
+	// Token: the dashboard shares it, so its session cookie opens the API
+	// (the event stream the dashboard follows) too.
+	Access *access.Rule
 	Now    func() time.Time // the server clock, for overdue
 	Logger *slog.Logger
 	// Metrics, when set, is served at /metrics under the same auth rule.
@@ -50,8 +52,9 @@ type Options struct {
 
 // API serves the query endpoints.
 type API struct {
-	store Store
-	opts  Options
+	store  Store
+	opts   Options
+	access *access.Rule
 }
 
 // New returns the API over store.
@@ -68,7 +71,10 @@ func New(store Store, o Options) *API {
 	if o.StreamHeartbeat <= 0 {
 		o.StreamHeartbeat = defaultStreamHeartbeat
 	}
-	return &API{store: store, opts: o}
+	if o.Access == nil {
+		o.Access = access.New(o.Token, o.Now)
+	}
+	return &API{store: store, opts: o, access: o.Access}
 }
 
 // Register adds the API's routes to mux and returns their patterns
@@ -122,9 +128,7 @@ const queryTimeout = 10 * time.Second
 
 // Errors of the API's own.
 var (
-	errUnauthorized = errors.New("a valid bearer token is required")
-	errForbidden    = errors.New("without an API token only loopback clients are answered (not through a proxy); set --api-token")
-	errNotFound     = errors.New("not found")
+	errNotFound = errors.New("not found")
 )
 
 // badParam is a query parameter that could not be used.
@@ -140,8 +144,8 @@ var errorAnswers = []struct {
 	status int
 	code   string
 }{
-	{errUnauthorized, http.StatusUnauthorized, "unauthorized"},
-	{errForbidden, http.StatusForbidden, "forbidden"},
+	{access.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{access.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{ledger.ErrNotFound, http.StatusNotFound, "not_found"},
 	{errNotFound, http.StatusNotFound, "not_found"},
 	{ledger.ErrBadCursor, http.StatusBadRequest, "bad_parameter"},
@@ -173,8 +177,8 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 // guard applies the auth rule and turns a handler's error into its answer.
 func (a *API) guard(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := a.authorize(r); err != nil {
-			if errors.Is(err, errUnauthorized) {
+		if err := a.access.Check(r); err != nil {
+			if errors.Is(err, access.ErrUnauthorized) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="recledger"`)
 			}
 			a.writeError(w, r, err)
@@ -187,28 +191,6 @@ func (a *API) guard(h handler) http.Handler {
 			a.writeError(w, r, err)
 		}
 	})
-}
-
-func (a *API) authorize(r *http.Request) error {
-	if a.opts.Token != "" {
-		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(a.opts.Token)) != 1 {
-			return errUnauthorized
-		}
-		return nil
-	}
-	// A reverse proxy on the same host makes every client look local; a
-	// request it forwarded is not a loopback client's.
-	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
-		if r.Header.Get(h) != "" {
-			return errForbidden
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		return errForbidden
-	}
-	return nil
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {

@@ -1,0 +1,297 @@
+// Package dashboard is recledger's web dashboard: server-rendered pages
+// (overview, recordings, a recording's files and timeline, quarantine)
+// embedded in the binary, readable without JavaScript. A small script of
+// its own, no framework and nothing from a CDN, follows the API's event
+// stream and refreshes the page's data in place as callbacks arrive.
+//
+// Access follows the API's rule (package access): with an API token, a
+// login form sets a session cookie signed by the token; without one,
+// loopback clients only.
+package dashboard
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/recledger/recledger/internal/access"
+	"github.com/recledger/recledger/internal/ledger"
+)
+
+// Store is what the dashboard reads.
+type Store interface {
+	Recording(ctx context.Context, recordID string) (ledger.State, error)
+	RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error)
+	ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error)
+	FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error)
+	LatestEvents(ctx context.Context, n int) ([]ledger.Event, error)
+	QuarantineList(ctx context.Context, before int64, limit int) ([]ledger.Rejection, error)
+	Stats(ctx context.Context, now time.Time) (ledger.Stats, error)
+	Activity(ctx context.Context, since int64) ([]ledger.Minute, error)
+}
+
+// Options configure the dashboard.
+type Options struct {
+	// Access is the rule the API applies too; its session cookie opens both
+	// (the pages follow the API's event stream).
+	Access *access.Rule
+	Now    func() time.Time // the server clock
+	Logger *slog.Logger
+	// StreamPath is the API's event stream the pages follow
+	// (/v1/events/stream).
+	StreamPath string
+}
+
+// Dashboard serves the pages.
+type Dashboard struct {
+	store  Store
+	opts   Options
+	pages  map[string]*template.Template
+	assets map[string]asset
+}
+
+type asset struct {
+	body        []byte
+	contentType string
+	etag        string
+}
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+// queryTimeout bounds one page's reads.
+const queryTimeout = 10 * time.Second
+
+// New returns the dashboard over store.
+func New(store Store, o Options) (*Dashboard, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Access == nil {
+		o.Access = access.New("", o.Now)
+	}
+	if o.StreamPath == "" {
+		o.StreamPath = "/v1/events/stream"
+	}
+	d := &Dashboard{store: store, opts: o, pages: map[string]*template.Template{}, assets: map[string]asset{}}
+	if err := d.loadAssets(); err != nil {
+		return nil, err
+	}
+	funcs := d.funcs()
+	for _, page := range []string{"overview", "recordings", "recording", "quarantine", "login", "message"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
+		if err != nil {
+			return nil, err
+		}
+		d.pages[page] = t
+	}
+	return d, nil
+}
+
+func (d *Dashboard) loadAssets() error {
+	return fs.WalkDir(staticFiles, "static", func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := staticFiles.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		ct := map[string]string{".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}[path.Ext(p)]
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		d.assets[path.Base(p)] = asset{body: b, contentType: ct, etag: hex.EncodeToString(sum[:8])}
+		return nil
+	})
+}
+
+// Register adds the dashboard's routes to mux.
+func (d *Dashboard) Register(mux *http.ServeMux) {
+	page := func(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+		return d.guard(h)
+	}
+	mux.Handle("GET /{$}", page(d.overview))
+	mux.Handle("GET /recordings", page(d.recordings))
+	mux.Handle("GET /recordings/{recordId}", page(d.recording))
+	mux.Handle("GET /quarantine", page(d.quarantine))
+	mux.Handle("GET /search", page(d.search))
+	mux.Handle("GET /static/{name}", http.HandlerFunc(d.static))
+	mux.Handle("GET /login", d.headers(http.HandlerFunc(d.loginForm)))
+	// Cross-origin form posts are refused (Sec-Fetch-Site / Origin), so
+	// another site cannot log a browser in or out.
+	csrf := http.NewCrossOriginProtection()
+	mux.Handle("POST /login", d.headers(csrf.Handler(http.HandlerFunc(d.login))))
+	mux.Handle("POST /logout", d.headers(csrf.Handler(http.HandlerFunc(d.logout))))
+}
+
+// headers sets what every page carries: no caching, no framing, no
+// referrer (file URLs may carry storage credentials), and a content
+// policy that allows only the dashboard's own script and style. Media may
+// come from the customer's storage, wherever it is.
+func (d *Dashboard) headers(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"media-src http: https:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// errPageNotFound answers 404 with the page's own message.
+type notFound struct{ what string }
+
+func (e *notFound) Error() string { return e.what }
+
+// badInput answers 400 with a message naming the field.
+type badInput struct{ field, reason string }
+
+func (e *badInput) Error() string { return e.field + ": " + e.reason }
+
+// guard applies the access rule, then turns a page's error into an answer.
+func (d *Dashboard) guard(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return d.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch err := d.opts.Access.Check(r); {
+		case errors.Is(err, access.ErrUnauthorized):
+			if r.Header.Get(liveHeader) != "" { // the page's script: it tells the user
+				http.Error(w, "log in again", http.StatusUnauthorized)
+				return
+			}
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		case errors.Is(err, access.ErrForbidden):
+			d.render(w, r, http.StatusForbidden, "message", &messageView{page: page{Title: "Not allowed"},
+				Message: "This recledger has no API token, so it answers only browsers on its own machine (and not through a proxy). Set --api-token (RECLEDGER_API_TOKEN) to open it to others."})
+			return
+		}
+		err := h(w, r)
+		if err == nil || r.Context().Err() != nil {
+			return
+		}
+		var nf *notFound
+		var bad *badInput
+		switch {
+		case errors.As(err, &nf):
+			d.render(w, r, http.StatusNotFound, "message", &messageView{page: page{Title: "Not found"}, Message: nf.what})
+		case errors.As(err, &bad):
+			d.render(w, r, http.StatusBadRequest, "message", &messageView{page: page{Title: "Check the filter"}, Message: bad.Error()})
+		default:
+			d.opts.Logger.Error("dashboard page failed", "path", r.URL.Path, "err", err)
+			d.render(w, r, http.StatusServiceUnavailable, "message", &messageView{page: page{Title: "Store unavailable"},
+				Message: "The store could not answer. Retry in a moment; the server log says why."})
+		}
+	}))
+}
+
+// liveHeader marks the page script's refresh requests.
+const liveHeader = "X-Recledger-Live"
+
+func (d *Dashboard) static(w http.ResponseWriter, r *http.Request) {
+	a, ok := d.assets[r.PathValue("name")]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", a.contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("ETag", `"`+a.etag+`"`)
+	// Pages ask for /static/NAME?v=HASH, so a new build's assets are new URLs.
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	if r.Header.Get("If-None-Match") == `"`+a.etag+`"` {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Write(a.body)
+}
+
+// loginForm shows the login form, or goes home when no login is needed.
+func (d *Dashboard) loginForm(w http.ResponseWriter, r *http.Request) {
+	if !d.opts.Access.TokenRequired() || d.opts.Access.Check(r) == nil {
+		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	d.render(w, r, http.StatusOK, "login", d.loginView(r, r.URL.Query().Get("next"), ""))
+}
+
+func (d *Dashboard) loginView(r *http.Request, next, problem string) *loginView {
+	return &loginView{page: page{Title: "Log in"}, Next: safeNext(next), Problem: problem, Insecure: !secureContext(r)}
+}
+
+func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
+	if !d.opts.Access.TokenRequired() {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if err := r.ParseForm(); err != nil {
+		d.render(w, r, http.StatusBadRequest, "login", d.loginView(r, "", "The form could not be read."))
+		return
+	}
+	cookie, ok := d.opts.Access.Login(r.PostForm.Get("token"))
+	if !ok {
+		d.opts.Logger.Warn("dashboard login refused: wrong token", "remote", r.RemoteAddr)
+		d.render(w, r, http.StatusUnauthorized, "login", d.loginView(r, r.PostForm.Get("next"), "That is not this server's API token."))
+		return
+	}
+	http.SetCookie(w, cookie)
+	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
+}
+
+func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, access.Logout())
+	target := "/login"
+	if !d.opts.Access.TokenRequired() {
+		target = "/"
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// safeNext keeps a post-login redirect on this site: a path, not a URL
+// ("//evil.example" and "/\evil.example" are other sites to a browser).
+func safeNext(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, `/\`) || strings.ContainsAny(next, "\r\n") {
+		return "/"
+	}
+	return next
+}
+
+// secureContext reports whether the browser will keep a Secure cookie from
+// this request: over HTTPS (directly or through a proxy that says so) or
+// on a loopback host name.
+func secureContext(r *http.Request) bool {
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,484 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+// page is what every page's view carries for the layout.
+type page struct {
+	Title    string
+	Nav      string // the current section: overview, recordings, quarantine
+	Logout   bool   // a token is configured: offer to log out
+	Live     bool   // the page follows the event stream
+	LastSeq  int64  // where the stream starts
+	RecordID string // the detail page follows only its recording
+	Stream   string
+	Search   string // the search box's value
+	Now      time.Time
+	Assets   map[string]string // asset name -> its versioned URL
+}
+
+func (p *page) base() *page { return p }
+
+type view interface{ base() *page }
+
+type messageView struct {
+	page
+	Message string
+}
+
+type loginView struct {
+	page
+	Next     string
+	Problem  string
+	Insecure bool // the browser will not keep the Secure cookie
+}
+
+func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
+	p := v.base()
+	p.Logout = d.opts.Access.TokenRequired()
+	p.Stream = d.opts.StreamPath
+	if p.Now.IsZero() {
+		p.Now = d.opts.Now()
+	}
+	p.Assets = map[string]string{}
+	for n, a := range d.assets {
+		p.Assets[n] = "/static/" + n + "?v=" + a.etag
+	}
+	var buf bytes.Buffer
+	if err := d.pages[name].Execute(&buf, v); err != nil {
+		d.opts.Logger.Error("dashboard template", "page", name, "err", err)
+		http.Error(w, "the page could not be drawn", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// lastSeq is where a live page's stream starts: the newest logged event.
+func (d *Dashboard) lastSeq(ctx context.Context) (int64, error) {
+	latest, err := d.store.LatestEvents(ctx, 1)
+	if err != nil || len(latest) == 0 {
+		return 0, err
+	}
+	return latest[0].Seq, nil
+}
+
+// countLink is one count on the overview, linking to what it counts.
+type countLink struct {
+	Label string
+	Count int64
+	Href  string
+	Class string // the badge class of the state
+	Alert bool   // non-zero and wants attention
+}
+
+type overviewView struct {
+	page
+	Statuses          []countLink
+	Uploads           []countLink
+	FilesPending      int64
+	FilesOverdue      int64
+	Chart             chart
+	CallbacksLastHour int64
+	RejectedLastHour  int64
+	QuarantineKept    int64
+	Latest            []ledger.Event // newest first
+}
+
+func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	now := d.opts.Now()
+	v := &overviewView{page: page{Title: "Overview", Nav: "overview", Live: true, Now: now}}
+	var err error
+	if v.LastSeq, err = d.lastSeq(ctx); err != nil {
+		return err
+	}
+	st, err := d.store.Stats(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, s := range []ledger.Status{ledger.StatusRecording, ledger.StatusEnded, ledger.StatusComplete, ledger.StatusFailed} {
+		n := st.RecordingsByStatus[s]
+		v.Statuses = append(v.Statuses, countLink{Label: string(s), Count: n, Href: "/recordings?status=" + string(s),
+			Class: "st-" + string(s), Alert: s == ledger.StatusFailed && n > 0})
+	}
+	for _, u := range []ledger.UploadState{ledger.UploadNone, ledger.UploadPending, ledger.UploadPartial, ledger.UploadComplete, ledger.UploadFailed, ledger.UploadOverdue} {
+		n := st.RecordingsByUpload[u]
+		v.Uploads = append(v.Uploads, countLink{Label: string(u), Count: n, Href: "/recordings?uploadState=" + string(u),
+			Class: "up-" + string(u), Alert: (u == ledger.UploadFailed || u == ledger.UploadOverdue) && n > 0})
+	}
+	v.FilesPending, v.FilesOverdue, v.QuarantineKept = st.FilesPending, st.FilesOverdue, st.QuarantineCount
+	hourAgo := ledger.MinuteOf(now.UnixMilli()) - 59*60_000
+	minutes, err := d.store.Activity(ctx, hourAgo)
+	if err != nil {
+		return err
+	}
+	v.Chart = activityChart(minutes, hourAgo)
+	for _, m := range minutes {
+		v.CallbacksLastHour += m.Callbacks
+		v.RejectedLastHour += m.Rejected
+	}
+	latest, err := d.store.LatestEvents(ctx, 10)
+	if err != nil {
+		return err
+	}
+	for i := len(latest) - 1; i >= 0; i-- {
+		v.Latest = append(v.Latest, latest[i])
+	}
+	d.render(w, r, http.StatusOK, "overview", v)
+	return nil
+}
+
+// option is one choice of a select.
+type option struct{ Value, Label string }
+
+var (
+	statusOptions = []option{{"", "any"}, {"recording", "recording"}, {"ended", "ended"}, {"complete", "complete"}, {"failed", "failed"}}
+	uploadOptions = []option{{"", "any"}, {"none", "none"}, {"pending", "pending"}, {"partial", "partial"},
+		{"complete", "complete"}, {"failed", "failed"}, {"overdue", "overdue"}}
+	modeOptions = func() []option {
+		out := []option{{"", "any"}}
+		for m := rc.Mode(0); m.Known(); m++ {
+			out = append(out, option{strconv.Itoa(int(m)), fmt.Sprintf("%d · %s", m, m)})
+		}
+		return out
+	}()
+)
+
+// filterForm is the recordings filter as the form shows it.
+type filterForm struct {
+	AppKey, RoomID, SessionID, UserID, Status, UploadState, Mode, Since, Until string
+	Statuses, UploadStates, Modes                                              []option
+	Active                                                                     bool // some filter is set
+}
+
+type recordingsView struct {
+	page
+	Filter filterForm
+	Items  []ledger.Recording
+	Older  string // the next page's URL
+	First  string // the first page's URL, when this is a later one
+	Notice string
+}
+
+// dateLayouts are what a datetime-local input sends (with and without
+// seconds); the dashboard reads them as UTC, as its labels say.
+var dateLayouts = []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.RFC3339}
+
+func parseDate(field, v string) (*int64, error) {
+	if v == "" {
+		return nil, nil
+	}
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms >= 0 {
+		return &ms, nil
+	}
+	for _, l := range dateLayouts {
+		if t, err := time.ParseInLocation(l, v, time.UTC); err == nil {
+			ms := t.UnixMilli()
+			return &ms, nil
+		}
+	}
+	return nil, &badInput{field, "want a date and time like 2026-11-27T09:30 (UTC) or Unix milliseconds"}
+}
+
+func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	now := d.opts.Now()
+	form := filterForm{
+		AppKey: q.Get("appKey"), RoomID: q.Get("roomId"), SessionID: q.Get("sessionId"), UserID: q.Get("userId"),
+		Status: q.Get("status"), UploadState: q.Get("uploadState"), Mode: q.Get("mode"), Since: q.Get("since"), Until: q.Get("until"),
+		Statuses: statusOptions, UploadStates: uploadOptions, Modes: modeOptions,
+	}
+	f := ledger.RecordingFilter{AppKey: form.AppKey, RoomID: form.RoomID, SessionID: form.SessionID, UserID: form.UserID,
+		Cursor: q.Get("cursor"), Limit: ledger.DefaultPage, Now: now}
+	if !validOption(statusOptions, form.Status) {
+		return &badInput{"status", "want recording, ended, complete or failed"}
+	}
+	f.Status = ledger.Status(form.Status)
+	if !validOption(uploadOptions, form.UploadState) {
+		return &badInput{"upload state", "want none, pending, partial, complete, failed or overdue"}
+	}
+	f.UploadState = ledger.UploadState(form.UploadState)
+	if form.Mode != "" {
+		if !validOption(modeOptions, form.Mode) {
+			return &badInput{"mode", "want 0 to 6"}
+		}
+		n, _ := strconv.Atoi(form.Mode)
+		m := rc.Mode(n)
+		f.Mode = &m
+	}
+	var err error
+	if f.Since, err = parseDate("from", form.Since); err != nil {
+		return err
+	}
+	if f.Until, err = parseDate("to", form.Until); err != nil {
+		return err
+	}
+	form.Active = form.AppKey != "" || form.RoomID != "" || form.SessionID != "" || form.UserID != "" || form.Status != "" ||
+		form.UploadState != "" || form.Mode != "" || form.Since != "" || form.Until != ""
+
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	// Only the first page follows the stream: new recordings go on top,
+	// and a later page would shift under the reader.
+	v := &recordingsView{page: page{Title: "Recordings", Nav: "recordings", Live: f.Cursor == "", Now: now}, Filter: form}
+	if v.LastSeq, err = d.lastSeq(ctx); err != nil {
+		return err
+	}
+	pg, err := d.store.ListRecordings(ctx, f)
+	if errors.Is(err, ledger.ErrBadCursor) {
+		return &badInput{"page", "that page link is not one this server made for these filters; start from the first page"}
+	}
+	if err != nil {
+		return err
+	}
+	for _, st := range pg.Items {
+		v.Items = append(v.Items, st.View(now))
+	}
+	if pg.Next != "" {
+		next := cloneQuery(q)
+		next.Set("cursor", pg.Next)
+		v.Older = "/recordings?" + next.Encode()
+	}
+	if f.Cursor != "" {
+		first := cloneQuery(q)
+		first.Del("cursor")
+		v.First = "/recordings"
+		if len(first) > 0 {
+			v.First += "?" + first.Encode()
+		}
+	}
+	// After a search: say what matched (made here, not taken from the URL,
+	// so a crafted link cannot put its own words on the page).
+	if what, ok := searchedBy[q.Get("found")]; ok {
+		v.Notice = "Found by " + what + ": recordings whose " + what + " is " + strconv.Quote(q.Get(q.Get("found"))) + "."
+	}
+	d.render(w, r, http.StatusOK, "recordings", v)
+	return nil
+}
+
+// searchedBy names the filters a search can land on.
+var searchedBy = map[string]string{"roomId": "room", "sessionId": "session", "userId": "user", "appKey": "app key"}
+
+func validOption(opts []option, v string) bool {
+	for _, o := range opts {
+		if o.Value == v {
+			return true
+		}
+	}
+	return false
+}
+
+func cloneQuery(q url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range q {
+		if k == "found" {
+			continue
+		}
+		for _, v := range vs {
+			if v != "" {
+				out.Add(k, v)
+			}
+		}
+	}
+	return out
+}
+
+// fileRow is one file on the detail page.
+type fileRow struct {
+	ledger.File
+	Link   string // the URL when it is http(s), the only kinds a link may carry
+	Player string // "video" or "audio" when the browser can play the format inline
+}
+
+// eventRow is one callback on the detail page's timeline.
+type eventRow struct {
+	ledger.Event
+	Lag    string // arrival minus RC's timestamp
+	Failed bool   // a code other than 200
+	Raw    string // the body, indented
+}
+
+type recordingView struct {
+	page
+	Rec      ledger.Recording
+	Files    []fileRow
+	Events   []eventRow
+	Timeline timeline
+	Duration string
+}
+
+// players are the formats a browser plays inline; hls and flv need a
+// player library, so they get their link only.
+var players = map[string]string{"mp4": "video", "mkv": "video", "webm": "video", "mp3": "audio", "aac": "audio", "m4a": "audio"}
+
+func (d *Dashboard) recording(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("recordId")
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	now := d.opts.Now()
+	v := &recordingView{page: page{Title: "Recording " + id, Nav: "recordings", Live: true, RecordID: id, Now: now}}
+	var err error
+	if v.LastSeq, err = d.lastSeq(ctx); err != nil {
+		return err
+	}
+	st, err := d.store.Recording(ctx, id)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return &notFound{"No recording has the recordId " + strconv.Quote(id) + "."}
+	}
+	if err != nil {
+		return err
+	}
+	events, err := d.store.RecordingEvents(ctx, id)
+	if err != nil {
+		return err
+	}
+	v.Rec = st.View(now)
+	for _, f := range v.Rec.Files {
+		row := fileRow{File: f}
+		if f.FileURL != nil && httpURL(*f.FileURL) {
+			row.Link = *f.FileURL
+			if f.UploadStatus == ledger.UploadStatusUploaded {
+				row.Player = players[strings.ToLower(f.Format)]
+			}
+		}
+		v.Files = append(v.Files, row)
+	}
+	for _, e := range events {
+		row := eventRow{Event: e, Failed: e.Code != rc.StatusOK && e.Code != 0, Lag: signedDuration(time.Duration(e.ReceivedAt-e.Timestamp) * time.Millisecond)}
+		var pretty bytes.Buffer
+		if json.Indent(&pretty, e.Body, "", "  ") == nil {
+			row.Raw = pretty.String()
+		} else {
+			row.Raw = string(e.Body)
+		}
+		v.Events = append(v.Events, row)
+	}
+	v.Timeline = newTimeline(events)
+	if v.Rec.StartedAt != nil && v.Rec.EndedAt != nil {
+		v.Duration = (time.Duration(*v.Rec.EndedAt-*v.Rec.StartedAt) * time.Millisecond).String()
+	}
+	d.render(w, r, http.StatusOK, "recording", v)
+	return nil
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// rejectionRow is one refused request.
+type rejectionRow struct {
+	ledger.Rejection
+	HeaderText string
+	BodyText   string
+}
+
+type quarantineView struct {
+	page
+	Items []rejectionRow
+	Older string
+	First bool
+}
+
+func (d *Dashboard) quarantine(w http.ResponseWriter, r *http.Request) error {
+	before := int64(0)
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		n, err := strconv.ParseInt(c, 10, 64)
+		if err != nil || n < 0 {
+			return &badInput{"page", "not a page of the quarantine"}
+		}
+		before = n
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	items, err := d.store.QuarantineList(ctx, before, ledger.DefaultPage+1)
+	if err != nil {
+		return err
+	}
+	v := &quarantineView{page: page{Title: "Quarantine", Nav: "quarantine"}, First: before == 0}
+	if len(items) > ledger.DefaultPage {
+		items = items[:ledger.DefaultPage]
+		v.Older = "/quarantine?cursor=" + strconv.FormatInt(items[len(items)-1].ID, 10)
+	}
+	for _, it := range items {
+		var h strings.Builder
+		names := make([]string, 0, len(it.Header))
+		for n := range it.Header {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			for _, val := range it.Header[n] {
+				fmt.Fprintf(&h, "%s: %s\n", n, val)
+			}
+		}
+		v.Items = append(v.Items, rejectionRow{Rejection: it, HeaderText: h.String(), BodyText: strings.ToValidUTF8(string(it.Body), "\uFFFD")})
+	}
+	d.render(w, r, http.StatusOK, "quarantine", v)
+	return nil
+}
+
+// search finds what the box names: a recordId or a file name opens its
+// recording; a room, session, user or app key lists its recordings.
+func (d *Dashboard) search(w http.ResponseWriter, r *http.Request) error {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if q == "" {
+		http.Redirect(w, r, "/recordings", http.StatusSeeOther)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	if _, err := d.store.Recording(ctx, q); err == nil {
+		http.Redirect(w, r, "/recordings/"+url.PathEscape(q), http.StatusSeeOther)
+		return nil
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		return err
+	}
+	states, err := d.store.FileRecordings(ctx, q)
+	if err != nil {
+		return err
+	}
+	if len(states) > 0 {
+		http.Redirect(w, r, "/recordings/"+url.PathEscape(states[0].RecordID)+"#files", http.StatusSeeOther)
+		return nil
+	}
+	for _, by := range []struct {
+		param  string
+		filter ledger.RecordingFilter
+	}{
+		{"roomId", ledger.RecordingFilter{RoomID: q, Limit: 1}},
+		{"sessionId", ledger.RecordingFilter{SessionID: q, Limit: 1}},
+		{"userId", ledger.RecordingFilter{UserID: q, Limit: 1}},
+		{"appKey", ledger.RecordingFilter{AppKey: q, Limit: 1}},
+	} {
+		pg, err := d.store.ListRecordings(ctx, by.filter)
+		if err != nil {
+			return err
+		}
+		if len(pg.Items) > 0 {
+			to := url.Values{by.param: {q}, "found": {by.param}}
+			http.Redirect(w, r, "/recordings?"+to.Encode(), http.StatusSeeOther)
+			return nil
+		}
+	}
+	d.render(w, r, http.StatusNotFound, "message", &messageView{page: page{Title: "Nothing found", Search: q},
+		Message: "Nothing matches " + strconv.Quote(q) + ". Search takes a recordId, a file name, or a room, session, user or app key, exactly as RC sends them."})
+	return nil
+}
