@@ -119,7 +119,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	stopping := make(chan struct{}) // closed when shutdown starts: ends event streams
 	mux := http.NewServeMux()
 	mux.Handle("/v1/callbacks/recording", callbacks) // never behind the API token: RC cannot send one
-	rule := access.New(cfg.APIToken, nil) // one rule: the dashboard's login opens the API's event stream too
+	rule := access.New(cfg.APIToken, nil)            // one rule: the dashboard's login opens the API's event stream too
 	api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping,
 		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})}).Register(mux)
 	// (The routes Register returns are the ones the OpenAPI document lists; a test holds them equal.)

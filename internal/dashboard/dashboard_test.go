@@ -354,10 +354,17 @@ func TestRecordingDetail(t *testing.T) {
 	}); len(marks) != 7 {
 		t.Errorf("timeline marks: %d", len(marks))
 	}
+	if alerts := find(doc, hasAttr("role", "alert")); len(alerts) != 1 || !strings.Contains(text(alerts[0]), "code 500") {
+		t.Errorf("rec-stuck's standing upload failure is not an alert")
+	}
 	code, doc, _ = fetch(t, nil, st.URL+"/recordings/rec-done")
 	dups := find(doc, func(n *html.Node) bool { c, _ := attr(n, "class"); return n.Data == "tr" && strings.Contains(c, "dup") })
 	if code != 200 || len(dups) != 1 {
 		t.Errorf("rec-done: %d, duplicate rows %d, want 1", code, len(dups))
+	}
+	// rec-done's failed upload was retried: told, not alarmed.
+	if alerts := find(doc, hasAttr("role", "alert")); len(alerts) != 0 {
+		t.Errorf("rec-done is complete but shows an alert: %s", text(alerts[0]))
 	}
 	if code, _, _ := fetch(t, nil, st.URL+"/recordings/nope"); code != 404 {
 		t.Errorf("unknown recording: %d", code)

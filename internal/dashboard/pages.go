@@ -322,6 +322,9 @@ type recordingView struct {
 	Events   []eventRow
 	Timeline timeline
 	Duration string
+	// ErrorCurrent: the recording's last reported failure still stands
+	// (it failed, or an upload failed and was not retried successfully).
+	ErrorCurrent bool
 }
 
 // players are the formats a browser plays inline; hls and flv need a
@@ -350,6 +353,7 @@ func (d *Dashboard) recording(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v.Rec = st.View(now)
+	v.ErrorCurrent = v.Rec.Status == ledger.StatusFailed || v.Rec.UploadState == ledger.UploadFailed || v.Rec.UploadState == ledger.UploadOverdue
 	for _, f := range v.Rec.Files {
 		row := fileRow{File: f}
 		if f.FileURL != nil && httpURL(*f.FileURL) {
