@@ -183,21 +183,33 @@ func measure(addr string, pid, n, requests int, size int64) {
 	kinds := []struct {
 		name string
 		path func() string
+		n    int // requests of this kind when not the flag's (whole-ledger counts are slow)
 	}{
-		{"GET /v1/recordings/{id}", func() string { return "/v1/recordings/" + fmt.Sprintf("rec%07d", r.IntN(n)) }},
-		{"GET /v1/files/{name}", func() string { return "/v1/files/" + fileName(r.IntN(n), 1+r.IntN(4)) }},
-		{"page of 50 by roomId", func() string { return "/v1/recordings?limit=50&roomId=" + fmt.Sprintf("room%06d", r.IntN(n/10)) }},
+		{"GET /v1/recordings/{id}", func() string { return "/v1/recordings/" + fmt.Sprintf("rec%07d", r.IntN(n)) }, 0},
+		{"GET /v1/files/{name}", func() string { return "/v1/files/" + fileName(r.IntN(n), 1+r.IntN(4)) }, 0},
+		{"page of 50 by roomId", func() string { return "/v1/recordings?limit=50&roomId=" + fmt.Sprintf("room%06d", r.IntN(n/10)) }, 0},
 		{"page of 50 by sessionId", func() string {
 			return "/v1/recordings?limit=50&sessionId=" + fmt.Sprintf("sess%06d", r.IntN(n/5))
-		}},
-		{"page of 50 by userId", func() string { return "/v1/recordings?limit=50&userId=" + fmt.Sprintf("user%05d", r.IntN(50_000)) }},
+		}, 0},
+		{"page of 50 by userId", func() string { return "/v1/recordings?limit=50&userId=" + fmt.Sprintf("user%05d", r.IntN(50_000)) }, 0},
 		{"page of 50 by status", func() string {
 			return "/v1/recordings?limit=50&status=" + []string{"ended", "complete", "failed"}[r.IntN(3)]
-		}},
+		}, 0},
+		{"page of 50 by uploadState", func() string {
+			return "/v1/recordings?limit=50&uploadState=" + []string{"pending", "complete", "overdue"}[r.IntN(3)]
+		}, 0},
+		{"dashboard: recording page", func() string { return "/recordings/" + fmt.Sprintf("rec%07d", r.IntN(n)) }, 0},
+		{"dashboard: recordings, first page", func() string { return "/recordings" }, 0},
+		{"dashboard: recordings by room", func() string { return "/recordings?roomId=" + fmt.Sprintf("room%06d", r.IntN(n/10)) }, 0},
+		{"dashboard: overview", func() string { return "/" }, 50},
 	}
 	fmt.Printf("| query | p50 | p99 | max |\n|---|---|---|---|\n")
 	var rss int64
 	for _, k := range kinds {
+		requests := requests
+		if k.n > 0 {
+			requests = min(requests, k.n)
+		}
 		lat := make([]time.Duration, 0, requests)
 		for i := range requests + requests/10 { // the first tenth warms up, unmeasured
 			measured := i >= requests/10
@@ -217,7 +229,7 @@ func measure(addr string, pid, n, requests int, size int64) {
 		}
 		rss = max(rss, vmRSS(pid))
 		slices.Sort(lat)
-		fmt.Printf("| %s | %.2f ms | %.2f ms | %.2f ms |\n", k.name, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1]))
+		fmt.Printf("| %s (%d) | %.2f ms | %.2f ms | %.2f ms |\n", k.name, requests, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1]))
 	}
 	fmt.Printf("\n%d recordings, %d files; store on disk %.0f MB (%.0f MB per million recordings); server RSS %d MB while serving\n",
 		n, 4*n, float64(size)/1e6, float64(size)/1e6/(float64(n)/1e6), rss>>20)

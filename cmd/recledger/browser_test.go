@@ -176,6 +176,40 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+// lowContrast lists the visible text on the page whose colour against its
+// background is below WCAG's 4.5:1 for body text.
+const lowContrast = `(() => {
+  const channels = c => (c.match(/[\d.]+/g) || []).map(Number);
+  const lum = c => {
+    const [r, g, b] = channels(c).slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = el => {
+    for (; el; el = el.parentElement) {
+      const c = getComputedStyle(el).backgroundColor, ch = channels(c);
+      if (ch.length === 3 || (ch.length === 4 && ch[3] > 0)) return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const bad = [];
+  document.querySelectorAll('body *:not(svg):not(svg *)').forEach(el => {
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim() !== '');
+    if (!own || !el.checkVisibility()) return;
+    const a = lum(getComputedStyle(el).color), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) bad.push(el.tagName.toLowerCase() + '.' + el.className + ' ' + ratio.toFixed(2) + ': ' + el.textContent.trim().slice(0, 40));
+  });
+  return bad;
+})()`
+
+// checkContrast fails the test for text below 4.5:1 on the current page.
+func checkContrast(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	for _, bad := range eval[[]string](t, ctx, lowContrast) {
+		t.Errorf("%s: low contrast: %s", page, bad)
+	}
+}
+
 // TestDashboardInBrowser drives the dashboard in headless Chromium against
 // a server the simulator filled: login, each page's content checked
 // against the API, live updates without a reload, filters, search, the
@@ -205,6 +239,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("without a session the dashboard went to %s", loc)
 	}
 	screenshot(t, ctx, "login")
+	checkContrast(t, ctx, "login")
 	do(t, ctx, "log in", chromedp.SendKeys(chromedp.CSS("#token"), token), chromedp.Submit(chromedp.CSS("#token")),
 		chromedp.WaitVisible(chromedp.CSS("[data-count]")))
 	if cookies := eval[string](t, ctx, "document.cookie"); strings.Contains(cookies, "recledger_session") {
@@ -222,6 +257,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("the simulation should give complete and failed recordings: %v", counts)
 	}
 	screenshot(t, ctx, "overview")
+	checkContrast(t, ctx, "overview")
 
 	// Live: a new callback shows on the overview without a reload.
 	before := eval[int](t, ctx, `Number(document.querySelector('[data-callbacks-hour]').textContent)`)
@@ -251,6 +287,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	waitFor(t, ctx, "the new recording's row", `window.__sameDocument === true && document.querySelector('tr[data-record-id]').dataset.recordId === 'browser-live-2'`)
 	screenshot(t, ctx, "recordings")
+	checkContrast(t, ctx, "recordings")
 
 	do(t, ctx, "filter by status", chromedp.SetValue(chromedp.CSS("#f-status"), "complete"), chromedp.Click(chromedp.CSS(".filters button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("#f-status")))
@@ -307,6 +344,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("timeline rows %d, API events %d", n, len(detail.Events))
 	}
 	screenshot(t, ctx, "recording")
+	checkContrast(t, ctx, "recording")
 	do(t, ctx, "open a callback's JSON", chromedp.Click(chromedp.CSS("details.raw summary")))
 	raw := eval[string](t, ctx, `(() => { const d = document.querySelector('details.raw'); return d.open && d.querySelector('pre').checkVisibility() ? d.querySelector('pre').textContent : '' })()`)
 	if !strings.Contains(raw, `"recordId": "`+known.RecordID+`"`) {
@@ -330,6 +368,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("quarantine reasons %v, want bad_signature and invalid_json", reasons)
 	}
 	screenshot(t, ctx, "quarantine")
+	checkContrast(t, ctx, "quarantine")
 
 	// A phone's width: the overview still reads without sideways scrolling.
 	do(t, ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+"/"),
