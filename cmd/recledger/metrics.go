@@ -80,6 +80,7 @@ type ledgerCollector struct {
 
 var (
 	descRecordings = prometheus.NewDesc("recledger_recordings", "Recordings by status.", []string{"status"}, nil)
+	descUploads    = prometheus.NewDesc("recledger_recording_uploads", "Recordings by upload state (overdue: ended over 25 h ago, not all uploaded).", []string{"state"}, nil)
 	descPending    = prometheus.NewDesc("recledger_files_pending_upload", "Known files not uploaded yet.", nil, nil)
 	descOverdue    = prometheus.NewDesc("recledger_files_overdue", "Files not uploaded 25 h after their recording ended.", nil, nil)
 	descQCount     = prometheus.NewDesc("recledger_quarantine_requests", "Refused requests kept in the quarantine.", nil, nil)
@@ -89,7 +90,7 @@ var (
 )
 
 func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRecordings, descPending, descOverdue, descQCount, descQBytes, descLag, descUp} {
+	for _, d := range []*prometheus.Desc{descRecordings, descUploads, descPending, descOverdue, descQCount, descQBytes, descLag, descUp} {
 		ch <- d
 	}
 }
@@ -105,6 +106,9 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
 	for _, s := range []ledger.Status{ledger.StatusRecording, ledger.StatusEnded, ledger.StatusComplete, ledger.StatusFailed} {
 		ch <- prometheus.MustNewConstMetric(descRecordings, prometheus.GaugeValue, float64(st.RecordingsByStatus[s]), string(s))
+	}
+	for _, u := range []ledger.UploadState{ledger.UploadNone, ledger.UploadPending, ledger.UploadPartial, ledger.UploadComplete, ledger.UploadFailed, ledger.UploadOverdue} {
+		ch <- prometheus.MustNewConstMetric(descUploads, prometheus.GaugeValue, float64(st.RecordingsByUpload[u]), string(u))
 	}
 	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.FilesPending))
 	ch <- prometheus.MustNewConstMetric(descOverdue, prometheus.GaugeValue, float64(st.FilesOverdue))

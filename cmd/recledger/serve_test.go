@@ -195,6 +195,7 @@ func TestServeEndToEnd(t *testing.T) {
 		`recledger_callbacks_total{outcome="stored",type="start"} 1`,
 		`recledger_callbacks_total{outcome="stored",type="upload"} 1`,
 		`recledger_recordings{status="complete"} 1`,
+		`recledger_recording_uploads{state="complete"} 1`,
 		`recledger_files_pending_upload 0`,
 		`recledger_ingest_seconds_count 4`,
 		`recledger_commit_batch_size_count`,

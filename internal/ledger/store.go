@@ -197,3 +197,59 @@ func (c *MinuteCounter) Minutes() []Minute {
 	slices.SortFunc(c.minutes, func(a, b Minute) int { return cmp.Compare(a.Start, b.Start) })
 	return c.minutes
 }
+
+// TotalKey is one cell of the ledger's totals: recordings by status and by
+// upload state without overdue (which depends on the clock, so stores work
+// it out when they read).
+type TotalKey struct {
+	Status Status
+	Upload UploadState
+}
+
+// Total is what a cell holds.
+type Total struct {
+	Recordings   int64
+	PendingFiles int64 // known files not uploaded
+}
+
+// TotalsChange is how a batch of projections moves the totals, for a store
+// to add to its counts in the same transaction: the totals then never
+// need a pass over every recording.
+type TotalsChange map[TotalKey]Total
+
+// Move records that a recording went from before to after; a before with
+// no RecordID is a recording that did not exist.
+func (c TotalsChange) Move(before, after State) {
+	if before.RecordID != "" {
+		c.add(before, -1)
+	}
+	if after.RecordID != "" {
+		c.add(after, 1)
+	}
+}
+
+func (c TotalsChange) add(s State, sign int64) {
+	k := TotalKey{Status: s.Status(), Upload: s.BaseUploadState()}
+	t := c[k]
+	t.Recordings += sign
+	t.PendingFiles += sign * int64(len(s.Files)-s.UploadedCount())
+	c[k] = t
+}
+
+// Cells returns the cells that changed, in a fixed order (stores lock rows
+// in it), without the ones whose changes cancelled out.
+func (c TotalsChange) Cells() []TotalKey {
+	keys := make([]TotalKey, 0, len(c))
+	for k, t := range c {
+		if t != (Total{}) {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b TotalKey) int {
+		if n := cmp.Compare(a.Status, b.Status); n != 0 {
+			return n
+		}
+		return cmp.Compare(a.Upload, b.Upload)
+	})
+	return keys
+}

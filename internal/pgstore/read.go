@@ -146,37 +146,25 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 // Stats implements ledger.Store.
 func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) {
 	st := ledger.Stats{RecordingsByStatus: map[ledger.Status]int64{}, RecordingsByUpload: map[ledger.UploadState]int64{}}
-	// One pass over the recordings for both breakdowns; overdue is worked
-	// out here, since the stored upload_state leaves it out.
-	deadline := now.Add(-ledger.OverdueAfter).UnixMilli()
-	rows, err := s.pool.Query(ctx, `SELECT status, overdue, CASE WHEN overdue THEN 'overdue' ELSE upload_state END,
-			COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0)
-		FROM (SELECT status, upload_state, file_count, uploaded_count, `+strings.ReplaceAll(storesql.OverdueClause, "?", "$1")+` AS overdue FROM recordings) r
-		GROUP BY 1, 2, 3`, deadline)
+	rows, err := s.pool.Query(ctx, storesql.TotalsQuery)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
-	for rows.Next() {
-		var (
-			status, upload string
-			overdue        bool
-			count, pending int64
-		)
-		if err := rows.Scan(&status, &overdue, &upload, &count, &pending); err != nil {
-			rows.Close()
-			return st, fmt.Errorf("stats: %w", err)
-		}
-		st.RecordingsByStatus[ledger.Status(status)] += count
-		st.RecordingsByUpload[ledger.UploadState(upload)] += count
-		st.FilesPending += pending
-		if overdue {
-			st.FilesOverdue += pending
-		}
-	}
+	err = storesql.ScanTotals(rows, &st)
 	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
+	rows, err = s.pool.Query(ctx, strings.Replace(storesql.OverdueQuery, "?", "$1", 1), now.Add(-ledger.OverdueAfter).UnixMilli())
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	err = storesql.ScanOverdue(rows, &st)
+	rows.Close()
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	storesql.DropEmpty(&st)
 	err = s.pool.QueryRow(ctx, `SELECT
 		(SELECT COUNT(*) FROM quarantine), (SELECT COALESCE(SUM(length(body)), 0) FROM quarantine),
 		(SELECT last FROM feed WHERE id = 1)`).
@@ -194,13 +182,16 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) 
 func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 	var applied int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `LOCK TABLE recordings, files IN EXCLUSIVE MODE`); err != nil {
+		if _, err := tx.Exec(ctx, `LOCK TABLE recordings, files, totals IN EXCLUSIVE MODE`); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM files`); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM recordings`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM totals`); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT seq, record_id, received_at, body FROM events WHERE NOT duplicate ORDER BY record_id, seq`)
@@ -256,7 +247,8 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 				return err
 			}
 		}
-		return nil
+		_, err = tx.Exec(ctx, storesql.RebuildTotals)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)

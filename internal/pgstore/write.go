@@ -327,11 +327,13 @@ func project(ctx context.Context, tx pgx.Tx, recordIDs []string, byRecord map[st
 	}
 	saved := make([]ledger.State, 0, len(recordIDs))
 	hads := make([]map[string]int64, 0, len(recordIDs))
+	totals := ledger.TotalsChange{}
 	for _, id := range recordIDs {
 		var st ledger.State
 		if err := json.Unmarshal(states[id], &st); err != nil {
 			return fmt.Errorf("project %s: %w", id, err)
 		}
+		before := st // a new recording's placeholder unmarshals to the zero state
 		had := make(map[string]int64, len(st.Files))
 		for name, f := range st.Files {
 			had[name] = f.FirstSeenAt
@@ -340,8 +342,34 @@ func project(ctx context.Context, tx pgx.Tx, recordIDs []string, byRecord map[st
 			st = ledger.Apply(st, in.Callback, in.ReceivedAt.UnixMilli())
 		}
 		saved, hads = append(saved, st), append(hads, had)
+		totals.Move(before, st)
 	}
-	return saveStates(ctx, tx, saved, hads)
+	if err := saveStates(ctx, tx, saved, hads); err != nil {
+		return err
+	}
+	return addTotals(ctx, tx, totals)
+}
+
+// addTotals adds a batch's change of the totals, one statement for all
+// cells, in the cells' fixed order (instances lock the rows alike).
+func addTotals(ctx context.Context, tx pgx.Tx, c ledger.TotalsChange) error {
+	cells := c.Cells()
+	if len(cells) == 0 {
+		return nil
+	}
+	statuses, uploads := make([]string, len(cells)), make([]string, len(cells))
+	recordings, pending := make([]int64, len(cells)), make([]int64, len(cells))
+	for i, k := range cells {
+		statuses[i], uploads[i], recordings[i], pending[i] = string(k.Status), string(k.Upload), c[k].Recordings, c[k].PendingFiles
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO totals AS t (status, upload_state, recordings, pending_files)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+		ON CONFLICT (status, upload_state) DO UPDATE SET recordings = t.recordings + excluded.recordings,
+			pending_files = t.pending_files + excluded.pending_files`, statuses, uploads, recordings, pending)
+	if err != nil {
+		return fmt.Errorf("project totals: %w", err)
+	}
+	return nil
 }
 
 // saveState writes one recording and the file rows that changed.

@@ -192,12 +192,14 @@ func (p *projection) once(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	saves := make([]save, 0, len(order))
+	totals := ledger.TotalsChange{}
 	for _, id := range order {
 		sv, err := newSave(states[id])
 		if err != nil {
 			return 0, err
 		}
 		saves = append(saves, sv)
+		totals.Move(states[id].before, states[id].state)
 	}
 
 	tx, err := s.ledgerWriter.BeginTx(ctx, nil)
@@ -209,6 +211,9 @@ func (p *projection) once(ctx context.Context) (int, error) {
 		if err := saves[i].write(ctx, tx, &s.stmts); err != nil {
 			return 0, err
 		}
+	}
+	if err := addTotals(ctx, tx, &s.stmts, totals); err != nil {
+		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE projection SET seq = ? WHERE id = 1`, last); err != nil {
 		return 0, fmt.Errorf("project: %w", err)
@@ -307,6 +312,7 @@ func (p *projection) next(ctx context.Context, from int64) ([]loggedEvent, error
 // projected is a recording being projected and the files it had before.
 type projected struct {
 	state    ledger.State
+	before   ledger.State     // as stored, for the totals (Apply never modifies a state)
 	had      map[string]int64 // files stored before, with their FirstSeenAt
 	firstSeq int64            // for a new recording: its first event (kept when it exists)
 }
@@ -331,7 +337,7 @@ func (p *projection) load(ctx context.Context, recordID string) (*projected, err
 }
 
 func newProjected(st ledger.State) *projected {
-	pr := &projected{state: st, had: make(map[string]int64, len(st.Files))}
+	pr := &projected{state: st, before: st, had: make(map[string]int64, len(st.Files))}
 	for name, f := range st.Files {
 		pr.had[name] = f.FirstSeenAt
 	}
@@ -405,6 +411,17 @@ func (sv *save) write(ctx context.Context, tx *sql.Tx, st *writeStmts) error {
 	for _, name := range sv.files {
 		if _, err := tx.StmtContext(ctx, st.saveFile).ExecContext(ctx, name, s.RecordID, s.Files[name].FirstSeenAt); err != nil {
 			return fmt.Errorf("save file %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// addTotals adds a batch's change of the totals.
+func addTotals(ctx context.Context, tx *sql.Tx, st *writeStmts, c ledger.TotalsChange) error {
+	for _, k := range c.Cells() {
+		t := c[k]
+		if _, err := tx.StmtContext(ctx, st.addTotals).ExecContext(ctx, string(k.Status), string(k.Upload), t.Recordings, t.PendingFiles); err != nil {
+			return fmt.Errorf("project totals: %w", err)
 		}
 	}
 	return nil

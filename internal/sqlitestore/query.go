@@ -68,36 +68,25 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) 
 	if err := s.proj.wait(ctx); err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
-	// One pass over the recordings for both breakdowns; overdue is worked
-	// out here, since the stored upload_state leaves it out.
-	deadline := now.Add(-ledger.OverdueAfter).UnixMilli()
-	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT status, overdue, CASE WHEN overdue THEN 'overdue' ELSE upload_state END,
-			COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0)
-		FROM (SELECT status, upload_state, file_count, uploaded_count, `+storesql.OverdueClause+` AS overdue FROM recordings)
-		GROUP BY 1, 2, 3`, deadline)
+	rows, err := s.ledgerReader.QueryContext(ctx, storesql.TotalsQuery)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			status, upload string
-			overdue        bool
-			count, pending int64
-		)
-		if err := rows.Scan(&status, &overdue, &upload, &count, &pending); err != nil {
-			return st, fmt.Errorf("stats: %w", err)
-		}
-		st.RecordingsByStatus[ledger.Status(status)] += count
-		st.RecordingsByUpload[ledger.UploadState(upload)] += count
-		st.FilesPending += pending
-		if overdue {
-			st.FilesOverdue += pending
-		}
-	}
-	if err := rows.Err(); err != nil {
+	err = storesql.ScanTotals(rows, &st)
+	rows.Close()
+	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
+	rows, err = s.ledgerReader.QueryContext(ctx, storesql.OverdueQuery, now.Add(-ledger.OverdueAfter).UnixMilli())
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	err = storesql.ScanOverdue(rows, &st)
+	rows.Close()
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	storesql.DropEmpty(&st)
 	s.mu.Lock()
 	st.QuarantineCount, st.QuarantineBytes = s.quarantine.count, s.quarantine.bytes
 	s.mu.Unlock()

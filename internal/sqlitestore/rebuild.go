@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -22,7 +23,7 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
 	defer tx.Rollback()
-	for _, q := range []string{`DELETE FROM recordings`, `DELETE FROM files`} {
+	for _, q := range []string{`DELETE FROM recordings`, `DELETE FROM files`, `DELETE FROM totals`} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return 0, fmt.Errorf("rebuild: %w", err)
 		}
@@ -85,6 +86,9 @@ func (s *Store) Rebuild(ctx context.Context) (int64, error) {
 	rows.Close()
 	if err := flush(); err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, storesql.RebuildTotals); err != nil {
+		return 0, fmt.Errorf("rebuild totals: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE projection SET seq = ? WHERE id = 1`, upTo); err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -26,7 +27,7 @@ type replayRow struct {
 }
 
 type writeStmts struct {
-	insertEvent, saveState, saveFile, insertRejection, countMinute *sql.Stmt
+	insertEvent, saveState, saveFile, insertRejection, countMinute, addTotals *sql.Stmt
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -59,6 +60,7 @@ func (s *Store) prepare(ctx context.Context) error {
 			ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`),
 		insertRejection: prep(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		addTotals: prepOn(s.ledgerWriter, fmt.Sprintf(storesql.AddTotals, "?", "?", "?", "?")),
 		countMinute: prep(`INSERT INTO activity (minute, callbacks, duplicates, rejected) VALUES (?, ?, ?, ?)
 			ON CONFLICT (minute) DO UPDATE SET callbacks = callbacks + excluded.callbacks,
 				duplicates = duplicates + excluded.duplicates, rejected = rejected + excluded.rejected`),

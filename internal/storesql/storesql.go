@@ -6,6 +6,7 @@ package storesql
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -154,4 +155,67 @@ func ScanMinutes(rows Rows) ([]ledger.Minute, error) {
 		return nil, fmt.Errorf("activity: %w", err)
 	}
 	return out, nil
+}
+
+// The ledger's totals (see ledger.TotalsChange): the totals table and the
+// overdue recordings among the not fully uploaded ones, by their stored
+// upload state. OverdueQuery's "?" is the deadline (now - OverdueAfter);
+// its condition matches the recordings_not_uploaded partial index.
+const (
+	TotalsQuery   = `SELECT status, upload_state, recordings, pending_files FROM totals`
+	OverdueQuery  = `SELECT upload_state, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings WHERE upload_state NOT IN ('none', 'complete') AND end_received_at < ? GROUP BY upload_state`
+	RebuildTotals = `INSERT INTO totals (status, upload_state, recordings, pending_files)
+		SELECT status, upload_state, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings GROUP BY status, upload_state`
+	// AddTotals adds to a totals row ("$n" or "?" per the backend).
+	AddTotals = `INSERT INTO totals AS t (status, upload_state, recordings, pending_files) VALUES (%s, %s, %s, %s)
+		ON CONFLICT (status, upload_state) DO UPDATE SET recordings = t.recordings + excluded.recordings,
+			pending_files = t.pending_files + excluded.pending_files`
+)
+
+// ScanTotals adds the rows of TotalsQuery to st.
+func ScanTotals(rows Rows, st *ledger.Stats) error {
+	for rows.Next() {
+		var (
+			status, upload      string
+			recordings, pending int64
+		)
+		if err := rows.Scan(&status, &upload, &recordings, &pending); err != nil {
+			return fmt.Errorf("totals: %w", err)
+		}
+		st.RecordingsByStatus[ledger.Status(status)] += recordings
+		st.RecordingsByUpload[ledger.UploadState(upload)] += recordings
+		st.FilesPending += pending
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("totals: %w", err)
+	}
+	return nil
+}
+
+// DropEmpty removes the zero counts Stats' maps may hold (a totals row all
+// of whose recordings moved on, a state all of whose recordings are overdue).
+func DropEmpty(st *ledger.Stats) {
+	maps.DeleteFunc(st.RecordingsByStatus, func(_ ledger.Status, n int64) bool { return n == 0 })
+	maps.DeleteFunc(st.RecordingsByUpload, func(_ ledger.UploadState, n int64) bool { return n == 0 })
+}
+
+// ScanOverdue moves the rows of OverdueQuery from their stored upload
+// state to overdue in st.
+func ScanOverdue(rows Rows, st *ledger.Stats) error {
+	for rows.Next() {
+		var (
+			upload         string
+			count, pending int64
+		)
+		if err := rows.Scan(&upload, &count, &pending); err != nil {
+			return fmt.Errorf("overdue: %w", err)
+		}
+		st.RecordingsByUpload[ledger.UploadState(upload)] -= count
+		st.RecordingsByUpload[ledger.UploadOverdue] += count
+		st.FilesOverdue += pending
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("overdue: %w", err)
+	}
+	return nil
 }

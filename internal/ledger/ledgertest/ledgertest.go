@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"Stats", testStats},
 		{"UploadStateFilter", testUploadStateFilter},
 		{"Activity", testActivity},
+		{"StatsAgreeWithRecordings", testStatsAgreeWithRecordings},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
@@ -760,4 +762,86 @@ func testActivity(t *testing.T, open Opener) {
 	if got, err := s.Activity(ctx, m0+180_000); err != nil || len(got) != 0 {
 		t.Errorf("since after everything: %+v, %v", got, err)
 	}
+}
+
+// testStatsAgreeWithRecordings: the totals a store keeps as it projects
+// equal what its recordings' views add up to, at two clocks, under
+// shuffled arrivals and redeliveries, after a rebuild and after a reopen.
+func testStatsAgreeWithRecordings(t *testing.T, open Opener) {
+	s := open()
+	ctx := context.Background()
+	now := time.Now()
+	rnd := rand.New(rand.NewPCG(7, 11))
+	var all []ledger.Incoming
+	for i := range 30 {
+		id := fmt.Sprintf("tot-%02d", i)
+		cbs := Recording(t, id, 1+i%4, i%3 == 0)
+		switch i % 5 {
+		case 1: // still recording: no end
+			cbs = cbs[:2]
+		case 2: // a failed start
+			cbs = []rc.Callback{Callback(t, id, rc.TypeStart, 0, "", 500)}
+		case 3: // ended, uploads not reported
+			var kept []rc.Callback
+			for _, cb := range cbs {
+				if cb.Type != rc.TypeUpload {
+					kept = append(kept, cb)
+				}
+			}
+			cbs = kept
+		}
+		at := now
+		if i%2 == 0 {
+			at = now.Add(-30 * time.Hour) // ended long ago: overdue where not uploaded
+		}
+		for j, cb := range cbs {
+			all = append(all, ledger.Incoming{Callback: cb, ReceivedAt: at.Add(time.Duration(j) * time.Second)})
+			if rnd.IntN(10) == 0 {
+				all = append(all, ledger.Incoming{Callback: cb, ReceivedAt: at.Add(time.Duration(j)*time.Second + time.Minute)})
+			}
+		}
+	}
+	rnd.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	for _, in := range all {
+		if _, err := s.Append(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(stage string, s ledger.Store) {
+		t.Helper()
+		page, err := s.ListRecordings(ctx, ledger.RecordingFilter{Limit: ledger.MaxPage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, clock := range []time.Time{now, now.Add(26 * time.Hour)} {
+			want := ledger.Stats{RecordingsByStatus: map[ledger.Status]int64{}, RecordingsByUpload: map[ledger.UploadState]int64{}}
+			for _, st := range page.Items {
+				v := st.View(clock)
+				want.RecordingsByStatus[v.Status]++
+				want.RecordingsByUpload[v.UploadState]++
+				pending := int64(v.FileCount - v.UploadedCount)
+				want.FilesPending += pending
+				if st.Overdue(clock) {
+					want.FilesOverdue += pending
+				}
+			}
+			got, err := s.Stats(ctx, clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.QuarantineCount, got.QuarantineBytes, got.LoggedSeq, got.ProjectedSeq = 0, 0, 0, 0
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s, at +%v: stats differ from the recordings (-recordings +stats):\n%s", stage, clock.Sub(now).Round(time.Hour), diff)
+			}
+		}
+	}
+	check("live", s)
+	if _, err := s.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after rebuild", s)
+	closeStore(t, s)
+	s = open()
+	defer closeStore(t, s)
+	check("after reopen", s)
 }
