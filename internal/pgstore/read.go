@@ -155,7 +155,7 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) 
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
-	rows, err = s.pool.Query(ctx, strings.Replace(storesql.OverdueQuery, "?", "$1", 1), now.Add(-ledger.OverdueAfter).UnixMilli())
+	rows, err = s.pool.Query(ctx, strings.Replace(fmt.Sprintf(storesql.OverdueQuery, ""), "?", "$1", 1), now.Add(-ledger.OverdueAfter).UnixMilli())
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}

@@ -77,7 +77,7 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) 
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
-	rows, err = s.ledgerReader.QueryContext(ctx, storesql.OverdueQuery, now.Add(-ledger.OverdueAfter).UnixMilli())
+	rows, err = s.ledgerReader.QueryContext(ctx, fmt.Sprintf(storesql.OverdueQuery, "INDEXED BY recordings_not_uploaded"), now.Add(-ledger.OverdueAfter).UnixMilli())
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}

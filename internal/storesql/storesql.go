@@ -160,10 +160,13 @@ func ScanMinutes(rows Rows) ([]ledger.Minute, error) {
 // The ledger's totals (see ledger.TotalsChange): the totals table and the
 // overdue recordings among the not fully uploaded ones, by their stored
 // upload state. OverdueQuery's "?" is the deadline (now - OverdueAfter);
-// its condition matches the recordings_not_uploaded partial index.
+// its condition matches the recordings_not_uploaded partial index, and its
+// %s takes an index hint where the planner needs one (SQLite, without
+// statistics, preferred scanning the upload_state index: seconds at a
+// million recordings).
 const (
 	TotalsQuery   = `SELECT status, upload_state, recordings, pending_files FROM totals`
-	OverdueQuery  = `SELECT upload_state, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings WHERE upload_state NOT IN ('none', 'complete') AND end_received_at < ? GROUP BY upload_state`
+	OverdueQuery  = `SELECT upload_state, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings %s WHERE upload_state NOT IN ('none', 'complete') AND end_received_at < ? GROUP BY upload_state`
 	RebuildTotals = `INSERT INTO totals (status, upload_state, recordings, pending_files)
 		SELECT status, upload_state, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings GROUP BY status, upload_state`
 	// AddTotals adds to a totals row ("$n" or "?" per the backend).
