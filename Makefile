@@ -20,12 +20,8 @@ lint: ## gofmt, go vet and staticcheck; fails on any finding
 	go vet ./...
 	go run $(STATICCHECK) ./...
 
-fuzz: ## run each fuzz target for FUZZTIME (default 20s)
-	@for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
-		go test $$pkg -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) || exit 1; \
-	done
+fuzz: ## run each fuzz target for FUZZTIME (default 20s); a finding fails it
+	@FUZZTIME=$(FUZZTIME) bash .ci/fuzz $(FUZZ_TARGETS)
 
 bench: ## run the Go benchmarks (5 counts, for benchstat)
 	go test ./rc ./internal/sqlitestore -run '^$$' -bench . -benchmem -count 5

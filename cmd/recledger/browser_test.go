@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/recledger/recledger/internal/api"
@@ -377,6 +378,23 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("the overview is wider than a phone: %v > %v", eval[int](t, ctx, "document.documentElement.scrollWidth"), eval[int](t, ctx, "window.innerWidth"))
 	}
 	screenshot(t, ctx, "overview-phone")
+
+	// Dark mode (prefers-color-scheme: dark) keeps the contrast too.
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatalf("emulate dark mode: %v", err)
+	}
+	do(t, ctx, "desktop viewport", chromedp.EmulateViewport(1280, 1000))
+	for _, p := range []string{"/", "/recordings", "/recordings/" + known.RecordID, "/quarantine"} {
+		do(t, ctx, "open "+p+" in dark mode", chromedp.Navigate(base+p), chromedp.WaitVisible(chromedp.CSS("h1")))
+		if dark := eval[bool](t, ctx, `matchMedia('(prefers-color-scheme: dark)').matches`); !dark {
+			t.Fatal("dark mode is not emulated")
+		}
+		checkContrast(t, ctx, p+" (dark)")
+		if p == "/" {
+			screenshot(t, ctx, "overview-dark")
+		}
+	}
 
 	if strings.Contains(srv.logs.String(), token) {
 		t.Error("the API token reached the server log")
