@@ -22,7 +22,9 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/recledger/recledger/internal/access"
@@ -59,6 +61,77 @@ type Dashboard struct {
 	opts   Options
 	pages  map[string]*template.Template
 	assets map[string]asset
+	logins loginLimiter
+}
+
+// loginLimiter slows guessing: after maxFailedLogins wrong tokens from one
+// address within loginWindow, that address is refused until the window
+// ends. Bounded: past maxTrackedAddrs it forgets the expired entries, then
+// everyone (a flood from many addresses must not grow memory).
+type loginLimiter struct {
+	mu    sync.Mutex
+	addrs map[string]*loginFailures
+}
+
+type loginFailures struct {
+	count int
+	until time.Time
+}
+
+const (
+	maxFailedLogins = 5
+	loginWindow     = time.Minute
+	maxTrackedAddrs = 10_000
+)
+
+// blocked reports how long addr must still wait, or 0.
+func (l *loginLimiter) blocked(addr string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.addrs[addr]
+	if f == nil || !now.Before(f.until) || f.count < maxFailedLogins {
+		return 0
+	}
+	return f.until.Sub(now)
+}
+
+func (l *loginLimiter) failed(addr string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.addrs == nil {
+		l.addrs = map[string]*loginFailures{}
+	}
+	if len(l.addrs) >= maxTrackedAddrs {
+		for a, f := range l.addrs {
+			if !now.Before(f.until) {
+				delete(l.addrs, a)
+			}
+		}
+		if len(l.addrs) >= maxTrackedAddrs {
+			clear(l.addrs)
+		}
+	}
+	f := l.addrs[addr]
+	if f == nil || !now.Before(f.until) {
+		f = &loginFailures{until: now.Add(loginWindow)}
+		l.addrs[addr] = f
+	}
+	f.count++
+}
+
+func (l *loginLimiter) succeeded(addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.addrs, addr)
+}
+
+// remoteHost is the address a login is counted against.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 type asset struct {
@@ -244,6 +317,13 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
+	addr, now := remoteHost(r), d.opts.Now()
+	if wait := d.logins.blocked(addr, now); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		d.render(w, r, http.StatusTooManyRequests, "login", d.loginView(r, r.URL.Query().Get("next"),
+			"Too many wrong tokens from your address. Wait a minute and try again."))
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if err := r.ParseForm(); err != nil {
 		d.render(w, r, http.StatusBadRequest, "login", d.loginView(r, "", "The form could not be read."))
@@ -251,10 +331,12 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	}
 	cookie, ok := d.opts.Access.Login(r.PostForm.Get("token"))
 	if !ok {
+		d.logins.failed(addr, now)
 		d.opts.Logger.Warn("dashboard login refused: wrong token", "remote", r.RemoteAddr)
 		d.render(w, r, http.StatusUnauthorized, "login", d.loginView(r, r.PostForm.Get("next"), "That is not this server's API token."))
 		return
 	}
+	d.logins.succeeded(addr)
 	http.SetCookie(w, cookie)
 	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
 }
