@@ -145,26 +145,17 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 
 // Stats implements ledger.Store.
 func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) {
-	st := ledger.Stats{RecordingsByStatus: map[ledger.Status]int64{}, RecordingsByUpload: map[ledger.UploadState]int64{}}
-	rows, err := s.pool.Query(ctx, storesql.TotalsQuery)
-	if err != nil {
-		return st, fmt.Errorf("stats: %w", err)
+	query := func(ctx context.Context, q string, args ...any) (storesql.Rows, func(), error) {
+		rows, err := s.pool.Query(ctx, q, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rows, rows.Close, nil
 	}
-	err = storesql.ScanTotals(rows, &st)
-	rows.Close()
+	st, err := storesql.ReadTotals(ctx, query, strings.Replace(fmt.Sprintf(storesql.OverdueQuery, ""), "?", "$1", 1), now)
 	if err != nil {
-		return st, fmt.Errorf("stats: %w", err)
+		return st, err
 	}
-	rows, err = s.pool.Query(ctx, strings.Replace(fmt.Sprintf(storesql.OverdueQuery, ""), "?", "$1", 1), now.Add(-ledger.OverdueAfter).UnixMilli())
-	if err != nil {
-		return st, fmt.Errorf("stats: %w", err)
-	}
-	err = storesql.ScanOverdue(rows, &st)
-	rows.Close()
-	if err != nil {
-		return st, fmt.Errorf("stats: %w", err)
-	}
-	storesql.DropEmpty(&st)
 	err = s.pool.QueryRow(ctx, `SELECT
 		(SELECT COUNT(*) FROM quarantine), (SELECT COALESCE(SUM(length(body)), 0) FROM quarantine),
 		(SELECT last FROM feed WHERE id = 1)`).

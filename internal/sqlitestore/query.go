@@ -64,29 +64,20 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 
 // Stats implements ledger.Store.
 func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) {
-	st := ledger.Stats{RecordingsByStatus: map[ledger.Status]int64{}, RecordingsByUpload: map[ledger.UploadState]int64{}}
 	if err := s.proj.wait(ctx); err != nil {
-		return st, fmt.Errorf("stats: %w", err)
+		return ledger.Stats{}, fmt.Errorf("stats: %w", err)
 	}
-	rows, err := s.ledgerReader.QueryContext(ctx, storesql.TotalsQuery)
+	query := func(ctx context.Context, q string, args ...any) (storesql.Rows, func(), error) {
+		rows, err := s.ledgerReader.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rows, func() { rows.Close() }, nil
+	}
+	st, err := storesql.ReadTotals(ctx, query, fmt.Sprintf(storesql.OverdueQuery, "INDEXED BY recordings_not_uploaded"), now)
 	if err != nil {
-		return st, fmt.Errorf("stats: %w", err)
+		return st, err
 	}
-	err = storesql.ScanTotals(rows, &st)
-	rows.Close()
-	if err != nil {
-		return st, fmt.Errorf("stats: %w", err)
-	}
-	rows, err = s.ledgerReader.QueryContext(ctx, fmt.Sprintf(storesql.OverdueQuery, "INDEXED BY recordings_not_uploaded"), now.Add(-ledger.OverdueAfter).UnixMilli())
-	if err != nil {
-		return st, fmt.Errorf("stats: %w", err)
-	}
-	err = storesql.ScanOverdue(rows, &st)
-	rows.Close()
-	if err != nil {
-		return st, fmt.Errorf("stats: %w", err)
-	}
-	storesql.DropEmpty(&st)
 	s.mu.Lock()
 	st.QuarantineCount, st.QuarantineBytes = s.quarantine.count, s.quarantine.bytes
 	s.mu.Unlock()

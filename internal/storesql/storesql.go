@@ -4,6 +4,7 @@
 package storesql
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -174,6 +175,38 @@ const (
 		ON CONFLICT (status, upload_state) DO UPDATE SET recordings = t.recordings + excluded.recordings,
 			pending_files = t.pending_files + excluded.pending_files`
 )
+
+// Query runs a read for ReadTotals; each backend adapts its driver to it
+// (done closes the rows).
+type Query func(ctx context.Context, sql string, args ...any) (rows Rows, done func(), err error)
+
+// ReadTotals reads the ledger's totals at the server time now: the totals
+// table, then the overdue among the recordings not fully uploaded, with
+// overdueSQL (OverdueQuery in the backend's dialect; its parameter is the
+// deadline).
+func ReadTotals(ctx context.Context, query Query, overdueSQL string, now time.Time) (ledger.Stats, error) {
+	st := ledger.Stats{RecordingsByStatus: map[ledger.Status]int64{}, RecordingsByUpload: map[ledger.UploadState]int64{}}
+	for _, step := range []struct {
+		sql  string
+		args []any
+		scan func(Rows, *ledger.Stats) error
+	}{
+		{TotalsQuery, nil, ScanTotals},
+		{overdueSQL, []any{now.Add(-ledger.OverdueAfter).UnixMilli()}, ScanOverdue},
+	} {
+		rows, done, err := query(ctx, step.sql, step.args...)
+		if err != nil {
+			return st, fmt.Errorf("stats: %w", err)
+		}
+		err = step.scan(rows, &st)
+		done()
+		if err != nil {
+			return st, fmt.Errorf("stats: %w", err)
+		}
+	}
+	DropEmpty(&st)
+	return st, nil
+}
 
 // ScanTotals adds the rows of TotalsQuery to st.
 func ScanTotals(rows Rows, st *ledger.Stats) error {
