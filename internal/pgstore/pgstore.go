@@ -27,6 +27,7 @@ import (
 
 	"github.com/recledger/recledger/internal/groupcommit"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
 )
 
 var _ ledger.Store = (*Store)(nil)
@@ -47,12 +48,12 @@ type Options struct {
 
 // Store is a ledger.Store on PostgreSQL.
 type Store struct {
-	pool    *pgxpool.Pool
-	replay  *pgxpool.Pool // synchronous_commit off: see Remember
-	opts    Options
-	batcher *groupcommit.Batcher[op, ledger.Appended]
-	stop    context.CancelFunc
-	done    chan struct{}
+	pool            *pgxpool.Pool
+	replay          *pgxpool.Pool // synchronous_commit off: see Remember
+	opts            Options
+	storesql.Intake // Append and Quarantine: the group commit
+	stop            context.CancelFunc
+	done            chan struct{}
 
 	mu      sync.Mutex
 	closed  bool
@@ -108,12 +109,12 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	s := &Store{pool: pool, replay: replay, opts: o, done: make(chan struct{})}
-	s.batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch})
+	s.Batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch})
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go func() {
 		defer close(s.done)
-		s.batcher.Run(runCtx)
+		s.Batcher.Run(runCtx)
 	}()
 	return s, nil
 }

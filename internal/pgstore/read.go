@@ -126,21 +126,11 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
 	defer rows.Close()
-	var out []ledger.State
-	for rows.Next() {
-		var (
-			raw []byte
-			st  ledger.State
-		)
-		if err := rows.Scan(&raw); err != nil {
-			return nil, fmt.Errorf("find file %s: %w", fileName, err)
-		}
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return nil, fmt.Errorf("find file %s: %w", fileName, err)
-		}
-		out = append(out, st)
+	states, err := storesql.ScanStates(rows)
+	if err != nil {
+		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
-	return out, rows.Err()
+	return states, nil
 }
 
 // Stats implements ledger.Store.

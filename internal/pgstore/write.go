@@ -11,34 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
 	"github.com/recledger/recledger/rc"
 )
-
-type op struct {
-	in  *ledger.Incoming
-	rej *ledger.Rejection
-}
-
-// Append implements ledger.Store: it waits for the group commit that
-// includes the callback, projections and feed seq included.
-func (s *Store) Append(ctx context.Context, in ledger.Incoming) (ledger.Appended, error) {
-	a, err := s.batcher.Submit(ctx, op{in: &in})
-	if err != nil {
-		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", in.Callback.RecordID, err)
-	}
-	return a, nil
-}
-
-// Quarantine implements ledger.Store.
-func (s *Store) Quarantine(ctx context.Context, r ledger.Rejection) error {
-	if len(r.Body) > ledger.MaxQuarantineBody {
-		r.Body = r.Body[:ledger.MaxQuarantineBody]
-	}
-	if _, err := s.batcher.Submit(ctx, op{rej: &r}); err != nil {
-		return fmt.Errorf("quarantine: %w", err)
-	}
-	return nil
-}
 
 // Remember implements rc.ReplayMemory against the shared table, so a
 // signature accepted by one instance is known to all. One statement, on
@@ -90,19 +65,9 @@ func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte,
 
 // commit is the group-commit function: one transaction for the batch, in
 // a handful of round trips whatever its size (each statement takes arrays).
-func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended, err error) {
-	if s.opts.OnCommit != nil {
-		start := time.Now()
-		defer func() {
-			rej := 0
-			for _, o := range ops {
-				if o.rej != nil {
-					rej++
-				}
-			}
-			s.opts.OnCommit(len(ops)-rej, rej, time.Since(start), err)
-		}()
-	}
+func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger.Appended, err error) {
+	report := storesql.ReportCommit(s.opts.OnCommit, ops)
+	defer func() { report(err) }()
 	s.mu.Lock()
 	s.commits++
 	prune := s.commits%1000 == 1
@@ -116,12 +81,12 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 			minutes  ledger.MinuteCounter
 		)
 		for i, o := range ops {
-			if o.rej != nil {
-				if err := insertRejection(ctx, tx, o.rej); err != nil {
+			if o.Rej != nil {
+				if err := insertRejection(ctx, tx, o.Rej); err != nil {
 					return err
 				}
 				rejected = true
-				minutes.Rejected(o.rej.At)
+				minutes.Rejected(o.Rej.At)
 				continue
 			}
 			incoming = append(incoming, i)
@@ -154,7 +119,7 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 			if results[i].Duplicate {
 				continue
 			}
-			in := ops[i].in
+			in := ops[i].In
 			if _, ok := byRecord[in.Callback.RecordID]; !ok {
 				recordIDs = append(recordIDs, in.Callback.RecordID)
 			}
@@ -170,7 +135,7 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 			}
 		}
 		for _, i := range incoming {
-			minutes.Stored(ops[i].in.ReceivedAt.UnixMilli(), results[i].Duplicate)
+			minutes.Stored(ops[i].In.ReceivedAt.UnixMilli(), results[i].Duplicate)
 		}
 		return countMinutes(ctx, tx, &minutes)
 	})
@@ -222,7 +187,7 @@ func countMinutes(ctx context.Context, tx pgx.Tx, c *ledger.MinuteCounter) error
 // results, marking results' duplicates: a callback whose identity is logged
 // already (by any instance, or earlier in the batch) is logged marked
 // duplicate.
-func insertEvents(ctx context.Context, tx pgx.Tx, ops []op, idx []int, results []ledger.Appended) error {
+func insertEvents(ctx context.Context, tx pgx.Tx, ops []storesql.Op, idx []int, results []ledger.Appended) error {
 	type row struct {
 		i   int
 		key []byte
@@ -230,7 +195,7 @@ func insertEvents(ctx context.Context, tx pgx.Tx, ops []op, idx []int, results [
 	var candidates, dups []row
 	first := map[string]bool{}
 	for _, i := range idx {
-		key := ledger.IdentityHash(ops[i].in.Callback.Key())
+		key := ledger.IdentityHash(ops[i].In.Callback.Key())
 		if first[string(key)] {
 			dups = append(dups, row{i, key})
 			continue
@@ -246,7 +211,7 @@ func insertEvents(ctx context.Context, tx pgx.Tx, ops []op, idx []int, results [
 			keys, bodies            [][]byte
 		)
 		for _, r := range rows {
-			in := ops[r.i].in
+			in := ops[r.i].In
 			cb := &in.Callback
 			seqs, at, ts = append(seqs, results[r.i].Seq), append(at, in.ReceivedAt.UnixMilli()), append(ts, cb.Timestamp)
 			apps, recs, files, errs = append(apps, cb.AppKey), append(recs, cb.RecordID), append(files, cb.Output.FileName), append(errs, cb.ErrorMessage)

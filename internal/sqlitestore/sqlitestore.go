@@ -20,6 +20,7 @@ import (
 
 	"github.com/recledger/recledger/internal/groupcommit"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -91,9 +92,9 @@ type Store struct {
 	ledgerReader *sql.DB
 	stmts        writeStmts
 
-	batcher *groupcommit.Batcher[op, ledger.Appended]
-	stop    context.CancelFunc
-	done    chan struct{}
+	storesql.Intake // Append and Quarantine: the group commit
+	stop            context.CancelFunc
+	done            chan struct{}
 
 	proj     *projection
 	stopProj context.CancelFunc
@@ -185,12 +186,12 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	s.batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait})
+	s.Batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait})
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go func() {
 		defer close(s.done)
-		s.batcher.Run(runCtx)
+		s.Batcher.Run(runCtx)
 	}()
 	projCtx, stopProj := context.WithCancel(context.Background())
 	s.stopProj = stopProj

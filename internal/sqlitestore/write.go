@@ -13,13 +13,6 @@ import (
 	"github.com/recledger/recledger/rc"
 )
 
-// op is one write for the group-committing writer: a callback to append or
-// a rejection to quarantine.
-type op struct {
-	in  *ledger.Incoming
-	rej *ledger.Rejection
-}
-
 type replayRow struct {
 	key    rc.ReplayKey
 	digest [32]byte
@@ -71,29 +64,6 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
-// Append implements ledger.Store: it waits for the group commit that
-// includes the callback. The projections follow just behind; reads wait for
-// them to include every callback acknowledged before the read.
-func (s *Store) Append(ctx context.Context, in ledger.Incoming) (ledger.Appended, error) {
-	a, err := s.batcher.Submit(ctx, op{in: &in})
-	if err != nil {
-		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", in.Callback.RecordID, err)
-	}
-	return a, nil
-}
-
-// Quarantine implements ledger.Store. Rejections share the callbacks'
-// group commits, so a flood of refused requests costs no fsync of its own.
-func (s *Store) Quarantine(ctx context.Context, r ledger.Rejection) error {
-	if len(r.Body) > ledger.MaxQuarantineBody {
-		r.Body = r.Body[:ledger.MaxQuarantineBody]
-	}
-	if _, err := s.batcher.Submit(ctx, op{rej: &r}); err != nil {
-		return fmt.Errorf("quarantine: %w", err)
-	}
-	return nil
-}
-
 // Remember implements rc.ReplayMemory: the memory answers, and a new
 // signature is written with the next commit, which is the one of its own
 // callback or an earlier one, so no acknowledged callback's signature is
@@ -113,19 +83,9 @@ func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte,
 }
 
 // commit is the group-commit function: one transaction for the batch.
-func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended, err error) {
-	if s.opts.OnCommit != nil {
-		start := time.Now()
-		defer func() {
-			rejections := 0
-			for _, o := range ops {
-				if o.rej != nil {
-					rejections++
-				}
-			}
-			s.opts.OnCommit(len(ops)-rejections, rejections, time.Since(start), err)
-		}()
-	}
+func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger.Appended, err error) {
+	report := storesql.ReportCommit(s.opts.OnCommit, ops)
+	defer func() { report(err) }()
 	s.mu.Lock()
 	pending := s.pendingReplay
 	s.pendingReplay = nil
@@ -168,22 +128,22 @@ func (s *Store) commit(ctx context.Context, ops []op) (results []ledger.Appended
 		minutes                 ledger.MinuteCounter
 	)
 	for i, o := range ops {
-		if o.rej != nil {
-			if err := insertRejection(ctx, tx, s.stmts.insertRejection, o.rej); err != nil {
+		if o.Rej != nil {
+			if err := insertRejection(ctx, tx, s.stmts.insertRejection, o.Rej); err != nil {
 				return nil, err
 			}
 			rejected++
-			rejectedBytes += int64(len(o.rej.Body))
-			minutes.Rejected(o.rej.At)
+			rejectedBytes += int64(len(o.Rej.Body))
+			minutes.Rejected(o.Rej.At)
 			continue
 		}
-		a, err := appendEvent(ctx, tx, &s.stmts, o.in)
+		a, err := appendEvent(ctx, tx, &s.stmts, o.In)
 		if err != nil {
 			return nil, err
 		}
 		results[i] = a
-		logged = append(logged, loggedEvent{seq: a.Seq, receivedAt: o.in.ReceivedAt.UnixMilli(), duplicate: a.Duplicate, cb: o.in.Callback})
-		minutes.Stored(o.in.ReceivedAt.UnixMilli(), a.Duplicate)
+		logged = append(logged, loggedEvent{seq: a.Seq, receivedAt: o.In.ReceivedAt.UnixMilli(), duplicate: a.Duplicate, cb: o.In.Callback})
+		minutes.Stored(o.In.ReceivedAt.UnixMilli(), a.Duplicate)
 	}
 	for _, m := range minutes.Minutes() {
 		if _, err := tx.StmtContext(ctx, s.stmts.countMinute).ExecContext(ctx, m.Start, m.Callbacks, m.Duplicates, m.Rejected); err != nil {

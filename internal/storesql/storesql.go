@@ -1,6 +1,7 @@
-// Package storesql holds the SQL the SQL backends share: the recordings
-// page query built from a filter, and the scanning of events and pages.
-// Backends pass their placeholder style; everything else is the same.
+// Package storesql holds what the SQL backends share: the recordings page
+// query built from a filter, the scanning of events, states and pages, the
+// totals, and the write intake in front of their group commits. Backends
+// pass their placeholder style; everything else is the same.
 package storesql
 
 import (
@@ -254,4 +255,24 @@ func ScanOverdue(rows Rows, st *ledger.Stats) error {
 		return fmt.Errorf("overdue: %w", err)
 	}
 	return nil
+}
+
+// ScanStates reads rows of one column, a recording's state as JSON. The
+// caller closes rows.
+func ScanStates(rows Rows) ([]ledger.State, error) {
+	var out []ledger.State
+	for rows.Next() {
+		var (
+			raw []byte
+			st  ledger.State
+		)
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
 }
