@@ -57,11 +57,12 @@ type Options struct {
 
 // Dashboard serves the pages.
 type Dashboard struct {
-	store  Store
-	opts   Options
-	pages  map[string]*template.Template
-	assets map[string]asset
-	logins loginLimiter
+	store     Store
+	opts      Options
+	pages     map[string]*template.Template
+	assets    map[string]asset
+	assetURLs map[string]string // name -> /static/NAME?v=HASH, for the pages
+	logins    loginLimiter
 }
 
 // loginLimiter slows guessing: after maxFailedLogins wrong tokens from one
@@ -167,6 +168,10 @@ func New(store Store, o Options) (*Dashboard, error) {
 	if err := d.loadAssets(); err != nil {
 		return nil, err
 	}
+	d.assetURLs = make(map[string]string, len(d.assets))
+	for n, a := range d.assets {
+		d.assetURLs[n] = "/static/" + n + "?v=" + a.etag
+	}
 	funcs := d.funcs()
 	for _, page := range []string{"overview", "recordings", "recording", "quarantine", "login", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
@@ -233,7 +238,7 @@ func (d *Dashboard) headers(h http.Handler) http.Handler {
 	})
 }
 
-// errPageNotFound answers 404 with the page's own message.
+// notFound answers 404 with the page's own message.
 type notFound struct{ what string }
 
 func (e *notFound) Error() string { return e.what }

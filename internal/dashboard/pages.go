@@ -28,7 +28,7 @@ type page struct {
 	Stream   string
 	Search   string // the search box's value
 	Now      time.Time
-	Assets   map[string]string // asset name -> its versioned URL
+	Assets   map[string]string // asset name -> its versioned URL (shared; read only)
 }
 
 func (p *page) base() *page { return p }
@@ -54,10 +54,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 	if p.Now.IsZero() {
 		p.Now = d.opts.Now()
 	}
-	p.Assets = map[string]string{}
-	for n, a := range d.assets {
-		p.Assets[n] = "/static/" + n + "?v=" + a.etag
-	}
+	p.Assets = d.assetURLs
 	var buf bytes.Buffer
 	if err := d.pages[name].Execute(&buf, v); err != nil {
 		d.opts.Logger.Error("dashboard template", "page", name, "err", err)
@@ -105,10 +102,6 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	now := d.opts.Now()
 	v := &overviewView{page: page{Title: "Overview", Nav: "overview", Live: true, Now: now}}
-	var err error
-	if v.LastSeq, err = d.lastSeq(ctx); err != nil {
-		return err
-	}
 	st, err := d.store.Stats(ctx, now)
 	if err != nil {
 		return err
@@ -140,6 +133,9 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) error {
 	}
 	for i := len(latest) - 1; i >= 0; i-- {
 		v.Latest = append(v.Latest, latest[i])
+	}
+	if len(latest) > 0 { // the newest event is where the page's stream starts
+		v.LastSeq = latest[len(latest)-1].Seq
 	}
 	d.render(w, r, http.StatusOK, "overview", v)
 	return nil
