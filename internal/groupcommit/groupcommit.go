@@ -21,12 +21,21 @@ var ErrClosed = errors.New("groupcommit: writer stopped")
 // item, in order, or an error for the whole batch (nothing committed).
 type CommitFunc[T, R any] func(ctx context.Context, items []T) ([]R, error)
 
+// ItemError is the error of an item that failed alone, with an error the
+// backend's Options.ItemError says an item can cause: retrying it will fail
+// again. Err is the backend's error.
+type ItemError struct{ Err error }
+
+func (e *ItemError) Error() string { return "item refused by the store: " + e.Err.Error() }
+func (e *ItemError) Unwrap() error { return e.Err }
+
 // Batcher is a single writer; Submit may be called from any goroutine.
 type Batcher[T, R any] struct {
-	commit   CommitFunc[T, R]
-	maxBatch int
-	maxWait  time.Duration
-	queue    chan request[T, R]
+	commit    CommitFunc[T, R]
+	maxBatch  int
+	maxWait   time.Duration
+	itemError func(error) bool
+	queue     chan request[T, R]
 
 	mu      sync.RWMutex // guards stopped against Submit racing Run's exit
 	stopped bool
@@ -52,6 +61,14 @@ type Options struct {
 	// what is queued; under load the queue fills while the previous commit
 	// syncs).
 	MaxWait time.Duration
+	// ItemError, when set, reports whether a failed commit's error may
+	// have been caused by one of its items (a value the database refuses:
+	// a constraint, a data exception, a size limit), as opposed to the
+	// database itself (connection lost, disk full, busy, timeout). A batch
+	// of several items failing so is split in halves that are committed on
+	// their own, down to the guilty item, which alone gets an *ItemError:
+	// one bad item never fails another. Other errors fail the batch once.
+	ItemError func(error) bool
 }
 
 // New returns a Batcher; call Run to start its writer.
@@ -60,11 +77,12 @@ func New[T, R any](commit CommitFunc[T, R], o Options) *Batcher[T, R] {
 		o.MaxBatch = 256
 	}
 	return &Batcher[T, R]{
-		commit:   commit,
-		maxBatch: o.MaxBatch,
-		maxWait:  o.MaxWait,
-		queue:    make(chan request[T, R], o.MaxBatch),
-		done:     make(chan struct{}),
+		commit:    commit,
+		maxBatch:  o.MaxBatch,
+		maxWait:   o.MaxWait,
+		itemError: o.ItemError,
+		queue:     make(chan request[T, R], o.MaxBatch),
+		done:      make(chan struct{}),
 	}
 }
 
@@ -154,6 +172,17 @@ func (b *Batcher[T, R]) flush(batch []request[T, R], items []T) {
 	results, err := b.commit(context.WithoutCancel(context.Background()), items)
 	if err == nil && len(results) != len(items) {
 		err = errors.New("groupcommit: commit returned the wrong number of results")
+	}
+	if err != nil && b.itemError != nil && b.itemError(err) {
+		if len(batch) > 1 {
+			// Bisect: about 2·log2(n) commits find one guilty item; the
+			// innocent halves commit as they go, in arrival order.
+			half := len(batch) / 2
+			b.flush(batch[:half], nil)
+			b.flush(batch[half:], nil)
+			return
+		}
+		err = &ItemError{Err: err}
 	}
 	for i, r := range batch {
 		if err != nil {

@@ -3,6 +3,7 @@ package groupcommit_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -180,5 +181,124 @@ func TestSubmitGivesUpBeforeQueueing(t *testing.T) {
 	defer cancel()
 	if _, err := b.Submit(ctx, 2); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Submit with a full queue = %v, want the context's error", err)
+	}
+}
+
+// errPoison stands for a value the database refuses (a constraint); any
+// other error stands for the database being down.
+var errPoison = errors.New("check constraint violated")
+
+// poisonCommit fails a batch holding a poison item with errPoison, a batch
+// while down is set with a transient error, and commits the rest.
+type poisonCommit struct {
+	mu      sync.Mutex
+	poison  map[int]bool
+	down    bool
+	commits [][]int
+	stored  map[int]int
+}
+
+func (p *poisonCommit) commit(_ context.Context, items []int) ([]int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.commits = append(p.commits, append([]int(nil), items...))
+	if p.down {
+		return nil, errors.New("connection refused")
+	}
+	for _, it := range items {
+		if p.poison[it] {
+			return nil, fmt.Errorf("insert %d: %w", it, errPoison)
+		}
+	}
+	out := make([]int, len(items))
+	for i, it := range items {
+		p.stored[it]++
+		out[i] = 2 * it
+	}
+	return out, nil
+}
+
+// submitBatch submits items 0..n-1 at once to a batcher that commits
+// exactly n items per batch (MaxBatch n, a long MaxWait), so the first
+// commit holds them all.
+func submitBatch(t *testing.T, p *poisonCommit, n int) (results []int, errs []error) {
+	t.Helper()
+	b := groupcommit.New(p.commit, groupcommit.Options{MaxBatch: n, MaxWait: time.Minute,
+		ItemError: func(err error) bool { return errors.Is(err, errPoison) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	results, errs = make([]int, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i], errs[i] = b.Submit(context.Background(), i) })
+	}
+	wg.Wait()
+	return results, errs
+}
+
+func TestBisectIsolatesPoisonItems(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		n      int
+		poison []int
+	}{
+		{"one in sixteen", 16, []int{7}},
+		{"first and last", 16, []int{0, 15}},
+		{"two neighbours in an odd batch", 13, []int{5, 6}},
+		{"alone", 1, []int{0}},
+		{"all of them", 4, []int{0, 1, 2, 3}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &poisonCommit{poison: map[int]bool{}, stored: map[int]int{}}
+			for _, i := range tt.poison {
+				p.poison[i] = true
+			}
+			results, errs := submitBatch(t, p, tt.n)
+			if len(p.commits[0]) != tt.n {
+				t.Fatalf("first commit held %d items, want the whole batch of %d", len(p.commits[0]), tt.n)
+			}
+			for i := range tt.n {
+				var ie *groupcommit.ItemError
+				switch {
+				case p.poison[i]:
+					if !errors.As(errs[i], &ie) || !errors.Is(errs[i], errPoison) {
+						t.Errorf("poison item %d: err %v, want an *ItemError wrapping the store's error", i, errs[i])
+					}
+					if p.stored[i] != 0 {
+						t.Errorf("poison item %d stored", i)
+					}
+				case errs[i] != nil || results[i] != 2*i || p.stored[i] != 1:
+					t.Errorf("item %d: result %d, err %v, stored %d times; want %d, nil, once", i, results[i], errs[i], p.stored[i], 2*i)
+				}
+			}
+			// Each poison costs at most two commits per halving.
+			if limit := 1 + 2*len(tt.poison)*bitsLen(tt.n); len(p.commits) > limit {
+				t.Errorf("%d commits for %d items with %d poison, want at most %d", len(p.commits), tt.n, len(tt.poison), limit)
+			}
+		})
+	}
+}
+
+func bitsLen(n int) int {
+	b := 0
+	for ; n > 0; n >>= 1 {
+		b++
+	}
+	return b
+}
+
+func TestTransientErrorFailsTheBatchOnce(t *testing.T) {
+	p := &poisonCommit{poison: map[int]bool{3: true}, stored: map[int]int{}, down: true}
+	_, errs := submitBatch(t, p, 8)
+	if len(p.commits) != 1 {
+		t.Errorf("%d commits against a database that is down, want 1 (no bisecting)", len(p.commits))
+	}
+	for i, err := range errs {
+		var ie *groupcommit.ItemError
+		if err == nil || errors.As(err, &ie) {
+			t.Errorf("item %d: err %v, want the transient error, not an item error", i, err)
+		}
 	}
 }
