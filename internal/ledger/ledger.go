@@ -131,8 +131,9 @@ type Event struct {
 	Body         json.RawMessage `json:"body"`
 }
 
-// NewEvent describes a parsed callback received at receivedAt; the store
-// assigns Seq and Duplicate.
+// NewEvent describes a parsed callback received at receivedAt as a store
+// gives it back; the store assigns Seq and Duplicate. The error message is
+// the TEXT column's copy (TextColumn); the body is exact.
 func NewEvent(cb rc.Callback, receivedAt time.Time) Event {
 	return Event{
 		ReceivedAt:   receivedAt.UnixMilli(),
@@ -143,7 +144,7 @@ func NewEvent(cb rc.Callback, receivedAt time.Time) Event {
 		RecordID:     cb.RecordID,
 		FileName:     cb.Output.FileName,
 		Code:         cb.Code,
-		ErrorMessage: cb.ErrorMessage,
+		ErrorMessage: TextColumn(cb.ErrorMessage),
 		Body:         cb.Raw,
 	}
 }

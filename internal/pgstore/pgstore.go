@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/recledger/recledger/internal/groupcommit"
@@ -41,9 +42,12 @@ type Options struct {
 	QuarantineMaxCount int    // default 10,000
 	QuarantineMaxBytes int64  // default 64 MiB
 	MaxBatch           int    // callbacks per commit (default 256)
-	Now                func() time.Time
-	Logger             *slog.Logger
-	OnCommit           func(callbacks, rejections int, took time.Duration, err error)
+	// MaxWait is how long a batch waits to fill (default 0: commit what is
+	// queued); tests use it to put callbacks in one batch for sure.
+	MaxWait  time.Duration
+	Now      func() time.Time
+	Logger   *slog.Logger
+	OnCommit func(callbacks, rejections int, took time.Duration, err error)
 }
 
 // Store is a ledger.Store on PostgreSQL.
@@ -109,7 +113,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	s := &Store{pool: pool, replay: replay, opts: o, done: make(chan struct{})}
-	s.Batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch})
+	s.Batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait, ItemError: itemError})
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go func() {
@@ -218,4 +222,22 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("schema version: %w", err)
 	}
 	return v, nil
+}
+
+// itemError reports whether a failed commit may be the fault of a value in
+// it (groupcommit.Options.ItemError): SQLSTATE class 22 (data exception:
+// a NUL or bad UTF-8 in a text, a value out of range), 23 (integrity: a
+// CHECK, a constraint a trigger raises) or 54 (program limit: a value too
+// large for an index). Connection errors, a full disk (53), lock timeouts
+// and cancellations (57, 40) are the database's, not an item's.
+func itemError(err error) bool {
+	e, ok := errors.AsType[*pgconn.PgError](err)
+	if !ok || len(e.Code) != 5 {
+		return false
+	}
+	switch e.Code[:2] {
+	case "22", "23", "54":
+		return true
+	}
+	return false
 }

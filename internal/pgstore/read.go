@@ -147,7 +147,7 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) 
 		return st, err
 	}
 	err = s.pool.QueryRow(ctx, `SELECT
-		(SELECT COUNT(*) FROM quarantine), (SELECT COALESCE(SUM(length(body)), 0) FROM quarantine),
+		(SELECT COUNT(*) FROM quarantine), (SELECT COALESCE(SUM(stored_size), 0) FROM quarantine),
 		(SELECT last FROM feed WHERE id = 1)`).
 		Scan(&st.QuarantineCount, &st.QuarantineBytes, &st.LoggedSeq)
 	if err != nil {

@@ -214,7 +214,7 @@ func insertEvents(ctx context.Context, tx pgx.Tx, ops []storesql.Op, idx []int, 
 			in := ops[r.i].In
 			cb := &in.Callback
 			seqs, at, ts = append(seqs, results[r.i].Seq), append(at, in.ReceivedAt.UnixMilli()), append(ts, cb.Timestamp)
-			apps, recs, files, errs = append(apps, cb.AppKey), append(recs, cb.RecordID), append(files, cb.Output.FileName), append(errs, cb.ErrorMessage)
+			apps, recs, files, errs = append(apps, cb.AppKey), append(recs, cb.RecordID), append(files, cb.Output.FileName), append(errs, ledger.TextColumn(cb.ErrorMessage))
 			types, codes = append(types, int32(cb.Type)), append(codes, int32(cb.Code))
 			keys, bodies = append(keys, r.key), append(bodies, cb.Raw)
 		}
@@ -402,29 +402,24 @@ func saveStates(ctx context.Context, tx pgx.Tx, states []ledger.State, hads []ma
 	return nil
 }
 
-func insertRejection(ctx context.Context, tx pgx.Tx, r *ledger.Rejection) error {
-	header, err := json.Marshal(r.Header)
-	if err != nil {
-		return fmt.Errorf("quarantine: %w", err)
-	}
-	body := r.Body
-	if body == nil {
-		body = []byte{}
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, r.At, r.Status, r.Reason, r.Message, r.Remote, r.Method, r.Path, header, body, r.BodySize)
+func insertRejection(ctx context.Context, tx pgx.Tx, r *ledger.StoredRejection) error {
+	_, err := tx.Exec(ctx, `INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size, stored_size)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, r.At, r.Status, r.Reason, r.Message, r.Remote, r.Method, r.Path,
+		r.HeaderJSON, r.Body, r.BodySize, r.Size)
 	if err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
 	return nil
 }
 
-// capQuarantine keeps the newest rejections within the caps. Two
+// capQuarantine keeps the newest rejections within the caps, counting each
+// row's stored size (ledger.PrepareRejection), headers and all. Deleted
+// rows' space is reused by later rows once autovacuum has passed. Two
 // instances capping at once may delete the same rows; a lost race is
 // harmless (the next batch caps again), so errors are only logged.
 func (s *Store) capQuarantine(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM quarantine WHERE id IN (
-		SELECT id FROM (SELECT id, row_number() OVER w AS n, SUM(length(body)) OVER w AS total FROM quarantine
+		SELECT id FROM (SELECT id, row_number() OVER w AS n, SUM(stored_size) OVER w AS total FROM quarantine
 			WINDOW w AS (ORDER BY id DESC)) t
 		WHERE n > $1 OR total > $2)`, s.opts.QuarantineMaxCount, s.opts.QuarantineMaxBytes)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -103,6 +104,44 @@ func Migrate(ctx context.Context, db *sql.DB, file string) ([]Migration, error) 
 	return applied, nil
 }
 
+// incrementalVacuum makes the log file give pages freed by the quarantine's
+// cap back to the file system (PRAGMA incremental_vacuum after a cap): the
+// file then follows the cap instead of keeping its largest size. The mode
+// must be set before the first table exists; a file made without it is
+// rebuilt once with VACUUM, which takes a while on a large file, so it is
+// logged.
+func incrementalVacuum(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+	conn, err := db.Conn(ctx) // the pragma and the VACUUM on one connection
+	if err != nil {
+		return fmt.Errorf("auto_vacuum: %w", err)
+	}
+	defer conn.Close()
+	var mode, tables int
+	if err := conn.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil {
+		return fmt.Errorf("auto_vacuum: %w", err)
+	}
+	const incremental = 2
+	if mode == incremental {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA auto_vacuum = INCREMENTAL`); err != nil {
+		return fmt.Errorf("auto_vacuum: %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema`).Scan(&tables); err != nil {
+		return fmt.Errorf("auto_vacuum: %w", err)
+	}
+	if tables == 0 { // a new file: the mode takes effect as it is created
+		return nil
+	}
+	start := time.Now()
+	logger.Info("rebuilding the log file once so that it can give freed space back (VACUUM)")
+	if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("auto_vacuum: VACUUM: %w", err)
+	}
+	logger.Info("log file rebuilt", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
 // SchemaVersion returns the newest migration applied to db (0 for none).
 func SchemaVersion(ctx context.Context, db *sql.DB) (int, error) {
 	var v sql.NullInt64
@@ -137,7 +176,13 @@ func MigrateFile(ctx context.Context, path string, o Options) ([]Migration, map[
 		if err != nil {
 			return all, nil, err
 		}
-		applied, err := Migrate(ctx, db, f.file)
+		var applied []Migration
+		if f.file == LogFile {
+			err = incrementalVacuum(ctx, db, o.Logger)
+		}
+		if err == nil {
+			applied, err = Migrate(ctx, db, f.file)
+		}
 		all = append(all, applied...)
 		if err == nil {
 			versions[f.file], err = SchemaVersion(ctx, db)

@@ -16,7 +16,8 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/recledger/recledger/internal/groupcommit"
 	"github.com/recledger/recledger/internal/ledger"
@@ -41,7 +42,7 @@ type Options struct {
 	Synchronous        string        // SyncFull (default) or SyncNormal
 	BusyTimeout        time.Duration // how long a write waits for a lock (default 5s)
 	QuarantineMaxCount int           // rejections kept (default 10,000)
-	QuarantineMaxBytes int64         // bytes of rejected bodies kept (default 64 MiB)
+	QuarantineMaxBytes int64         // bytes of rejected requests kept, headers and all (default 64 MiB)
 	MaxBatch           int           // callbacks per commit (default 256)
 	MaxWait            time.Duration // wait for a batch to fill (default 0)
 	Now                func() time.Time
@@ -166,6 +167,12 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		db   *sql.DB
 		file string
 	}{{s.writer, LogFile}, {s.ledgerWriter, LedgerFile}} {
+		if m.file == LogFile {
+			if err := incrementalVacuum(ctx, m.db, o.Logger); err != nil {
+				s.closeDBs()
+				return nil, err
+			}
+		}
 		if _, err := Migrate(ctx, m.db, m.file); err != nil {
 			s.closeDBs()
 			return nil, err
@@ -186,7 +193,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	s.Batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait})
+	s.Batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait, ItemError: itemError})
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go func() {
@@ -206,6 +213,22 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		s.checkpoint(ckptCtx)
 	}()
 	return s, nil
+}
+
+// itemError reports whether a failed commit may be the fault of a value in
+// it (groupcommit.Options.ItemError): a constraint (a CHECK, a trigger's
+// RAISE), a value too big, a type mismatch or a parameter out of range.
+// Busy, I/O, full disk and the like are the database's, not an item's.
+func itemError(err error) bool {
+	e, ok := errors.AsType[*sqlite.Error](err)
+	if !ok {
+		return false
+	}
+	switch e.Code() & 0xff { // the primary code of an extended one
+	case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_RANGE:
+		return true
+	}
+	return false
 }
 
 func dsn(path string, o Options, synchronous string, readOnly bool) string {
@@ -255,7 +278,7 @@ func (s *Store) load(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load replay memory: %w", err)
 	}
-	err = s.writer.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM quarantine`).
+	err = s.writer.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(stored_size), 0) FROM quarantine`).
 		Scan(&s.quarantine.count, &s.quarantine.bytes)
 	if err != nil {
 		return fmt.Errorf("measure quarantine: %w", err)

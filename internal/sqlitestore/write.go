@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -51,8 +50,8 @@ func (s *Store) prepare(ctx context.Context) error {
 				file_count = excluded.file_count, uploaded_count = excluded.uploaded_count`),
 		saveFile: prepOn(s.ledgerWriter, `INSERT INTO files (file_name, record_id, first_seen_at) VALUES (?, ?, ?)
 			ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`),
-		insertRejection: prep(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		insertRejection: prep(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size, stored_size)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		addTotals: prepOn(s.ledgerWriter, fmt.Sprintf(storesql.AddTotals, "?", "?", "?", "?")),
 		countMinute: prep(`INSERT INTO activity (minute, callbacks, duplicates, rejected) VALUES (?, ?, ?, ?)
 			ON CONFLICT (minute) DO UPDATE SET callbacks = callbacks + excluded.callbacks,
@@ -133,7 +132,7 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 				return nil, err
 			}
 			rejected++
-			rejectedBytes += int64(len(o.Rej.Body))
+			rejectedBytes += o.Rej.Size
 			minutes.Rejected(o.Rej.At)
 			continue
 		}
@@ -201,31 +200,33 @@ func appendEvent(ctx context.Context, tx *sql.Tx, st *writeStmts, in *ledger.Inc
 	cb := &in.Callback
 	var a ledger.Appended
 	err := tx.StmtContext(ctx, st.insertEvent).QueryRowContext(ctx, in.ReceivedAt.UnixMilli(), cb.AppKey, cb.RecordID,
-		int64(cb.Type), cb.Timestamp, cb.Output.FileName, cb.Code, cb.ErrorMessage, ledger.IdentityHash(cb.Key()), cb.Raw).Scan(&a.Seq, &a.Duplicate)
+		int64(cb.Type), cb.Timestamp, cb.Output.FileName, cb.Code, ledger.TextColumn(cb.ErrorMessage), ledger.IdentityHash(cb.Key()), cb.Raw).Scan(&a.Seq, &a.Duplicate)
 	if err != nil {
 		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", cb.RecordID, err)
 	}
 	return a, nil
 }
 
-func insertRejection(ctx context.Context, tx *sql.Tx, st *sql.Stmt, r *ledger.Rejection) error {
-	header, err := json.Marshal(r.Header)
-	if err != nil {
-		return fmt.Errorf("quarantine: %w", err)
-	}
-	body := r.Body
-	if body == nil {
-		body = []byte{}
-	}
-	_, err = tx.StmtContext(ctx, st).ExecContext(ctx, r.At, r.Status, r.Reason, r.Message, r.Remote, r.Method, r.Path, string(header), body, r.BodySize)
+func insertRejection(ctx context.Context, tx *sql.Tx, st *sql.Stmt, r *ledger.StoredRejection) error {
+	_, err := tx.StmtContext(ctx, st).ExecContext(ctx, r.At, r.Status, r.Reason, r.Message, r.Remote, r.Method, r.Path,
+		string(r.HeaderJSON), r.Body, r.BodySize, r.Size)
 	if err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
 	return nil
 }
 
+// vacuumPagesPerCap bounds the pages one cap returns to the file system
+// (16 MiB of 4 KiB pages): the work stays bounded inside a commit, and
+// pages left over are reused by later inserts or returned by the next cap.
+const vacuumPagesPerCap = 4096
+
 // capQuarantine drops the oldest rejections once the caps are passed, a
-// tenth below them so that it runs rarely.
+// tenth below them so that it runs rarely. The byte cap counts each row's
+// stored size (body, headers and the rest: ledger.PrepareRejection), and
+// the pages the deletion frees go back to the file system
+// (auto_vacuum=incremental), a bounded number per batch: disk use follows
+// the cap.
 func (s *Store) capQuarantine(ctx context.Context, tx *sql.Tx, added, addedBytes int64) (count, bytes int64, err error) {
 	s.mu.Lock()
 	count, bytes = s.quarantine.count+added, s.quarantine.bytes+addedBytes
@@ -235,13 +236,16 @@ func (s *Store) capQuarantine(ctx context.Context, tx *sql.Tx, added, addedBytes
 		keepCount := maxCount - maxCount/10
 		// Keep the newest rows whose bodies fit in nine tenths of the byte cap.
 		_, err := tx.ExecContext(ctx, `DELETE FROM quarantine WHERE id NOT IN (
-			SELECT id FROM (SELECT id, SUM(length(body)) OVER (ORDER BY id DESC) AS total FROM quarantine ORDER BY id DESC LIMIT ?)
+			SELECT id FROM (SELECT id, SUM(stored_size) OVER (ORDER BY id DESC) AS total FROM quarantine ORDER BY id DESC LIMIT ?)
 			WHERE total <= ?)`, keepCount, maxBytes-maxBytes/10)
 		if err != nil {
 			return 0, 0, fmt.Errorf("cap quarantine: %w", err)
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM quarantine`).Scan(&count, &bytes); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(stored_size), 0) FROM quarantine`).Scan(&count, &bytes); err != nil {
 			return 0, 0, fmt.Errorf("cap quarantine: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, vacuumPagesPerCap)); err != nil {
+			return 0, 0, fmt.Errorf("cap quarantine: reclaim free pages: %w", err)
 		}
 	}
 	return count, bytes, nil

@@ -2,6 +2,7 @@ package storesql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // append or a rejection to quarantine.
 type Op struct {
 	In  *ledger.Incoming
-	Rej *ledger.Rejection
+	Rej *ledger.StoredRejection
 }
 
 // Intake is the write side both SQL stores give ledger.Store: callbacks
@@ -24,22 +25,30 @@ type Intake struct {
 	Batcher *groupcommit.Batcher[Op, ledger.Appended]
 }
 
-// Append implements ledger.Store.Append.
+// Append implements ledger.Store.Append. A callback outside
+// ledger.CheckStorable never reaches the batch; one the database refuses
+// alone (the group commit isolates it) is ledger.ErrUnstorable too, so the
+// sender is told 4xx instead of being asked to retry forever.
 func (i Intake) Append(ctx context.Context, in ledger.Incoming) (ledger.Appended, error) {
+	id := ledger.Clip(in.Callback.RecordID, 64) // errors are logged: an id may be long
+	if err := ledger.CheckStorable(&in.Callback); err != nil {
+		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", id, err)
+	}
 	a, err := i.Batcher.Submit(ctx, Op{In: &in})
+	if ie, ok := errors.AsType[*groupcommit.ItemError](err); ok {
+		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", id, &ledger.RefusedError{Err: ie.Err})
+	}
 	if err != nil {
-		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", in.Callback.RecordID, err)
+		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", id, err)
 	}
 	return a, nil
 }
 
-// Quarantine implements ledger.Store.Quarantine, keeping at most
-// ledger.MaxQuarantineBody bytes of the body.
+// Quarantine implements ledger.Store.Quarantine, bounding r with
+// ledger.PrepareRejection.
 func (i Intake) Quarantine(ctx context.Context, r ledger.Rejection) error {
-	if len(r.Body) > ledger.MaxQuarantineBody {
-		r.Body = r.Body[:ledger.MaxQuarantineBody]
-	}
-	if _, err := i.Batcher.Submit(ctx, Op{Rej: &r}); err != nil {
+	sr := ledger.PrepareRejection(r)
+	if _, err := i.Batcher.Submit(ctx, Op{Rej: &sr}); err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
 	return nil

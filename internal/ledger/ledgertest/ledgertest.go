@@ -49,6 +49,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"Activity", testActivity},
 		{"StatsAgreeWithRecordings", testStatsAgreeWithRecordings},
 		{"Ping", testPing},
+		{"HostileStrings", testHostileStrings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -634,7 +635,8 @@ func testStats(t *testing.T, open Opener) {
 	appendAll(t, s, Recording(t, "st-done", 2, false), at) // complete, 2 files uploaded
 	appendAll(t, s, Recording(t, "st-stuck", 3, true), at) // ended, file 1 never uploaded
 	appendAll(t, s, []rc.Callback{Callback(t, "st-live", rc.TypeStart, 0, "", 200)}, at)
-	if err := s.Quarantine(ctx, ledger.Rejection{Header: http.Header{}, Body: []byte("12345")}); err != nil {
+	rej := ledger.Rejection{Header: http.Header{}, Body: []byte("12345")}
+	if err := s.Quarantine(ctx, rej); err != nil {
 		t.Fatal(err)
 	}
 	st, err := s.Stats(ctx, at)
@@ -645,7 +647,7 @@ func testStats(t *testing.T, open Opener) {
 	if diff := cmp.Diff(want, st.RecordingsByStatus); diff != "" {
 		t.Errorf("by status (-want +got):\n%s", diff)
 	}
-	if st.FilesPending != 1 || st.FilesOverdue != 0 || st.QuarantineCount != 1 || st.QuarantineBytes != 5 {
+	if st.FilesPending != 1 || st.FilesOverdue != 0 || st.QuarantineCount != 1 || st.QuarantineBytes != ledger.PrepareRejection(rej).Size {
 		t.Errorf("stats now: %+v", st)
 	}
 	if st.LoggedSeq == 0 || st.ProjectedSeq != st.LoggedSeq {
