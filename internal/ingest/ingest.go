@@ -140,15 +140,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if unsigned {
 		h.opts.Logger.Warn("INSECURE: accepted an unsigned callback (--insecure-skip-signature)",
-			"recordId", cb.RecordID, "type", cb.Type.String(), "remote", r.RemoteAddr)
+			"recordId", clip(cb.RecordID), "type", cb.Type.String(), "remote", clip(r.RemoteAddr))
 	}
 	a, err := h.store.Append(r.Context(), ledger.Incoming{Callback: cb, ReceivedAt: received})
+	if errors.Is(err, ledger.ErrUnstorable) { // a retry would fail alike: 400, not 503
+		h.refuse(w, r, body, err)
+		return
+	}
 	if err != nil {
 		h.unavailable(w, r, err)
 		return
 	}
 	if h.opts.Logger.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost even when not logged
-		h.opts.Logger.Debug("callback stored", "recordId", cb.RecordID, "type", cb.Type.String(),
+		h.opts.Logger.Debug("callback stored", "recordId", clip(cb.RecordID), "type", cb.Type.String(),
 			"seq", a.Seq, "duplicate", a.Duplicate, "warnings", len(cb.Warnings))
 	}
 	if rec, ok := w.(*statusRecorder); ok {
@@ -166,15 +170,18 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error)
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.outcome = "unavailable"
 	}
-	h.opts.Logger.Error("callback not stored; answered 503", "err", err, "remote", r.RemoteAddr)
+	h.opts.Logger.Error("callback not stored; answered 503", "err", clip(err.Error()), "remote", clip(r.RemoteAddr))
 	w.Header().Set("Retry-After", "1")
 	writeJSON(w, http.StatusServiceUnavailable, errorBody("store_unavailable", "the callback could not be stored durably; retry"))
 }
 
 // refuse answers a 4xx and keeps the request in the quarantine.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, err error) {
-	status, code := rc.StatusCode(err), rc.ErrorCode(err)
-	if status == http.StatusServiceUnavailable { // reading the body failed: the client went away
+	status, code, msg := rc.StatusCode(err), rc.ErrorCode(err), clip(err.Error())
+	switch {
+	case errors.Is(err, ledger.ErrUnstorable):
+		status, code, msg = http.StatusBadRequest, "unstorable_callback", unstorableReason(err)
+	case status == http.StatusServiceUnavailable: // reading the body failed: the client went away
 		status, code = http.StatusBadRequest, "unreadable_body"
 	}
 	if rec, ok := w.(*statusRecorder); ok {
@@ -190,7 +197,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, er
 		At:       h.opts.Now().UnixMilli(),
 		Status:   status,
 		Reason:   code,
-		Message:  err.Error(),
+		Message:  msg,
 		Remote:   r.RemoteAddr,
 		Method:   r.Method,
 		Path:     r.URL.Path,
@@ -202,13 +209,33 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, er
 		rej.Body = rej.Body[:ledger.MaxQuarantineBody]
 	}
 	if qerr := h.store.Quarantine(r.Context(), rej); qerr != nil {
-		h.opts.Logger.Error("quarantine failed", "err", qerr)
+		h.opts.Logger.Error("quarantine failed", "err", clip(qerr.Error()))
 	}
 	if ok, held := h.refused.allow(h.opts.Now()); ok {
-		h.opts.Logger.Warn("callback refused", "status", status, "reason", code, "err", err.Error(), "remote", r.RemoteAddr,
+		h.opts.Logger.Warn("callback refused", "status", status, "reason", code, "err", msg, "remote", clip(r.RemoteAddr),
 			"not_logged_since_last", held)
 	}
-	writeJSON(w, status, errorBody(code, err.Error()))
+	writeJSON(w, status, errorBody(code, msg))
+}
+
+// maxEcho bounds each value a log line or an error message echoes of a
+// request: a field, a header or an error built from them may be a megabyte
+// an attacker chose.
+const maxEcho = 200
+
+func clip(s string) string { return ledger.Clip(s, maxEcho) }
+
+// unstorableReason says why a callback cannot be stored: the field and
+// the rule it breaks, or, for a value the database refused, its error
+// (capped).
+func unstorableReason(err error) string {
+	if fe, ok := errors.AsType[*ledger.FieldError](err); ok {
+		return fe.Error()
+	}
+	if re, ok := errors.AsType[*ledger.RefusedError](err); ok {
+		return "unstorable callback: the store refused it: " + clip(re.Err.Error())
+	}
+	return clip(err.Error())
 }
 
 // secretHeaders are masked in the quarantine: signatures (a signature with
