@@ -130,13 +130,18 @@ func incrementalVacuum(ctx context.Context, db *sql.DB, logger *slog.Logger) err
 	if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema`).Scan(&tables); err != nil {
 		return fmt.Errorf("auto_vacuum: %w", err)
 	}
-	if tables == 0 { // a new file: the mode takes effect as it is created
-		return nil
-	}
+	// VACUUM makes the mode take effect: on a new file it costs nothing
+	// (in WAL mode even an empty file needs it), on an old one it is the
+	// one-time rebuild.
 	start := time.Now()
-	logger.Info("rebuilding the log file once so that it can give freed space back (VACUUM)")
+	if tables > 0 {
+		logger.Info("rebuilding the log file once so that it can give freed space back (VACUUM)")
+	}
 	if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
 		return fmt.Errorf("auto_vacuum: VACUUM: %w", err)
+	}
+	if tables == 0 {
+		return nil
 	}
 	logger.Info("log file rebuilt", "took", time.Since(start).Round(time.Millisecond))
 	return nil

@@ -217,9 +217,9 @@ func insertRejection(ctx context.Context, tx *sql.Tx, st *sql.Stmt, r *ledger.St
 }
 
 // vacuumPagesPerCap bounds the pages one cap returns to the file system
-// (16 MiB of 4 KiB pages): the work stays bounded inside a commit, and
+// (8 MiB of 4 KiB pages, more than a default cap frees): the work stays bounded inside a commit, and
 // pages left over are reused by later inserts or returned by the next cap.
-const vacuumPagesPerCap = 4096
+const vacuumPagesPerCap = 2048
 
 // capQuarantine drops the oldest rejections once the caps are passed, a
 // tenth below them so that it runs rarely. The byte cap counts each row's
