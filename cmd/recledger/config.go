@@ -86,7 +86,7 @@ var settings = []setting{
 			c.QuarantineMaxCount = n
 			return err
 		}},
-	{"quarantine-max-bytes", "RECLEDGER_QUARANTINE_MAX_BYTES", "quarantine_max_bytes", "bytes of refused bodies kept for inspection", false,
+	{"quarantine-max-bytes", "RECLEDGER_QUARANTINE_MAX_BYTES", "quarantine_max_bytes", "bytes of refused requests kept for inspection (bodies, headers and all)", false,
 		intSetter(func(c *Config) *int64 { return &c.QuarantineMaxBytes })},
 	{"shutdown-timeout", "RECLEDGER_SHUTDOWN_TIMEOUT", "shutdown_timeout", "how long a shutdown waits for callbacks in flight", false,
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
