@@ -66,3 +66,34 @@ func TestQuarantineCapCountsHeaders(t *testing.T) {
 		t.Errorf("quarantine: %d rows, %d bytes reported, %d held; want some, within the %d-byte cap", st.QuarantineCount, st.QuarantineBytes, held, capBytes)
 	}
 }
+
+// TestQuarantineSizeMigration: rows quarantined before migration 4 are
+// measured by it, headers and all, so the cap counts them too.
+func TestQuarantineSizeMigration(t *testing.T) {
+	url := databaseURL(t)
+	schema := freshSchema(t, url)
+	s := open(t, url, schema)
+	r := ledger.Rejection{Status: 401, Reason: "bad_signature", Header: http.Header{"X-Big": {strings.Repeat("h", 1000)}}, Body: []byte("{}")}
+	if err := s.Quarantine(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	q := pgx.Identifier{schema}.Sanitize()
+	if _, err := conn.Exec(context.Background(), `ALTER TABLE `+q+`.quarantine DROP COLUMN stored_size;
+		DELETE FROM `+q+`.schema_migrations WHERE version = 4`); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, url, schema)
+	st, err := s.Stats(context.Background(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.QuarantineBytes < 1000 {
+		t.Errorf("after migrating, the old row counts %d bytes; want its headers counted", st.QuarantineBytes)
+	}
+}

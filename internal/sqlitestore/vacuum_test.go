@@ -133,3 +133,38 @@ func TestOldLogFileIsVacuumedOnce(t *testing.T) {
 		t.Errorf("rebuilt again at the next open:\n%s", logs.String())
 	}
 }
+
+// TestQuarantineSizeMigration: rows quarantined before log migration 3
+// are measured by it, headers and all, so the cap counts them too.
+func TestQuarantineSizeMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "recledger.db")
+	s, err := sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ledger.Rejection{Status: 401, Reason: "bad_signature", Header: http.Header{"X-Big": {strings.Repeat("h", 1000)}}, Body: []byte("{}")}
+	if err := s.Quarantine(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`ALTER TABLE quarantine DROP COLUMN stored_size; DELETE FROM schema_migrations WHERE version = 3`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err = sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, err := s.Stats(context.Background(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.QuarantineBytes < 1000 {
+		t.Errorf("after migrating, the old row counts %d bytes; want its headers counted", st.QuarantineBytes)
+	}
+}
