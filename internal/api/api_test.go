@@ -8,15 +8,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
+	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/rc"
 )
@@ -369,16 +373,11 @@ func TestDetailShapeAndBodiesAsReceived(t *testing.T) {
 	}
 }
 
-// filterStore stores recordings that each differ from "base" in exactly
-// one of the list's filters, so that a filter the API ignored lets its
-// odd one out through.
-func filterStore(t *testing.T) *sqlitestore.Store {
+// fillFilters stores recordings that each differ from "base" in exactly
+// one of the list's filters, so that a filter the API (or the store)
+// ignored lets its odd one out through.
+func fillFilters(t *testing.T, s ledger.Store) {
 	t.Helper()
-	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "f.db"), sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	type fields struct {
 		app, room, session, user string
 		mode, code               int
@@ -418,7 +417,39 @@ func filterStore(t *testing.T) *sqlitestore.Store {
 			}
 		}
 	}
-	return s
+}
+
+// onBothStores runs test on a fresh SQLite store and, where
+// RECLEDGER_TEST_POSTGRES_URL names a database, on PostgreSQL in a schema
+// of its own.
+func onBothStores(t *testing.T, test func(t *testing.T, s ledger.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "f.db"), sqlitestore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		test(t, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
+		if url == "" {
+			t.Skip("set RECLEDGER_TEST_POSTGRES_URL to run the API tests on PostgreSQL too")
+		}
+		schema := fmt.Sprintf("api_%d_%d", os.Getpid(), time.Now().UnixNano())
+		s, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			s.Close()
+			if conn, err := pgx.Connect(context.Background(), url); err == nil {
+				conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+				conn.Close(context.Background())
+			}
+		})
+		test(t, s)
+	})
 }
 
 const filterT0 = int64(1_700_000_000_000)
@@ -427,7 +458,12 @@ const filterT0 = int64(1_700_000_000_000)
 // recording but the one that differs in that filter must come back) and
 // for the odd one's value (only it).
 func TestRecordingFilters(t *testing.T) {
-	srv := server(t, filterStore(t), "")
+	onBothStores(t, testRecordingFilters)
+}
+
+func testRecordingFilters(t *testing.T, s ledger.Store) {
+	fillFilters(t, s)
+	srv := server(t, s, "")
 	all := []string{"app", "base", "early", "late", "mode", "room", "session", "status", "upload", "user"}
 	except := func(odd ...string) []string {
 		var out []string
