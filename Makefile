@@ -2,9 +2,10 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 20s
-FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName ./internal/access:FuzzSessionCookie
+SOAK ?= 30m
+FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName ./internal/access:FuzzSessionCookie ./internal/ingest:FuzzHandler
 
-.PHONY: help build test lint fuzz bench bench-ingest bench-query
+.PHONY: help build test lint fuzz bench bench-ingest bench-query soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -31,3 +32,6 @@ bench-ingest: ## bare handler vs durable ingest over HTTP, 16 and 64 clients (BE
 
 bench-query: ## query latency over 1M generated recordings, DB size, RSS (BENCHMARKS.md; ~5 min, ~6 GB)
 	go run ./bench/query -recordings 1000000 -requests 2000
+
+soak: build ## SOAK (default 30m) at half the measured capacity, every fault on; plot in docs/soak.svg (not in CI)
+	go run ./bench/soak -bin bin/recledger -duration $(SOAK)

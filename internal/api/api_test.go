@@ -8,14 +8,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
+	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/rc"
 )
@@ -365,5 +370,200 @@ func TestDetailShapeAndBodiesAsReceived(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), `"extra":"a&b<c>"`) || strings.Contains(string(raw), `\u0026`) {
 		t.Errorf("the answer escapes & < > (bodies must read as received): %s", raw)
+	}
+}
+
+// fillFilters stores recordings that each differ from "base" in exactly
+// one of the list's filters, so that a filter the API (or the store)
+// ignored lets its odd one out through.
+func fillFilters(t *testing.T, s ledger.Store) {
+	t.Helper()
+	type fields struct {
+		app, room, session, user string
+		mode, code               int
+		at                       int64
+	}
+	base := fields{"app", "r1", "s1", "u1", 0, 200, filterT0}
+	variants := map[string]func(*fields){
+		"base":    func(*fields) {},
+		"room":    func(f *fields) { f.room = "r2" },
+		"session": func(f *fields) { f.session = "s2" },
+		"user":    func(f *fields) { f.user = "u2" },
+		"app":     func(f *fields) { f.app = "app2" },
+		"mode":    func(f *fields) { f.mode = 3 },
+		"status":  func(f *fields) { f.code = 500 },          // a failed start: status failed, uploads none
+		"early":   func(f *fields) { f.at -= 10 * 3600_000 }, // started ten hours before the others
+		"late":    func(f *fields) { f.at += 10 * 3600_000 },
+		"upload":  func(*fields) {}, // a segment too: uploads pending, status still recording
+	}
+	i := 0
+	for id, edit := range variants {
+		f := base
+		edit(&f)
+		bodies := []string{fmt.Sprintf(`{"timestamp":%d,"type":1,"appKey":%q,"recordId":%q,"roomId":%q,"sessionId":%q,"userId":%q,"mode":%d,"code":%d,"config":{"slicesMin":30}}`,
+			f.at, f.app, id, f.room, f.session, f.user, f.mode, f.code)}
+		if id == "upload" {
+			bodies = append(bodies, fmt.Sprintf(`{"timestamp":%d,"type":2,"appKey":%q,"recordId":%q,"roomId":%q,"sessionId":%q,"userId":%q,"mode":%d,"code":200,"output":{"fileName":"a.mp4","fileSize":10}}`,
+				f.at+1000, f.app, id, f.room, f.session, f.user, f.mode))
+		}
+		for _, b := range bodies {
+			cb, err := rc.Parse([]byte(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			i++
+			if _, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: time.UnixMilli(1_700_000_000_000 + int64(i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// onBothStores runs test on a fresh SQLite store and, where
+// RECLEDGER_TEST_POSTGRES_URL names a database, on PostgreSQL in a schema
+// of its own.
+func onBothStores(t *testing.T, test func(t *testing.T, s ledger.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "f.db"), sqlitestore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		test(t, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
+		if url == "" {
+			t.Skip("set RECLEDGER_TEST_POSTGRES_URL to run the API tests on PostgreSQL too")
+		}
+		schema := fmt.Sprintf("api_%d_%d", os.Getpid(), time.Now().UnixNano())
+		s, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			s.Close()
+			if conn, err := pgx.Connect(context.Background(), url); err == nil {
+				conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+				conn.Close(context.Background())
+			}
+		})
+		test(t, s)
+	})
+}
+
+const filterT0 = int64(1_700_000_000_000)
+
+// TestRecordingFilters asks for each filter's value in "base" (every
+// recording but the one that differs in that filter must come back) and
+// for the odd one's value (only it).
+func TestRecordingFilters(t *testing.T) {
+	onBothStores(t, testRecordingFilters)
+}
+
+func testRecordingFilters(t *testing.T, s ledger.Store) {
+	fillFilters(t, s)
+	srv := server(t, s, "")
+	all := []string{"app", "base", "early", "late", "mode", "room", "session", "status", "upload", "user"}
+	except := func(odd ...string) []string {
+		var out []string
+		for _, id := range all {
+			if !slices.Contains(odd, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		query string
+		want  []string
+	}{
+		{"", all},
+		{"roomId=r1", except("room")},
+		{"roomId=r2", []string{"room"}},
+		{"sessionId=s1", except("session")},
+		{"sessionId=s2", []string{"session"}},
+		{"userId=u1", except("user")},
+		{"userId=u2", []string{"user"}},
+		{"appKey=app", except("app")},
+		{"appKey=app2", []string{"app"}},
+		{"mode=0", except("mode")},
+		{"mode=3", []string{"mode"}},
+		{"status=recording", except("status")},
+		{"status=failed", []string{"status"}},
+		{"uploadState=none", except("upload")},
+		{"uploadState=pending", []string{"upload"}},
+		{fmt.Sprintf("since=%d", filterT0-3600_000), except("early")},
+		{fmt.Sprintf("since=%d", filterT0+3600_000), []string{"late"}},
+		{fmt.Sprintf("until=%d", filterT0+3600_000), except("late")},
+		{fmt.Sprintf("until=%d", filterT0-3600_000), []string{"early"}},
+		{fmt.Sprintf("since=%d&until=%d", filterT0, filterT0), except("early", "late")},
+		{"roomId=r1&userId=u2", []string{"user"}},
+		{"roomId=r2&userId=u2", nil},
+	} {
+		var list api.RecordingList
+		if code := get(t, srv.URL+"/v1/recordings?limit=500&"+tt.query, "", &list); code != 200 {
+			t.Errorf("%s: answered %d", tt.query, code)
+			continue
+		}
+		var got []string
+		for _, r := range list.Items {
+			got = append(got, r.RecordID)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("?%s gives %v, want %v", tt.query, got, tt.want)
+		}
+	}
+}
+
+// firstStreamedID opens the event stream with the query and header given
+// and returns the id of the first event it sends.
+func firstStreamedID(t *testing.T, url, lastEventID string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: answered %d", url, resp.StatusCode)
+	}
+	r := bufio.NewReader(resp.Body)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: the stream ended before an event: %v", url, err)
+		}
+		if id, ok := strings.CutPrefix(line, "id: "); ok {
+			return strings.TrimSpace(id)
+		}
+	}
+}
+
+// TestEventStreamStartsAfter checks the stream starts at the event after
+// ?after= and after Last-Event-ID, which the CLI's events tail and the
+// dashboard rely on to resume without repeats.
+func TestEventStreamStartsAfter(t *testing.T) {
+	srv := server(t, fill(t), "") // eight events
+	for _, tt := range []struct {
+		query, lastEventID, want string
+	}{
+		{"", "", "1"},
+		{"?after=0", "", "1"},
+		{"?after=5", "", "6"},
+		{"?after=7", "", "8"},
+		{"", "3", "4"},
+		{"", "6", "7"},
+	} {
+		if got := firstStreamedID(t, srv.URL+"/v1/events/stream"+tt.query, tt.lastEventID); got != tt.want {
+			t.Errorf("stream%s with Last-Event-ID %q starts at %s, want %s", tt.query, tt.lastEventID, got, tt.want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -171,18 +172,86 @@ func TestApplyOrderIndependentLong(t *testing.T) {
 	}
 }
 
+// deepCopy copies s through JSON, so that the copy shares no pointer, map
+// or slice with s: comparing s with it after Apply sees a write through any
+// of them, which comparing the pointers themselves would not.
+func deepCopy(t *testing.T, s ledger.State) ledger.State {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c ledger.State
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(s, c); diff != "" {
+		t.Fatalf("the JSON copy loses something (-state +copy):\n%s", diff)
+	}
+	return c
+}
+
+// TestApplyIsIdempotentAndPure applies every kind of callback, succeeding
+// and failing, to a state with every pointer, map and slice field set, and
+// checks the input state and callback are unchanged, field by field.
 func TestApplyIsIdempotentAndPure(t *testing.T) {
-	s := ledger.Apply(ledger.State{}, callback(rc.TypeStart, t0, "", 200), 1)
-	s = ledger.Apply(s, callback(rc.TypeSegment, t0+1, name(1), 200), 2)
-	before := fmt.Sprintf("%+v", s.Files)
-	once := ledger.Apply(s, callback(rc.TypeUpload, t0+2, name(1), 200), 3)
-	if after := fmt.Sprintf("%+v", s.Files); after != before {
-		t.Errorf("Apply modified its input: %s -> %s", before, after)
+	full := fold([]arrival{
+		{callback(rc.TypeStart, t0+10, "", 200), 1},
+		{callback(rc.TypeSegment, t0+20, name(1), 200), 2},
+		{callback(rc.TypeUpload, t0+30, name(1), 500), 3},
+		{callback(rc.TypeUpload, t0+40, name(1), 200), 4},
+		{callback(rc.TypeEnd, t0+50, name(2), 500), 5},
+		{callback(rc.TypeUpload, t0+60, name(2), 200), 6},
+	})
+	for _, p := range []any{full.MetaFrom, full.StartFrom, full.Config, full.EndedAt, full.EndReceivedAt, full.LastErrorFrom, full.LastError,
+		full.Files[name(1)].SizeFrom, full.Files[name(1)].Size, full.Files[name(1)].UploadFrom, full.Files[name(1)].UploadedAt} {
+		if fmt.Sprint(p) == "<nil>" {
+			t.Fatalf("the state under test leaves a pointer field nil: %+v", full)
+		}
 	}
-	twice := ledger.Apply(once, callback(rc.TypeUpload, t0+2, name(1), 200), 3)
-	if diff := cmp.Diff(once, twice); diff != "" {
-		t.Errorf("applying a callback twice differs from once:\n%s", diff)
+	for _, cb := range []rc.Callback{
+		with(callback(rc.TypeStart, t0, "", 200), func(cb *rc.Callback) { // earlier than the state's start: takes over config and identity
+			cb.Config, cb.UserID = &rc.Config{SlicesMin: 120, VideoFormat: "flv"}, "another"
+		}),
+		callback(rc.TypeStart, t0+1, "", 500),
+		callback(rc.TypeSegment, t0, name(1), 200), // an earlier size for a known file
+		callback(rc.TypeSegment, t0+70, name(3), 501),
+		callback(rc.TypeEnd, t0+80, name(2), 200),    // a later end
+		callback(rc.TypeEnd, t0+5, name(1), 200),     // an end's size for a known file
+		callback(rc.TypeUpload, t0+90, name(1), 200), // a re-upload
+		callback(rc.TypeUpload, t0+95, name(2), 502),
+		callback(rc.Type(9), t0+99, "", 200),
+	} {
+		t.Run(fmt.Sprintf("type %d code %d at %d", cb.Type, cb.Code, cb.Timestamp-t0), func(t *testing.T) {
+			before := deepCopy(t, full)
+			cbBefore := cb
+			cbBefore.Config, cbBefore.Output.FileSize = cloneOf(cb.Config), cloneOf(cb.Output.FileSize)
+			once := ledger.Apply(full, cb, 1000)
+			if diff := cmp.Diff(before, full); diff != "" {
+				t.Errorf("Apply modified its input state (-before +after):\n%s", diff)
+			}
+			if diff := cmp.Diff(cbBefore, cb); diff != "" {
+				t.Errorf("Apply modified its input callback (-before +after):\n%s", diff)
+			}
+			onceCopy := deepCopy(t, once)
+			twice := ledger.Apply(once, cb, 1000)
+			if diff := cmp.Diff(once, twice); diff != "" {
+				t.Errorf("applying a callback twice differs from once:\n%s", diff)
+			}
+			if diff := cmp.Diff(onceCopy, once); diff != "" {
+				t.Errorf("applying it again modified the state it was given (-before +after):\n%s", diff)
+			}
+		})
 	}
+}
+
+// cloneOf returns a pointer to a copy of *p, or nil.
+func cloneOf[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 var now = time.UnixMilli(t0 + 100*3600_000)

@@ -18,12 +18,23 @@ import (
 // from the callbacks alone, not with the ledger's code, so that it checks
 // that code.
 type Expected struct {
-	RecordID, RoomID, SessionID string
-	Mode                        rc.Mode
-	Status, UploadState         string
-	FileCount, UploadedCount    int
-	TotalBytes                  int64
-	Files                       map[string]ExpectedFile
+	RecordID, RoomID, SessionID, UserID string
+	Mode                                rc.Mode
+	Status, UploadState                 string
+	FileCount, UploadedCount            int
+	TotalBytes                          int64
+	StartedAt, EndedAt                  *int64 // RC's timestamps: the first start, the latest end
+	LastError                           *ExpectedError
+	Config                              *rc.Config // the first start's
+	Files                               map[string]ExpectedFile
+}
+
+// ExpectedError is the failure a receiver must show as lastError: that of
+// the latest failing callback.
+type ExpectedError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	At      int64  `json:"at"`
 }
 
 // ExpectedFile is what a receiver must show for one file.
@@ -34,8 +45,28 @@ type ExpectedFile struct {
 	UploadStatus string
 }
 
+// earlier orders callbacks as CONTRACT.md's "which one counts" choices
+// need: RC's timestamp, then type, file name and code, so that the choice
+// does not depend on arrival.
+func earlier(a, b *rc.Callback) bool {
+	switch {
+	case a.Timestamp != b.Timestamp:
+		return a.Timestamp < b.Timestamp
+	case a.Type != b.Type:
+		return a.Type < b.Type
+	case a.Output.FileName != b.Output.FileName:
+		return a.Output.FileName < b.Output.FileName
+	}
+	return a.Code < b.Code
+}
+
 // Expect computes the expected recording from the callbacks a receiver
-// acknowledged (in any order, redeliveries included).
+// acknowledged (in any order, redeliveries included). The identity fields
+// come from the first start callback (every callback of a recording names
+// the room and session, but only the start names the recording's user),
+// or without one from the earliest callback; the config and startedAt from
+// the first start; endedAt from the latest end; lastError from the latest
+// failing callback of any type.
 func Expect(acked []Callback) (Expected, error) {
 	var (
 		e                   = Expected{Files: map[string]ExpectedFile{}}
@@ -43,18 +74,30 @@ func Expect(acked []Callback) (Expected, error) {
 		uploaded, upFailed  = map[string]string{}, map[string]bool{}
 		endSize, segSize    = map[string]int64{}, map[string]int64{}
 		byEnd, bySeg, named = map[string]bool{}, map[string]bool{}, map[string]bool{}
+		identity, start     *rc.Callback
+		lastFailure         *rc.Callback
 	)
 	for _, c := range acked {
 		cb, err := rc.Parse(c.Body)
 		if err != nil {
 			return e, fmt.Errorf("an acknowledged callback does not parse: %w", err)
 		}
-		e.RecordID, e.RoomID, e.SessionID, e.Mode = cb.RecordID, cb.RoomID, cb.SessionID, cb.Mode
+		isStart := cb.Type == rc.TypeStart
+		if identity == nil || (isStart && identity.Type != rc.TypeStart) ||
+			((isStart == (identity.Type == rc.TypeStart)) && earlier(&cb, identity)) {
+			identity = &cb
+		}
 		bad := cb.Code != rc.StatusOK && cb.Code != 0
+		if bad && (lastFailure == nil || earlier(lastFailure, &cb)) {
+			lastFailure = &cb
+		}
 		name := cb.Output.FileName
 		switch cb.Type {
 		case rc.TypeStart:
 			failed = failed || bad
+			if start == nil || earlier(&cb, start) {
+				start = &cb
+			}
 		case rc.TypeSegment:
 			bySeg[name] = true
 			if cb.Output.FileSize != nil {
@@ -62,6 +105,9 @@ func Expect(acked []Callback) (Expected, error) {
 			}
 		case rc.TypeEnd:
 			failed, ended = failed || bad, true
+			if e.EndedAt == nil || cb.Timestamp > *e.EndedAt {
+				e.EndedAt = &cb.Timestamp
+			}
 			byEnd[name] = true
 			if cb.Output.FileSize != nil {
 				endSize[name] = *cb.Output.FileSize
@@ -78,6 +124,15 @@ func Expect(acked []Callback) (Expected, error) {
 		if cb.Type != rc.TypeStart && name != "" {
 			named[name] = true
 		}
+	}
+	if identity != nil {
+		e.RecordID, e.RoomID, e.SessionID, e.UserID, e.Mode = identity.RecordID, identity.RoomID, identity.SessionID, identity.UserID, identity.Mode
+	}
+	if start != nil {
+		e.StartedAt, e.Config = &start.Timestamp, start.Config
+	}
+	if lastFailure != nil {
+		e.LastError = &ExpectedError{Code: lastFailure.Code, Message: lastFailure.ErrorMessage, At: lastFailure.Timestamp}
 	}
 	for name := range named {
 		f := ExpectedFile{Kind: "unknown", UploadStatus: "pending"}
@@ -135,22 +190,30 @@ func Expect(acked []Callback) (Expected, error) {
 
 // shown is the part of the API's recording the verification reads.
 type shown struct {
-	RecordID      string  `json:"recordId"`
-	RoomID        string  `json:"roomId"`
-	SessionID     string  `json:"sessionId"`
-	Mode          rc.Mode `json:"mode"`
-	Status        string  `json:"status"`
-	UploadState   string  `json:"uploadState"`
-	FileCount     int     `json:"fileCount"`
-	UploadedCount int     `json:"uploadedCount"`
-	TotalBytes    int64   `json:"totalBytes"`
-	Files         []struct {
-		FileName     string  `json:"fileName"`
-		Kind         string  `json:"kind"`
-		FileSize     *int64  `json:"fileSize"`
-		FileURL      *string `json:"fileUrl"`
-		UploadStatus string  `json:"uploadStatus"`
-	} `json:"files"`
+	RecordID      string         `json:"recordId"`
+	RoomID        string         `json:"roomId"`
+	SessionID     string         `json:"sessionId"`
+	UserID        string         `json:"userId"`
+	Mode          rc.Mode        `json:"mode"`
+	Status        string         `json:"status"`
+	UploadState   string         `json:"uploadState"`
+	FileCount     int            `json:"fileCount"`
+	UploadedCount int            `json:"uploadedCount"`
+	TotalBytes    int64          `json:"totalBytes"`
+	StartedAt     *int64         `json:"startedAt"`
+	EndedAt       *int64         `json:"endedAt"`
+	LastError     *ExpectedError `json:"lastError"`
+	Config        *rc.Config     `json:"config"`
+	Files         []shownFile    `json:"files"`
+}
+
+// shownFile is the part of the API's file the verification reads.
+type shownFile struct {
+	FileName     string  `json:"fileName"`
+	Kind         string  `json:"kind"`
+	FileSize     *int64  `json:"fileSize"`
+	FileURL      *string `json:"fileUrl"`
+	UploadStatus string  `json:"uploadStatus"`
 }
 
 // Verify reads every recording from recledger's query API at server and
@@ -209,12 +272,17 @@ func compare(want Expected, got shown) []string {
 	}
 	diff("roomId", want.RoomID, got.RoomID)
 	diff("sessionId", want.SessionID, got.SessionID)
+	diff("userId", want.UserID, got.UserID)
 	diff("mode", want.Mode, got.Mode)
 	diff("status", want.Status, got.Status)
 	diff("uploadState", want.UploadState, got.UploadState)
 	diff("fileCount", want.FileCount, got.FileCount)
 	diff("uploadedCount", want.UploadedCount, got.UploadedCount)
 	diff("totalBytes", want.TotalBytes, got.TotalBytes)
+	diff("startedAt", deref(want.StartedAt), deref(got.StartedAt))
+	diff("endedAt", deref(want.EndedAt), deref(got.EndedAt))
+	diff("lastError", deref(want.LastError), deref(got.LastError))
+	diff("config", deref(want.Config), deref(got.Config))
 	seen := map[string]bool{}
 	for _, f := range got.Files {
 		seen[f.FileName] = true
