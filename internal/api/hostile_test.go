@@ -117,6 +117,7 @@ func TestHostileFiltersAndIDs(t *testing.T) {
 	for _, p := range []string{"cursor", "limit"} {
 		targets = append(targets, target{query("/v1/quarantine", p), p, "strict"})
 	}
+	targets = append(targets, target{query("/v1/events/stream", "after"), "after", "strict"})
 	targets = append(targets,
 		target{func(raw string) string { return "/v1/recordings/" + raw }, "recordId", "path"},
 		target{func(raw string) string { return "/v1/files/" + raw }, "fileName", "path"})
