@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/recledger/recledger/rc"
 )
@@ -215,6 +217,101 @@ func TestVerifyRefusals(t *testing.T) {
 	}
 }
 
+// countingReplay is a real in-memory ReplayMemory that counts its calls:
+// a refused shape must never reach a memory (PostgreSQL's refuses NUL and
+// invalid UTF-8, so reaching it would answer 503 where SQLite's answers 200).
+type countingReplay struct {
+	mem   *rc.MemoryReplay
+	calls int
+}
+
+func (c *countingReplay) Remember(ctx context.Context, k rc.ReplayKey, d [32]byte, until time.Time) (rc.ReplayVerdict, error) {
+	c.calls++
+	return c.mem.Remember(ctx, k, d, until)
+}
+
+// TestVerifySignatureShapes pins the set of nonces, timestamps and
+// signatures Verify accepts, for requests signed with the right secret so
+// that only the shape can refuse them: the query fallback carries any byte
+// (%00, %FF), a header carries bytes >= 0x80.
+func TestVerifySignatureShapes(t *testing.T) {
+	body := seedBody(t)
+	query := func(nonce, ts string) func() *http.Request {
+		return func() *http.Request {
+			q := url.Values{"nonce": {nonce}, "timestamp": {ts}, "signature": {rc.Sign(testSecret, nonce, ts)}}
+			return httptest.NewRequest(http.MethodPost, "/?"+q.Encode(), nil)
+		}
+	}
+	header := func(nonce string) func() *http.Request {
+		return func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, "/", nil)
+			r.Header["Nonce"] = []string{nonce}
+			r.Header["Timestamp"] = []string{"1530027865231"}
+			r.Header["Signature"] = []string{rc.Sign(testSecret, nonce, "1530027865231")}
+			return r
+		}
+	}
+	tests := []struct {
+		name string
+		req  func() *http.Request
+		want error // nil: accepted
+	}{
+		{"RC's 18 digits", query(strings.Repeat("7", 18), "1530027865231"), nil},
+		{"SDK's 19 digits", query(strings.Repeat("9", 19), "1530027865"), nil},
+		{"64 printable", query(strings.Repeat("~", 32)+strings.Repeat("!", 32), "1530027865231"), nil},
+		{"65 characters", query(strings.Repeat("n", 65), "1530027865231"), rc.ErrMalformedSignature},
+		{"NUL in query nonce", query("12\x0034", "1530027865231"), rc.ErrMalformedSignature},
+		{"only NUL", query("\x00", "1530027865231"), rc.ErrMalformedSignature},
+		{"invalid UTF-8 in query nonce", query("12\xff34", "1530027865231"), rc.ErrMalformedSignature},
+		{"valid UTF-8 outside ASCII", query("né", "1530027865231"), rc.ErrMalformedSignature},
+		{"emoji", query("😀", "1530027865231"), rc.ErrMalformedSignature},
+		{"inner space", query("12 34", "1530027865231"), rc.ErrMalformedSignature},
+		{"tab", query("12\t34", "1530027865231"), rc.ErrMalformedSignature},
+		{"DEL", query("12\x7f", "1530027865231"), rc.ErrMalformedSignature},
+		{"byte 0x80 in header nonce", header("12\x80"), rc.ErrMalformedSignature},
+		{"invalid UTF-8 in header nonce", header("\xff\xfe"), rc.ErrMalformedSignature},
+		{"NUL in query timestamp", query("n", "153002786523\x00"), rc.ErrMalformedSignature},
+		{"invalid UTF-8 in query timestamp", query("n", "\xff530027865231"), rc.ErrMalformedSignature},
+		{"NUL in query signature", func() *http.Request {
+			return httptest.NewRequest(http.MethodPost, "/?nonce=n&timestamp=1530027865231&signature="+strings.Repeat("a", 38)+"%00a", nil)
+		}, rc.ErrMalformedSignature},
+		{"invalid UTF-8 in query signature", func() *http.Request {
+			return httptest.NewRequest(http.MethodPost, "/?nonce=n&timestamp=1530027865231&signature="+strings.Repeat("a", 39)+"%FF", nil)
+		}, rc.ErrMalformedSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := &countingReplay{mem: rc.NewMemoryReplay(fixedClock(testNow))}
+			v, err := rc.NewVerifier(rc.VerifierConfig{Apps: map[string][]string{testApp: {testSecret}}, Now: fixedClock(testNow), Replay: mem})
+			if err != nil {
+				t.Fatal(err)
+			}
+			app, err := v.Verify(tt.req(), body)
+			if tt.want == nil {
+				if err != nil || app != testApp {
+					t.Fatalf("Verify = %q, %v; want accepted", app, err)
+				}
+				if mem.calls != 1 {
+					t.Errorf("replay memory called %d times, want 1", mem.calls)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Verify = %q, %v; want %v", app, err, tt.want)
+			}
+			if got := rc.StatusCode(err); got != http.StatusUnauthorized {
+				t.Errorf("StatusCode = %d, want 401", got)
+			}
+			if mem.calls != 0 {
+				t.Errorf("replay memory called %d times for a refused shape, want 0", mem.calls)
+			}
+			if !utf8.ValidString(err.Error()) || strings.ContainsRune(err.Error(), 0) {
+				t.Errorf("error %q echoes the hostile value", err)
+			}
+		})
+	}
+}
+
 func TestVerifyEdgesOfTolerance(t *testing.T) {
 	body := seedBody(t)
 	for _, d := range []time.Duration{-5 * time.Minute, 5 * time.Minute} {
@@ -399,6 +496,13 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte(`{"appKey":"your_appkey","appKey":"your_appkey"}`), "n", "1530027865231", rc.Sign(testSecret, "n", "1530027865231"), "")
 	f.Add([]byte(`{"app\u004bey":"your_appkey"}`), "n", "1530027865231", strings.ToUpper(rc.Sign(testSecret, "n", "1530027865231")), "x")
 	f.Add([]byte(`{"appKey":123}`), "", "", "", "")
+	// Validly signed hostile nonces and timestamps: they travel in the
+	// query (%00, %FF) and must be refused before the replay memory.
+	for _, n := range []string{"12\x0034", "\xff\xfe", "n\x80", "\U0001F600", strings.Repeat("7", 65), "a b"} {
+		f.Add(body, n, "1530027865231", rc.Sign(testSecret, n, "1530027865231"), "")
+	}
+	f.Add(body, "n", "153002786523\x00", rc.Sign(testSecret, "n", "153002786523\x00"), "")
+	f.Add(body, "n", "1530027865231", strings.Repeat("a", 39)+"\x00", "")
 	f.Fuzz(func(t *testing.T, body []byte, nonce, ts, sig, appKeyHeader string) {
 		v, err := rc.NewVerifier(rc.VerifierConfig{
 			Apps: map[string][]string{testApp: {testSecret}, "123": {"numeric-app-secret"}},
@@ -407,12 +511,23 @@ func FuzzVerify(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A value a header cannot carry goes in the query, the fallback
+		// PROTOCOL.md allows, which carries any byte (%00, %FF).
 		req := httptest.NewRequest(http.MethodPost, "/", nil)
+		q := url.Values{}
+		sent := map[string]string{}
 		for k, val := range map[string]string{"nonce": nonce, "timestamp": ts, "signature": sig, "appKey": appKeyHeader} {
-			if val != "" && validHeaderValue(val) {
+			switch {
+			case val == "":
+			case validHeaderValue(val):
 				req.Header.Set(k, val)
+				sent[k] = val
+			case k != "appKey":
+				q.Set(k, val)
+				sent[k] = val
 			}
 		}
+		req.URL.RawQuery = q.Encode()
 		app, err := v.Verify(req, body)
 		if err != nil {
 			if rc.StatusCode(err) == http.StatusServiceUnavailable {
@@ -421,9 +536,12 @@ func FuzzVerify(f *testing.F) {
 			return
 		}
 		secret := map[string]string{testApp: testSecret, "123": "numeric-app-secret"}[app]
-		h := req.Header
-		if want := rc.Sign(secret, h.Get("nonce"), h.Get("timestamp")); !strings.EqualFold(h.Get("signature"), want) {
-			t.Fatalf("accepted signature %q for app %q, want %q", h.Get("signature"), app, want)
+		if want := rc.Sign(secret, sent["nonce"], sent["timestamp"]); !strings.EqualFold(sent["signature"], want) {
+			t.Fatalf("accepted signature %q for app %q, want %q", sent["signature"], app, want)
+		}
+		// What reached the replay memory is what every memory can store.
+		if n := sent["nonce"]; len(n) > rc.MaxAcceptedNonceLen || strings.IndexFunc(n, func(r rune) bool { return r < '!' || r > '~' }) >= 0 {
+			t.Fatalf("accepted nonce %q: over %d bytes or outside printable ASCII", n, rc.MaxAcceptedNonceLen)
 		}
 		if cb, err := rc.Parse(body); err == nil && cb.AppKey != app {
 			t.Fatalf("Verify says app %q, Parse says %q", app, cb.AppKey)

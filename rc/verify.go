@@ -219,16 +219,51 @@ func signatureParams(r *http.Request) (nonce, ts, sig string, err error) {
 	if len(missing) > 0 {
 		return "", "", "", sigErr(ErrMissingSignature, "no %s header or query parameter", strings.Join(missing, ", "))
 	}
-	if len(nonce) > 4*MaxNonceLen {
-		return "", "", "", sigErr(ErrMalformedSignature, "nonce longer than %d characters", 4*MaxNonceLen)
+	// The three values are checked here, before any of them reaches a
+	// ReplayMemory: a nonce or timestamp from the query can hold NUL or
+	// bytes that are not UTF-8 (a header can hold bytes >= 0x80), which
+	// one memory stores and another refuses (PostgreSQL's TEXT). Every
+	// memory must see the same set, so the set is decided here.
+	if len(nonce) > MaxAcceptedNonceLen {
+		return "", "", "", sigErr(ErrMalformedSignature, "nonce longer than %d characters", MaxAcceptedNonceLen)
+	}
+	if !printableASCII(nonce) {
+		return "", "", "", sigErr(ErrMalformedSignature, "nonce holds a character outside printable ASCII")
 	}
 	if !allDigits(ts) || (len(ts) != 13 && len(ts) != 10) {
 		return "", "", "", sigErr(ErrMalformedSignature, "timestamp is not 13 (ms) or 10 (s) digits")
 	}
-	if len(sig) != 2*20 {
+	if len(sig) != 2*20 || !allHex(sig) {
 		return "", "", "", sigErr(ErrMalformedSignature, "signature is not 40 hex digits")
 	}
 	return nonce, ts, sig, nil
+}
+
+// MaxAcceptedNonceLen is the longest nonce Verify accepts: RC sends at most
+// 18 characters (MaxNonceLen), its SDK up to 19 digits; the margin costs
+// nothing and keeps the replay memory's keys small.
+const MaxAcceptedNonceLen = 64
+
+// printableASCII reports whether s holds only the characters '!' to '~':
+// RC's nonces are digits or letters, and a space, a control character or a
+// byte >= 0x80 in one is a forgery or a broken client.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '!' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func allHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // firstValue returns the first non-empty header among names, or else (when

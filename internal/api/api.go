@@ -213,9 +213,16 @@ type RecordingList struct {
 
 func (a *API) listRecordings(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := ledger.RecordingFilter{
-		AppKey: q.Get("appKey"), RoomID: q.Get("roomId"), SessionID: q.Get("sessionId"), UserID: q.Get("userId"),
-		Cursor: q.Get("cursor"),
+	f := ledger.RecordingFilter{Cursor: q.Get("cursor")}
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"appKey", &f.AppKey}, {"roomId", &f.RoomID}, {"sessionId", &f.SessionID}, {"userId", &f.UserID}} {
+		v, err := idFilter(q, p.name)
+		if err != nil {
+			return err
+		}
+		*p.dst = v
 	}
 	if s := q.Get("status"); s != "" {
 		switch st := ledger.Status(s); st {
@@ -278,7 +285,10 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getRecording(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("recordId")
+	id, err := pathID(r, "recordId")
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
 	st, err := a.store.Recording(ctx, id)
@@ -310,7 +320,10 @@ type RecordingDetail struct {
 }
 
 func (a *API) getFile(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("fileName")
+	name, err := pathID(r, "fileName")
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
 	states, err := a.store.FileRecordings(ctx, name)

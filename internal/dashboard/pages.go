@@ -203,6 +203,10 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := ledger.RecordingFilter{AppKey: form.AppKey, RoomID: form.RoomID, SessionID: form.SessionID, UserID: form.UserID,
 		Cursor: q.Get("cursor"), Limit: ledger.DefaultPage, Now: now}
+	if err := checkIDFilters([2]string{"appKey", form.AppKey}, [2]string{"roomId", form.RoomID},
+		[2]string{"sessionId", form.SessionID}, [2]string{"userId", form.UserID}); err != nil {
+		return err
+	}
 	if !validOption(statusOptions, form.Status) {
 		return &badInput{"status", "want recording, ended, complete or failed"}
 	}
@@ -329,6 +333,9 @@ var players = map[string]string{"mp4": "video", "mkv": "video", "webm": "video",
 
 func (d *Dashboard) recording(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("recordId")
+	if err := checkRecordID(id); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
 	now := d.opts.Now()
@@ -442,6 +449,9 @@ func (d *Dashboard) search(w http.ResponseWriter, r *http.Request) error {
 	if q == "" {
 		http.Redirect(w, r, "/recordings", http.StatusSeeOther)
 		return nil
+	}
+	if err := checkSearch(q); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()

@@ -123,3 +123,19 @@ func Clip(s string, n int) string {
 	}
 	return fmt.Sprintf("%s…(%d bytes)", s[:cut], len(s))
 }
+
+// CheckLookup reports whether v could equal a stored value of the id field
+// named field: "appKey", "recordId", "roomId", "sessionId", "userId" or
+// "fileName" (output.fileName's bound). A value that breaks CheckStorable's
+// rule for that field is in no store; worse, PostgreSQL refuses NUL and
+// invalid UTF-8 even as a query parameter where SQLite just finds nothing.
+// Readers (the API, the dashboard) check filters and path ids with it
+// before the store, so both backends answer the same. The *FieldError
+// names field and the rule, never the value.
+func CheckLookup(field, v string) error {
+	maxBytes := MaxIDBytes
+	if field == "fileName" {
+		maxBytes = MaxFileNameBytes
+	}
+	return checkID(field, v, maxBytes)
+}

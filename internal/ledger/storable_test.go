@@ -122,3 +122,36 @@ func TestPrepareRejectionBoundsEverything(t *testing.T) {
 		t.Errorf("a rejection with 60 KB of headers stores %d bytes", sr.Size)
 	}
 }
+
+// TestCheckLookup: a filter or path id is held to the rule of the field it
+// names, the fileName's bound being the larger one.
+func TestCheckLookup(t *testing.T) {
+	for _, tt := range []struct {
+		field, v string
+		ok       bool
+	}{
+		{"roomId", "room-1", true},
+		{"roomId", "", true},
+		{"roomId", "\U0001F600 'x' OR 1=1; --", true},
+		{"roomId", strings.Repeat("r", ledger.MaxIDBytes), true},
+		{"roomId", strings.Repeat("r", ledger.MaxIDBytes+1), false},
+		{"recordId", strings.Repeat("r", ledger.MaxIDBytes+1), false},
+		{"fileName", strings.Repeat("f", ledger.MaxIDBytes+1), true},
+		{"fileName", strings.Repeat("f", ledger.MaxFileNameBytes), true},
+		{"fileName", strings.Repeat("f", ledger.MaxFileNameBytes+1), false},
+		{"userId", "a\x00b", false},
+		{"appKey", "a\xffb", false},
+		{"sessionId", "a\u0085b", false},
+		{"fileName", "a\x1b[2Jb", false},
+		{"userId", "a\uFFFDb", true}, // the replacement character itself is valid
+	} {
+		err := ledger.CheckLookup(tt.field, tt.v)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckLookup(%s, %.40q) = %v, want ok %v", tt.field, tt.v, err, tt.ok)
+		}
+		var fe *ledger.FieldError
+		if err != nil && (!errors.As(err, &fe) || fe.Field != tt.field || strings.Contains(fe.Error(), tt.v)) {
+			t.Errorf("CheckLookup(%s, %.40q) = %v, want a FieldError naming the field, not the value", tt.field, tt.v, err)
+		}
+	}
+}

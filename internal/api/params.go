@@ -1,0 +1,65 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/recledger/recledger/internal/ledger"
+)
+
+// The one check of the API's string filters and path ids: a value that
+// breaks ledger.CheckStorable's rule for its field (over the bound, a
+// control character such as NUL, invalid UTF-8) can equal nothing stored,
+// and PostgreSQL refuses NUL and invalid UTF-8 even as a parameter (a 5xx
+// there, an empty answer on SQLite). It is refused before the store, the
+// same way on both backends:
+//   - a query filter with 400 bad_parameter naming the parameter: a filter
+//     that can never match is a client's mistake (a mangled paste, a
+//     broken script), and an empty 200 list would hide it; the list
+//     endpoints answer their other unusable parameters 400 already.
+//   - a path id with 404 not_found: the path names a resource that cannot
+//     exist, which is what 404 says; clients (the CLI, links) already treat
+//     an unknown id as 404, and the message says why this one is unknown.
+//
+// Values that pass (emoji, quotes, SQL text) go to the store as
+// parameters and simply match nothing.
+
+// idFilter returns the query parameter name ("appKey", "roomId",
+// "sessionId" or "userId"), empty when absent, or a *badParam.
+func idFilter(q url.Values, name string) (string, error) {
+	v := q.Get(name)
+	if err := ledger.CheckLookup(name, v); err != nil {
+		return "", &badParam{name, fieldReason(err) + "; no stored value can match"}
+	}
+	return v, nil
+}
+
+// pathID returns the path value name ("recordId" or "fileName"), or an
+// error answered 404.
+func pathID(r *http.Request, name string) (string, error) {
+	v := r.PathValue(name)
+	if err := ledger.CheckLookup(name, v); err != nil {
+		return "", &notFoundParam{name, fieldReason(err)}
+	}
+	return v, nil
+}
+
+// notFoundParam is a path id no stored value can equal: 404, with why.
+type notFoundParam struct{ name, reason string }
+
+func (e *notFoundParam) Error() string {
+	return "not found: " + e.name + " " + e.reason + "; no stored value can have it"
+}
+
+// Is makes errors.Is(err, errNotFound) true: the answer is 404 not_found.
+func (e *notFoundParam) Is(target error) bool { return target == errNotFound }
+
+// fieldReason is a ledger.FieldError's rule without the "unstorable
+// callback" framing (this is a read, not a callback).
+func fieldReason(err error) string {
+	if fe, ok := errors.AsType[*ledger.FieldError](err); ok {
+		return fe.Reason
+	}
+	return err.Error()
+}
