@@ -41,9 +41,15 @@ type Options struct {
 	QuarantineMaxCount int    // default 10,000
 	QuarantineMaxBytes int64  // default 64 MiB
 	MaxBatch           int    // callbacks per commit (default 256)
-	Now                func() time.Time
-	Logger             *slog.Logger
-	OnCommit           func(callbacks, rejections int, took time.Duration, err error)
+	// WriteTimeout bounds every database call a callback waits for (the
+	// replay memory, the pool's connection, the group commit), counted for
+	// a commit from when its oldest callback was submitted: past it the
+	// callback is answered 503. Default 3s, below RC's 5 s wait for an
+	// answer; without it a blackholed database held callbacks for minutes.
+	WriteTimeout time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
+	OnCommit     func(callbacks, rejections int, took time.Duration, err error)
 }
 
 // Store is a ledger.Store on PostgreSQL.
@@ -54,6 +60,7 @@ type Store struct {
 	storesql.Intake // Append and Quarantine: the group commit
 	stop            context.CancelFunc
 	done            chan struct{}
+	health          storesql.Health // the last commit's outcome, for Ping
 
 	mu      sync.Mutex
 	closed  bool
@@ -71,6 +78,9 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 3 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -93,6 +103,12 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	// A generic plan for the array statements cannot know how few rows an
 	// array holds and scans whole tables; plan each execution instead.
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	if cfg.ConnConfig.ConnectTimeout == 0 { // the URL's connect_timeout wins
+		// The pool keeps dialing after the caller's deadline, holding a
+		// connection slot; against an unreachable server (pgxpool's
+		// default) it would hold it for 2 minutes after the server is back.
+		cfg.ConnConfig.ConnectTimeout = 2 * o.WriteTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
@@ -109,7 +125,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	s := &Store{pool: pool, replay: replay, opts: o, done: make(chan struct{})}
-	s.Batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch})
+	s.Batcher = groupcommit.New(storesql.Track(&s.health, s.commitWithin), groupcommit.Options{MaxBatch: o.MaxBatch})
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go func() {
@@ -175,10 +191,14 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	return nil
 }
 
-// Ping implements ledger.Store: the database answers and takes writes (it
-// is neither a standby nor read-only). It takes no lock, so it does not
-// queue behind batches in flight.
+// Ping implements ledger.Store: the last commit succeeded (or, when it
+// failed and none was tried since, a probe write does) and the database
+// answers and takes writes (it is neither a standby nor read-only). Unless
+// it probes, it takes no lock, so it does not queue behind batches in flight.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.health.Check(ctx, s.probeWrite); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
 	var writable bool
 	err := s.pool.QueryRow(ctx, `SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'`).Scan(&writable)
 	if err != nil {

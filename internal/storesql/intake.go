@@ -14,6 +14,10 @@ import (
 type Op struct {
 	In  *ledger.Incoming
 	Rej *ledger.Rejection
+	// Queued is when the op was submitted: a backend that bounds how long
+	// a sender waits for its answer counts from here, the wait for earlier
+	// batches included.
+	Queued time.Time
 }
 
 // Intake is the write side both SQL stores give ledger.Store: callbacks
@@ -26,7 +30,7 @@ type Intake struct {
 
 // Append implements ledger.Store.Append.
 func (i Intake) Append(ctx context.Context, in ledger.Incoming) (ledger.Appended, error) {
-	a, err := i.Batcher.Submit(ctx, Op{In: &in})
+	a, err := i.Batcher.Submit(ctx, Op{In: &in, Queued: time.Now()})
 	if err != nil {
 		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", in.Callback.RecordID, err)
 	}
@@ -39,7 +43,7 @@ func (i Intake) Quarantine(ctx context.Context, r ledger.Rejection) error {
 	if len(r.Body) > ledger.MaxQuarantineBody {
 		r.Body = r.Body[:ledger.MaxQuarantineBody]
 	}
-	if _, err := i.Batcher.Submit(ctx, Op{Rej: &r}); err != nil {
+	if _, err := i.Batcher.Submit(ctx, Op{Rej: &r, Queued: time.Now()}); err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
 	return nil
