@@ -33,6 +33,7 @@ type Config struct {
 	QuarantineMaxCount    int
 	QuarantineMaxBytes    int64
 	ShutdownTimeout       time.Duration
+	DBWriteTimeout        time.Duration // bound on each database call a callback waits for
 }
 
 func defaultConfig() Config {
@@ -48,6 +49,7 @@ func defaultConfig() Config {
 		QuarantineMaxCount: 10_000,
 		QuarantineMaxBytes: 64 << 20,
 		ShutdownTimeout:    15 * time.Second,
+		DBWriteTimeout:     3 * time.Second,
 	}
 }
 
@@ -90,6 +92,9 @@ var settings = []setting{
 		intSetter(func(c *Config) *int64 { return &c.QuarantineMaxBytes })},
 	{"shutdown-timeout", "RECLEDGER_SHUTDOWN_TIMEOUT", "shutdown_timeout", "how long a shutdown waits for callbacks in flight", false,
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"db-write-timeout", "RECLEDGER_DB_WRITE_TIMEOUT", "db_write_timeout",
+		"how long a callback waits for the database (PostgreSQL calls; SQLite's lock wait) before it is answered 503; keep it under RC's 5 s", false,
+		durationSetter(func(c *Config) *time.Duration { return &c.DBWriteTimeout })},
 }
 
 func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
@@ -244,6 +249,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown timeout must be positive"))
+	}
+	if c.DBWriteTimeout <= 0 {
+		errs = append(errs, errors.New("db write timeout must be positive"))
 	}
 	if c.QuarantineMaxCount <= 0 || c.QuarantineMaxBytes <= 0 {
 		errs = append(errs, errors.New("quarantine caps must be positive"))

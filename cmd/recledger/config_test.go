@@ -56,6 +56,7 @@ signature_tolerance = "2m"
 log_format = "json"
 sqlite_synchronous = "normal"
 max_body_bytes = 4096
+db_write_timeout = "4s"
 `)
 	fileOnly, err := loadConfig(parseFlags(t, "--config", file).Flags(), env(nil))
 	if err != nil {
@@ -65,6 +66,7 @@ max_body_bytes = 4096
 	want.Addr, want.DB, want.SignatureTolerance, want.LogFormat, want.SQLiteSynchronous, want.MaxBodyBytes =
 		"127.0.0.1:9001", "sqlite:/tmp/file.db", 2*time.Minute, "json", "normal", 4096
 	want.Apps = map[string][]string{"filekey": {"filesecret", "newsecret"}}
+	want.DBWriteTimeout = 4 * time.Second
 	if diff := cmp.Diff(want, fileOnly); diff != "" {
 		t.Errorf("file (-want +got):\n%s", diff)
 	}
@@ -104,6 +106,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad synchronous", []string{"--sqlite-synchronous", "off"}, nil, "", "full or normal"},
 		{"bad db", []string{"--db", "mysql://x"}, nil, "", "sqlite:PATH"},
 		{"zero shutdown timeout", []string{"--shutdown-timeout", "0s"}, nil, "", "shutdown timeout"},
+		{"zero db write timeout", nil, map[string]string{"RECLEDGER_DB_WRITE_TIMEOUT": "0s"}, "", "db write timeout"},
 		{"zero quarantine cap", nil, map[string]string{"RECLEDGER_QUARANTINE_MAX_COUNT": "0"}, "", "quarantine caps"},
 		{"unknown file key", nil, nil, `adress = "x"`, `unknown setting "adress"`},
 		{"bad file syntax", nil, nil, `addr = `, "config file"},

@@ -19,6 +19,9 @@ type metrics struct {
 	batch       prometheus.Histogram
 	commitTime  prometheus.Histogram
 	storeErrors prometheus.Counter
+	// projectionFailures counts SQLite's projection runs that failed
+	// (PostgreSQL projects inside the commit: its failures are store errors).
+	projectionFailures prometheus.Counter
 }
 
 func newMetrics(stats func(context.Context, time.Time) (ledger.Stats, error)) *metrics {
@@ -47,8 +50,12 @@ func newMetrics(stats func(context.Context, time.Time) (ledger.Stats, error)) *m
 			Name: "recledger_store_errors_total",
 			Help: "Group commits that failed (their callbacks were answered 503).",
 		}),
+		projectionFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recledger_projection_failures_total",
+			Help: "Projection runs that failed (SQLite: the ledger file could not be written; retried every second). /readyz fails until one succeeds.",
+		}),
 	}
-	m.reg.MustRegister(m.callbacks, m.latency, m.batch, m.commitTime, m.storeErrors,
+	m.reg.MustRegister(m.callbacks, m.latency, m.batch, m.commitTime, m.storeErrors, m.projectionFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&ledgerCollector{stats: stats})
 	return m

@@ -24,7 +24,7 @@ replay refuses to run beside a server that has it.`,
 			if err != nil {
 				return err
 			}
-			store, err := openStore(cmd.Context(), cfg, nil)
+			store, err := openStore(cmd.Context(), cfg, storeHooks{})
 			if err != nil {
 				return err
 			}

@@ -61,25 +61,35 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, o))
 }
 
-// openStore opens the store --db names; onCommit (may be nil) is told of
-// every group commit.
-func openStore(ctx context.Context, cfg Config, onCommit func(int, int, time.Duration, error)) (ledger.Store, error) {
+// storeHooks are what a store reports for metrics; either may be nil.
+type storeHooks struct {
+	onCommit            func(callbacks, rejections int, took time.Duration, err error)
+	onProjectionFailure func(error)
+}
+
+// openStore opens the store --db names, reporting to hooks.
+func openStore(ctx context.Context, cfg Config, hooks storeHooks) (ledger.Store, error) {
 	kind, location, err := parseDB(cfg.DB)
 	if err != nil {
 		return nil, err
 	}
 	if kind == "postgres" {
+		// PostgreSQL projects inside the commit: a projection failure is
+		// a failed commit.
 		return pgstore.Open(ctx, location, pgstore.Options{
 			QuarantineMaxCount: cfg.QuarantineMaxCount,
 			QuarantineMaxBytes: cfg.QuarantineMaxBytes,
-			OnCommit:           onCommit,
+			WriteTimeout:       cfg.DBWriteTimeout,
+			OnCommit:           hooks.onCommit,
 		})
 	}
 	return sqlitestore.Open(ctx, location, sqlitestore.Options{
-		Synchronous:        cfg.SQLiteSynchronous,
-		QuarantineMaxCount: cfg.QuarantineMaxCount,
-		QuarantineMaxBytes: cfg.QuarantineMaxBytes,
-		OnCommit:           onCommit,
+		Synchronous:         cfg.SQLiteSynchronous,
+		BusyTimeout:         cfg.DBWriteTimeout,
+		QuarantineMaxCount:  cfg.QuarantineMaxCount,
+		QuarantineMaxBytes:  cfg.QuarantineMaxBytes,
+		OnCommit:            hooks.onCommit,
+		OnProjectionFailure: hooks.onProjectionFailure,
 	})
 }
 
@@ -87,10 +97,17 @@ func openStore(ctx context.Context, cfg Config, onCommit func(int, int, time.Dur
 func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log := newLogger(cfg, logOut)
 	var m *metrics
-	store, err := openStore(ctx, cfg, func(callbacks, rejections int, took time.Duration, err error) {
-		if m != nil { // set right after the store opens, before any commit
-			m.onCommit(callbacks, rejections, took, err)
-		}
+	store, err := openStore(ctx, cfg, storeHooks{
+		onCommit: func(callbacks, rejections int, took time.Duration, err error) {
+			if m != nil { // set right after the store opens, before any commit
+				m.onCommit(callbacks, rejections, took, err)
+			}
+		},
+		onProjectionFailure: func(error) {
+			if m != nil {
+				m.projectionFailures.Inc()
+			}
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)

@@ -193,12 +193,21 @@ func (a *API) guard(h handler) http.Handler {
 	})
 }
 
+// maxCause bounds the error /readyz shows.
+const maxCause = 512
+
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := a.store.Ping(ctx); err != nil {
 		a.opts.Logger.Warn("not ready: the store cannot be written", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store not writable"})
+		// The cause tells an operator what to fix (a full disk, an
+		// unreachable database); /readyz is behind the API's access rule.
+		cause := err.Error()
+		if len(cause) > maxCause {
+			cause = cause[:maxCause] + "..."
+		}
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store not writable", "cause": cause})
 		return nil
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

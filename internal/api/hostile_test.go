@@ -31,10 +31,10 @@ type hostileStore interface {
 	Append(context.Context, ledger.Incoming) (ledger.Appended, error)
 }
 
-// onBothStores runs test on a filled SQLite store and, where
+// onBothFilledStores runs test on a filled SQLite store and, where
 // RECLEDGER_TEST_POSTGRES_URL names a database, on a filled PostgreSQL
 // store in a schema of its own.
-func onBothStores(t *testing.T, test func(t *testing.T, backend string, s api.Store)) {
+func onBothFilledStores(t *testing.T, test func(t *testing.T, backend string, s api.Store)) {
 	t.Run("sqlite", func(t *testing.T) {
 		s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), sqlitestore.Options{})
 		if err != nil {
@@ -124,7 +124,7 @@ func TestHostileFiltersAndIDs(t *testing.T) {
 
 	var mu sync.Mutex
 	statuses := map[string]map[string]int{} // backend -> request -> status
-	onBothStores(t, func(t *testing.T, backend string, s api.Store) {
+	onBothFilledStores(t, func(t *testing.T, backend string, s api.Store) {
 		srv := server(t, s, "")
 		got := map[string]int{}
 		for _, tg := range targets {

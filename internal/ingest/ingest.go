@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -188,10 +187,15 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, er
 		rec.outcome = code
 	}
 	size := int64(len(body))
-	if body == nil && (status == http.StatusUnsupportedMediaType || status == http.StatusRequestEntityTooLarge) {
-		// Refused before reading: keep the start of it for inspection.
-		body, _ = io.ReadAll(io.LimitReader(r.Body, ledger.MaxQuarantineBody))
-		size = max(int64(len(body)), r.ContentLength)
+	if status == http.StatusUnsupportedMediaType || status == http.StatusRequestEntityTooLarge {
+		// Refused on its headers (or past the limit): answered at once,
+		// the rest of the body unread. The connection closes after the
+		// answer, or net/http would read what is left (up to 256 KiB, a
+		// client that never sends it holding the answer back) to reuse it.
+		w.Header().Set("Connection", "close")
+		if body == nil {
+			size = max(r.ContentLength, 0) // what it said it would send
+		}
 	}
 	rej := ledger.Rejection{
 		At:       h.opts.Now().UnixMilli(),

@@ -44,10 +44,16 @@ type Options struct {
 	MaxBatch           int    // callbacks per commit (default 256)
 	// MaxWait is how long a batch waits to fill (default 0: commit what is
 	// queued); tests use it to put callbacks in one batch for sure.
-	MaxWait  time.Duration
-	Now      func() time.Time
-	Logger   *slog.Logger
-	OnCommit func(callbacks, rejections int, took time.Duration, err error)
+	MaxWait time.Duration
+	// WriteTimeout bounds every database call a callback waits for (the
+	// replay memory, the pool's connection, the group commit), counted for
+	// a commit from when its oldest callback was submitted: past it the
+	// callback is answered 503. Default 3s, below RC's 5 s wait for an
+	// answer; without it a blackholed database held callbacks for minutes.
+	WriteTimeout time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
+	OnCommit     func(callbacks, rejections int, took time.Duration, err error)
 }
 
 // Store is a ledger.Store on PostgreSQL.
@@ -58,6 +64,7 @@ type Store struct {
 	storesql.Intake // Append and Quarantine: the group commit
 	stop            context.CancelFunc
 	done            chan struct{}
+	health          storesql.Health // the last commit's outcome, for Ping
 
 	mu      sync.Mutex
 	closed  bool
@@ -75,6 +82,9 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 3 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -97,6 +107,12 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	// A generic plan for the array statements cannot know how few rows an
 	// array holds and scans whole tables; plan each execution instead.
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	if cfg.ConnConfig.ConnectTimeout == 0 { // the URL's connect_timeout wins
+		// The pool keeps dialing after the caller's deadline, holding a
+		// connection slot; against an unreachable server (pgxpool's
+		// default) it would hold it for 2 minutes after the server is back.
+		cfg.ConnConfig.ConnectTimeout = 2 * o.WriteTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
@@ -113,7 +129,8 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	s := &Store{pool: pool, replay: replay, opts: o, done: make(chan struct{})}
-	s.Batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait, ItemError: itemError})
+	s.Batcher = groupcommit.New(storesql.Track(&s.health, s.commitWithin, itemError),
+		groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait, ItemError: itemError})
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go func() {
@@ -179,10 +196,14 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	return nil
 }
 
-// Ping implements ledger.Store: the database answers and takes writes (it
-// is neither a standby nor read-only). It takes no lock, so it does not
-// queue behind batches in flight.
+// Ping implements ledger.Store: the last commit succeeded (or, when it
+// failed and none was tried since, a probe write does) and the database
+// answers and takes writes (it is neither a standby nor read-only). Unless
+// it probes, it takes no lock, so it does not queue behind batches in flight.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.health.Check(ctx, s.probeWrite); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
 	var writable bool
 	err := s.pool.QueryRow(ctx, `SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'`).Scan(&writable)
 	if err != nil {

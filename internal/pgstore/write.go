@@ -20,7 +20,18 @@ import (
 // connections with synchronous_commit off: the row is flushed to disk, at
 // the latest, with the commit of the callback it signed, which is
 // synchronous and later in the same WAL.
-func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte, until time.Time) (rc.ReplayVerdict, error) {
+func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte, until time.Time) (v rc.ReplayVerdict, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+	defer cancel()
+	defer func() {
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			s.dropConnections()
+			err = fmt.Errorf("%w (no answer within %s)", err, s.opts.WriteTimeout)
+			// A write that failed: readiness says so (a success says
+			// nothing: the commits that follow must succeed too).
+			s.health.Wrote(err)
+		}
+	}()
 	var (
 		inserted bool
 		seen     []byte
@@ -28,7 +39,7 @@ func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte,
 	)
 	// The insert's own row is invisible to the subselects (one snapshot):
 	// they see the row another request committed before.
-	err := s.replay.QueryRow(ctx, `WITH ins AS (
+	err = s.replay.QueryRow(ctx, `WITH ins AS (
 			INSERT INTO replay (app_key, nonce, timestamp, body_digest, until) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (app_key, nonce, timestamp) DO NOTHING RETURNING 1)
 		SELECT EXISTS (SELECT 1 FROM ins),
@@ -61,6 +72,60 @@ func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte,
 		return rc.ReplaySameBody, nil
 	}
 	return rc.ReplayOtherBody, nil
+}
+
+// commitWithin runs commit with a deadline WriteTimeout after the batch's
+// oldest op was submitted, so that a callback queued behind a commit that
+// hangs is answered (503) within WriteTimeout too. groupcommit runs commits
+// without a deadline (it must wait for a commit's true outcome); here the
+// deadline makes pgx give up on a silent server: it sets the socket's
+// deadline, fails the call and closes that connection.
+func (s *Store) commitWithin(ctx context.Context, ops []storesql.Op) ([]ledger.Appended, error) {
+	deadline := time.Now().Add(s.opts.WriteTimeout)
+	for _, o := range ops {
+		if !o.Queued.IsZero() && o.Queued.Add(s.opts.WriteTimeout).Before(deadline) {
+			deadline = o.Queued.Add(s.opts.WriteTimeout)
+		}
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	results, err := s.commit(ctx, ops)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		s.dropConnections()
+		return nil, fmt.Errorf("commit: no answer from the database within %s: %w", s.opts.WriteTimeout, err)
+	}
+	return results, err
+}
+
+// dropConnections closes the pools' idle connections after a call timed
+// out: when the network dropped the server silently, they are as dead as
+// the one that timed out, and each would cost a caller another timeout
+// before the pool found out. Connections in use close when released.
+func (s *Store) dropConnections() {
+	s.pool.Reset()
+	s.replay.Reset()
+}
+
+// probeWrite commits a small write (a row inserted and deleted again, on a
+// connection with synchronous_commit on), for Ping after a failed commit.
+func (s *Store) probeWrite(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+	defer cancel()
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO replay (app_key, nonce, timestamp, body_digest, until)
+			VALUES ('', 'readiness probe', '', '\x'::bytea, 0) ON CONFLICT DO NOTHING`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM replay WHERE app_key = '' AND nonce = 'readiness probe' AND timestamp = ''`)
+		return err
+	})
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			s.dropConnections()
+		}
+		return fmt.Errorf("probe write: %w", err)
+	}
+	return nil
 }
 
 // commit is the group-commit function: one transaction for the batch, in

@@ -82,6 +82,20 @@ func TestQuarantineCaps(t *testing.T) {
 	}
 }
 
+// TestBusyTimeoutBelowRCsWait: a commit that waits for SQLite's write lock
+// gives up (and its callbacks are answered 503) before RC stops waiting
+// for the answer, 5 s after sending.
+func TestBusyTimeoutBelowRCsWait(t *testing.T) {
+	s, _ := open(t, Options{})
+	var ms int64
+	if err := s.writer.QueryRow(`PRAGMA busy_timeout`).Scan(&ms); err != nil {
+		t.Fatal(err)
+	}
+	if ms <= 0 || ms >= 5000 {
+		t.Errorf("busy_timeout %d ms by default; want under RC's 5000", ms)
+	}
+}
+
 // TestLockedDatabaseFailsThenRecovers holds SQLite's write lock from
 // another connection, as a stuck backup or a second process would: appends
 // fail (ingest answers 503) and succeed again once the lock is released.

@@ -34,6 +34,11 @@ type projection struct {
 	work          sync.Mutex   // one projection (or rebuild) at a time; guards cache
 	cache         stateCache   // recent states, so a recording is not read back per batch
 
+	// Failures, for the log: the run goroutine's own.
+	failing      bool
+	failures     int       // since the last line logged
+	failLoggedAt time.Time // when the last failure was logged
+
 	mu        sync.Mutex
 	pending   []loggedEvent // logged, not yet projected, in seq order
 	projected int64         // every event up to here is applied
@@ -129,14 +134,39 @@ func (p *projection) run(ctx context.Context) {
 		// shows a backlog: chasing each new commit would undo the gathering.
 		for {
 			n, err := p.once(ctx)
-			if err != nil {
-				p.log.Error("projection failed; retrying", "err", err)
-			}
+			p.report(err)
 			if err != nil || n < projectBatch {
 				break
 			}
 		}
 	}
+}
+
+// failureLogEvery spaces the log lines of a projection that keeps failing
+// (it retries every second).
+const failureLogEvery = 30 * time.Second
+
+// report records a projection run's outcome for Ping and the metrics, and
+// logs a failure: the first at once, then one line per failureLogEvery
+// with how many were not logged, and the recovery.
+func (p *projection) report(err error) {
+	p.store.health.Projected(err)
+	if err == nil {
+		if p.failing {
+			p.log.Info("projection recovered", "failures_not_logged", p.failures)
+			p.failing, p.failures = false, 0
+		}
+		return
+	}
+	if hook := p.store.opts.OnProjectionFailure; hook != nil {
+		hook(err)
+	}
+	if p.failing && time.Since(p.failLoggedAt) < failureLogEvery {
+		p.failures++
+		return
+	}
+	p.log.Error("projection failed; retrying every second", "err", err, "failures_not_logged", p.failures)
+	p.failing, p.failures, p.failLoggedAt = true, 0, time.Now()
 }
 
 // catchUp projects until nothing is left.

@@ -40,7 +40,7 @@ const (
 // Options tune a Store; the zero value is the documented default.
 type Options struct {
 	Synchronous        string        // SyncFull (default) or SyncNormal
-	BusyTimeout        time.Duration // how long a write waits for a lock (default 5s)
+	BusyTimeout        time.Duration // how long a write waits for a lock (default 3s, below RC's 5 s wait for an answer)
 	QuarantineMaxCount int           // rejections kept (default 10,000)
 	QuarantineMaxBytes int64         // bytes of rejected requests kept, headers and all (default 64 MiB)
 	MaxBatch           int           // callbacks per commit (default 256)
@@ -50,6 +50,9 @@ type Options struct {
 	// OnCommit, when set, is told of every group commit: how many callbacks
 	// and rejections it held, how long it took, and its error (for metrics).
 	OnCommit func(callbacks, rejections int, took time.Duration, err error)
+	// OnProjectionFailure, when set, is told of every projection run that
+	// failed (for metrics; the failure is logged, sparingly, anyway).
+	OnProjectionFailure func(err error)
 }
 
 func (o *Options) defaults() error {
@@ -62,7 +65,7 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("synchronous %q: want full or normal", o.Synchronous)
 	}
 	if o.BusyTimeout <= 0 {
-		o.BusyTimeout = 5 * time.Second
+		o.BusyTimeout = 3 * time.Second
 	}
 	if o.QuarantineMaxCount <= 0 {
 		o.QuarantineMaxCount = 10_000
@@ -104,6 +107,8 @@ type Store struct {
 	checkpointer *sql.DB
 	stopCkpt     context.CancelFunc
 	ckptDone     chan struct{}
+
+	health storesql.Health // the last commit's and projection's outcomes, for Ping
 
 	replay *rc.MemoryReplay
 	mu     sync.Mutex // guards the fields below
@@ -193,7 +198,8 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	s.Batcher = groupcommit.New(s.commit, groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait, ItemError: itemError})
+	s.Batcher = groupcommit.New(storesql.Track(&s.health, s.commit, itemError),
+		groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait, ItemError: itemError})
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go func() {
@@ -305,14 +311,40 @@ func (s *Store) load(ctx context.Context) error {
 	return nil
 }
 
-// Ping reports whether the database can be written: it takes the write
-// lock and writes nothing.
+// Ping reports whether the store takes callbacks: its last commit and its
+// last projection succeeded (a full disk still grants the write lock), and
+// the write lock can be taken. It writes nothing unless the last commit
+// failed and none was tried since (see storesql.Health.Check).
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.health.Check(ctx, s.probeWrite); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
 	return tx.Rollback()
+}
+
+// probeWrite commits a small write to the log, as a callback's commit
+// would (a row inserted and deleted again: the pages still go through the
+// WAL and its fsync), to learn whether the log takes writes again.
+func (s *Store) probeWrite(ctx context.Context) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("probe write: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO replay (app_key, nonce, timestamp, body_digest, until) VALUES ('', 'readiness probe', '', zeroblob(16384), 0)`); err != nil {
+		return fmt.Errorf("probe write: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM replay WHERE app_key = '' AND nonce = 'readiness probe'`); err != nil {
+		return fmt.Errorf("probe write: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("probe write: %w", err)
+	}
+	return nil
 }
 
 // Close stops the writer after it has committed everything submitted, and

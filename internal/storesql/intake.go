@@ -15,6 +15,10 @@ import (
 type Op struct {
 	In  *ledger.Incoming
 	Rej *ledger.StoredRejection
+	// Queued is when the op was submitted: a backend that bounds how long
+	// a sender waits for its answer counts from here, the wait for earlier
+	// batches included.
+	Queued time.Time
 }
 
 // Intake is the write side both SQL stores give ledger.Store: callbacks
@@ -34,7 +38,7 @@ func (i Intake) Append(ctx context.Context, in ledger.Incoming) (ledger.Appended
 	if err := ledger.CheckStorable(&in.Callback); err != nil {
 		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", id, err)
 	}
-	a, err := i.Batcher.Submit(ctx, Op{In: &in})
+	a, err := i.Batcher.Submit(ctx, Op{In: &in, Queued: time.Now()})
 	if ie, ok := errors.AsType[*groupcommit.ItemError](err); ok {
 		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", id, &ledger.RefusedError{Err: ie.Err})
 	}
@@ -48,7 +52,7 @@ func (i Intake) Append(ctx context.Context, in ledger.Incoming) (ledger.Appended
 // ledger.PrepareRejection.
 func (i Intake) Quarantine(ctx context.Context, r ledger.Rejection) error {
 	sr := ledger.PrepareRejection(r)
-	if _, err := i.Batcher.Submit(ctx, Op{Rej: &sr}); err != nil {
+	if _, err := i.Batcher.Submit(ctx, Op{Rej: &sr, Queued: time.Now()}); err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
 	return nil
