@@ -49,6 +49,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"Activity", testActivity},
 		{"StatsAgreeWithRecordings", testStatsAgreeWithRecordings},
 		{"Ping", testPing},
+		{"RevokedSessions", testRevokedSessions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
