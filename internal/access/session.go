@@ -174,7 +174,10 @@ func (s *revokedSet) add(id string, until time.Time, local bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.all == nil {
-		s.all, s.local = map[string]time.Time{}, map[string]time.Time{}
+		s.all = map[string]time.Time{}
+	}
+	if s.local == nil {
+		s.local = map[string]time.Time{}
 	}
 	s.all[id] = until
 	if local {

@@ -150,6 +150,11 @@ func TestLogoutEndsTheSession(t *testing.T) {
 	one := access.NewRule(access.Options{Token: secret, Revocations: s})
 	two := access.NewRule(access.Options{Token: secret, Revocations: s})
 	srvOne, srvTwo := ruleSite(t, s, one), ruleSite(t, s, two)
+	for _, r := range []*access.Rule{one, two} { // as serve does before it listens
+		if err := r.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	login := func() *http.Cookie {
 		resp := postForm(t, srvOne.URL+"/login", url.Values{"token": {secret}}, nil, nil)
 		if len(resp.Cookies()) != 1 {
