@@ -128,7 +128,12 @@ func TestWaitingQuota(t *testing.T) {
 		wg.Go(func() { waiting <- ask(t, u, "guess", from("198.51.100.1")) })
 	}
 	for range 2 {
-		<-sl.entered
+		select {
+		case <-sl.entered:
+		case <-time.After(10 * time.Second):
+			close(sl.hold)
+			t.Fatal("wrong tokens past the budget never waited out a back-off")
+		}
 	}
 	a := ask(t, u, "guess", from("198.51.100.1"))
 	if a.status != 429 || a.retryAfter == "" || a.took > atOnce || !strings.Contains(a.body, "too_many_attempts") {

@@ -132,7 +132,12 @@ func TestLoginFormIsPaced(t *testing.T) {
 	held.Store(true)
 	done := make(chan *http.Response)
 	go func() { done <- login("guess") }()
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		close(hold)
+		t.Fatal("a wrong token past the budget never waited out a back-off")
+	}
 	if resp := login("guess"); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("over the waiting quota: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
