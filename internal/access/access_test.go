@@ -1,12 +1,14 @@
 package access_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -170,6 +172,42 @@ func FuzzSessionCookie(f *testing.F) {
 			c, err := req.Cookie(access.CookieName)
 			if err != nil || c.Value != good.Value {
 				t.Fatalf("accepted cookie %q", value)
+			}
+		}
+	})
+}
+
+// FuzzCheck: hostile headers (NUL bytes, huge forwarding chains, odd
+// hosts) never crash the rule, never open it without the token, and
+// without a token never answer a Host that is not loopback.
+func FuzzCheck(f *testing.F) {
+	f.Add("Bearer s3cret", "127.0.0.1:1", "localhost:8080", "")
+	f.Add("Bearer s3cre\x00t", "[::1]:1", "evil.example", "1.2.3.4, 5.6.7.8")
+	f.Add("bearer "+strings.Repeat("A", 70_000), "10.0.0.1:1", "[::ffff:127.0.0.1]", strings.Repeat("198.51.100.1, ", 5000))
+	f.Add("", "pipe", "\x00localhost", "not-an-ip,,::1")
+	f.Add("Bearer s3cret", "10.0.0.1:1", "127.0.0.1.evil.example", "[2001:db8::1]:443")
+	withToken := access.NewRule(access.Options{Token: "s3cret", Now: func() time.Time { return t0 },
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		Limits:         access.Limits{Sleep: func(context.Context, time.Duration) {}}})
+	noToken := access.NewRule(access.Options{Now: func() time.Time { return t0 }})
+	f.Fuzz(func(t *testing.T, authorization, remote, host, xff string) {
+		req := request(remote, nil, nil)
+		req.Host = host
+		req.Header["Authorization"] = []string{authorization}
+		if xff != "" {
+			req.Header["X-Forwarded-For"] = []string{xff}
+		}
+		if err := withToken.Check(req); err == nil {
+			scheme, tok, _ := strings.Cut(authorization, " ")
+			if !strings.EqualFold(scheme, "bearer") || tok != "s3cret" {
+				t.Fatalf("Authorization %q opened the door", authorization)
+			}
+		}
+		if err := noToken.Check(req); err == nil {
+			h := strings.ToLower(host)
+			if xff != "" || !(strings.HasPrefix(h, "localhost") || strings.Contains(h, ".localhost") || strings.HasPrefix(h, "127.") ||
+				strings.HasPrefix(h, "[::1]") || strings.HasPrefix(h, "::1") || strings.Contains(h, "127.0.0.1")) {
+				t.Fatalf("no token: Host %q, remote %q, X-Forwarded-For %q answered", host, remote, xff)
 			}
 		}
 	})
