@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,5 +107,42 @@ func TestSourcesBounded(t *testing.T) {
 	}
 	if _, ok := lm.sources["198.51.0.1"]; ok {
 		t.Error("the oldest source was kept")
+	}
+}
+
+// TestWaitingQuotaUnderRace: wrong tokens arriving together (past the
+// check Check makes first) never put more than MaxWaiting of a source in
+// its back-off; the rest are answered at once with ErrTooManyAttempts.
+func TestWaitingQuotaUnderRace(t *testing.T) {
+	var entered atomic.Int32
+	hold := make(chan struct{})
+	lm := newLimiter(Limits{Failures: 1, MaxWaiting: 2, Sleep: func(ctx context.Context, _ time.Duration) {
+		entered.Add(1)
+		<-hold
+	}}, time.Now)
+	lm.fail(context.Background(), "192.0.2.1") // the budget
+	results := make(chan error, 10)
+	for range 10 {
+		go func() { results <- lm.fail(context.Background(), "192.0.2.1") }()
+	}
+	for range 8 {
+		select {
+		case err := <-results:
+			if !errors.Is(err, ErrTooManyAttempts) {
+				t.Errorf("over the quota: %v, want ErrTooManyAttempts", err)
+			}
+		case <-time.After(10 * time.Second):
+			close(hold)
+			t.Fatalf("more than MaxWaiting wrong tokens are waiting (%d)", entered.Load())
+		}
+	}
+	if n := entered.Load(); n > 2 {
+		t.Errorf("%d waiting, want at most 2", n)
+	}
+	close(hold)
+	for range 2 {
+		if err := <-results; !errors.Is(err, ErrUnauthorized) || RetryAfter(err) == 0 {
+			t.Errorf("a waiting wrong token: %v", err)
+		}
 	}
 }

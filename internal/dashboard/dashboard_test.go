@@ -542,6 +542,19 @@ func TestLoopbackOnlyWithoutToken(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.Contains(string(b), "--api-token") {
 		t.Errorf("forwarded request without a token: %d", resp.StatusCode)
 	}
+	// A page on a rebound DNS name reaches it from loopback under its own
+	// name: refused, with a page saying what to do.
+	req, _ = http.NewRequest("GET", st.URL+"/recordings", nil)
+	req.Host = "evil.example"
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.Contains(string(b), "--allowed-hosts") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("rebound Host without a token: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
 	// No login is needed, so the form sends you home.
 	c := &http.Client{CheckRedirect: noRedirect}
 	if resp, err := c.Get(st.URL + "/login"); err != nil || resp.StatusCode != http.StatusSeeOther {
