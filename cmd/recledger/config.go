@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -33,7 +34,10 @@ type Config struct {
 	QuarantineMaxCount    int
 	QuarantineMaxBytes    int64
 	ShutdownTimeout       time.Duration
-	DBWriteTimeout        time.Duration // bound on each database call a callback waits for
+	DBWriteTimeout        time.Duration  // bound on each database call a callback waits for
+	TrustedProxies        []netip.Prefix // whose X-Forwarded-For names the client wrong tokens count against
+	AllowedHosts          []string       // host names answered without a token besides the loopback ones
+	SessionRefresh        time.Duration  // how often logouts made on other instances are reread
 }
 
 func defaultConfig() Config {
@@ -50,6 +54,7 @@ func defaultConfig() Config {
 		QuarantineMaxBytes: 64 << 20,
 		ShutdownTimeout:    15 * time.Second,
 		DBWriteTimeout:     3 * time.Second,
+		SessionRefresh:     5 * time.Second,
 	}
 }
 
@@ -95,6 +100,55 @@ var settings = []setting{
 	{"db-write-timeout", "RECLEDGER_DB_WRITE_TIMEOUT", "db_write_timeout",
 		"how long a callback waits for the database (PostgreSQL calls; SQLite's lock wait) before it is answered 503; keep it under RC's 5 s", false,
 		durationSetter(func(c *Config) *time.Duration { return &c.DBWriteTimeout })},
+	{"trusted-proxies", "RECLEDGER_TRUSTED_PROXIES", "trusted_proxies",
+		"CIDR,... of your proxies: wrong tokens are then counted per client address they put in X-Forwarded-For", true,
+		func(c *Config, v string) error { return c.addTrustedProxies(v) }},
+	{"allowed-hosts", "RECLEDGER_ALLOWED_HOSTS", "allowed_hosts",
+		"NAME,... answered without --api-token besides localhost, 127.0.0.1 and [::1] (guards against DNS rebinding)", true,
+		func(c *Config, v string) error { return c.addAllowedHosts(v) }},
+	{"session-refresh", "RECLEDGER_SESSION_REFRESH", "session_refresh", "how often logouts made on other instances are reread from the store", false,
+		durationSetter(func(c *Config) *time.Duration { return &c.SessionRefresh })},
+}
+
+// listResets empties a list setting before a higher source (environment,
+// flags) gives its own values: they replace the lower ones, not add to them.
+var listResets = map[string]func(*Config){
+	"app":             func(c *Config) { c.Apps = map[string][]string{} },
+	"trusted-proxies": func(c *Config) { c.TrustedProxies = nil },
+	"allowed-hosts":   func(c *Config) { c.AllowedHosts = nil },
+}
+
+func (c *Config) addTrustedProxies(v string) error {
+	for _, one := range strings.Split(v, ",") {
+		one = strings.TrimSpace(one)
+		if one == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(one)
+		if err != nil {
+			ip, err2 := netip.ParseAddr(one)
+			if err2 != nil {
+				return fmt.Errorf("trusted proxy %q: want an address or CIDR such as 10.0.0.0/8", one)
+			}
+			p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+	}
+	return nil
+}
+
+func (c *Config) addAllowedHosts(v string) error {
+	for _, one := range strings.Split(v, ",") {
+		one = strings.ToLower(strings.TrimSpace(one))
+		if one == "" {
+			continue
+		}
+		if strings.ContainsAny(one, "/\\@ \t") {
+			return fmt.Errorf("allowed host %q: want a host name such as recledger.internal", one)
+		}
+		c.AllowedHosts = append(c.AllowedHosts, one)
+	}
+	return nil
 }
 
 func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
@@ -156,7 +210,7 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (Config, error
 			continue
 		}
 		if s.list {
-			c.Apps = map[string][]string{} // the environment replaces the file's apps
+			listResets[s.flag](&c) // the environment replaces the file's list
 		}
 		values := []string{v}
 		if s.list {
@@ -175,7 +229,7 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (Config, error
 		var values []string
 		if s.list {
 			values, _ = flags.GetStringArray(s.flag)
-			c.Apps = map[string][]string{} // flags replace the environment's apps
+			listResets[s.flag](&c) // flags replace the environment's list
 		} else {
 			v, _ := flags.GetString(s.flag)
 			values = []string{v}
@@ -246,6 +300,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.SessionRefresh <= 0 {
+		errs = append(errs, errors.New("session refresh must be positive"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown timeout must be positive"))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,6 +139,42 @@ func TestRedactURL(t *testing.T) {
 	} {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestConfigAccessSettings: the lists take commas in every layer, a higher
+// layer replaces a lower one's list, and bad values are refused.
+func TestConfigAccessSettings(t *testing.T) {
+	file := writeFile(t, `
+trusted_proxies = ["10.0.0.0/8", "192.0.2.1"]
+allowed_hosts = "Recledger.Internal,box"
+session_refresh = "2s"
+`)
+	prefixes := func(c Config) string { return fmt.Sprint(c.TrustedProxies) }
+	c, err := loadConfig(parseFlags(t, "--config", file).Flags(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prefixes(c) != "[10.0.0.0/8 192.0.2.1/32]" || !cmp.Equal(c.AllowedHosts, []string{"recledger.internal", "box"}) || c.SessionRefresh != 2*time.Second {
+		t.Errorf("from the file: %v %v %v", prefixes(c), c.AllowedHosts, c.SessionRefresh)
+	}
+	e := env(map[string]string{"RECLEDGER_CONFIG": file, "RECLEDGER_TRUSTED_PROXIES": "fd00::/8,172.16.0.1/12"})
+	c, err = loadConfig(parseFlags(t, "--allowed-hosts", "a.example,b.example").Flags(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prefixes(c) != "[fd00::/8 172.16.0.0/12]" || !cmp.Equal(c.AllowedHosts, []string{"a.example", "b.example"}) {
+		t.Errorf("env and flags over the file: %v %v", prefixes(c), c.AllowedHosts)
+	}
+	for _, args := range [][]string{
+		{"--trusted-proxies", "10.0.0.0/33"},
+		{"--trusted-proxies", "proxy.example"},
+		{"--allowed-hosts", "http://x/"},
+		{"--session-refresh", "0s"},
+	} {
+		if _, err := loadConfig(parseFlags(t, args...).Flags(), env(nil)); err == nil {
+			t.Errorf("%v accepted", args)
 		}
 	}
 }

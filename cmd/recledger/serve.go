@@ -93,6 +93,16 @@ func openStore(ctx context.Context, cfg Config, hooks storeHooks) (ledger.Store,
 	})
 }
 
+// minTokenLength is the API token length below which serve warns: the
+// limiter slows guessing, a long random token is what defeats it.
+const minTokenLength = 16
+
+// The stores keep the dashboard's revoked sessions for every instance.
+var (
+	_ access.Revocations = (*sqlitestore.Store)(nil)
+	_ access.Revocations = (*pgstore.Store)(nil)
+)
+
 // serve runs the server until ctx ends, then shuts it down gracefully.
 func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log := newLogger(cfg, logOut)
@@ -136,7 +146,23 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	stopping := make(chan struct{}) // closed when shutdown starts: ends event streams
 	mux := http.NewServeMux()
 	mux.Handle("/v1/callbacks/recording", callbacks) // never behind the API token: RC cannot send one
-	rule := access.New(cfg.APIToken, nil)            // one rule: the dashboard's login opens the API's event stream too
+	// One rule: the dashboard's login opens the API's event stream too.
+	revocations, ok := store.(access.Revocations)
+	if !ok {
+		return fmt.Errorf("store %T keeps no revoked sessions", store)
+	}
+	rule := access.NewRule(access.Options{Token: cfg.APIToken, TrustedProxies: cfg.TrustedProxies, AllowedHosts: cfg.AllowedHosts,
+		Revocations: revocations, RevocationRefresh: cfg.SessionRefresh, Logger: log})
+	if err := rule.Refresh(ctx); err != nil {
+		return err
+	}
+	refreshCtx, stopRefresh := context.WithCancel(ctx)
+	refreshDone := make(chan struct{})
+	go func() {
+		defer close(refreshDone)
+		rule.Run(refreshCtx) // rereads logouts made on other instances
+	}()
+	defer func() { stopRefresh(); <-refreshDone }() // before the store closes
 	api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping,
 		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})}).Register(mux)
 	// (The routes Register returns are the ones the OpenAPI document lists; a test holds them equal.)
@@ -170,7 +196,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		log.Warn("no RC app configured: callbacks are refused until you add one with --app KEY=SECRET or RECLEDGER_APPS=KEY=SECRET")
 	}
 	if cfg.APIToken == "" {
-		log.Info("no --api-token: the query API answers loopback clients only")
+		log.Info("no --api-token: the query API and dashboard answer loopback clients only, under loopback host names or --allowed-hosts")
+	} else if len(cfg.APIToken) < minTokenLength {
+		log.Warn(fmt.Sprintf("WEAK TOKEN: --api-token is shorter than %d characters. Wrong tokens are slowed per source, not stopped: "+
+			"only a long random token (e.g. openssl rand -base64 32) makes guessing hopeless", minTokenLength))
 	}
 	if cfg.InsecureSkipSignature {
 		log.Warn("INSECURE: --insecure-skip-signature accepts callbacks without a signature; anyone who can reach this port can write to the ledger. Development only.")

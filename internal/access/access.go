@@ -1,80 +1,205 @@
 // Package access decides who may read recledger's API and dashboard: with
 // an API token, a client that presents it (as a bearer token, or as the
 // dashboard's session cookie, which the token signs); without one, loopback
-// clients only, and not through a proxy.
+// clients only, not through a proxy, and only under a loopback or
+// configured host name (so a rebound DNS name cannot reach it).
+//
+// Wrong tokens are paced per source (limit.go); sessions carry an id that
+// logout revokes on every instance sharing the store (session.go).
 package access
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
+	"net/netip"
 	"strings"
 	"time"
 )
 
-// Errors of Check; callers answer 401 and 403.
+// Errors of Check and Login; callers answer 401, 403 and 429. A wrong token
+// comes wrapped in a *RetryError that says when to try again.
 var (
 	ErrUnauthorized = errors.New("a valid bearer token is required")
 	ErrForbidden    = errors.New("without an API token only loopback clients are answered (not through a proxy); set --api-token")
+	// ErrHost is an ErrForbidden: a loopback client asked under a host name
+	// that is neither loopback nor configured, as a page on a rebound DNS
+	// name would.
+	ErrHost = &hostError{}
+	// ErrTooManyAttempts: the source has as many wrong tokens waiting as
+	// it may; answered at once.
+	ErrTooManyAttempts = errors.New("too many wrong tokens from your address; retry later")
 )
 
-// CookieName is the dashboard's session cookie.
-const CookieName = "recledger_session"
+type hostError struct{}
 
-// SessionLifetime is how long a dashboard login lasts.
-const SessionLifetime = 12 * time.Hour
+func (*hostError) Error() string {
+	return "without an API token only loopback host names are answered (localhost, 127.0.0.1, [::1]): " +
+		"open it under one of those, or set --allowed-hosts NAME or --api-token"
+}
+
+func (*hostError) Is(target error) bool { return target == ErrForbidden }
+
+// RetryError is a refusal that comes with a time to wait (Retry-After).
+type RetryError struct {
+	Err   error // ErrUnauthorized or ErrTooManyAttempts
+	After time.Duration
+}
+
+func (e *RetryError) Error() string { return e.Err.Error() }
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// RetryAfter returns how long err asks the client to wait, or 0.
+func RetryAfter(err error) time.Duration {
+	var re *RetryError
+	if errors.As(err, &re) {
+		return re.After
+	}
+	return 0
+}
+
+// forwardingHeaders mark a request a proxy passed on.
+var forwardingHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip"}
+
+func forwarded(req *http.Request) bool {
+	for _, h := range forwardingHeaders {
+		if len(req.Header.Values(h)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Options configure a Rule; the zero value answers loopback clients only.
+type Options struct {
+	Token string // the API token; "" for loopback clients only
+	Now   func() time.Time
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client a wrong token is counted against.
+	TrustedProxies []netip.Prefix
+	// AllowedHosts are host names answered without a token besides the
+	// loopback ones (ports ignored).
+	AllowedHosts []string
+	// Revocations, when set, is where logouts are kept for every instance;
+	// without it a logout holds on this instance only.
+	Revocations Revocations
+	// RevocationRefresh is how often Run rereads the revocations (5 s).
+	RevocationRefresh time.Duration
+	Limits            Limits
+	Logger            *slog.Logger
+}
 
 // Rule is the access rule for one API token ("" for loopback only).
 type Rule struct {
-	token string
-	key   []byte // signs session cookies; derived from the token
-	now   func() time.Time
+	opts    Options
+	key     []byte // signs session cookies; derived from the token
+	hosts   map[string]bool
+	limiter *limiter
+	revoked revokedSet
 }
 
 // New returns the rule for token; now is the clock (time.Now when nil).
 func New(token string, now func() time.Time) *Rule {
-	if now == nil {
-		now = time.Now
+	return NewRule(Options{Token: token, Now: now})
+}
+
+// NewRule returns the rule o describes.
+func NewRule(o Options) *Rule {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	r := &Rule{token: token, now: now}
-	if token != "" {
-		// Derived from the token, so every instance behind a load balancer
-		// accepts the others' sessions, and changing the token ends them all.
-		m := hmac.New(sha256.New, []byte(token))
-		m.Write([]byte("recledger dashboard session v1"))
-		r.key = m.Sum(nil)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.RevocationRefresh <= 0 {
+		o.RevocationRefresh = 5 * time.Second
+	}
+	r := &Rule{opts: o, hosts: map[string]bool{}, limiter: newLimiter(o.Limits, o.Now)}
+	for _, h := range o.AllowedHosts {
+		if h = hostName(h); h != "" {
+			r.hosts[h] = true
+		}
+	}
+	if o.Token != "" {
+		r.key = sessionKey(o.Token)
 	}
 	return r
 }
 
 // TokenRequired reports whether a token is configured.
-func (r *Rule) TokenRequired() bool { return r.token != "" }
+func (r *Rule) TokenRequired() bool { return r.opts.Token != "" }
 
-// Check returns nil if req may read, else ErrUnauthorized or ErrForbidden.
+// Check returns nil if req may read, else ErrUnauthorized, ErrForbidden
+// (ErrHost among them) or ErrTooManyAttempts. A valid session cookie or
+// the right bearer token passes at once; a wrong bearer token is counted
+// against req's source and, past its budget, answered only after the
+// source's back-off (Check sleeps).
 func (r *Rule) Check(req *http.Request) error {
-	if r.token != "" {
-		if r.tokenMatches(bearer(req)) || r.validSession(req) {
+	if r.opts.Token != "" {
+		if r.validSession(req) {
 			return nil
 		}
-		return ErrUnauthorized
+		got := bearer(req)
+		if got == "" {
+			return ErrUnauthorized // nothing guessed: not counted
+		}
+		src := r.source(req)
+		// A source with its quota of wrong tokens already waiting is
+		// answered before its token is looked at: answering a wrong one at
+		// once and a right one with 200 would tell it which is which at
+		// full speed.
+		if wait := r.limiter.saturated(src); wait > 0 {
+			return &RetryError{ErrTooManyAttempts, wait}
+		}
+		if r.tokenMatches(got) {
+			return nil
+		}
+		return r.limiter.fail(req.Context(), src)
 	}
 	// A reverse proxy on the same host makes every client look local; a
 	// request it forwarded is not a loopback client's.
-	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
-		if req.Header.Get(h) != "" {
-			return ErrForbidden
-		}
+	if forwarded(req) {
+		return ErrForbidden
 	}
 	host, _, err := net.SplitHostPort(req.RemoteAddr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 		return ErrForbidden
 	}
+	// A page the operator opens may point its own name at 127.0.0.1 (DNS
+	// rebinding) and read what loopback clients may: the browser sends that
+	// name as Host.
+	if !r.hostAllowed(req.Host) {
+		return ErrHost
+	}
 	return nil
+}
+
+// hostAllowed reports whether host (a Host header) is a loopback name or
+// address, or a configured name.
+func (r *Rule) hostAllowed(host string) bool {
+	h := hostName(host)
+	if h == "" {
+		return false
+	}
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") || r.hosts[h] {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// hostName is host without its port and brackets, lowercased, without a
+// trailing dot; "" when it is not a plausible host.
+func hostName(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if strings.ContainsAny(host, "/\\@ \t\r\n") {
+		return ""
+	}
+	return host
 }
 
 func bearer(req *http.Request) string {
@@ -83,61 +208,4 @@ func bearer(req *http.Request) string {
 		return ""
 	}
 	return got
-}
-
-func (r *Rule) tokenMatches(got string) bool {
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(r.token)) == 1
-}
-
-// Login returns the session cookie for a client that typed token, or
-// false if token is not the API token. The cookie holds an expiry and its
-// signature, never the token.
-func (r *Rule) Login(token string) (*http.Cookie, bool) {
-	if r.token == "" || !r.tokenMatches(token) {
-		return nil, false
-	}
-	exp := r.now().Add(SessionLifetime)
-	payload := "v1." + strconv.FormatInt(exp.Unix(), 10)
-	return &http.Cookie{
-		Name:     CookieName,
-		Value:    payload + "." + r.sign(payload),
-		Path:     "/",
-		Expires:  exp,
-		MaxAge:   int(SessionLifetime.Seconds()),
-		Secure:   true, // browsers keep it on https and on http://localhost
-		HttpOnly: true,
-		SameSite: http.SameSiteStrictMode,
-	}, true
-}
-
-// Logout returns the cookie that ends a session.
-func Logout() *http.Cookie {
-	return &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode}
-}
-
-func (r *Rule) sign(payload string) string {
-	m := hmac.New(sha256.New, r.key)
-	m.Write([]byte(payload))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func (r *Rule) validSession(req *http.Request) bool {
-	c, err := req.Cookie(CookieName)
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(c.Value, '.')
-	if i < 0 {
-		return false
-	}
-	payload, mac := c.Value[:i], c.Value[i+1:]
-	if !hmac.Equal([]byte(mac), []byte(r.sign(payload))) {
-		return false
-	}
-	expText, ok := strings.CutPrefix(payload, "v1.")
-	if !ok {
-		return false
-	}
-	exp, err := strconv.ParseInt(expText, 10, 64)
-	return err == nil && r.now().Unix() < exp
 }

@@ -1,9 +1,15 @@
 package access_test
 
 import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +22,7 @@ var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 func request(remote string, header map[string]string, cookie *http.Cookie) *http.Request {
 	r := httptest.NewRequest("GET", "/v1/recordings", nil)
 	r.RemoteAddr = remote
+	r.Host = "127.0.0.1:8080"
 	for k, v := range header {
 		r.Header.Set(k, v)
 	}
@@ -29,14 +36,17 @@ func TestCheck(t *testing.T) {
 	now := t0
 	clock := func() time.Time { return now }
 	withToken := access.New("s3cret", clock)
-	session, ok := withToken.Login("s3cret")
-	if !ok {
-		t.Fatal("login with the token refused")
+	session, err := withToken.Login(request("203.0.113.5:1", nil, nil), "s3cret")
+	if err != nil {
+		t.Fatalf("login with the token refused: %v", err)
 	}
-	other, _ := access.New("other", clock).Login("other")
+	other, _ := access.New("other", clock).Login(request("203.0.113.5:1", nil, nil), "other")
 	tampered := *session
-	tampered.Value = strings.Replace(session.Value, "v1.", "v1.9", 1) // a later expiry, same signature
+	tampered.Value = strings.Replace(session.Value, "v2.", "v2.9", 1) // a later expiry, same signature
+	oldFormat := &http.Cookie{Name: access.CookieName, Value: v1Cookie("s3cret", t0.Add(time.Hour))}
 	noToken := access.New("", clock)
+	named := access.NewRule(access.Options{Now: clock, AllowedHosts: []string{"Recledger.Internal", "box:9000"}})
+	host := func(h string, r *http.Request) *http.Request { r.Host = h; return r }
 
 	for _, tt := range []struct {
 		name    string
@@ -55,6 +65,7 @@ func TestCheck(t *testing.T) {
 		{"expired session", withToken, request("203.0.113.5:1", nil, session), access.SessionLifetime, access.ErrUnauthorized},
 		{"session of another token", withToken, request("203.0.113.5:1", nil, other), 0, access.ErrUnauthorized},
 		{"tampered session", withToken, request("203.0.113.5:1", nil, &tampered), 0, access.ErrUnauthorized},
+		{"a v1 cookie signed the old way", withToken, request("203.0.113.5:1", nil, oldFormat), 0, access.ErrUnauthorized},
 		{"the token as the cookie", withToken, request("203.0.113.5:1", nil, &http.Cookie{Name: access.CookieName, Value: "s3cret"}), 0, access.ErrUnauthorized},
 		{"loopback v4", noToken, request("127.0.0.1:5000", nil, nil), 0, nil},
 		{"loopback v6", noToken, request("[::1]:5000", nil, nil), 0, nil},
@@ -62,12 +73,33 @@ func TestCheck(t *testing.T) {
 		{"forwarded by a local proxy", noToken, request("127.0.0.1:5000", map[string]string{"X-Forwarded-For": "192.0.2.1"}, nil), 0, access.ErrForbidden},
 		{"Forwarded header", noToken, request("127.0.0.1:5000", map[string]string{"Forwarded": "for=192.0.2.1"}, nil), 0, access.ErrForbidden},
 		{"X-Real-IP", noToken, request("127.0.0.1:5000", map[string]string{"X-Real-IP": "192.0.2.1"}, nil), 0, access.ErrForbidden},
+		{"X-Client-IP", noToken, request("127.0.0.1:5000", map[string]string{"X-Client-IP": "192.0.2.1"}, nil), 0, access.ErrForbidden},
+		{"True-Client-IP", noToken, request("127.0.0.1:5000", map[string]string{"True-Client-IP": "192.0.2.1"}, nil), 0, access.ErrForbidden},
+		{"CF-Connecting-IP", noToken, request("127.0.0.1:5000", map[string]string{"CF-Connecting-IP": "192.0.2.1"}, nil), 0, access.ErrForbidden},
+		{"an empty forwarding header", noToken, request("127.0.0.1:5000", map[string]string{"X-Forwarded-For": ""}, nil), 0, access.ErrForbidden},
 		{"unparseable remote", noToken, request("pipe", nil, nil), 0, access.ErrForbidden},
+		{"rebound name", noToken, host("evil.example:8080", request("127.0.0.1:5000", nil, nil)), 0, access.ErrHost},
+		{"rebound name without a port", noToken, host("evil.example", request("127.0.0.1:5000", nil, nil)), 0, access.ErrHost},
+		{"no Host", noToken, host("", request("127.0.0.1:5000", nil, nil)), 0, access.ErrHost},
+		{"localhost", noToken, host("localhost:8080", request("127.0.0.1:5000", nil, nil)), 0, nil},
+		{"LOCALHOST.", noToken, host("LOCALHOST.:8080", request("127.0.0.1:5000", nil, nil)), 0, nil},
+		{"a .localhost name", noToken, host("app.localhost:8080", request("127.0.0.1:5000", nil, nil)), 0, nil},
+		{"localhost as a suffix of another name", noToken, host("evillocalhost:8080", request("127.0.0.1:5000", nil, nil)), 0, access.ErrHost},
+		{"127.0.0.2", noToken, host("127.0.0.2:8080", request("127.0.0.1:5000", nil, nil)), 0, nil},
+		{"[::1]", noToken, host("[::1]:8080", request("[::1]:5000", nil, nil)), 0, nil},
+		{"mapped loopback", noToken, host("[::ffff:127.0.0.1]:8080", request("127.0.0.1:5000", nil, nil)), 0, nil},
+		{"a private address", noToken, host("10.0.0.1:8080", request("127.0.0.1:5000", nil, nil)), 0, access.ErrHost},
+		{"configured name", named, host("recledger.internal:8080", request("127.0.0.1:5000", nil, nil)), 0, nil},
+		{"configured name given with a port", named, host("box", request("127.0.0.1:5000", nil, nil)), 0, nil},
+		{"configured name, remote client", named, host("recledger.internal", request("192.0.2.1:5000", nil, nil)), 0, access.ErrForbidden},
+		{"unconfigured name beside a configured one", named, host("other.internal", request("127.0.0.1:5000", nil, nil)), 0, access.ErrHost},
+		{"any name with a token", withToken, host("evil.example", request("203.0.113.5:1", map[string]string{"Authorization": "Bearer s3cret"}, nil)), 0, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			now = t0.Add(tt.later)
 			defer func() { now = t0 }()
-			if err := tt.rule.Check(tt.req); !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+			if err := tt.rule.Check(tt.req); !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) ||
+				(tt.wantErr == access.ErrForbidden && errors.Is(err, access.ErrHost)) {
 				t.Errorf("Check = %v, want %v", err, tt.wantErr)
 			}
 		})
@@ -76,18 +108,19 @@ func TestCheck(t *testing.T) {
 
 func TestLogin(t *testing.T) {
 	r := access.New("s3cret", func() time.Time { return t0 })
-	if _, ok := r.Login("wrong"); ok {
-		t.Error("a wrong token logged in")
+	req := func() *http.Request { return request("203.0.113.5:1", nil, nil) }
+	if _, err := r.Login(req(), "wrong"); !errors.Is(err, access.ErrUnauthorized) {
+		t.Errorf("a wrong token: %v", err)
 	}
-	if _, ok := r.Login(""); ok {
+	if _, err := r.Login(req(), ""); err == nil {
 		t.Error("an empty token logged in")
 	}
-	if _, ok := access.New("", nil).Login(""); ok {
+	if _, err := access.New("", nil).Login(req(), ""); err == nil {
 		t.Error("logged in where no token is configured")
 	}
-	c, ok := r.Login("s3cret")
-	if !ok {
-		t.Fatal("the token did not log in")
+	c, err := r.Login(req(), "s3cret")
+	if err != nil {
+		t.Fatalf("the token did not log in: %v", err)
 	}
 	if strings.Contains(c.Value, "s3cret") {
 		t.Errorf("the cookie holds the token: %q", c.Value)
@@ -98,18 +131,37 @@ func TestLogin(t *testing.T) {
 	if !c.Expires.Equal(t0.Add(access.SessionLifetime)) {
 		t.Errorf("expires %v", c.Expires)
 	}
-	out := access.Logout()
-	if out.Name != access.CookieName || out.MaxAge >= 0 {
-		t.Errorf("logout cookie: %+v", out)
+	if parts := strings.Split(c.Value, "."); len(parts) != 4 || parts[0] != "v2" {
+		t.Errorf("cookie %q: want v2.EXPIRY.ID.MAC", c.Value)
 	}
+	c2, _ := r.Login(req(), "s3cret")
+	if c2.Value == c.Value {
+		t.Error("two logins got the same session")
+	}
+	out, err := r.Logout(req())
+	if err != nil || out.Name != access.CookieName || out.MaxAge >= 0 {
+		t.Errorf("logout cookie: %+v %v", out, err)
+	}
+}
+
+// v1Cookie is a session cookie as the previous release made it.
+func v1Cookie(token string, exp time.Time) string {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("recledger dashboard session v1"))
+	key := m.Sum(nil)
+	payload := "v1." + strconv.FormatInt(exp.Unix(), 10)
+	m = hmac.New(sha256.New, key)
+	m.Write([]byte(payload))
+	return payload + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // FuzzSessionCookie: no cookie value but one the rule signed opens the
 // door, and none crashes the check.
 func FuzzSessionCookie(f *testing.F) {
 	r := access.New("s3cret", func() time.Time { return t0 })
-	good, _ := r.Login("s3cret")
-	for _, seed := range []string{good.Value, "", ".", "v1.", "v1.1.x", "v1.99999999999." + strings.Repeat("A", 43), "s3cret", good.Value + "x"} {
+	good, _ := r.Login(request("203.0.113.5:1", nil, nil), "s3cret")
+	for _, seed := range []string{good.Value, "", ".", "v1.", "v1.1.x", "v1.99999999999." + strings.Repeat("A", 43), "s3cret", good.Value + "x",
+		"v2.99999999999.AAAAAAAAAAAAAAAAAAAAAA." + strings.Repeat("A", 43), v1Cookie("s3cret", t0.Add(time.Hour))} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, value string) {
@@ -120,6 +172,42 @@ func FuzzSessionCookie(f *testing.F) {
 			c, err := req.Cookie(access.CookieName)
 			if err != nil || c.Value != good.Value {
 				t.Fatalf("accepted cookie %q", value)
+			}
+		}
+	})
+}
+
+// FuzzCheck: hostile headers (NUL bytes, huge forwarding chains, odd
+// hosts) never crash the rule, never open it without the token, and
+// without a token never answer a Host that is not loopback.
+func FuzzCheck(f *testing.F) {
+	f.Add("Bearer s3cret", "127.0.0.1:1", "localhost:8080", "")
+	f.Add("Bearer s3cre\x00t", "[::1]:1", "evil.example", "1.2.3.4, 5.6.7.8")
+	f.Add("bearer "+strings.Repeat("A", 70_000), "10.0.0.1:1", "[::ffff:127.0.0.1]", strings.Repeat("198.51.100.1, ", 5000))
+	f.Add("", "pipe", "\x00localhost", "not-an-ip,,::1")
+	f.Add("Bearer s3cret", "10.0.0.1:1", "127.0.0.1.evil.example", "[2001:db8::1]:443")
+	withToken := access.NewRule(access.Options{Token: "s3cret", Now: func() time.Time { return t0 },
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		Limits:         access.Limits{Sleep: func(context.Context, time.Duration) {}}})
+	noToken := access.NewRule(access.Options{Now: func() time.Time { return t0 }})
+	f.Fuzz(func(t *testing.T, authorization, remote, host, xff string) {
+		req := request(remote, nil, nil)
+		req.Host = host
+		req.Header["Authorization"] = []string{authorization}
+		if xff != "" {
+			req.Header["X-Forwarded-For"] = []string{xff}
+		}
+		if err := withToken.Check(req); err == nil {
+			scheme, tok, _ := strings.Cut(authorization, " ")
+			if !strings.EqualFold(scheme, "bearer") || tok != "s3cret" {
+				t.Fatalf("Authorization %q opened the door", authorization)
+			}
+		}
+		if err := noToken.Check(req); err == nil {
+			h := strings.ToLower(host)
+			if xff != "" || !(strings.HasPrefix(h, "localhost") || strings.Contains(h, ".localhost") || strings.HasPrefix(h, "127.") ||
+				strings.HasPrefix(h, "[::1]") || strings.HasPrefix(h, "::1") || strings.Contains(h, "127.0.0.1")) {
+				t.Fatalf("no token: Host %q, remote %q, X-Forwarded-For %q answered", host, remote, xff)
 			}
 		}
 	})

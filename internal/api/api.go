@@ -146,6 +146,7 @@ var errorAnswers = []struct {
 }{
 	{access.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
 	{access.ErrForbidden, http.StatusForbidden, "forbidden"},
+	{access.ErrTooManyAttempts, http.StatusTooManyRequests, "too_many_attempts"},
 	{ledger.ErrNotFound, http.StatusNotFound, "not_found"},
 	{errNotFound, http.StatusNotFound, "not_found"},
 	{ledger.ErrBadCursor, http.StatusBadRequest, "bad_parameter"},
@@ -174,12 +175,16 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-// guard applies the auth rule and turns a handler's error into its answer.
+// guard applies the access rule (which paces wrong tokens and, without a
+// token, refuses host names that are not loopback ones) and turns a handler's error into its answer.
 func (a *API) guard(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := a.access.Check(r); err != nil {
 			if errors.Is(err, access.ErrUnauthorized) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="recledger"`)
+			}
+			if wait := access.RetryAfter(err); wait > 0 { // a wrong token past its source's budget
+				w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			}
 			a.writeError(w, r, err)
 			return

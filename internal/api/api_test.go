@@ -222,6 +222,7 @@ func TestAuth(t *testing.T) {
 	for _, h := range []string{"X-Forwarded-For", "Forwarded", "X-Real-IP"} {
 		req := httptest.NewRequest(http.MethodGet, "/v1/recordings", nil)
 		req.RemoteAddr = "127.0.0.1:5000" // a reverse proxy on the same host
+		req.Host = "127.0.0.1:8080"
 		req.Header.Set(h, "203.0.113.9")
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, req)
@@ -232,6 +233,7 @@ func TestAuth(t *testing.T) {
 	for remote, want := range map[string]int{"127.0.0.1:5000": 200, "[::1]:5000": 200, "[::ffff:127.0.0.1]:5000": 200, "192.0.2.7:5000": 403, "garbage": 403} {
 		req := httptest.NewRequest(http.MethodGet, "/v1/recordings", nil)
 		req.RemoteAddr = remote
+		req.Host = "localhost:8080"
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, req)
 		if rec.Code != want {

@@ -18,13 +18,10 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/recledger/recledger/internal/access"
@@ -62,77 +59,6 @@ type Dashboard struct {
 	pages     map[string]*template.Template
 	assets    map[string]asset
 	assetURLs map[string]string // name -> /static/NAME?v=HASH, for the pages
-	logins    loginLimiter
-}
-
-// loginLimiter slows guessing: after maxFailedLogins wrong tokens from one
-// address within loginWindow, that address is refused until the window
-// ends. Bounded: past maxTrackedAddrs it forgets the expired entries, then
-// everyone (a flood from many addresses must not grow memory).
-type loginLimiter struct {
-	mu    sync.Mutex
-	addrs map[string]*loginFailures
-}
-
-type loginFailures struct {
-	count int
-	until time.Time
-}
-
-const (
-	maxFailedLogins = 5
-	loginWindow     = time.Minute
-	maxTrackedAddrs = 10_000
-)
-
-// blocked reports how long addr must still wait, or 0.
-func (l *loginLimiter) blocked(addr string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.addrs[addr]
-	if f == nil || !now.Before(f.until) || f.count < maxFailedLogins {
-		return 0
-	}
-	return f.until.Sub(now)
-}
-
-func (l *loginLimiter) failed(addr string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.addrs == nil {
-		l.addrs = map[string]*loginFailures{}
-	}
-	if len(l.addrs) >= maxTrackedAddrs {
-		for a, f := range l.addrs {
-			if !now.Before(f.until) {
-				delete(l.addrs, a)
-			}
-		}
-		if len(l.addrs) >= maxTrackedAddrs {
-			clear(l.addrs)
-		}
-	}
-	f := l.addrs[addr]
-	if f == nil || !now.Before(f.until) {
-		f = &loginFailures{until: now.Add(loginWindow)}
-		l.addrs[addr] = f
-	}
-	f.count++
-}
-
-func (l *loginLimiter) succeeded(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.addrs, addr)
-}
-
-// remoteHost is the address a login is counted against.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 type asset struct {
@@ -251,7 +177,15 @@ func (e *badInput) Error() string { return e.field + ": " + e.reason }
 // guard applies the access rule, then turns a page's error into an answer.
 func (d *Dashboard) guard(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return d.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch err := d.opts.Access.Check(r); {
+		err := d.opts.Access.Check(r)
+		if wait := access.RetryAfter(err); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		}
+		switch {
+		case errors.Is(err, access.ErrTooManyAttempts):
+			d.render(w, r, http.StatusTooManyRequests, "message", &messageView{page: page{Title: "Too many wrong tokens"},
+				Message: "Too many wrong tokens came from your address. Wait a little and try again."})
+			return
 		case errors.Is(err, access.ErrUnauthorized):
 			if r.Header.Get(liveHeader) != "" { // the page's script: it tells the user
 				http.Error(w, "log in again", http.StatusUnauthorized)
@@ -259,12 +193,16 @@ func (d *Dashboard) guard(h func(w http.ResponseWriter, r *http.Request) error) 
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
+		case errors.Is(err, access.ErrHost):
+			d.render(w, r, http.StatusForbidden, "message", &messageView{page: page{Title: "Not allowed under this name"},
+				Message: "This recledger has no API token, so it answers only under a loopback name (localhost, 127.0.0.1, [::1]) or a name set with --allowed-hosts (RECLEDGER_ALLOWED_HOSTS): a web page on another name could otherwise read it. Open it as http://localhost:PORT/, or set --allowed-hosts or --api-token."})
+			return
 		case errors.Is(err, access.ErrForbidden):
 			d.render(w, r, http.StatusForbidden, "message", &messageView{page: page{Title: "Not allowed"},
 				Message: "This recledger has no API token, so it answers only browsers on its own machine (and not through a proxy). Set --api-token (RECLEDGER_API_TOKEN) to open it to others."})
 			return
 		}
-		err := h(w, r)
+		err = h(w, r)
 		if err == nil || r.Context().Err() != nil {
 			return
 		}
@@ -302,83 +240,4 @@ func (d *Dashboard) static(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write(a.body)
-}
-
-// loginForm shows the login form, or goes home when no login is needed.
-func (d *Dashboard) loginForm(w http.ResponseWriter, r *http.Request) {
-	if !d.opts.Access.TokenRequired() || d.opts.Access.Check(r) == nil {
-		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
-		return
-	}
-	d.render(w, r, http.StatusOK, "login", d.loginView(r, r.URL.Query().Get("next"), ""))
-}
-
-func (d *Dashboard) loginView(r *http.Request, next, problem string) *loginView {
-	return &loginView{page: page{Title: "Log in"}, Next: safeNext(next), Problem: problem, Insecure: !secureContext(r)}
-}
-
-func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
-	if !d.opts.Access.TokenRequired() {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return
-	}
-	addr, now := remoteHost(r), d.opts.Now()
-	if wait := d.logins.blocked(addr, now); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		d.render(w, r, http.StatusTooManyRequests, "login", d.loginView(r, r.URL.Query().Get("next"),
-			"Too many wrong tokens from your address. Wait a minute and try again."))
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
-	if err := r.ParseForm(); err != nil {
-		d.render(w, r, http.StatusBadRequest, "login", d.loginView(r, "", "The form could not be read."))
-		return
-	}
-	cookie, ok := d.opts.Access.Login(r.PostForm.Get("token"))
-	if !ok {
-		d.logins.failed(addr, now)
-		d.opts.Logger.Warn("dashboard login refused: wrong token", "remote", r.RemoteAddr)
-		d.render(w, r, http.StatusUnauthorized, "login", d.loginView(r, r.PostForm.Get("next"), "That is not this server's API token."))
-		return
-	}
-	d.logins.succeeded(addr)
-	http.SetCookie(w, cookie)
-	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
-}
-
-func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, access.Logout())
-	target := "/login"
-	if !d.opts.Access.TokenRequired() {
-		target = "/"
-	}
-	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
-// safeNext keeps a post-login redirect on this site: a path, not a URL
-// ("//evil.example" and "/\evil.example" are other sites to a browser).
-func safeNext(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, `/\`) || strings.ContainsAny(next, "\r\n") {
-		return "/"
-	}
-	return next
-}
-
-// secureContext reports whether the browser will keep a Secure cookie from
-// this request: over HTTPS (directly or through a proxy that says so) or
-// on a loopback host name.
-func secureContext(r *http.Request) bool {
-	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-		return true
-	}
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -84,8 +84,8 @@ func TestQuarantineSizeMigration(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	q := pgx.Identifier{schema}.Sanitize()
-	if _, err := conn.Exec(context.Background(), `ALTER TABLE `+q+`.quarantine DROP COLUMN stored_size;
-		DELETE FROM `+q+`.schema_migrations WHERE version = 4`); err != nil {
+	if _, err := conn.Exec(context.Background(), `ALTER TABLE `+q+`.quarantine DROP COLUMN stored_size; DROP TABLE `+q+`.revoked_sessions;
+		DELETE FROM `+q+`.schema_migrations WHERE version >= 4`); err != nil {
 		t.Fatal(err)
 	}
 	s = open(t, url, schema)

@@ -151,7 +151,7 @@ func TestQuarantineSizeMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`ALTER TABLE quarantine DROP COLUMN stored_size; DELETE FROM schema_migrations WHERE version = 3`); err != nil {
+	if _, err := db.Exec(`ALTER TABLE quarantine DROP COLUMN stored_size; DROP TABLE revoked_sessions; DELETE FROM schema_migrations WHERE version >= 3`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

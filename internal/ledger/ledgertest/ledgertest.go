@@ -50,6 +50,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"StatsAgreeWithRecordings", testStatsAgreeWithRecordings},
 		{"Ping", testPing},
 		{"HostileStrings", testHostileStrings},
+		{"RevokedSessions", testRevokedSessions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
