@@ -33,6 +33,7 @@ type Config struct {
 	QuarantineMaxCount    int
 	QuarantineMaxBytes    int64
 	ShutdownTimeout       time.Duration
+	MaxStreams            int // event streams served at once
 }
 
 func defaultConfig() Config {
@@ -48,6 +49,7 @@ func defaultConfig() Config {
 		QuarantineMaxCount: 10_000,
 		QuarantineMaxBytes: 64 << 20,
 		ShutdownTimeout:    15 * time.Second,
+		MaxStreams:         100,
 	}
 }
 
@@ -90,6 +92,12 @@ var settings = []setting{
 		intSetter(func(c *Config) *int64 { return &c.QuarantineMaxBytes })},
 	{"shutdown-timeout", "RECLEDGER_SHUTDOWN_TIMEOUT", "shutdown_timeout", "how long a shutdown waits for callbacks in flight", false,
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"max-streams", "RECLEDGER_MAX_STREAMS", "max_streams", "event streams (GET /v1/events/stream) served at once; more are answered 503", false,
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			c.MaxStreams = n
+			return err
+		}},
 }
 
 func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
@@ -247,6 +255,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QuarantineMaxCount <= 0 || c.QuarantineMaxBytes <= 0 {
 		errs = append(errs, errors.New("quarantine caps must be positive"))
+	}
+	if c.MaxStreams <= 0 {
+		errs = append(errs, fmt.Errorf("max streams %d: want at least 1", c.MaxStreams))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max body bytes %d: want at least 1024", c.MaxBodyBytes))
