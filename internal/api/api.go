@@ -56,7 +56,8 @@ type Options struct {
 	// with Last-Event-ID (10 s).
 	StreamWriteTimeout time.Duration
 	// StreamReaders is how many streams may read the store at once; the
-	// others wait their turn, so replays cannot starve the callbacks (2).
+	// others wait their turn, so replays cannot starve the callbacks (a
+	// quarter of GOMAXPROCS, at least 1).
 	StreamReaders int
 	// StreamSocketBuffer is the socket send buffer of a stream's connection
 	// when the server sets ConnContext (64 KiB; Linux doubles it).
@@ -92,7 +93,7 @@ func New(store Store, o Options) *API {
 		o.StreamWriteTimeout = defaultStreamWriteTimeout
 	}
 	if o.StreamReaders <= 0 {
-		o.StreamReaders = defaultStreamReaders
+		o.StreamReaders = streamReaders()
 	}
 	if o.StreamSocketBuffer <= 0 {
 		o.StreamSocketBuffer = defaultStreamSocketBuffer

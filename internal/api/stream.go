@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,9 +25,7 @@ const (
 	// A write that cannot complete in this time means the reader does not
 	// keep up: it is dropped and resumes later with Last-Event-ID.
 	defaultStreamWriteTimeout = 10 * time.Second
-	// Streams that read the store at once; the others wait their turn, so
-	// streams replaying a backlog cannot take every core from the callbacks.
-	defaultStreamReaders = 2
+	// (Streams that read the store at once: see streamReaders.)
 	// The socket send buffer of a stream's connection. Left to the kernel,
 	// it grows to megabytes for a reader that does not read (500 such
 	// streams held 441 MB of kernel memory on loopback); Linux doubles it.
@@ -36,6 +36,12 @@ const (
 	// streamRetryAfter is the Retry-After of a stream refused at the cap.
 	streamRetryAfter = "10"
 )
+
+// streamReaders is how many streams read the store at once unless Options
+// say otherwise: a quarter of the cores, at least one. The others wait
+// their turn, so streams replaying a backlog leave the callbacks most of
+// the machine (measured: BENCHMARKS.md, "Event streams").
+func streamReaders() int { return max(1, runtime.GOMAXPROCS(0)/4) }
 
 // errTooManyStreams refuses a stream beyond Options.MaxStreams.
 var errTooManyStreams = errors.New("too many event streams are open; retry later")
@@ -118,23 +124,21 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 	defer poll.Stop()
 	lastWrite := time.Now()
 	last := int64(after)
-	var page bytes.Buffer
 	for {
-		next, more, err := a.streamPage(r.Context(), &page, last)
+		page, next, more, err := a.streamPage(r.Context(), last)
 		if err != nil {
 			if r.Context().Err() == nil && !errors.Is(err, errStopping) {
 				a.opts.Logger.Warn("event stream", "err", err)
 			}
 			return nil // the headers are sent: end the stream, the client reconnects
 		}
-		if page.Len() > 0 {
-			if !write(page.Bytes()) {
+		if page != nil {
+			ok := write(page.Bytes())
+			putPage(page)
+			if !ok {
 				return nil
 			}
 			last, lastWrite = next, time.Now()
-		}
-		if page.Cap() > 4*streamPageBytes {
-			page = bytes.Buffer{} // one huge event: do not keep its buffer
 		}
 		if more {
 			continue // a backlog: the next page as soon as a reader slot is free
@@ -158,25 +162,36 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 // errStopping ends a stream waiting for a reader slot at shutdown.
 var errStopping = errors.New("shutting down")
 
-// streamPage reads the events after seq `after` into page as server-sent
-// events, at most streamPageBytes of them (at least one), holding one of
-// the reader slots while it reads and encodes. It returns the seq of the
-// last event in the page and whether more events follow.
-func (a *API) streamPage(ctx context.Context, page *bytes.Buffer, after int64) (last int64, more bool, err error) {
-	page.Reset()
+// pages holds encoded pages between streams: a stream holds one only
+// while it writes it, not while it waits for events or a reader slot.
+var pages = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putPage(b *bytes.Buffer) {
+	if b.Cap() <= 2*streamPageBytes { // one huge event: do not keep its buffer
+		b.Reset()
+		pages.Put(b)
+	}
+}
+
+// streamPage reads the events after seq `after` and encodes them as
+// server-sent events, at most streamPageBytes of them (at least one),
+// holding one of the reader slots while it reads and encodes. It returns
+// the page (nil without events; putPage it once written), the seq of its
+// last event and whether more events follow.
+func (a *API) streamPage(ctx context.Context, after int64) (page *bytes.Buffer, last int64, more bool, err error) {
 	select {
 	case a.streams.readers <- struct{}{}:
 	case <-ctx.Done():
-		return after, false, ctx.Err()
+		return nil, after, false, ctx.Err()
 	case <-a.opts.Stopping:
-		return after, false, errStopping
+		return nil, after, false, errStopping
 	}
 	defer func() { <-a.streams.readers }()
 	events, more, err := a.eventPage(ctx, after, 500, streamPageBytes)
-	if err != nil {
-		return after, false, err
+	if err != nil || len(events) == 0 {
+		return nil, after, false, err
 	}
-	last = after
+	page = pages.Get().(*bytes.Buffer)
 	enc := json.NewEncoder(page)
 	enc.SetEscapeHTML(false) // bodies as received
 	for _, e := range events {
@@ -184,12 +199,13 @@ func (a *API) streamPage(ctx context.Context, page *bytes.Buffer, after int64) (
 		page.WriteString(strconv.FormatInt(e.Seq, 10))
 		page.WriteString("\nevent: callback\ndata: ")
 		if err := enc.Encode(e); err != nil { // one line: JSON has no raw newlines
-			return after, false, err
+			putPage(page)
+			return nil, after, false, err
 		}
 		page.WriteString("\n") // Encode ended the data line; this ends the event
 		last = e.Seq
 	}
-	return last, more, nil
+	return page, last, more, nil
 }
 
 // eventPage reads the events after seq `after`: at most limit of them, and
