@@ -6,29 +6,78 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/rc"
 )
 
-// bigStore stores n callbacks whose extra field holds size bytes each.
-func bigStore(t *testing.T, n, size int) *sqlitestore.Store {
-	t.Helper()
-	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
+// backend opens an empty store of one kind for a test.
+type backend struct {
+	name string
+	open func(t *testing.T) ledger.Store
+}
+
+// backends are SQLite always and PostgreSQL when RECLEDGER_TEST_POSTGRES_URL
+// is set (each test in its own schema, dropped afterwards).
+func backends() []backend {
+	return []backend{
+		{"sqlite", func(t *testing.T) ledger.Store {
+			s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), sqlitestore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}},
+		{"postgres", func(t *testing.T) ledger.Store {
+			url := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
+			if url == "" {
+				t.Skip("set RECLEDGER_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
+			}
+			schema := fmt.Sprintf("t_api_%d_%x", os.Getpid(), rand.Uint64())
+			s, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				s.Close()
+				conn, err := pgx.Connect(context.Background(), url)
+				if err != nil {
+					return
+				}
+				defer conn.Close(context.Background())
+				conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+			})
+			return s
+		}},
 	}
-	t.Cleanup(func() { s.Close() })
+}
+
+// bigStore stores n callbacks whose extra field holds size bytes each, in
+// SQLite.
+func bigStore(t *testing.T, n, size int) ledger.Store {
+	t.Helper()
+	return fillBig(t, backends()[0].open(t), n, size)
+}
+
+// fillBig appends n callbacks whose extra field holds size bytes each.
+func fillBig(t *testing.T, s ledger.Store, n, size int) ledger.Store {
+	t.Helper()
 	extra := strings.Repeat("x", size)
 	for i := range n {
 		body := fmt.Sprintf(`{"timestamp":%d,"type":2,"appKey":"app","recordId":"big-%d","roomId":"r","sessionId":"s","userId":"u","mode":0,"code":200,"extra":%q,"output":{"fileName":"f%d.mp4","fileSize":1}}`,
@@ -213,7 +262,12 @@ func TestStreamReplaysAcrossPages(t *testing.T) {
 // would pass the byte budget (4 MiB), keeps at least one event however
 // large, says more, and following last returns every event once.
 func TestEventsPageByteBudget(t *testing.T) {
-	s := bigStore(t, 12, 600<<10) // 7 MiB in all
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { testEventsPageByteBudget(t, fillBig(t, b.open(t), 12, 600<<10)) }) // 7 MiB in all
+	}
+}
+
+func testEventsPageByteBudget(t *testing.T, s ledger.Store) {
 	_, srv := streamServer(t, s, api.Options{})
 	var seen []int64
 	pages := 0
@@ -257,13 +311,48 @@ func TestEventsPageByteBudget(t *testing.T) {
 // TestEventsPageHoldsOneHugeEvent: an event larger than the budget is
 // answered alone, never skipped.
 func TestEventsPageHoldsOneHugeEvent(t *testing.T) {
-	_, srv := streamServer(t, bigStore(t, 2, 5<<20), api.Options{})
-	var page api.EventList
-	if code := get(t, srv.URL+"/v1/events?limit=10", "", &page); code != 200 || len(page.Items) != 1 || !page.More || page.Last != 1 {
-		t.Fatalf("first page: %d, %d events, more %v, last %d", code, len(page.Items), page.More, page.Last)
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			_, srv := streamServer(t, fillBig(t, b.open(t), 2, 5<<20), api.Options{})
+			var page api.EventList
+			if code := get(t, srv.URL+"/v1/events?limit=10", "", &page); code != 200 || len(page.Items) != 1 || !page.More || page.Last != 1 {
+				t.Fatalf("first page: %d, %d events, more %v, last %d", code, len(page.Items), page.More, page.Last)
+			}
+			if code := get(t, srv.URL+"/v1/events?limit=10&after=1", "", &page); code != 200 || len(page.Items) != 1 || page.More || page.Last != 2 {
+				t.Fatalf("second page: %d, %d events, more %v, last %d", code, len(page.Items), page.More, page.Last)
+			}
+		})
 	}
-	if code := get(t, srv.URL+"/v1/events?limit=10&after=1", "", &page); code != 200 || len(page.Items) != 1 || page.More || page.Last != 2 {
-		t.Fatalf("second page: %d, %d events, more %v, last %d", code, len(page.Items), page.More, page.Last)
+}
+
+// TestStreamRefusesHostilePositions: a position that is not a seq is a
+// 400 naming the parameter, before any stream is opened.
+func TestStreamRefusesHostilePositions(t *testing.T) {
+	a, srv := streamServer(t, fill(t), api.Options{})
+	for _, tt := range []struct{ query, lastID, param string }{
+		{"?after=-1", "", "after"},
+		{"?after=1%00", "", "after"},
+		{"?after=" + strings.Repeat("9", 4096), "", "after"},
+		{"", "x", "Last-Event-ID"},
+		{"", "99999999999999999999999", "Last-Event-ID"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/events/stream"+tt.query, nil)
+		if tt.lastID != "" {
+			req.Header.Set("Last-Event-ID", tt.lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e apiError
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(e.Error.Message, tt.param) {
+			t.Errorf("%q Last-Event-ID %q: %d %+v, want 400 naming %s", tt.query, tt.lastID, resp.StatusCode, e, tt.param)
+		}
+	}
+	if n := a.OpenStreams(); n != 0 {
+		t.Errorf("OpenStreams = %d after refusals", n)
 	}
 }
 
