@@ -28,11 +28,12 @@ const (
 	// (Streams that read the store at once: see streamReaders.)
 	// The socket send buffer of a stream's connection. Left to the kernel,
 	// it grows to megabytes for a reader that does not read (500 such
-	// streams held 441 MB of kernel memory on loopback); Linux doubles it.
+	// streams held 644 MB in the server's send queues); Linux doubles it.
 	defaultStreamSocketBuffer = 64 << 10
 	// streamPageBytes bounds what a stream has read from the store and not
-	// yet written: one page, encoded.
-	streamPageBytes = 64 << 10
+	// yet written: one page, encoded (its buffer is allocated at 1.5 times
+	// that, so the encoded page, a little larger than its estimate, fits).
+	streamPageBytes = 32 << 10
 	// streamRetryAfter is the Retry-After of a stream refused at the cap.
 	streamRetryAfter = "10"
 )
@@ -164,7 +165,7 @@ var errStopping = errors.New("shutting down")
 
 // pages holds encoded pages between streams: a stream holds one only
 // while it writes it, not while it waits for events or a reader slot.
-var pages = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var pages = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, streamPageBytes*3/2)) }}
 
 func putPage(b *bytes.Buffer) {
 	if b.Cap() <= 2*streamPageBytes { // one huge event: do not keep its buffer
