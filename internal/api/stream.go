@@ -25,7 +25,6 @@ const (
 	// A write that cannot complete in this time means the reader does not
 	// keep up: it is dropped and resumes later with Last-Event-ID.
 	defaultStreamWriteTimeout = 10 * time.Second
-	// (Streams that read the store at once: see streamReaders.)
 	// The socket send buffer of a stream's connection. Left to the kernel,
 	// it grows to megabytes for a reader that does not read (500 such
 	// streams held 644 MB in the server's send queues); Linux doubles it.
