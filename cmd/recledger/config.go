@@ -38,6 +38,7 @@ type Config struct {
 	TrustedProxies        []netip.Prefix // whose X-Forwarded-For names the client wrong tokens count against
 	AllowedHosts          []string       // host names answered without a token besides the loopback ones
 	SessionRefresh        time.Duration  // how often logouts made on other instances are reread
+	MaxStreams            int            // event streams served at once
 }
 
 func defaultConfig() Config {
@@ -55,6 +56,7 @@ func defaultConfig() Config {
 		ShutdownTimeout:    15 * time.Second,
 		DBWriteTimeout:     3 * time.Second,
 		SessionRefresh:     5 * time.Second,
+		MaxStreams:         100,
 	}
 }
 
@@ -108,6 +110,12 @@ var settings = []setting{
 		func(c *Config, v string) error { return c.addAllowedHosts(v) }},
 	{"session-refresh", "RECLEDGER_SESSION_REFRESH", "session_refresh", "how often logouts made on other instances are reread from the store", false,
 		durationSetter(func(c *Config) *time.Duration { return &c.SessionRefresh })},
+	{"max-streams", "RECLEDGER_MAX_STREAMS", "max_streams", "event streams (GET /v1/events/stream) served at once; more are answered 503", false,
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			c.MaxStreams = n
+			return err
+		}},
 }
 
 // listResets empties a list setting before a higher source (environment,
@@ -312,6 +320,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QuarantineMaxCount <= 0 || c.QuarantineMaxBytes <= 0 {
 		errs = append(errs, errors.New("quarantine caps must be positive"))
+	}
+	if c.MaxStreams <= 0 {
+		errs = append(errs, fmt.Errorf("max streams %d: want at least 1", c.MaxStreams))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max body bytes %d: want at least 1024", c.MaxBodyBytes))

@@ -109,6 +109,8 @@ func TestConfigErrors(t *testing.T) {
 		{"zero shutdown timeout", []string{"--shutdown-timeout", "0s"}, nil, "", "shutdown timeout"},
 		{"zero db write timeout", nil, map[string]string{"RECLEDGER_DB_WRITE_TIMEOUT": "0s"}, "", "db write timeout"},
 		{"zero quarantine cap", nil, map[string]string{"RECLEDGER_QUARANTINE_MAX_COUNT": "0"}, "", "quarantine caps"},
+		{"zero max streams", nil, map[string]string{"RECLEDGER_MAX_STREAMS": "0"}, "", "max streams"},
+		{"bad max streams", nil, nil, `max_streams = "many"`, "max_streams"},
 		{"unknown file key", nil, nil, `adress = "x"`, `unknown setting "adress"`},
 		{"bad file syntax", nil, nil, `addr = `, "config file"},
 		{"list for a single value", nil, nil, `addr = ["a", "b"]`, "one value"},

@@ -80,6 +80,31 @@ func (m *metrics) onCommit(callbacks, _ int, took time.Duration, err error) {
 	m.commitTime.Observe(took.Seconds())
 }
 
+// streamCounts is what the API tells of its event streams.
+type streamCounts interface {
+	OpenStreams() int
+	StreamsRefused() int64
+	StreamsDropped() int64
+}
+
+// watchStreams adds the API's event stream counts, read at scrape time.
+func (m *metrics) watchStreams(s streamCounts) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "recledger_event_streams",
+			Help: "Event streams (GET /v1/events/stream) open now.",
+		}, func() float64 { return float64(s.OpenStreams()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "recledger_event_streams_refused_total",
+			Help: "Event streams answered 503 because --max-streams were open.",
+		}, func() float64 { return float64(s.StreamsRefused()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "recledger_event_streams_dropped_total",
+			Help: "Event streams ended because the reader did not keep up (a write did not complete in time).",
+		}, func() float64 { return float64(s.StreamsDropped()) }),
+	)
+}
+
 // ledgerCollector reads the ledger's totals when Prometheus scrapes.
 type ledgerCollector struct {
 	stats func(context.Context, time.Time) (ledger.Stats, error)

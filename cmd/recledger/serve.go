@@ -163,8 +163,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		rule.Run(refreshCtx) // rereads logouts made on other instances
 	}()
 	defer func() { stopRefresh(); <-refreshDone }() // before the store closes
-	api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping,
-		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})}).Register(mux)
+	queries := api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping, MaxStreams: cfg.MaxStreams,
+		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})})
+	queries.Register(mux)
+	m.watchStreams(queries)
 	// (The routes Register returns are the ones the OpenAPI document lists; a test holds them equal.)
 	dash, err := dashboard.New(store, dashboard.Options{Access: rule, Logger: log})
 	if err != nil {
@@ -179,6 +181,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext:       api.ConnContext, // lets an event stream bound its socket buffer
 	}
 	srv.RegisterOnShutdown(func() { close(stopping) })
 	ln, err := net.Listen("tcp", cfg.Addr)

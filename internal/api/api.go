@@ -48,13 +48,28 @@ type Options struct {
 	Stopping <-chan struct{}
 	// StreamPoll and StreamHeartbeat pace the event stream (250 ms, 15 s).
 	StreamPoll, StreamHeartbeat time.Duration
+	// MaxStreams caps the event streams served at once; beyond it a stream
+	// is answered 503 with Retry-After (100).
+	MaxStreams int
+	// StreamWriteTimeout is how long one write to a stream may wait for the
+	// reader; past it the reader is dropped as too slow and resumes later
+	// with Last-Event-ID (10 s).
+	StreamWriteTimeout time.Duration
+	// StreamReaders is how many streams may read the store at once; the
+	// others wait their turn, so replays cannot starve the callbacks (a
+	// quarter of GOMAXPROCS, at least 1).
+	StreamReaders int
+	// StreamSocketBuffer is the socket send buffer of a stream's connection
+	// when the server sets ConnContext (64 KiB; Linux doubles it).
+	StreamSocketBuffer int
 }
 
 // API serves the query endpoints.
 type API struct {
-	store  Store
-	opts   Options
-	access *access.Rule
+	store   Store
+	opts    Options
+	access  *access.Rule
+	streams streamState
 }
 
 // New returns the API over store.
@@ -71,10 +86,24 @@ func New(store Store, o Options) *API {
 	if o.StreamHeartbeat <= 0 {
 		o.StreamHeartbeat = defaultStreamHeartbeat
 	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = defaultMaxStreams
+	}
+	if o.StreamWriteTimeout <= 0 {
+		o.StreamWriteTimeout = defaultStreamWriteTimeout
+	}
+	if o.StreamReaders <= 0 {
+		o.StreamReaders = streamReaders()
+	}
+	if o.StreamSocketBuffer <= 0 {
+		o.StreamSocketBuffer = defaultStreamSocketBuffer
+	}
 	if o.Access == nil {
 		o.Access = access.New(o.Token, o.Now)
 	}
-	return &API{store: store, opts: o, access: o.Access}
+	a := &API{store: store, opts: o, access: o.Access}
+	a.streams.readers = make(chan struct{}, o.StreamReaders)
+	return a
 }
 
 // Register adds the API's routes to mux and returns their patterns
@@ -151,6 +180,7 @@ var errorAnswers = []struct {
 	{errNotFound, http.StatusNotFound, "not_found"},
 	{ledger.ErrBadCursor, http.StatusBadRequest, "bad_parameter"},
 	{ledger.ErrBadLimit, http.StatusBadRequest, "bad_parameter"},
+	{errTooManyStreams, http.StatusServiceUnavailable, "too_many_streams"},
 }
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -166,7 +196,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	msg := err.Error()
-	if status >= 500 {
+	if code == "internal" {
 		a.opts.Logger.Error("query failed", "path", r.URL.Path, "err", err)
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the store could not answer; retry"
 	}
@@ -356,11 +386,18 @@ func (a *API) getFile(w http.ResponseWriter, r *http.Request) error {
 }
 
 // EventList is the answer of GET /v1/events: Last is the seq to pass as
-// after for the next page (the same as after when there is nothing new).
+// after for the next page (the same as after when there is nothing new);
+// More says the log held events past this page when it was read.
 type EventList struct {
 	Items []ledger.Event `json:"items"`
 	Last  int64          `json:"last"`
+	More  bool           `json:"more"`
 }
+
+// eventsPageBytes bounds a page of GET /v1/events, bodies and other
+// fields (eventSize), beside its limit in rows; a page holds at least one
+// event, however large.
+const eventsPageBytes = 4 << 20
 
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -376,7 +413,10 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var events []ledger.Event
+	var (
+		events []ledger.Event
+		more   bool
+	)
 	switch {
 	case q.Has("tail") && tail == 0: // nothing, but where the log ends, to follow from there
 		latest, err := a.store.LatestEvents(r.Context(), 1)
@@ -392,12 +432,12 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 	case tail > 0: // the newest events, as `events tail` shows them
 		events, err = a.store.LatestEvents(r.Context(), tail)
 	default:
-		events, err = a.store.Events(r.Context(), int64(after), limit)
+		events, more, err = a.eventPage(r.Context(), int64(after), limit, eventsPageBytes)
 	}
 	if err != nil {
 		return err
 	}
-	out := EventList{Items: events, Last: int64(after)}
+	out := EventList{Items: events, Last: int64(after), More: more}
 	if out.Items == nil {
 		out.Items = []ledger.Event{}
 	}

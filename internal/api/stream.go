@@ -2,18 +2,74 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
+	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
 )
 
-// How the event stream paces itself unless Options say otherwise.
+// How the event stream paces and bounds itself unless Options say otherwise.
 const (
 	defaultStreamPoll      = 250 * time.Millisecond // how often an idle stream looks for new events
 	defaultStreamHeartbeat = 15 * time.Second       // a comment line so proxies keep the connection open
+	defaultMaxStreams      = 100
+	// A write that cannot complete in this time means the reader does not
+	// keep up: it is dropped and resumes later with Last-Event-ID.
+	defaultStreamWriteTimeout = 10 * time.Second
+	// The socket send buffer of a stream's connection. Left to the kernel,
+	// it grows to megabytes for a reader that does not read (500 such
+	// streams held 644 MB in the server's send queues); Linux doubles it.
+	defaultStreamSocketBuffer = 64 << 10
+	// streamPageBytes bounds what a stream has read from the store and not
+	// yet written: one page, encoded (its buffer is allocated at 1.5 times
+	// that, so the encoded page, a little larger than its estimate, fits).
+	streamPageBytes = 32 << 10
+	// streamRetryAfter is the Retry-After of a stream refused at the cap.
+	streamRetryAfter = "10"
 )
+
+// streamReaders is how many streams read the store at once unless Options
+// say otherwise: a quarter of the cores, at least one. The others wait
+// their turn, so streams replaying a backlog leave the callbacks most of
+// the machine (measured: BENCHMARKS.md, "Event streams").
+func streamReaders() int { return max(1, runtime.GOMAXPROCS(0)/4) }
+
+// errTooManyStreams refuses a stream beyond Options.MaxStreams.
+var errTooManyStreams = errors.New("too many event streams are open; retry later")
+
+// connKey is the context key under which ConnContext keeps the connection.
+type connKey struct{}
+
+// ConnContext is an http.Server's ConnContext: it lets the event stream
+// bound its connection's socket buffer. Without it the kernel sizes it.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// OpenStreams is how many event streams are being served now.
+func (a *API) OpenStreams() int { return int(a.streams.open.Load()) }
+
+// StreamsRefused counts streams answered 503 at the cap.
+func (a *API) StreamsRefused() int64 { return a.streams.refused.Load() }
+
+// StreamsDropped counts streams ended because a write did not complete
+// within the write timeout.
+func (a *API) StreamsDropped() int64 { return a.streams.dropped.Load() }
+
+// streamState is the API's bookkeeping of its streams.
+type streamState struct {
+	open, refused, dropped atomic.Int64
+	readers                chan struct{} // a slot per stream allowed to read the store at once
+}
 
 // stream serves GET /v1/events/stream: the raw log as server-sent events,
 // from after the Last-Event-ID header (or the after parameter), then live.
@@ -29,20 +85,39 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	// A stream outlives the server's write timeout: each write extends it.
+	if a.streams.open.Add(1) > int64(a.opts.MaxStreams) {
+		a.streams.open.Add(-1)
+		a.streams.refused.Add(1)
+		w.Header().Set("Retry-After", streamRetryAfter)
+		return errTooManyStreams
+	}
+	defer a.streams.open.Add(-1)
+	if c, ok := r.Context().Value(connKey{}).(*net.TCPConn); ok {
+		c.SetWriteBuffer(a.opts.StreamSocketBuffer) // best effort: the write timeout still bounds a slow reader
+	}
+
 	ctl := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	write := func(format string, args ...any) error {
-		ctl.SetWriteDeadline(time.Now().Add(a.opts.StreamHeartbeat + 10*time.Second))
-		if _, err := fmt.Fprintf(w, format, args...); err != nil {
-			return err
+	// write sends b and flushes it. A stream outlives the server's write
+	// timeout, so each write sets its own deadline; one that passes means
+	// the reader does not keep up, and the stream ends.
+	write := func(b []byte) bool {
+		ctl.SetWriteDeadline(time.Now().Add(a.opts.StreamWriteTimeout))
+		_, err := w.Write(b)
+		if err == nil {
+			err = ctl.Flush()
 		}
-		return ctl.Flush()
+		// (net/http cancels the request's context when a write fails, so
+		// the error itself says whether the deadline passed.)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			a.streams.dropped.Add(1)
+		}
+		return err == nil
 	}
-	if err := write(": recledger event stream from seq %d\n\n", after); err != nil {
+	if !write([]byte(": recledger event stream from seq " + strconv.Itoa(after) + "\n\n")) {
 		return nil
 	}
 	poll := time.NewTicker(a.opts.StreamPoll)
@@ -50,27 +125,23 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 	lastWrite := time.Now()
 	last := int64(after)
 	for {
-		events, err := a.store.Events(r.Context(), last, 500)
+		page, next, more, err := a.streamPage(r.Context(), last)
 		if err != nil {
-			if r.Context().Err() == nil {
+			if r.Context().Err() == nil && !errors.Is(err, errStopping) {
 				a.opts.Logger.Warn("event stream", "err", err)
 			}
 			return nil // the headers are sent: end the stream, the client reconnects
 		}
-		for _, e := range events {
-			var data bytes.Buffer
-			enc := json.NewEncoder(&data)
-			enc.SetEscapeHTML(false)
-			if err := enc.Encode(e); err != nil {
+		if page != nil {
+			ok := write(page.Bytes())
+			putPage(page)
+			if !ok {
 				return nil
 			}
-			if err := write("id: %d\nevent: callback\ndata: %s\n\n", e.Seq, bytes.TrimSpace(data.Bytes())); err != nil {
-				return nil
-			}
-			last, lastWrite = e.Seq, time.Now()
+			last, lastWrite = next, time.Now()
 		}
-		if len(events) == 500 {
-			continue // a backlog: no pause
+		if more {
+			continue // a backlog: the next page as soon as a reader slot is free
 		}
 		select {
 		case <-r.Context().Done():
@@ -80,10 +151,99 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 		case <-poll.C:
 		}
 		if time.Since(lastWrite) >= a.opts.StreamHeartbeat {
-			if err := write(": heartbeat %s\n\n", strconv.FormatInt(time.Now().UnixMilli(), 10)); err != nil {
+			if !write([]byte(": heartbeat " + strconv.FormatInt(time.Now().UnixMilli(), 10) + "\n\n")) {
 				return nil
 			}
 			lastWrite = time.Now()
 		}
 	}
+}
+
+// errStopping ends a stream waiting for a reader slot at shutdown.
+var errStopping = errors.New("shutting down")
+
+// pages holds encoded pages between streams: a stream holds one only
+// while it writes it, not while it waits for events or a reader slot.
+var pages = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, streamPageBytes*3/2)) }}
+
+func putPage(b *bytes.Buffer) {
+	if b.Cap() <= 2*streamPageBytes { // one huge event: do not keep its buffer
+		b.Reset()
+		pages.Put(b)
+	}
+}
+
+// streamPage reads the events after seq `after` and encodes them as
+// server-sent events, at most streamPageBytes of them (at least one),
+// holding one of the reader slots while it reads and encodes. It returns
+// the page (nil without events; putPage it once written), the seq of its
+// last event and whether more events follow.
+func (a *API) streamPage(ctx context.Context, after int64) (page *bytes.Buffer, last int64, more bool, err error) {
+	select {
+	case a.streams.readers <- struct{}{}:
+	case <-ctx.Done():
+		return nil, after, false, ctx.Err()
+	case <-a.opts.Stopping:
+		return nil, after, false, errStopping
+	}
+	defer func() { <-a.streams.readers }()
+	events, more, err := a.eventPage(ctx, after, 500, streamPageBytes)
+	if err != nil || len(events) == 0 {
+		return nil, after, false, err
+	}
+	page = pages.Get().(*bytes.Buffer)
+	enc := json.NewEncoder(page)
+	enc.SetEscapeHTML(false) // bodies as received
+	for _, e := range events {
+		page.WriteString("id: ")
+		page.WriteString(strconv.FormatInt(e.Seq, 10))
+		page.WriteString("\nevent: callback\ndata: ")
+		if err := enc.Encode(e); err != nil { // one line: JSON has no raw newlines
+			putPage(page)
+			return nil, after, false, err
+		}
+		page.WriteString("\n") // Encode ended the data line; this ends the event
+		last = e.Seq
+	}
+	return page, last, more, nil
+}
+
+// eventPage reads the events after seq `after`: at most limit of them, and
+// no more than budget bytes (eventSize) but always at least one. more says
+// whether the log holds events past the page. It reads in sub-pages sized
+// by the largest event seen (at most maxChunk events), so what it holds
+// beyond the budget is a few events' worth when events are alike, and at
+// worst maxChunk of the largest callback body accepted.
+func (a *API) eventPage(ctx context.Context, after int64, limit, budget int) (events []ledger.Event, more bool, err error) {
+	const maxChunk = 32
+	used, largest := 0, 1024
+	for len(events) < limit {
+		room := budget - used
+		if len(events) == 0 {
+			room = max(room, largest)
+		}
+		chunk := min(max(room/largest, 1), maxChunk, limit-len(events)+1) // +1: to see whether more follow
+		got, err := a.store.Events(ctx, after, chunk)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, e := range got {
+			size := eventSize(e)
+			largest = max(largest, size)
+			if len(events) == limit || (len(events) > 0 && used+size > budget) {
+				return events, true, nil
+			}
+			events, used, after = append(events, e), used+size, e.Seq
+		}
+		if len(got) < chunk {
+			return events, false, nil // the end of the log
+		}
+	}
+	return events, true, nil
+}
+
+// eventSize is about what an event weighs in memory and encoded: its body
+// and strings, and the rest of its fields.
+func eventSize(e ledger.Event) int {
+	return len(e.Body) + len(e.AppKey) + len(e.RecordID) + len(e.FileName) + len(e.ErrorMessage) + 200
 }
