@@ -430,7 +430,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, out)
 		return nil
 	case tail > 0: // the newest events, as `events tail` shows them
-		events, err = a.store.LatestEvents(r.Context(), tail)
+		events, err = a.tailPage(r.Context(), tail, eventsPageBytes)
 	default:
 		events, more, err = a.eventPage(r.Context(), int64(after), limit, eventsPageBytes)
 	}

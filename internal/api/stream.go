@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -240,6 +241,46 @@ func (a *API) eventPage(ctx context.Context, after int64, limit, budget int) (ev
 		}
 	}
 	return events, true, nil
+}
+
+// tailPage returns the newest events of the log, at most n and within
+// budget bytes (the newest one always), in arrival order. It reads back
+// from the end in chunks sized like eventPage's, so a request holds about
+// budget bytes however large the events are, where LatestEvents(n) would
+// hold n of them whole.
+func (a *API) tailPage(ctx context.Context, n, budget int) ([]ledger.Event, error) {
+	const maxChunk = 32
+	latest, err := a.store.LatestEvents(ctx, 1)
+	if err != nil || len(latest) == 0 {
+		return latest, err
+	}
+	newestFirst := []ledger.Event{latest[0]}
+	used, largest := eventSize(latest[0]), max(eventSize(latest[0]), 1024)
+	hi := latest[0].Seq - 1 // what is still to read: seqs up to hi
+	for len(newestFirst) < n && hi > 0 && used < budget {
+		chunk := int64(min(max((budget-used)/largest, 1), maxChunk, n-len(newestFirst)))
+		lo := max(hi-chunk, 0) // this chunk: seqs in (lo, hi]
+		got, err := a.store.Events(ctx, lo, int(hi-lo))
+		if err != nil {
+			return nil, err
+		}
+		for i := len(got) - 1; i >= 0; i-- {
+			e := got[i]
+			if e.Seq > hi { // seqs are gapless; should a store leave a gap, no event twice
+				continue
+			}
+			size := eventSize(e)
+			largest = max(largest, size)
+			if used+size > budget || len(newestFirst) == n {
+				hi = 0
+				break
+			}
+			newestFirst, used = append(newestFirst, e), used+size
+		}
+		hi = min(hi, lo)
+	}
+	slices.Reverse(newestFirst)
+	return newestFirst, nil
 }
 
 // eventSize is about what an event weighs in memory and encoded: its body

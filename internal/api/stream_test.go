@@ -377,3 +377,51 @@ func TestEventsMoreByRows(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsTailByteBudget: ?tail=N answers the newest events within the
+// byte budget too, contiguous and ending at the newest, in arrival order;
+// an event over the budget is answered alone.
+func TestEventsTailByteBudget(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			_, srv := streamServer(t, fillBig(t, b.open(t), 12, 600<<10), api.Options{}) // 7 MiB in all
+			cases := []struct {
+				tail      string
+				first     int64 // the oldest seq answered; the newest is always 12
+				maxBodies int
+			}{
+				{"3", 10, 3 * (600<<10 + 1024)},
+				{"1000", 0, 4 << 20}, // as many of the newest as fit
+			}
+			for _, c := range cases {
+				var page api.EventList
+				if code := get(t, srv.URL+"/v1/events?tail="+c.tail, "", &page); code != 200 {
+					t.Fatalf("tail=%s: %d", c.tail, code)
+				}
+				bytes := 0
+				for i, e := range page.Items {
+					bytes += len(e.Body)
+					if want := page.Items[len(page.Items)-1].Seq - int64(len(page.Items)-1-i); e.Seq != want {
+						t.Fatalf("tail=%s: seqs not contiguous: %d at %d, want %d", c.tail, e.Seq, i, want)
+					}
+				}
+				if len(page.Items) < 2 || page.Items[len(page.Items)-1].Seq != 12 || page.Last != 12 {
+					t.Fatalf("tail=%s: %d events, last %d; want the newest ones, ending at 12", c.tail, len(page.Items), page.Last)
+				}
+				if c.first != 0 && page.Items[0].Seq != c.first {
+					t.Errorf("tail=%s: starts at %d, want %d", c.tail, page.Items[0].Seq, c.first)
+				}
+				if bytes > c.maxBodies {
+					t.Errorf("tail=%s: %d events, %d bytes of bodies: over %d", c.tail, len(page.Items), bytes, c.maxBodies)
+				}
+			}
+		})
+	}
+	t.Run("one huge event", func(t *testing.T) {
+		_, srv := streamServer(t, fillBig(t, backends()[0].open(t), 2, 5<<20), api.Options{})
+		var page api.EventList
+		if code := get(t, srv.URL+"/v1/events?tail=10", "", &page); code != 200 || len(page.Items) != 1 || page.Last != 2 {
+			t.Fatalf("tail=10 over a 5 MiB event: %d, %d events, last %d; want the newest alone", code, len(page.Items), page.Last)
+		}
+	})
+}
