@@ -130,7 +130,7 @@ func Generate(o Options) []Recording {
 				rec.EndCode = 500
 			}
 		}
-		rec.Streams = streams(r, rec.Mode)
+		rec.Streams = streams(r, rec.Mode, func() string { return userID(r) })
 		rec.Files = files(r, &rec, o)
 		recs = append(recs, rec)
 	}
@@ -165,15 +165,25 @@ func userID(r *rand.Rand) string {
 	return strconv.Itoa(100000 + r.IntN(900000))
 }
 
-// streams returns the file series of a recording in mode m.
-func streams(r *rand.Rand, m rc.Mode) []Stream {
+// streams returns the file series of a recording in mode m, for users
+// newUser draws. The users of one recording are distinct, as in an RC
+// room: two users drawing the same id would share file names, two files
+// named alike with different sizes, which RC never sends (a 30-minute soak
+// met one such pair in 238,680 recordings, and the oracle and the ledger
+// then disagreed about its size).
+func streams(r *rand.Rand, m rc.Mode, newUser func() string) []Stream {
 	if m.IsMix() {
 		return []Stream{{}}
 	}
 	var out []Stream
 	users := 1 + r.IntN(3)
-	for range users {
-		u := userID(r)
+	taken := map[string]bool{}
+	for i := range users {
+		u := newUser()
+		for taken[u] {
+			u += "_" + strconv.Itoa(i)
+		}
+		taken[u] = true
 		out = append(out, Stream{UserID: u})
 		if m.IsSingle() && r.IntN(3) == 0 { // a camera or screen-share stream beside the default one
 			out = append(out, Stream{UserID: u, Tag: tags[r.IntN(len(tags))]})
