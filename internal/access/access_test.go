@@ -155,6 +155,22 @@ func v1Cookie(token string, exp time.Time) string {
 	return payload + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// signedV2 reports whether value carries a v2 signature by the key of
+// token, worked out here apart from the rule: the fuzzer's workers are
+// other processes, whose rule signed other session ids than the seed's, so
+// "signed" and not "equal to this process's cookie" is the property.
+func signedV2(token, value string) bool {
+	i := strings.LastIndexByte(value, '.')
+	if i < 0 || !strings.HasPrefix(value, "v2.") {
+		return false
+	}
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("recledger dashboard session v2"))
+	m = hmac.New(sha256.New, m.Sum(nil))
+	m.Write([]byte(value[:i]))
+	return value[i+1:] == base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
 // FuzzSessionCookie: no cookie value but one the rule signed opens the
 // door, and none crashes the check.
 func FuzzSessionCookie(f *testing.F) {
@@ -170,7 +186,7 @@ func FuzzSessionCookie(f *testing.F) {
 		err := r.Check(req)
 		if err == nil {
 			c, err := req.Cookie(access.CookieName)
-			if err != nil || c.Value != good.Value {
+			if err != nil || !signedV2("s3cret", c.Value) {
 				t.Fatalf("accepted cookie %q", value)
 			}
 		}
