@@ -8,20 +8,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
-	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/internal/storetest"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -425,33 +422,7 @@ func fillFilters(t *testing.T, s ledger.Store) {
 // RECLEDGER_TEST_POSTGRES_URL names a database, on PostgreSQL in a schema
 // of its own.
 func onBothStores(t *testing.T, test func(t *testing.T, s ledger.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
-		s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "f.db"), sqlitestore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		test(t, s)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		url := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
-		if url == "" {
-			t.Skip("set RECLEDGER_TEST_POSTGRES_URL to run the API tests on PostgreSQL too")
-		}
-		schema := fmt.Sprintf("api_%d_%d", os.Getpid(), time.Now().UnixNano())
-		s, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			s.Close()
-			if conn, err := pgx.Connect(context.Background(), url); err == nil {
-				conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-				conn.Close(context.Background())
-			}
-		})
-		test(t, s)
-	})
+	storetest.Each(t, func(t *testing.T, _ string, s ledger.Store) { test(t, s) })
 }
 
 const filterT0 = int64(1_700_000_000_000)

@@ -3,25 +3,18 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
-	"github.com/recledger/recledger/internal/pgstore"
-	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/internal/storetest"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -35,33 +28,7 @@ type hostileStore interface {
 // RECLEDGER_TEST_POSTGRES_URL names a database, on a filled PostgreSQL
 // store in a schema of its own.
 func onBothFilledStores(t *testing.T, test func(t *testing.T, backend string, s api.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
-		s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), sqlitestore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		test(t, "sqlite", fillStore(t, s))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		dbURL := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
-		if dbURL == "" {
-			t.Skip("set RECLEDGER_TEST_POSTGRES_URL to run the API's hostile-input tests on PostgreSQL too")
-		}
-		schema := fmt.Sprintf("api_%d_%x", os.Getpid(), rand.Uint64())
-		s, err := pgstore.Open(context.Background(), dbURL, pgstore.Options{Schema: schema})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			s.Close()
-			if conn, err := pgx.Connect(context.Background(), dbURL); err == nil {
-				conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-				conn.Close(context.Background())
-			}
-		})
-		test(t, "postgres", fillStore(t, s))
-	})
+	storetest.Each(t, func(t *testing.T, backend string, s ledger.Store) { test(t, backend, fillStore(t, s)) })
 }
 
 func fillStore(t *testing.T, s hostileStore) api.Store {

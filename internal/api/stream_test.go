@@ -6,23 +6,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/internal/storetest"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -36,35 +32,8 @@ type backend struct {
 // is set (each test in its own schema, dropped afterwards).
 func backends() []backend {
 	return []backend{
-		{"sqlite", func(t *testing.T) ledger.Store {
-			s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), sqlitestore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		}},
-		{"postgres", func(t *testing.T) ledger.Store {
-			url := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
-			if url == "" {
-				t.Skip("set RECLEDGER_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
-			}
-			schema := fmt.Sprintf("t_api_%d_%x", os.Getpid(), rand.Uint64())
-			s, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				s.Close()
-				conn, err := pgx.Connect(context.Background(), url)
-				if err != nil {
-					return
-				}
-				defer conn.Close(context.Background())
-				conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-			})
-			return s
-		}},
+		{"sqlite", func(t *testing.T) ledger.Store { return storetest.SQLite(t, sqlitestore.Options{}) }},
+		{"postgres", func(t *testing.T) ledger.Store { return storetest.Postgres(t, pgstore.Options{}) }},
 	}
 }
 

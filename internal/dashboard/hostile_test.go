@@ -2,23 +2,16 @@ package dashboard_test
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/recledger/recledger/internal/dashboard"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
-	"github.com/recledger/recledger/internal/pgstore"
-	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/internal/storetest"
 )
 
 type appendStore interface {
@@ -38,33 +31,7 @@ func onBothStores(t *testing.T, test func(t *testing.T, backend string, s dashbo
 		}
 		return s
 	}
-	t.Run("sqlite", func(t *testing.T) {
-		s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), sqlitestore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		test(t, "sqlite", fillDone(t, s))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		dbURL := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
-		if dbURL == "" {
-			t.Skip("set RECLEDGER_TEST_POSTGRES_URL to run the dashboard's hostile-input tests on PostgreSQL too")
-		}
-		schema := fmt.Sprintf("dash_%d_%x", os.Getpid(), rand.Uint64())
-		s, err := pgstore.Open(context.Background(), dbURL, pgstore.Options{Schema: schema})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			s.Close()
-			if conn, err := pgx.Connect(context.Background(), dbURL); err == nil {
-				conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-				conn.Close(context.Background())
-			}
-		})
-		test(t, "postgres", fillDone(t, s))
-	})
+	storetest.Each(t, func(t *testing.T, backend string, s ledger.Store) { test(t, backend, fillDone(t, s)) })
 }
 
 // TestHostileFiltersAndSearch sends NUL, %FF, 100 KB, a C1 control, an

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,12 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/recledger/recledger/internal/ingest"
 	"github.com/recledger/recledger/internal/ledger"
-	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/internal/storetest"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -58,36 +55,11 @@ func newServer(t *testing.T, store ingest.Store, replay rc.ReplayMemory, insecur
 // runOnStores runs test against SQLite and, where RECLEDGER_TEST_POSTGRES_URL
 // names a database, against PostgreSQL in a schema of its own.
 func runOnStores(t *testing.T, test func(t *testing.T, store ledger.Store)) {
-	t.Run("sqlite", func(t *testing.T) { test(t, sqliteStore(t)) })
-	t.Run("postgres", func(t *testing.T) {
-		url := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
-		if url == "" {
-			t.Skip("set RECLEDGER_TEST_POSTGRES_URL to run the ingest tests on PostgreSQL too")
-		}
-		schema := fmt.Sprintf("ingest_%d_%d", os.Getpid(), time.Now().UnixNano())
-		s, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			s.Close()
-			if conn, err := pgx.Connect(context.Background(), url); err == nil {
-				conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-				conn.Close(context.Background())
-			}
-		})
-		test(t, s)
-	})
+	storetest.Each(t, func(t *testing.T, _ string, s ledger.Store) { test(t, s) })
 }
 
 func sqliteStore(t *testing.T) *sqlitestore.Store {
-	t.Helper()
-	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"), sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return storetest.SQLite(t, sqlitestore.Options{})
 }
 
 type answer struct {
