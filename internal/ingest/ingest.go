@@ -209,9 +209,6 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, er
 		Body:     body,
 		BodySize: size,
 	}
-	if len(rej.Body) > ledger.MaxQuarantineBody {
-		rej.Body = rej.Body[:ledger.MaxQuarantineBody]
-	}
 	if qerr := h.store.Quarantine(r.Context(), rej); qerr != nil {
 		h.opts.Logger.Error("quarantine failed", "err", clip(qerr.Error()))
 	}
