@@ -1,0 +1,585 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+// Options tune an Engine; the zero value is the default.
+type Options struct {
+	// Batch bounds the rows of one projection step (default 256), so a
+	// backlog after a restart does not hold the projections' writer long.
+	Batch int
+	// Gather is how long the engine lets appends gather before it
+	// projects them, unless a reader waits (default 200 ms): the longer,
+	// the more callbacks of one recording share a load and a save.
+	Gather time.Duration
+	// Poll is how often a follower (an instance that does not project)
+	// rereads the watermark while a reader waits (default 10 ms).
+	Poll time.Duration
+	// Nudge, when set, is called while a reader of a follower waits: it
+	// asks the projecting instance to project now (PostgreSQL: NOTIFY).
+	Nudge  func()
+	Logger *slog.Logger // projection failures (none when nil)
+	// Reported, when set, is told the outcome of every projection step
+	// (nil for success), for readiness and metrics.
+	Reported func(err error)
+}
+
+func (o *Options) defaults() {
+	if o.Batch <= 0 {
+		o.Batch = 256
+	}
+	if o.Gather <= 0 {
+		o.Gather = 200 * time.Millisecond
+	}
+	if o.Poll <= 0 {
+		o.Poll = 10 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Engine keeps a store's projections just behind its log.
+type Engine struct {
+	d      Driver
+	o      Options
+	wake   chan struct{} // an append committed
+	urgent chan struct{} // a reader waits
+
+	work  sync.Mutex  // one step (or rebuild) at a time; guards cache
+	cache recordCache // recent records, so a recording is not read back per step
+
+	// Failures, for the log: Run's own.
+	failing      bool
+	failures     int
+	failLoggedAt time.Time
+
+	mu        sync.Mutex
+	appended  LogPos   // newest row this instance committed
+	handed    []handed // committed rows not yet projected, when the log numbers them
+	projected Position
+	changed   chan struct{} // closed when projected advances
+	following bool          // another instance projects
+}
+
+// handed is a committed row handed over with its parsed callback, so the
+// engine need not read it back.
+type handed struct {
+	row Row
+	cb  rc.Callback
+}
+
+// New returns an engine over d; Start loads its watermark.
+func New(d Driver, o Options) *Engine {
+	o.defaults()
+	return &Engine{d: d, o: o, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), changed: make(chan struct{})}
+}
+
+// Start reads the stored watermark and projects whatever the log holds
+// beyond it (unless another instance projects), so the store is current
+// before it is used.
+func (e *Engine) Start(ctx context.Context) error {
+	pos, err := e.d.Watermark(ctx)
+	if err != nil {
+		return fmt.Errorf("read projection watermark: %w", err)
+	}
+	e.advance(pos)
+	if err := e.catchUp(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
+		return err
+	}
+	return nil
+}
+
+// Committed notes rows this instance's log just committed and wakes the
+// engine. cbs, when given, are the rows' parsed callbacks: where the log
+// numbers its rows (Row.Seq), the engine projects them from memory.
+func (e *Engine) Committed(rows []Row, cbs []rc.Callback) {
+	if len(rows) == 0 {
+		return
+	}
+	e.mu.Lock()
+	for _, r := range rows {
+		if e.appended.Less(r.Log) {
+			e.appended = r.Log
+		}
+	}
+	if cbs != nil && rows[0].Seq != 0 {
+		if n := len(e.handed); n > 0 && e.handed[n-1].row.Seq+1 != rows[0].Seq || n+len(rows) > maxHanded {
+			e.handed = nil // not contiguous: the gap is read from the log
+		}
+		for i := range rows {
+			cb := cbs[i]
+			cb.Raw = nil // the log has it; the fold does not need it
+			r := rows[i]
+			r.Body = nil
+			e.handed = append(e.handed, handed{row: r, cb: cb})
+		}
+	}
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// maxHanded bounds the rows kept in memory for the engine; past it (a
+// projection failing for long) it reads the log.
+const maxHanded = 1 << 16
+
+// Urge makes the engine project now (a reader waits, here or on another
+// instance).
+func (e *Engine) Urge() {
+	select {
+	case e.urgent <- struct{}{}:
+	default:
+	}
+}
+
+// Projected returns how far the projections have come, as this instance
+// knows it.
+func (e *Engine) Projected() Position {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.projected
+}
+
+// Following reports whether another instance projects.
+func (e *Engine) Following() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.following
+}
+
+// Advance notes a watermark another instance's projector reached (or a
+// rebuild reset); it never moves back but on Reset.
+func (e *Engine) Advance(pos Position) { e.advance(pos) }
+
+func (e *Engine) advance(pos Position) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.projected.Log.Less(pos.Log) || e.projected.Seq < pos.Seq {
+		e.projected = pos
+		close(e.changed)
+		e.changed = make(chan struct{})
+	}
+}
+
+func (e *Engine) reset() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.projected = Position{}
+	e.handed = nil
+}
+
+// Fresh returns once every row this instance committed before the call is
+// projected: a client that got a 200 then reads sees its callback.
+func (e *Engine) Fresh(ctx context.Context) error {
+	e.mu.Lock()
+	target := e.appended
+	e.mu.Unlock()
+	var poll *time.Ticker
+	for {
+		e.mu.Lock()
+		done, ch, following := !e.projected.Log.Less(target), e.changed, e.following
+		e.mu.Unlock()
+		if done {
+			return nil
+		}
+		e.Urge()
+		if following && e.o.Nudge != nil {
+			e.o.Nudge()
+		}
+		if following && poll == nil {
+			poll = time.NewTicker(e.o.Poll)
+			defer poll.Stop()
+		}
+		var tick <-chan time.Time
+		if poll != nil {
+			tick = poll.C
+		}
+		select {
+		case <-ch:
+		case <-tick:
+			pos, err := e.d.Watermark(ctx)
+			if err != nil {
+				return fmt.Errorf("read projection watermark: %w", err)
+			}
+			e.advance(pos)
+		case <-ctx.Done():
+			return fmt.Errorf("projections are behind the log: %w", ctx.Err())
+		}
+	}
+}
+
+// Run projects until ctx ends, then catches up once more and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	retry := time.NewTicker(time.Second) // also retries after a failure, and follows
+	defer retry.Stop()
+	gather := time.NewTimer(e.o.Gather)
+	defer gather.Stop()
+	for {
+		select {
+		case <-e.wake:
+			gather.Reset(e.o.Gather)
+			select {
+			case <-gather.C:
+			case <-e.urgent:
+			case <-ctx.Done():
+			}
+		case <-e.urgent:
+		case <-retry.C:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			err := e.catchUp(context.WithoutCancel(ctx))
+			if err != nil && !errors.Is(err, ErrNotLeader) {
+				e.o.Logger.Error("projection at shutdown; it resumes at the next start", "err", err)
+			}
+			return nil
+		}
+		// Project what has gathered, and more only while a full batch
+		// shows a backlog: chasing each new commit would undo the gathering.
+		for {
+			n, err := e.step(ctx, e.o.Batch)
+			e.report(err)
+			if err != nil || n < e.o.Batch {
+				break
+			}
+		}
+	}
+}
+
+// failureLogEvery spaces the log lines of a projection that keeps failing
+// (it retries every second).
+const failureLogEvery = 30 * time.Second
+
+// report tells Options.Reported a step's outcome and logs a failure: the
+// first at once, then one line per failureLogEvery with how many were not
+// logged, and the recovery. Not leading is not a failure.
+func (e *Engine) report(err error) {
+	if errors.Is(err, ErrNotLeader) {
+		err = nil
+	}
+	if e.o.Reported != nil {
+		e.o.Reported(err)
+	}
+	if err == nil {
+		if e.failing {
+			e.o.Logger.Info("projection recovered", "failures_not_logged", e.failures)
+			e.failing, e.failures = false, 0
+		}
+		return
+	}
+	if e.failing && time.Since(e.failLoggedAt) < failureLogEvery {
+		e.failures++
+		return
+	}
+	e.o.Logger.Error("projection failed; retrying every second", "err", err, "failures_not_logged", e.failures)
+	e.failing, e.failures, e.failLoggedAt = true, 0, time.Now()
+}
+
+// catchUp projects until nothing is left.
+func (e *Engine) catchUp(ctx context.Context) error {
+	for {
+		n, err := e.step(ctx, e.o.Batch)
+		if err != nil || n == 0 {
+			return err
+		}
+	}
+}
+
+// Rebuild empties the projections and derives them again from the whole
+// log, through the same steps as live projection (so it gives the same
+// records byte for byte); it returns how many callbacks it applied
+// (duplicates and bodies that no longer parse are not applied).
+func (e *Engine) Rebuild(ctx context.Context) (int64, error) {
+	e.work.Lock()
+	e.cache.clear()
+	if err := e.d.Reset(ctx); err != nil {
+		e.work.Unlock()
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	e.reset()
+	e.work.Unlock()
+	var applied int64
+	for {
+		n, a, err := e.stepCounting(ctx, 4*e.o.Batch)
+		applied += a
+		if err != nil {
+			return applied, fmt.Errorf("rebuild: %w", err)
+		}
+		if n == 0 {
+			return applied, nil
+		}
+	}
+}
+
+// step applies up to limit rows after the watermark and returns how many
+// it read.
+func (e *Engine) step(ctx context.Context, limit int) (int, error) {
+	n, _, err := e.stepCounting(ctx, limit)
+	return n, err
+}
+
+func (e *Engine) stepCounting(ctx context.Context, limit int) (n int, applied int64, err error) {
+	e.work.Lock()
+	defer e.work.Unlock()
+	from := e.Projected()
+	rows, cbs, err := e.next(ctx, from, limit)
+	if errors.Is(err, ErrNotLeader) {
+		e.follow(ctx)
+		return 0, 0, err
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	e.mu.Lock()
+	e.following = false
+	e.mu.Unlock()
+	if len(rows) == 0 {
+		return 0, 0, nil
+	}
+	b, applied, err := e.fold(ctx, from, rows, cbs)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := e.d.Save(ctx, b); err != nil {
+		e.cache.clear() // what the step cached is not stored
+		if errors.Is(err, ErrMoved) {
+			if pos, werr := e.d.Watermark(ctx); werr == nil {
+				e.mu.Lock()
+				e.projected, e.handed = pos, nil
+				e.mu.Unlock()
+			}
+		}
+		return 0, 0, fmt.Errorf("project: %w", err)
+	}
+	for _, s := range b.Records {
+		e.cache.put(s.Record)
+	}
+	e.advance(b.To)
+	return len(rows), applied, nil
+}
+
+// follow notes that another instance projects, and takes its watermark.
+func (e *Engine) follow(ctx context.Context) {
+	e.mu.Lock()
+	e.following, e.handed = true, nil
+	e.mu.Unlock()
+	e.cache.clear() // the other instance writes the records now
+	if pos, err := e.d.Watermark(ctx); err == nil {
+		e.advance(pos)
+	}
+}
+
+// next returns up to limit rows after from: from memory when the commits
+// handed them over, else from the log (after a restart, for a gap, or on
+// a log that does not number its rows). cbs is nil, or the rows' parsed
+// callbacks.
+func (e *Engine) next(ctx context.Context, from Position, limit int) ([]Row, []rc.Callback, error) {
+	e.mu.Lock()
+	i := 0
+	for i < len(e.handed) && e.handed[i].row.Seq <= from.Seq {
+		i++
+	}
+	e.handed = e.handed[i:]
+	if len(e.handed) > 0 && e.handed[0].row.Seq == from.Seq+1 {
+		k := min(len(e.handed), limit)
+		rows, cbs := make([]Row, k), make([]rc.Callback, k)
+		for j, h := range e.handed[:k] {
+			rows[j], cbs[j] = h.row, h.cb
+		}
+		e.mu.Unlock()
+		return rows, cbs, nil
+	}
+	e.mu.Unlock()
+	rows, err := e.d.ReadLog(ctx, from.Log, limit)
+	return rows, nil, err
+}
+
+// work is a recording being projected in one step.
+type work struct {
+	rec    *Record
+	before ledger.State     // as stored, for the totals
+	had    map[string]int64 // files stored before, with their FirstSeenAt
+	new    bool
+	// touched: a row of this step concerns it (a record loaded for a row
+	// that did not parse is not saved)
+	touched bool
+}
+
+// fold applies rows to their records and returns the batch to save and
+// how many callbacks it applied.
+func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.Callback) (*Batch, int64, error) {
+	if cbs == nil {
+		cbs = make([]rc.Callback, len(rows))
+		for i := range rows {
+			cb, err := rc.Parse(rows[i].Body)
+			if err != nil {
+				// Logged by a build whose Parse accepted it: skipped rather
+				// than stopping the projections for good; rebuild after a fix.
+				e.o.Logger.Error("a logged callback no longer parses; not projected", "log_id", rows[i].Log.ID, "err", err)
+				continue
+			}
+			cbs[i] = cb
+		}
+	}
+	works, err := e.load(ctx, cbs)
+	if err != nil {
+		return nil, 0, err
+	}
+	b := &Batch{From: from, Events: make([]Logged, 0, len(rows)), Totals: ledger.TotalsChange{}}
+	var (
+		minutes ledger.MinuteCounter
+		order   []string
+		seq     = from.Seq
+		applied int64
+	)
+	for i, r := range rows {
+		seq++
+		if r.Seq != 0 {
+			seq = r.Seq
+		}
+		l := Logged{Seq: seq, Log: r.Log, ReceivedAt: r.ReceivedAt}
+		cb := &cbs[i]
+		if cb.RecordID == "" { // did not parse
+			b.Events = append(b.Events, l)
+			minutes.Stored(r.ReceivedAt, false)
+			continue
+		}
+		l.RecordID = cb.RecordID
+		w := works[cb.RecordID]
+		if w.rec == nil {
+			w.rec, w.new = &Record{FirstSeq: seq}, true
+		}
+		if !w.touched {
+			w.touched = true
+			order = append(order, cb.RecordID)
+		}
+		id := Identity(cb.Key())
+		l.Duplicate = w.rec.has(id)
+		w.rec.Events = append(w.rec.Events, EventRef{Seq: seq, Identity: id, Duplicate: l.Duplicate})
+		if !l.Duplicate {
+			w.rec.State = ledger.Apply(w.rec.State, *cb, r.ReceivedAt)
+			applied++
+		}
+		b.Events = append(b.Events, l)
+		minutes.Stored(r.ReceivedAt, l.Duplicate)
+	}
+	b.To = Position{Seq: seq, Log: rows[len(rows)-1].Log}
+	b.Minutes = minutes.Minutes()
+	for _, id := range order {
+		w := works[id]
+		blob, err := EncodeRecord(w.rec)
+		if err != nil {
+			return nil, 0, err
+		}
+		s := Saved{Record: w.rec, Blob: blob, New: w.new}
+		for name, f := range w.rec.State.Files {
+			if seen, ok := w.had[name]; !ok || seen != f.FirstSeenAt {
+				s.Files = append(s.Files, FileRow{Name: name, FirstSeenAt: f.FirstSeenAt})
+			}
+		}
+		sort.Slice(s.Files, func(i, j int) bool { return s.Files[i].Name < s.Files[j].Name })
+		b.Records = append(b.Records, s)
+		b.Totals.Move(w.before, w.rec.State)
+	}
+	return b, applied, nil
+}
+
+// load returns the records the callbacks concern, from the cache or the
+// driver, as copies the step may change.
+func (e *Engine) load(ctx context.Context, cbs []rc.Callback) (map[string]*work, error) {
+	works := map[string]*work{}
+	var missing []string
+	for i := range cbs {
+		id := cbs[i].RecordID
+		if id == "" || works[id] != nil {
+			continue
+		}
+		w := &work{}
+		works[id] = w
+		if r, ok := e.cache.get(id); ok {
+			w.set(r)
+			continue
+		}
+		missing = append(missing, id)
+	}
+	if len(missing) == 0 {
+		return works, nil
+	}
+	blobs, err := e.d.LoadRecords(ctx, missing)
+	if err != nil {
+		return nil, fmt.Errorf("load records: %w", err)
+	}
+	for _, id := range missing {
+		blob, ok := blobs[id]
+		if !ok {
+			continue // new: fold creates it
+		}
+		r, err := DecodeRecord(blob)
+		if err != nil {
+			return nil, fmt.Errorf("load record %s: %w", id, err)
+		}
+		works[id].set(&r)
+	}
+	return works, nil
+}
+
+func (w *work) set(r *Record) {
+	c := *r
+	c.Events = slices.Clone(r.Events) // the step appends; the cached one stays as stored
+	w.rec, w.before = &c, r.State
+	w.had = make(map[string]int64, len(r.State.Files))
+	for name, f := range r.State.Files {
+		w.had[name] = f.FirstSeenAt
+	}
+}
+
+// has reports whether the record logged an original with this identity.
+func (r *Record) has(id uint64) bool {
+	for _, ev := range r.Events {
+		if ev.Identity == id && !ev.Duplicate {
+			return true
+		}
+	}
+	return false
+}
+
+// recordCache holds the records the engine wrote last. The engine is the
+// only writer of records (on its instance, while it projects), so a cached
+// one is the stored one. Two generations make it an approximate LRU
+// without bookkeeping per access.
+type recordCache struct {
+	current, previous map[string]*Record
+}
+
+const recordCacheSize = 8192 // per generation
+
+func (c *recordCache) get(id string) (*Record, bool) {
+	if r, ok := c.current[id]; ok {
+		return r, true
+	}
+	r, ok := c.previous[id]
+	return r, ok
+}
+
+func (c *recordCache) put(r *Record) {
+	if c.current == nil || len(c.current) >= recordCacheSize {
+		c.previous, c.current = c.current, make(map[string]*Record, recordCacheSize)
+	}
+	c.current[r.State.RecordID] = r
+}
+
+func (c *recordCache) clear() { c.current, c.previous = nil, nil }

@@ -1,0 +1,21 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
+)
+
+// Event is the feed's view of a logged row. The log keeps only the bytes;
+// the fields come from the body. A body that no longer parses (logged by a
+// build whose Parse accepted it) is shown with its bytes and type unknown.
+func Event(seq, receivedAt int64, body []byte, duplicate bool) ledger.Event {
+	cb, err := rc.Parse(body)
+	if err != nil {
+		return ledger.Event{Seq: seq, ReceivedAt: receivedAt, TypeName: rc.Type(0).String(), Body: body, Duplicate: duplicate}
+	}
+	e := ledger.NewEvent(cb, time.UnixMilli(receivedAt))
+	e.Seq, e.Duplicate = seq, duplicate
+	return e
+}
