@@ -29,7 +29,7 @@ func newMetrics(stats func(context.Context, time.Time) (ledger.Stats, error)) *m
 		reg: prometheus.NewRegistry(),
 		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recledger_callbacks_total",
-			Help: "Callback requests answered, by callback type and outcome (stored, duplicate, unavailable, or the refusal's code).",
+			Help: "Callback requests answered, by callback type and outcome (stored, unavailable, or the refusal's code). Duplicates are told apart after the answer, as the log is projected.",
 		}, []string{"type", "outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "recledger_ingest_seconds",

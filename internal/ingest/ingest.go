@@ -97,9 +97,8 @@ func New(store Store, o Options) (*Handler, error) {
 
 // Answer is the JSON body of a 200.
 type Answer struct {
-	Status    string `json:"status"`
-	Seq       int64  `json:"seq"`
-	Duplicate bool   `json:"duplicate"`
+	Status string `json:"status"`
+	Seq    int64  `json:"seq,omitempty"` // the feed seq, where the store knows it at once (SQLite)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -152,15 +151,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.opts.Logger.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost even when not logged
 		h.opts.Logger.Debug("callback stored", "recordId", clip(cb.RecordID), "type", cb.Type.String(),
-			"seq", a.Seq, "duplicate", a.Duplicate, "warnings", len(cb.Warnings))
+			"seq", a.Seq, "warnings", len(cb.Warnings))
 	}
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.typ, rec.outcome = cb.Type.String(), "stored"
-		if a.Duplicate {
-			rec.outcome = "duplicate"
-		}
 	}
-	writeJSON(w, http.StatusOK, Answer{Status: "ok", Seq: a.Seq, Duplicate: a.Duplicate})
+	writeJSON(w, http.StatusOK, Answer{Status: "ok", Seq: a.Seq})
 }
 
 // unavailable answers 503 so RC delivers the callback again; the cause goes

@@ -20,10 +20,10 @@ type Incoming struct {
 	ReceivedAt time.Time
 }
 
-// Appended is what the log made of an Incoming.
+// Appended is what the log made of an Incoming. Whether it is a duplicate
+// is decided after the acknowledgement, as it is projected (Event.Duplicate).
 type Appended struct {
-	Seq       int64
-	Duplicate bool // the same callback (rc.Key) was already in the log
+	Seq int64 // its feed seq, where the log numbers rows as it commits them; else 0
 }
 
 // Rejection is a refused request kept for inspection.
@@ -50,8 +50,9 @@ const MaxQuarantineBody = 64 << 10
 type Store interface {
 	// Append stores the callback durably: when it returns nil the callback
 	// survives a crash or power loss (as the backend's durability setting
-	// promises) and the projections include it. A callback whose rc.Key is
-	// already in the log is stored marked duplicate and changes nothing else.
+	// promises), and every read issued afterwards includes it. A callback
+	// whose rc.Key is already in the log is stored, marked duplicate when
+	// projected, and changes nothing else.
 	Append(ctx context.Context, in Incoming) (Appended, error)
 
 	// ReplayMemory remembers verified signatures durably, so the check

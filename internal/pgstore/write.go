@@ -139,6 +139,7 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 	s.mu.Unlock()
 
 	results = make([]ledger.Appended, len(ops))
+	dup := make([]bool, len(ops))
 	rejected := false
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
@@ -175,13 +176,13 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 		for n, i := range incoming {
 			results[i].Seq = first + int64(n)
 		}
-		if err := insertEvents(ctx, tx, ops, incoming, results); err != nil {
+		if err := insertEvents(ctx, tx, ops, incoming, results, dup); err != nil {
 			return err
 		}
 		byRecord := map[string][]*ledger.Incoming{}
 		var recordIDs []string
 		for _, i := range incoming {
-			if results[i].Duplicate {
+			if dup[i] {
 				continue
 			}
 			in := ops[i].In
@@ -200,7 +201,7 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 			}
 		}
 		for _, i := range incoming {
-			minutes.Stored(ops[i].In.ReceivedAt.UnixMilli(), results[i].Duplicate)
+			minutes.Stored(ops[i].In.ReceivedAt.UnixMilli(), dup[i])
 		}
 		return countMinutes(ctx, tx, &minutes)
 	})
@@ -252,7 +253,7 @@ func countMinutes(ctx context.Context, tx pgx.Tx, c *ledger.MinuteCounter) error
 // results, marking results' duplicates: a callback whose identity is logged
 // already (by any instance, or earlier in the batch) is logged marked
 // duplicate.
-func insertEvents(ctx context.Context, tx pgx.Tx, ops []storesql.Op, idx []int, results []ledger.Appended) error {
+func insertEvents(ctx context.Context, tx pgx.Tx, ops []storesql.Op, idx []int, results []ledger.Appended, dup []bool) error {
 	type row struct {
 		i   int
 		key []byte
@@ -315,7 +316,7 @@ func insertEvents(ctx context.Context, tx pgx.Tx, ops []storesql.Op, idx []int, 
 			return fmt.Errorf("append duplicate callbacks: %w", err)
 		}
 		for _, r := range dups {
-			results[r.i].Duplicate = true
+			dup[r.i] = true
 		}
 	}
 	return nil

@@ -66,9 +66,18 @@ func Migrations(file string) ([]Migration, error) {
 // transaction, and returns those it applied. A database newer than this
 // build is refused rather than written by code that does not know it.
 func Migrate(ctx context.Context, db *sql.DB, file string) ([]Migration, error) {
+	return migrateTo(ctx, db, file, -1)
+}
+
+// migrateTo applies the migrations up to version (all when negative): tests
+// make files as older builds left them.
+func migrateTo(ctx context.Context, db *sql.DB, file string, version int) ([]Migration, error) {
 	ms, err := Migrations(file)
 	if err != nil {
 		return nil, err
+	}
+	if version >= 0 && version < len(ms) {
+		ms = ms[:version]
 	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {

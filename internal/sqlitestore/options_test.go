@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -120,74 +121,58 @@ func TestLockedDatabaseFailsThenRecovers(t *testing.T) {
 	}
 	lock.Rollback()
 	a, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: time.Now()})
-	if err != nil || a.Duplicate || a.Seq != 1 {
+	if err != nil || a.Seq != 1 {
 		t.Fatalf("Append after the lock was released = %+v, %v; want seq 1", a, err)
 	}
 }
 
-// TestProjectorReadsGapsFromTheLog hands the projector only part of the
-// log in memory, as after a restart or a long failure: it must read the
-// rest from the log, in order, and use memory where it continues.
-func TestProjectorReadsGapsFromTheLog(t *testing.T) {
-	s, _ := open(t, Options{})
-	ctx := context.Background()
-	for i := range 8 {
-		cb := ledgertest.Callback(t, fmt.Sprint("gap-", i), rc.TypeStart, 0, "", 200)
-		if _, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.proj.work.Lock() // keep the background projector out
-	defer s.proj.work.Unlock()
-	var tail []loggedEvent
-	for seq := int64(5); seq <= 8; seq++ {
-		tail = append(tail, loggedEvent{seq: seq, cb: rc.Callback{RecordID: fmt.Sprint("memory-", seq)}})
-	}
-	s.proj.mu.Lock()
-	s.proj.pending = tail
-	s.proj.mu.Unlock()
-
-	fromLog, err := s.proj.next(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(fromLog) != 4 || fromLog[0].seq != 1 || fromLog[3].seq != 4 || fromLog[0].cb.RecordID != "gap-0" {
-		t.Fatalf("gap read %+v, want seqs 1-4 from the log", fromLog)
-	}
-	fromMemory, err := s.proj.next(ctx, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(fromMemory) != 4 || fromMemory[0].cb.RecordID != "memory-5" {
-		t.Fatalf("continuation %+v, want seqs 5-8 from memory", fromMemory)
-	}
-	s.proj.mu.Lock()
-	s.proj.pending = nil // these fakes must not reach the projections
-	s.proj.mu.Unlock()
-}
-
-func TestReplayRowsArePruned(t *testing.T) {
+// TestReplayMemorySurvivesRestart: the signature that admitted a logged
+// callback is known again after a restart within the window (its row
+// carries it), not after the window, and a signature whose callback was
+// never logged is not kept.
+func TestReplayMemorySurvivesRestart(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { return now }
-	s, _ := open(t, Options{Now: clock})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "replay.db")
 	ctx := context.Background()
-	for i := range 10 {
-		k := rc.ReplayKey{AppKey: "app", Nonce: fmt.Sprint("n", i), Timestamp: "1"}
-		if _, err := s.Remember(ctx, k, [32]byte{}, now.Add(time.Duration(i-5)*time.Minute)); err != nil {
-			t.Fatal(err)
+	s, err := Open(ctx, path, Options{Now: clock, ReplayWindow: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := ledgertest.Callback(t, "signed", rc.TypeStart, 0, "", 200)
+	logged := rc.ReplayKey{AppKey: "app", Nonce: "logged", Timestamp: "1"}
+	refused := rc.ReplayKey{AppKey: "app", Nonce: "refused", Timestamp: "1"}
+	for k, body := range map[rc.ReplayKey][]byte{logged: cb.Raw, refused: []byte(`{"refused":true}`)} {
+		if v, err := s.Remember(ctx, k, sha256.Sum256(body), now.Add(5*time.Minute)); err != nil || v != rc.ReplayFirst {
+			t.Fatalf("Remember(%s) = %v, %v", k.Nonce, v, err)
 		}
 	}
-	// The first commit writes the rows and prunes the expired ones (every
-	// 1000th commit prunes, the first included).
-	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "prune", rc.TypeStart, 0, "", 200), ReceivedAt: now}); err != nil {
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	if err := s.writer.QueryRow(`SELECT COUNT(*) FROM replay`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 4 { // until = now-5m ... now+4m: the four in the future are live
-		t.Errorf("replay table holds %d rows, want the 4 live ones", n)
+	s.Close()
+
+	for _, step := range []struct {
+		after  time.Duration
+		key    rc.ReplayKey
+		digest [32]byte
+		want   rc.ReplayVerdict
+	}{
+		{time.Minute, logged, [32]byte{9}, rc.ReplayOtherBody},
+		{time.Minute, logged, sha256.Sum256(cb.Raw), rc.ReplaySameBody},
+		{time.Minute, refused, [32]byte{9}, rc.ReplayFirst},
+		{12 * time.Minute, logged, [32]byte{9}, rc.ReplayFirst},
+	} {
+		now = time.Now().Add(step.after)
+		s, err := Open(ctx, path, Options{Now: clock, ReplayWindow: 10 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.Remember(ctx, step.key, step.digest, now.Add(time.Minute)); err != nil || v != step.want {
+			t.Errorf("%s after %s: Remember = %v, %v; want %v", step.key.Nonce, step.after, v, err, step.want)
+		}
+		s.Close()
 	}
 }
 
@@ -211,7 +196,7 @@ func TestLedgerAheadOfLogIsRebuilt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`DELETE FROM events WHERE record_id = 'lost'`); err != nil {
+	if _, err := db.Exec(`DELETE FROM log WHERE seq = 2`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

@@ -41,7 +41,7 @@ func TestPoisonCallbackFailsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.record_id = 'poison'
+	if _, err := db.Exec(`CREATE TRIGGER poison BEFORE INSERT ON log WHEN instr(NEW.body, CAST('"poison"' AS BLOB)) > 0
 		BEGIN SELECT RAISE(ABORT, 'poison'); END`); err != nil {
 		t.Fatal(err)
 	}

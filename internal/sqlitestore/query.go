@@ -1,8 +1,11 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
@@ -22,7 +25,7 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 	if err != nil {
 		return ledger.RecordingPage{}, err
 	}
-	if err := s.proj.wait(ctx); err != nil {
+	if err := s.eng.Fresh(ctx); err != nil {
 		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
 	}
 	rows, err := s.ledgerReader.QueryContext(ctx, q, args...)
@@ -35,7 +38,7 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 
 // FileRecordings implements ledger.Store.
 func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error) {
-	if err := s.proj.wait(ctx); err != nil {
+	if err := s.eng.Fresh(ctx); err != nil {
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
 	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.record_id = f.record_id
@@ -53,7 +56,7 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 
 // Stats implements ledger.Store.
 func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) {
-	if err := s.proj.wait(ctx); err != nil {
+	if err := s.eng.Fresh(ctx); err != nil {
 		return ledger.Stats{}, fmt.Errorf("stats: %w", err)
 	}
 	query := func(ctx context.Context, q string, args ...any) (storesql.Rows, func(), error) {
@@ -70,20 +73,53 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) 
 	s.mu.Lock()
 	st.QuarantineCount, st.QuarantineBytes = s.quarantine.count, s.quarantine.bytes
 	s.mu.Unlock()
-	st.LoggedSeq = s.proj.logged.Load()
-	s.proj.mu.Lock()
-	st.ProjectedSeq = s.proj.projected
-	s.proj.mu.Unlock()
+	if err := s.reader.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM log`).Scan(&st.LoggedSeq); err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	st.ProjectedSeq = s.eng.Projected().Seq
 	return st, nil
 }
 
-// Activity implements ledger.Store.
+// Activity implements ledger.Store: callbacks and duplicates as the
+// engine counted them (the ledger file), rejections as the quarantine's
+// commits did (the log file).
 func (s *Store) Activity(ctx context.Context, since int64) ([]ledger.Minute, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT minute, callbacks, duplicates, rejected FROM activity WHERE minute >= ? ORDER BY minute`,
-		ledger.MinuteOf(since))
-	if err != nil {
+	if err := s.eng.Fresh(ctx); err != nil {
 		return nil, fmt.Errorf("activity: %w", err)
 	}
-	defer rows.Close()
-	return storesql.ScanMinutes(rows)
+	since = ledger.MinuteOf(since)
+	counted := map[int64]*ledger.Minute{}
+	for _, q := range []struct {
+		db  *sql.DB
+		sql string
+	}{
+		{s.ledgerReader, `SELECT minute, callbacks, duplicates, 0 FROM activity WHERE minute >= ?`},
+		{s.reader, `SELECT minute, callbacks, duplicates, rejected FROM activity WHERE minute >= ?`},
+	} {
+		rows, err := q.db.QueryContext(ctx, q.sql, since)
+		if err != nil {
+			return nil, fmt.Errorf("activity: %w", err)
+		}
+		ms, err := storesql.ScanMinutes(rows)
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			c := counted[m.Start]
+			if c == nil {
+				c = &ledger.Minute{Start: m.Start}
+				counted[m.Start] = c
+			}
+			c.Callbacks += m.Callbacks
+			c.Duplicates += m.Duplicates
+			c.Rejected += m.Rejected
+		}
+	}
+	out := make([]ledger.Minute, 0, len(counted))
+	for _, m := range counted {
+		out = append(out, *m)
+	}
+	slices.SortFunc(out, func(a, b ledger.Minute) int { return cmp.Compare(a.Start, b.Start) })
+	return out, nil
 }

@@ -8,64 +8,140 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
-	"github.com/recledger/recledger/internal/storesql"
 )
+
+// Reads first wait for the engine (engine.Fresh): a read issued after a
+// callback's 200 sees it.
 
 // Recording implements ledger.Store.
 func (s *Store) Recording(ctx context.Context, recordID string) (ledger.State, error) {
-	if err := s.proj.wait(ctx); err != nil {
-		return ledger.State{}, fmt.Errorf("read recording %s: %w", recordID, err)
+	rec, err := s.record(ctx, recordID)
+	return rec.State, err
+}
+
+func (s *Store) record(ctx context.Context, recordID string) (engine.Record, error) {
+	if err := s.eng.Fresh(ctx); err != nil {
+		return engine.Record{}, fmt.Errorf("read recording %s: %w", recordID, err)
 	}
-	var raw []byte
-	err := s.ledgerReader.QueryRowContext(ctx, `SELECT state FROM recordings WHERE record_id = ?`, recordID).Scan(&raw)
+	var blob []byte
+	err := s.ledgerReader.QueryRowContext(ctx, `SELECT state FROM recordings WHERE record_id = ?`, recordID).Scan(&blob)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ledger.State{}, fmt.Errorf("recording %s: %w", recordID, ledger.ErrNotFound)
+		return engine.Record{}, fmt.Errorf("recording %s: %w", recordID, ledger.ErrNotFound)
 	}
 	if err != nil {
-		return ledger.State{}, fmt.Errorf("read recording %s: %w", recordID, err)
+		return engine.Record{}, fmt.Errorf("read recording %s: %w", recordID, err)
 	}
-	var st ledger.State
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return ledger.State{}, fmt.Errorf("read recording %s: %w", recordID, err)
+	rec, err := engine.DecodeRecord(blob)
+	if err != nil {
+		return engine.Record{}, fmt.Errorf("read recording %s: %w", recordID, err)
 	}
-	return st, nil
+	return rec, nil
 }
 
-const eventColumns = storesql.EventColumns
-
-// RecordingEvents implements ledger.Store.
+// RecordingEvents implements ledger.Store: the recording's event index
+// names its rows of the log.
 func (s *Store) RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE record_id = ? ORDER BY seq`, recordID)
-	if err != nil {
-		return nil, fmt.Errorf("read events of %s: %w", recordID, err)
+	rec, err := s.record(ctx, recordID)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, nil
 	}
-	return scanEvents(rows)
+	if err != nil {
+		return nil, err
+	}
+	dup := make(map[int64]bool, len(rec.Events))
+	seqs := make([]int64, len(rec.Events))
+	for i, e := range rec.Events {
+		seqs[i], dup[e.Seq] = e.Seq, e.Duplicate
+	}
+	var out []ledger.Event
+	for chunk := range chunks(seqs, 500) {
+		evs, err := s.logEvents(ctx, `SELECT seq, received_at, body FROM log WHERE seq IN (`+marks(len(chunk))+`) ORDER BY seq`,
+			func(seq int64) bool { return dup[seq] }, anys(chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("read events of %s: %w", recordID, err)
+		}
+		out = append(out, evs...)
+	}
+	return out, nil
 }
 
-// Events implements ledger.Store.
+// Events implements ledger.Store: the log up to what is projected (so
+// each event's duplicate mark is known).
 func (s *Store) Events(ctx context.Context, after int64, limit int) ([]ledger.Event, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err := s.eng.Fresh(ctx); err != nil {
+		return nil, fmt.Errorf("read events after %d: %w", after, err)
+	}
+	upTo := s.eng.Projected().Seq
+	dups, err := s.duplicatesIn(ctx, after, upTo)
 	if err != nil {
 		return nil, fmt.Errorf("read events after %d: %w", after, err)
 	}
-	return scanEvents(rows)
+	evs, err := s.logEvents(ctx, `SELECT seq, received_at, body FROM log WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+		func(seq int64) bool { return dups[seq] }, after, upTo, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events after %d: %w", after, err)
+	}
+	return evs, nil
 }
 
 // LatestEvents implements ledger.Store.
 func (s *Store) LatestEvents(ctx context.Context, n int) ([]ledger.Event, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+eventColumns+` FROM events ORDER BY seq DESC LIMIT ?`, n)
+	if err := s.eng.Fresh(ctx); err != nil {
+		return nil, fmt.Errorf("read latest events: %w", err)
+	}
+	upTo := s.eng.Projected().Seq
+	dups, err := s.duplicatesIn(ctx, max(0, upTo-int64(n)), upTo)
 	if err != nil {
 		return nil, fmt.Errorf("read latest events: %w", err)
 	}
-	events, err := scanEvents(rows)
-	slices.Reverse(events)
-	return events, err
+	evs, err := s.logEvents(ctx, `SELECT seq, received_at, body FROM log WHERE seq <= ? ORDER BY seq DESC LIMIT ?`,
+		func(seq int64) bool { return dups[seq] }, upTo, n)
+	if err != nil {
+		return nil, fmt.Errorf("read latest events: %w", err)
+	}
+	slices.Reverse(evs)
+	return evs, nil
 }
 
-func scanEvents(rows *sql.Rows) ([]ledger.Event, error) {
+// duplicatesIn returns the duplicates among the seqs after from up to to.
+func (s *Store) duplicatesIn(ctx context.Context, from, to int64) (map[int64]bool, error) {
+	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT seq FROM duplicates WHERE seq > ? AND seq <= ?`, from, to)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	return storesql.ScanEvents(rows)
+	out := map[int64]bool{}
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, err
+		}
+		out[seq] = true
+	}
+	return out, rows.Err()
+}
+
+// logEvents reads rows of (seq, received_at, body) from the log as events.
+func (s *Store) logEvents(ctx context.Context, q string, duplicate func(int64) bool, args ...any) ([]ledger.Event, error) {
+	rows, err := s.reader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ledger.Event
+	for rows.Next() {
+		var (
+			seq, at int64
+			body    []byte
+		)
+		if err := rows.Scan(&seq, &at, &body); err != nil {
+			return nil, err
+		}
+		out = append(out, engine.Event(seq, at, body, duplicate(seq)))
+	}
+	return out, rows.Err()
 }
 
 // QuarantineList implements ledger.Store.

@@ -19,10 +19,10 @@ import (
 	"modernc.org/sqlite" // registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/groupcommit"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/storesql"
-	"github.com/recledger/recledger/rc"
 )
 
 var _ ledger.Store = (*Store)(nil)
@@ -45,8 +45,13 @@ type Options struct {
 	QuarantineMaxBytes int64         // bytes of rejected requests kept, headers and all (default 64 MiB)
 	MaxBatch           int           // callbacks per commit (default 256)
 	MaxWait            time.Duration // wait for a batch to fill (default 0)
-	Now                func() time.Time
-	Logger             *slog.Logger // for the projector's failures (none when nil)
+	// ReplayWindow is how long after a signed callback arrived its
+	// signature could still pass the timestamp check: twice the verifier's
+	// tolerance (default 10 minutes). The replay memory is rebuilt from the
+	// rows of that window at start.
+	ReplayWindow time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger // for the projector's failures (none when nil)
 	// OnCommit, when set, is told of every group commit: how many callbacks
 	// and rejections it held, how long it took, and its error (for metrics).
 	OnCommit func(callbacks, rejections int, took time.Duration, err error)
@@ -79,6 +84,9 @@ func (o *Options) defaults() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ReplayWindow <= 0 {
+		o.ReplayWindow = 10 * time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -92,7 +100,7 @@ type Store struct {
 	writer *sql.DB  // the log file; one connection: SQLite has one writer at a time
 	reader *sql.DB
 
-	ledgerWriter *sql.DB // the ledger file, written by the projector only
+	ledgerWriter *sql.DB // the ledger file, written by the engine only
 	ledgerReader *sql.DB
 	stmts        writeStmts
 
@@ -100,9 +108,11 @@ type Store struct {
 	stop            context.CancelFunc
 	done            chan struct{}
 
-	proj     *projection
-	stopProj context.CancelFunc
-	projDone chan struct{}
+	driver  driver
+	eng     *engine.Engine
+	stopEng context.CancelFunc
+	engDone chan struct{}
+	sigs    *sigMemory
 
 	checkpointer *sql.DB
 	stopCkpt     context.CancelFunc
@@ -110,14 +120,9 @@ type Store struct {
 
 	health storesql.Health // the last commit's and projection's outcomes, for Ping
 
-	replay *rc.MemoryReplay
-	mu     sync.Mutex // guards the fields below
-	// pendingReplay holds signatures remembered but not yet written; the next
-	// commit writes them, always before or with the callback they signed.
-	pendingReplay []replayRow
-	commits       int
-	quarantine    struct{ count, bytes int64 }
-	closed        bool
+	mu         sync.Mutex // guards the fields below
+	quarantine struct{ count, bytes int64 }
+	closed     bool
 }
 
 // LedgerPath is where the store at path keeps its projections: beside the
@@ -143,7 +148,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{opts: o, lock: lock, done: make(chan struct{}), projDone: make(chan struct{}), ckptDone: make(chan struct{})}
+	s := &Store{opts: o, lock: lock, done: make(chan struct{}), engDone: make(chan struct{}), ckptDone: make(chan struct{})}
 	// The ledger is derived and rebuildable: after a power loss it may lose
 	// its last commits, and with them its watermark, and projects them again.
 	ledger := LedgerPath(path)
@@ -183,8 +188,9 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.replay = rc.NewMemoryReplay(o.Now)
-	s.proj = newProjection(s, o.Logger)
+	s.sigs = newSigMemory(o.Now, o.ReplayWindow)
+	s.driver.s = s
+	s.eng = engine.New(&s.driver, engine.Options{Logger: o.Logger, Reported: s.projected})
 	if err := s.prepare(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -193,11 +199,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	// Whatever a crash left unprojected is projected before the store is used.
-	if err := s.proj.catchUp(ctx); err != nil {
-		s.closeDBs()
-		return nil, err
-	}
+	s.Sign = s.sigs.sig
 	s.Batcher = groupcommit.New(storesql.Track(&s.health, s.commit, itemError),
 		groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait, ItemError: itemError})
 	runCtx, stop := context.WithCancel(context.Background())
@@ -206,11 +208,11 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		defer close(s.done)
 		s.Batcher.Run(runCtx)
 	}()
-	projCtx, stopProj := context.WithCancel(context.Background())
-	s.stopProj = stopProj
+	engCtx, stopEng := context.WithCancel(context.Background())
+	s.stopEng = stopEng
 	go func() {
-		defer close(s.projDone)
-		s.proj.run(projCtx)
+		defer close(s.engDone)
+		s.eng.Run(engCtx)
 	}()
 	ckptCtx, stopCkpt := context.WithCancel(context.Background())
 	s.stopCkpt = stopCkpt
@@ -260,56 +262,54 @@ func dsn(path string, o Options, synchronous string, readOnly bool) string {
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
-// load reads what the store keeps in memory: live signatures and the
-// quarantine's size.
+// load reads what the store keeps in memory (the replay memory, the
+// quarantine's size) and brings the projections up to the log: whatever a
+// crash left unprojected is projected before the store is used.
 func (s *Store) load(ctx context.Context) error {
-	rows, err := s.writer.QueryContext(ctx, `SELECT app_key, nonce, timestamp, body_digest, until FROM replay WHERE until > ?`, s.opts.Now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("load replay memory: %w", err)
+	if err := s.sigs.load(ctx, s.writer); err != nil {
+		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			k      rc.ReplayKey
-			digest []byte
-			until  int64
-		)
-		if err := rows.Scan(&k.AppKey, &k.Nonce, &k.Timestamp, &digest, &until); err != nil {
-			return fmt.Errorf("load replay memory: %w", err)
-		}
-		var d [32]byte
-		copy(d[:], digest)
-		s.replay.Remember(ctx, k, d, time.UnixMilli(until))
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load replay memory: %w", err)
-	}
-	err = s.writer.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(stored_size), 0) FROM quarantine`).
+	err := s.writer.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(stored_size), 0) FROM quarantine`).
 		Scan(&s.quarantine.count, &s.quarantine.bytes)
 	if err != nil {
 		return fmt.Errorf("measure quarantine: %w", err)
 	}
-	var logged, projected int64
-	if err := s.writer.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&logged); err != nil {
+	var logged int64
+	if err := s.writer.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM log`).Scan(&logged); err != nil {
 		return fmt.Errorf("read log position: %w", err)
 	}
-	if err := s.ledgerWriter.QueryRowContext(ctx, `SELECT seq FROM projection WHERE id = 1`).Scan(&projected); err != nil {
-		return fmt.Errorf("read projection position: %w", err)
+	projected, err := s.driver.Watermark(ctx)
+	if err != nil {
+		return err
 	}
-	s.proj.logged.Store(logged)
-	if projected > logged {
+	if projected.Seq > logged {
 		// The log lost commits the ledger had projected (a power loss with
 		// synchronous=normal, or a restored backup of the log alone): the
 		// ledger no longer describes the log, so it is rebuilt from it.
-		s.opts.Logger.Warn("the ledger is ahead of the log; rebuilding it", "projected", projected, "logged", logged)
-		if _, err := s.Rebuild(ctx); err != nil {
+		s.opts.Logger.Warn("the ledger is ahead of the log; rebuilding it", "projected", projected.Seq, "logged", logged)
+		if _, err := s.eng.Rebuild(ctx); err != nil {
 			return err
 		}
-		return nil
 	}
-	s.proj.advance(projected)
-	return nil
+	s.eng.Committed([]engine.Row{{Log: engine.LogPos{ID: logged}}}, nil)
+	if projected.Seq == 0 && logged > 0 {
+		s.opts.Logger.Info("projecting the log into the ledger", "callbacks", logged)
+	}
+	return s.eng.Start(ctx)
 }
+
+// projected is told each projection step's outcome.
+func (s *Store) projected(err error) {
+	s.health.Projected(err)
+	if err != nil && s.opts.OnProjectionFailure != nil {
+		s.opts.OnProjectionFailure(err)
+	}
+}
+
+// Rebuild implements ledger.Store: the engine empties the projections and
+// derives them again from the log. Callbacks arriving meanwhile are logged
+// as usual and projected on top.
+func (s *Store) Rebuild(ctx context.Context) (int64, error) { return s.eng.Rebuild(ctx) }
 
 // Ping reports whether the store takes callbacks: its last commit and its
 // last projection succeeded (a full disk still grants the write lock), and
@@ -335,10 +335,10 @@ func (s *Store) probeWrite(ctx context.Context) error {
 		return fmt.Errorf("probe write: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO replay (app_key, nonce, timestamp, body_digest, until) VALUES ('', 'readiness probe', '', zeroblob(16384), 0)`); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO log (received_at, body) VALUES (0, zeroblob(16384))`); err != nil {
 		return fmt.Errorf("probe write: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM replay WHERE app_key = '' AND nonce = 'readiness probe'`); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM log WHERE seq = last_insert_rowid()`); err != nil {
 		return fmt.Errorf("probe write: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -359,8 +359,8 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.stop()
 	<-s.done // every submitted callback is committed
-	s.stopProj()
-	<-s.projDone // and projected
+	s.stopEng()
+	<-s.engDone // and projected
 	s.stopCkpt()
 	<-s.ckptDone
 	return s.closeDBs()

@@ -137,30 +137,26 @@ func TestOldLogFileIsVacuumedOnce(t *testing.T) {
 // TestQuarantineSizeMigration: rows quarantined before log migration 3
 // are measured by it, headers and all, so the cap counts them too.
 func TestQuarantineSizeMigration(t *testing.T) {
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "recledger.db")
-	s, err := sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
-	if err != nil {
+	if err := sqlitestore.MigrateTo(ctx, path, sqlitestore.LogFile, 2); err != nil {
 		t.Fatal(err)
 	}
-	r := ledger.Rejection{Status: 401, Reason: "bad_signature", Header: http.Header{"X-Big": {strings.Repeat("h", 1000)}}, Body: []byte("{}")}
-	if err := s.Quarantine(context.Background(), r); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`ALTER TABLE quarantine DROP COLUMN stored_size; DROP TABLE revoked_sessions; DELETE FROM schema_migrations WHERE version >= 3`); err != nil {
+	if _, err := db.Exec(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size)
+		VALUES (1, 401, 'bad_signature', '', '', 'POST', '/', ?, '{}', 2)`, `{"X-Big":["`+strings.Repeat("h", 1000)+`"]}`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
-	s, err = sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
+	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	st, err := s.Stats(context.Background(), time.Now())
+	st, err := s.Stats(ctx, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 // append or a rejection to quarantine.
 type Op struct {
 	In  *ledger.Incoming
+	Sig []byte // what the replay memory keeps of In's signature, logged with it (Intake.Sign)
 	Rej *ledger.StoredRejection
 	// Queued is when the op was submitted: a backend that bounds how long
 	// a sender waits for its answer counts from here, the wait for earlier
@@ -27,6 +28,9 @@ type Op struct {
 // refused requests costs no commit of its own.
 type Intake struct {
 	Batcher *groupcommit.Batcher[Op, ledger.Appended]
+	// Sign, when set, gives what to log of a callback's signature beside
+	// it (see Op.Sig), in the sender's goroutine rather than the writer's.
+	Sign func(in *ledger.Incoming) []byte
 }
 
 // Append implements ledger.Store.Append. A callback outside
@@ -38,7 +42,11 @@ func (i Intake) Append(ctx context.Context, in ledger.Incoming) (ledger.Appended
 	if err := ledger.CheckStorable(&in.Callback); err != nil {
 		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", id, err)
 	}
-	a, err := i.Batcher.Submit(ctx, Op{In: &in, Queued: time.Now()})
+	op := Op{In: &in, Queued: time.Now()}
+	if i.Sign != nil {
+		op.Sig = i.Sign(&in)
+	}
+	a, err := i.Batcher.Submit(ctx, op)
 	if ie, ok := errors.AsType[*groupcommit.ItemError](err); ok {
 		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", id, &ledger.RefusedError{Err: ie.Err})
 	}

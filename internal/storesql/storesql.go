@@ -6,12 +6,12 @@ package storesql
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"strings"
 	"time"
 
+	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/rc"
 )
@@ -121,12 +121,12 @@ func ScanRecordingPage(rows Rows, f ledger.RecordingFilter, limit int) (ledger.R
 		var (
 			seq int64
 			raw []byte
-			st  ledger.State
 		)
 		if err := rows.Scan(&seq, &raw); err != nil {
 			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
 		}
-		if err := json.Unmarshal(raw, &st); err != nil {
+		st, err := engine.DecodeState(raw)
+		if err != nil {
 			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
 		}
 		page.Items = append(page.Items, st)
@@ -262,14 +262,12 @@ func ScanOverdue(rows Rows, st *ledger.Stats) error {
 func ScanStates(rows Rows) ([]ledger.State, error) {
 	var out []ledger.State
 	for rows.Next() {
-		var (
-			raw []byte
-			st  ledger.State
-		)
+		var raw []byte
 		if err := rows.Scan(&raw); err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal(raw, &st); err != nil {
+		st, err := engine.DecodeState(raw)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, st)

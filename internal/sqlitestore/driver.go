@@ -1,0 +1,216 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/recledger/recledger/internal/engine"
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
+)
+
+// driver is the engine's access to the store: it reads the log file and
+// writes the ledger file, whose own write lock lets the projections commit
+// beside the log's commits (on the other core) instead of taking turns.
+type driver struct {
+	s     *Store
+	stmts struct{ saveState, saveFile, addTotals, countMinute, markDuplicate *sql.Stmt }
+	saves int
+}
+
+var _ engine.Driver = (*driver)(nil)
+
+func (d *driver) prepare(ctx context.Context) error {
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = d.s.ledgerWriter.PrepareContext(ctx, q)
+		return st
+	}
+	d.stmts.saveState = prep(`INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
+			started_at, end_received_at, first_seen_at, last_event_at, state, first_seq, file_count, uploaded_count)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (record_id) DO UPDATE SET app_key = excluded.app_key, room_id = excluded.room_id,
+			session_id = excluded.session_id, user_id = excluded.user_id, mode = excluded.mode, status = excluded.status,
+			upload_state = excluded.upload_state, started_at = excluded.started_at, end_received_at = excluded.end_received_at,
+			first_seen_at = excluded.first_seen_at, last_event_at = excluded.last_event_at, state = excluded.state,
+			file_count = excluded.file_count, uploaded_count = excluded.uploaded_count`)
+	d.stmts.saveFile = prep(`INSERT INTO files (file_name, record_id, first_seen_at) VALUES (?, ?, ?)
+		ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`)
+	d.stmts.addTotals = prep(fmt.Sprintf(storesql.AddTotals, "?", "?", "?", "?"))
+	d.stmts.countMinute = prep(`INSERT INTO activity (minute, callbacks, duplicates) VALUES (?, ?, ?)
+		ON CONFLICT (minute) DO UPDATE SET callbacks = callbacks + excluded.callbacks, duplicates = duplicates + excluded.duplicates`)
+	d.stmts.markDuplicate = prep(`INSERT INTO duplicates (seq) VALUES (?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("prepare statements: %w", err)
+	}
+	return nil
+}
+
+// ReadLog implements engine.Driver. One writer appends, so rowids follow
+// commit order and a committed row never appears behind a read one.
+func (d *driver) ReadLog(ctx context.Context, after engine.LogPos, limit int) ([]engine.Row, error) {
+	rows, err := d.s.reader.QueryContext(ctx, `SELECT seq, received_at, body FROM log WHERE seq > ? ORDER BY seq LIMIT ?`, after.ID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	defer rows.Close()
+	var out []engine.Row
+	for rows.Next() {
+		var r engine.Row
+		if err := rows.Scan(&r.Seq, &r.ReceivedAt, &r.Body); err != nil {
+			return nil, fmt.Errorf("read log: %w", err)
+		}
+		r.Log.ID = r.Seq
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	return out, nil
+}
+
+// LoadRecords implements engine.Driver.
+func (d *driver) LoadRecords(ctx context.Context, ids []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(ids))
+	for chunk := range chunks(ids, 500) {
+		rows, err := d.s.ledgerReader.QueryContext(ctx, `SELECT record_id, state FROM recordings WHERE record_id IN (`+marks(len(chunk))+`)`, anys(chunk)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var (
+				id   string
+				blob []byte
+			)
+			if err := rows.Scan(&id, &blob); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[id] = blob
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Save implements engine.Driver.
+func (d *driver) Save(ctx context.Context, b *engine.Batch) error {
+	tx, err := d.s.ledgerWriter.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save projections: %w", err)
+	}
+	defer tx.Rollback()
+	var stored int64
+	if err := tx.QueryRowContext(ctx, `SELECT seq FROM projection WHERE id = 1`).Scan(&stored); err != nil {
+		return fmt.Errorf("save projections: %w", err)
+	}
+	if stored != b.From.Seq {
+		return fmt.Errorf("stored %d, batch from %d: %w", stored, b.From.Seq, engine.ErrMoved)
+	}
+	saveState, saveFile := tx.StmtContext(ctx, d.stmts.saveState), tx.StmtContext(ctx, d.stmts.saveFile)
+	for _, sv := range b.Records {
+		st := &sv.Record.State
+		var startedAt *int64
+		if st.StartFrom != nil {
+			startedAt = &st.StartFrom.Timestamp
+		}
+		if _, err := saveState.ExecContext(ctx, st.RecordID, st.AppKey, st.RoomID, st.SessionID, st.UserID,
+			int64(st.Mode), string(st.Status()), string(st.BaseUploadState()), startedAt, st.EndReceivedAt, st.FirstSeenAt, st.LastEventAt,
+			sv.Blob, sv.Record.FirstSeq, len(st.Files), st.UploadedCount()); err != nil {
+			return fmt.Errorf("save recording %s: %w", st.RecordID, err)
+		}
+		for _, f := range sv.Files {
+			if _, err := saveFile.ExecContext(ctx, f.Name, st.RecordID, f.FirstSeenAt); err != nil {
+				return fmt.Errorf("save file %s: %w", f.Name, err)
+			}
+		}
+	}
+	for _, e := range b.Events {
+		if e.Duplicate {
+			if _, err := tx.StmtContext(ctx, d.stmts.markDuplicate).ExecContext(ctx, e.Seq); err != nil {
+				return fmt.Errorf("mark duplicate %d: %w", e.Seq, err)
+			}
+		}
+	}
+	for _, k := range b.Totals.Cells() {
+		t := b.Totals[k]
+		if _, err := tx.StmtContext(ctx, d.stmts.addTotals).ExecContext(ctx, string(k.Status), string(k.Upload), t.Recordings, t.PendingFiles); err != nil {
+			return fmt.Errorf("save totals: %w", err)
+		}
+	}
+	for _, m := range b.Minutes {
+		if _, err := tx.StmtContext(ctx, d.stmts.countMinute).ExecContext(ctx, m.Start, m.Callbacks, m.Duplicates); err != nil {
+			return fmt.Errorf("count activity: %w", err)
+		}
+	}
+	if d.saves++; d.saves%1000 == 1 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM activity WHERE minute < ?`, d.s.opts.Now().Add(-ledger.ActivityKept).UnixMilli()); err != nil {
+			return fmt.Errorf("prune activity: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE projection SET seq = ? WHERE id = 1`, b.To.Seq); err != nil {
+		return fmt.Errorf("save watermark: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save projections: %w", err)
+	}
+	return nil
+}
+
+// Watermark implements engine.Driver.
+func (d *driver) Watermark(ctx context.Context) (engine.Position, error) {
+	var seq int64
+	if err := d.s.ledgerWriter.QueryRowContext(ctx, `SELECT seq FROM projection WHERE id = 1`).Scan(&seq); err != nil {
+		return engine.Position{}, fmt.Errorf("read watermark: %w", err)
+	}
+	return engine.Position{Seq: seq, Log: engine.LogPos{ID: seq}}, nil
+}
+
+// Reset implements engine.Driver.
+func (d *driver) Reset(ctx context.Context) error {
+	tx, err := d.s.ledgerWriter.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("reset projections: %w", err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{`DELETE FROM recordings`, `DELETE FROM files`, `DELETE FROM totals`, `DELETE FROM duplicates`,
+		`DELETE FROM activity`, `UPDATE projection SET seq = 0 WHERE id = 1`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("reset projections: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// chunks splits s into slices of at most n (SQLite bounds a statement's
+// parameters).
+func chunks[T any](s []T, n int) func(yield func([]T) bool) {
+	return func(yield func([]T) bool) {
+		for len(s) > 0 {
+			c := s[:min(n, len(s))]
+			s = s[len(c):]
+			if !yield(c) {
+				return
+			}
+		}
+	}
+}
+
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+
+func anys[T any](s []T) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}

@@ -1,0 +1,24 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+)
+
+// MigrateTo brings the file at path (LogFile or LedgerFile) to a version,
+// as an older build left it.
+func MigrateTo(ctx context.Context, path, file string, version int) error {
+	db, err := sql.Open("sqlite", dsn(path, Options{}, SyncFull, false))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if file == LogFile {
+		if err := incrementalVacuum(ctx, db, slog.New(slog.DiscardHandler)); err != nil {
+			return err
+		}
+	}
+	_, err = migrateTo(ctx, db, file, version)
+	return err
+}
