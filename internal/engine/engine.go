@@ -403,6 +403,9 @@ func (e *Engine) next(ctx context.Context, from Position, limit int) ([]Row, []r
 		e.mu.Unlock()
 		return rows, cbs, nil
 	}
+	if len(e.handed) > 0 { // read only the gap: memory has the rest
+		limit = min(limit, int(e.handed[0].row.Seq-from.Seq-1))
+	}
 	e.mu.Unlock()
 	rows, err := e.d.ReadLog(ctx, from.Log, limit)
 	return rows, nil, err

@@ -447,6 +447,10 @@ func testRebuildEqualsLive(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	feed, err := s.Events(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
 	n, err := s.Rebuild(context.Background())
 	if err != nil {
 		t.Fatalf("Rebuild: %v", err)
@@ -465,6 +469,14 @@ func testRebuildEqualsLive(t *testing.T, open Opener) {
 	}
 	if diff := cmp.Diff(recordIDs(before.Items), recordIDs(after.Items)); diff != "" {
 		t.Errorf("list order changed by the rebuild (-live +rebuilt):\n%s", diff)
+	}
+	// The feed too: the same seqs, bodies and duplicate marks.
+	rebuilt, err := s.Events(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(feed, rebuilt); diff != "" || len(feed) != 2*len(all)-len(all)+7 {
+		t.Errorf("feed of %d events changed by the rebuild (-live +rebuilt):\n%s", len(feed), diff)
 	}
 	// The store goes on working after a rebuild.
 	if _, err := s.Append(context.Background(), ledger.Incoming{Callback: Callback(t, "rb-6", rc.TypeStart, 0, "", 200), ReceivedAt: at}); err != nil {
