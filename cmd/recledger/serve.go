@@ -84,10 +84,13 @@ func openStore(ctx context.Context, cfg Config, hooks storeHooks) (ledger.Store,
 		})
 	}
 	return sqlitestore.Open(ctx, location, sqlitestore.Options{
-		Synchronous:         cfg.SQLiteSynchronous,
-		BusyTimeout:         cfg.DBWriteTimeout,
-		QuarantineMaxCount:  cfg.QuarantineMaxCount,
-		QuarantineMaxBytes:  cfg.QuarantineMaxBytes,
+		Synchronous:        cfg.SQLiteSynchronous,
+		BusyTimeout:        cfg.DBWriteTimeout,
+		QuarantineMaxCount: cfg.QuarantineMaxCount,
+		QuarantineMaxBytes: cfg.QuarantineMaxBytes,
+		// A signature is accepted up to the tolerance from its timestamp on
+		// either side, so it can be replayed for twice that after arrival.
+		ReplayWindow:        2 * cfg.SignatureTolerance,
 		OnCommit:            hooks.onCommit,
 		OnProjectionFailure: hooks.onProjectionFailure,
 	})
