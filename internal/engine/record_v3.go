@@ -310,7 +310,7 @@ func (w *writer) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
 func (w *writer) str(s string)     { w.uvarint(uint64(len(s))); w.b = append(w.b, s...) }
 
 func decodeV3(b []byte) (Record, error) {
-	rd := reader{b: b}
+	rd := reader{b: b, all: string(b)}
 	var r Record
 	s := &r.State
 	flags := rd.uvarint()
@@ -512,6 +512,7 @@ func (rd *reader) key(sc *keyScope) *rc.Key {
 // reads after it return zero values.
 type reader struct {
 	b   []byte
+	all string // b as read first, copied once: the strings read are parts of it
 	err error
 }
 
@@ -573,7 +574,9 @@ func (rd *reader) str() string {
 		rd.fail("truncated string")
 		return ""
 	}
-	return string(rd.take(int(n)))
+	at := len(rd.all) - len(rd.b)
+	rd.b = rd.b[n:]
+	return rd.all[at : at+int(n)]
 }
 
 // count reads a number of items that each take at least least bytes: a
