@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/recledger/recledger/internal/logbody"
@@ -166,5 +168,32 @@ func TestDecodeRejects(t *testing.T) {
 				t.Errorf("Decode allocated %d bytes for %d stored", alloc, len(tt.stored))
 			}
 		})
+	}
+}
+
+// TestConcurrent shares the one encoder and decoder between goroutines,
+// as the stores' writers and readers will (run it with -race).
+func TestConcurrent(t *testing.T) {
+	bodies := heldOut(20)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := g; i < len(bodies); i += 2 {
+				got, err := logbody.Decode(logbody.Encode(bodies[i]))
+				if err == nil && !bytes.Equal(got, bodies[i]) {
+					err = fmt.Errorf("body %d came back as %q", i, got)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
