@@ -25,7 +25,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 20s); a finding fails it
 	@FUZZTIME=$(FUZZTIME) bash .ci/fuzz $(FUZZ_TARGETS)
 
 bench: ## run the Go benchmarks (5 counts, for benchstat)
-	go test ./rc ./internal/sqlitestore -run '^$$' -bench . -benchmem -count 5
+	go test ./rc ./internal/sqlitestore ./internal/engine ./internal/logbody -run '^$$' -bench . -benchmem -count 5
 
 bench-ingest: ## bare handler vs durable ingest over HTTP, 16 and 64 clients (BENCHMARKS.md)
 	go run ./bench/ingest -clients 16,64 -duration 10s -warmup 2s
