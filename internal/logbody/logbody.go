@@ -3,10 +3,11 @@
 // value shapes as every other, so bodies are compressed with zstd and a
 // dictionary trained on RC-shaped callbacks (the simulator's), built in.
 //
-// A stored body starts with a format byte. Format 0 is the body itself:
-// what Encode writes when compression does not pay, and all a store needs
-// to put before a row written before this package to make it readable
-// here. Format 1 is a zstd frame made with dict1.zdict (16 KiB, trained by
+// A stored body starts with a format byte. Format 0 is the body itself,
+// what Encode writes when compression does not pay. Rows written before
+// this package hold a bare body, which rc.Parse accepted and so starts
+// with '{' or JSON white space: Decode gives those back as they are, so
+// format bytes are never one of those five. Format 1 is a zstd frame made with dict1.zdict (16 KiB, trained by
 // TestWriteDictionary). A dictionary never changes once rows use it
 // (training is not reproducible byte for byte, so the file is the
 // dictionary, and TestDictionaryFrozen holds its hash); a better one gets a
@@ -99,7 +100,8 @@ func Encode(body []byte) []byte {
 	return out
 }
 
-// Decode returns the body stored as stored. A format 0 body shares
+// Decode returns the body stored as stored, which is Encode's output or a
+// bare body stored before formats. A format 0 or bare body shares
 // stored's memory.
 func Decode(stored []byte) ([]byte, error) {
 	if len(stored) == 0 {
@@ -108,6 +110,8 @@ func Decode(stored []byte) ([]byte, error) {
 	switch stored[0] {
 	case FormatRaw:
 		return stored[1:], nil
+	case '{', ' ', '\t', '\n', '\r':
+		return stored, nil // a body stored bare, before formats
 	case FormatDict1:
 		c, err := coders()
 		if err != nil {

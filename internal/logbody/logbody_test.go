@@ -64,6 +64,11 @@ func TestRoundTrip(t *testing.T) {
 			}
 		})
 	}
+	for _, bare := range []string{"{}", " {}", "\t{}", "\n{}", "\r\n{\"type\":1}"} {
+		if got, err := logbody.Decode([]byte(bare)); err != nil || string(got) != bare {
+			t.Errorf("Decode(%q) of a body stored bare = %q, %v; want it back", bare, got, err)
+		}
+	}
 	if got := logbody.Encode(nil); !bytes.Equal(got, []byte{logbody.FormatRaw}) {
 		t.Errorf("Encode(nil) = %x, want 00", got)
 	}
@@ -84,7 +89,8 @@ func TestCompressionPays(t *testing.T) {
 	}
 }
 
-// TestOldRowsStillLoad decodes a stored body of each format. The format 1
+// TestOldRowsStillLoad decodes a stored body of each format, and a bare
+// body as rows were stored before formats. The format 1
 // file pins the dictionary and the frame layout; it is rewritten only with
 // -update, which is right only before any row used format 1.
 func TestOldRowsStillLoad(t *testing.T) {
@@ -97,7 +103,7 @@ func TestOldRowsStillLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, name := range []string{"body-format0.bin", "body-format1.bin"} {
+	for _, name := range []string{"body.json", "body-format0.bin", "body-format1.bin"} { // body.json: a row stored bare
 		stored, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			t.Fatal(err)
@@ -149,6 +155,7 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"unknown format", []byte{2, '{', '}'}},
+		{"not a body, not a format", []byte("[1]")},
 		{"format 1 without a frame", []byte{logbody.FormatDict1}},
 		{"truncated frame", valid[:len(valid)-3]},
 		{"damaged frame", append(append([]byte{}, valid[:8]...), bytes.Repeat([]byte{0xff}, len(valid)-8)...)},
