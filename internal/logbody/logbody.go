@@ -7,7 +7,9 @@
 // what Encode writes when compression does not pay. Rows written before
 // this package hold a bare body, which rc.Parse accepted and so starts
 // with '{' or JSON white space: Decode gives those back as they are, so
-// format bytes are never one of those five. Format 1 is a zstd frame made with dict1.zdict (16 KiB, trained by
+// format bytes are never one of those five.
+//
+// Format 1 is a zstd frame made with dict1.zdict (16 KiB, trained by
 // TestWriteDictionary). A dictionary never changes once rows use it
 // (training is not reproducible byte for byte, so the file is the
 // dictionary, and TestDictionaryFrozen holds its hash); a better one gets a
