@@ -17,7 +17,8 @@ import (
 //	tsBase: RC's clock that the other RC timestamps are stored against
 //	firstSeenAt, lastEventAt-firstSeenAt (the server clock)
 //	file names, sorted: count, then per name the length it shares with
-//	  the previous one and the rest (RC's names share long prefixes)
+//	  the previous one and the rest (RC's names share long prefixes; the
+//	  first shares with sessionId_roomId_userId_, nameBase)
 //	metaFrom, startFrom (unless it equals metaFrom, as it does when the
 //	  start callback gave both), config, audioSample, videoResolution,
 //	  endedAt, endReceivedAt, lastErrorFrom, lastError: each only when
@@ -87,6 +88,15 @@ const (
 	urlLikePrev = 3 // the name between what came before and after it in the previous urlWithName
 )
 
+// nameBase is what the first file name shares its prefix with: RC names
+// files sessionId_roomId[_userId]_timestamp.format (rc.FileName).
+func nameBase(s *ledger.State) string {
+	if s.UserID == "" {
+		return s.SessionID + "_" + s.RoomID + "_"
+	}
+	return s.SessionID + "_" + s.RoomID + "_" + s.UserID + "_"
+}
+
 // keyScope is what a key is stored against.
 type keyScope struct {
 	appKey, recordID string
@@ -138,7 +148,7 @@ func encodeV3(r *Record) []byte {
 	names := sortedNames(s.Files)
 	if s.Files != nil {
 		w.uvarint(uint64(len(names)))
-		prev := ""
+		prev := nameBase(s)
 		for _, n := range names {
 			p := sharedPrefix(prev, n)
 			w.uvarint(uint64(p))
@@ -332,7 +342,7 @@ func decodeV3(b []byte) (Record, error) {
 	if flags&stateHasFiles != 0 {
 		n := rd.count(2) // a name takes at least its prefix and length
 		names = make([]string, 0, n)
-		prev := ""
+		prev := nameBase(s)
 		for range n {
 			p := rd.uvarint()
 			if p > uint64(len(prev)) {
