@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 20s
 SOAK ?= 30m
-FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName ./internal/access:FuzzSessionCookie ./internal/ingest:FuzzHandler ./internal/ledger:FuzzStorable ./internal/access:FuzzCheck ./internal/dashboard:FuzzSafeNext
+FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName ./internal/access:FuzzSessionCookie ./internal/ingest:FuzzHandler ./internal/ledger:FuzzStorable ./internal/access:FuzzCheck ./internal/dashboard:FuzzSafeNext ./internal/engine:FuzzDecodeRecord ./internal/logbody:FuzzDecode
 
 .PHONY: help build test lint fuzz bench bench-ingest bench-query soak
 
@@ -25,7 +25,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 20s); a finding fails it
 	@FUZZTIME=$(FUZZTIME) bash .ci/fuzz $(FUZZ_TARGETS)
 
 bench: ## run the Go benchmarks (5 counts, for benchstat)
-	go test ./rc ./internal/sqlitestore -run '^$$' -bench . -benchmem -count 5
+	go test ./rc ./internal/sqlitestore ./internal/engine ./internal/logbody -run '^$$' -bench . -benchmem -count 5
 
 bench-ingest: ## bare handler vs durable ingest over HTTP, 16 and 64 clients (BENCHMARKS.md)
 	go run ./bench/ingest -clients 16,64 -duration 10s -warmup 2s

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/rc"
@@ -31,8 +34,14 @@ type EventRef struct {
 // compared only among one recording's callbacks.
 func Identity(k rc.Key) uint64 { return binary.BigEndian.Uint64(ledger.IdentityHash(k)) }
 
-// recordV2 is the second encoding: a version byte, then JSON.
-const recordV2 = 2
+// The stored encodings. Version 1 (ledger.State as JSON, starting with '{')
+// and version 2 (a version byte, then JSON) were written by earlier builds
+// and are still read; EncodeRecord writes version 3 (record_v3.go), a
+// binary form about a tenth of version 2's size.
+const (
+	recordV2 = 2
+	recordV3 = 3
+)
 
 type recordJSON struct {
 	State    ledger.State `json:"s"`
@@ -40,20 +49,19 @@ type recordJSON struct {
 	Events   []EventRef   `json:"e"`
 }
 
-// EncodeRecord returns the stored form of r.
+// EncodeRecord returns the stored form of r: version 3. The same record
+// always gives the same bytes (files go in name order), so a rebuild can be
+// compared with the live projection byte for byte.
 func EncodeRecord(r *Record) ([]byte, error) {
-	b, err := json.Marshal(recordJSON{State: r.State, FirstSeq: r.FirstSeq, Events: r.Events})
-	if err != nil {
-		return nil, fmt.Errorf("encode record %s: %w", r.State.RecordID, err)
-	}
-	return append([]byte{recordV2}, b...), nil
+	return encodeV3(r), nil
 }
 
 // ErrBadRecord is returned by DecodeRecord for bytes it cannot read.
 var ErrBadRecord = errors.New("bad record encoding")
 
-// DecodeRecord reads a stored record. A version 1 blob (ledger.State as
-// JSON, written before the engine) gives the state without an event index.
+// DecodeRecord reads a stored record of any version. A version 1 blob
+// (ledger.State as JSON, written before the engine) gives the state without
+// an event index.
 func DecodeRecord(b []byte) (Record, error) {
 	if len(b) == 0 {
 		return Record{}, fmt.Errorf("empty: %w", ErrBadRecord)
@@ -70,7 +78,13 @@ func DecodeRecord(b []byte) (Record, error) {
 		if err := json.Unmarshal(b[1:], &r); err != nil {
 			return Record{}, fmt.Errorf("%w: %w", ErrBadRecord, err)
 		}
-		return Record{State: r.State, FirstSeq: r.FirstSeq, Events: r.Events}, nil
+		return Record(r), nil
+	case recordV3:
+		r, err := decodeV3(b[1:])
+		if err != nil {
+			return Record{}, fmt.Errorf("version 3: %w", err)
+		}
+		return r, nil
 	}
 	return Record{}, fmt.Errorf("version %d: %w", b[0], ErrBadRecord)
 }
@@ -79,4 +93,46 @@ func DecodeRecord(b []byte) (Record, error) {
 func DecodeState(b []byte) (ledger.State, error) {
 	r, err := DecodeRecord(b)
 	return r.State, err
+}
+
+// sortedNames returns the names of files in order.
+func sortedNames(files map[string]ledger.FileState) []string {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// nameIndex is the position of name in sorted names, or -1.
+func nameIndex(names []string, name string) int {
+	if i, ok := slices.BinarySearch(names, name); ok {
+		return i
+	}
+	return -1
+}
+
+// sharedPrefix is the length of the common prefix of a and b.
+func sharedPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// splitURL finds the file's name inside its URL (storage URLs usually end
+// with it), so the name need not be stored twice.
+func splitURL(url, name string) (before, after string, ok bool) {
+	if name == "" {
+		return "", "", false
+	}
+	i := strings.Index(url, name)
+	if i < 0 {
+		return "", "", false
+	}
+	return url[:i], url[i+len(name):], true
 }
