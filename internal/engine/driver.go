@@ -47,8 +47,8 @@ type Row struct {
 	// in commit order (SQLite: the rowid); 0 when the engine numbers them
 	// as it projects (PostgreSQL).
 	Seq        int64
-	ReceivedAt int64 // server clock, Unix ms
-	Body       []byte
+	ReceivedAt int64  // server clock, Unix ms
+	Body       []byte // as the log stores it (logbody.Encode)
 }
 
 // Logged is a log row's entry in the feed, as the engine saw it.

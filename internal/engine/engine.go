@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/logbody"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -428,7 +429,12 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 	if cbs == nil {
 		cbs = make([]rc.Callback, len(rows))
 		for i := range rows {
-			cb, err := rc.Parse(rows[i].Body)
+			body, err := logbody.Decode(rows[i].Body)
+			if err != nil {
+				e.o.Logger.Error("a logged callback cannot be read; not projected", "log_id", rows[i].Log.ID, "err", err)
+				continue
+			}
+			cb, err := rc.Parse(body)
 			if err != nil {
 				// Logged by a build whose Parse accepted it: skipped rather
 				// than stopping the projections for good; rebuild after a fix.

@@ -4,13 +4,20 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/logbody"
 	"github.com/recledger/recledger/rc"
 )
 
-// Event is the feed's view of a logged row. The log keeps only the bytes;
-// the fields come from the body. A body that no longer parses (logged by a
-// build whose Parse accepted it) is shown with its bytes and type unknown.
-func Event(seq, receivedAt int64, body []byte, duplicate bool) ledger.Event {
+// Event is the feed's view of a logged row, from the body as the log
+// stores it (logbody). The log keeps only the bytes; the fields come from
+// the body. A body that no longer parses (logged by a build whose Parse
+// accepted it) is shown with its bytes and type unknown; one that cannot
+// be read at all (a damaged row), with no body.
+func Event(seq, receivedAt int64, stored []byte, duplicate bool) ledger.Event {
+	body, err := logbody.Decode(stored)
+	if err != nil {
+		return ledger.Event{Seq: seq, ReceivedAt: receivedAt, TypeName: rc.Type(0).String(), Duplicate: duplicate}
+	}
 	cb, err := rc.Parse(body)
 	if err != nil {
 		return ledger.Event{Seq: seq, ReceivedAt: receivedAt, TypeName: rc.Type(0).String(), Body: body, Duplicate: duplicate}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
+	"github.com/recledger/recledger/internal/logbody"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/rc"
 )
@@ -93,5 +94,37 @@ func TestUpgradeFromEventsTable(t *testing.T) {
 	a, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "new-rec", rc.TypeStart, 0, "", 200), ReceivedAt: time.Now()})
 	if err != nil || a.Seq != int64(len(cbs)+1) {
 		t.Errorf("append after the upgrade = %+v, %v; want seq %d", a, err, len(cbs)+1)
+	}
+}
+
+// TestLogStoresBodiesCompressed: the log keeps a body in logbody's form,
+// smaller than the body, and gives the body back byte for byte.
+func TestLogStoresBodiesCompressed(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "recledger.db")
+	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := ledgertest.Callback(t, "compressed", rc.TypeSegment, time.Minute, "sess_room_u1_compressed_1.mp4", 200)
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.Events(ctx, 0, 10)
+	if err != nil || len(evs) != 1 || string(evs[0].Body) != string(cb.Raw) {
+		t.Fatalf("Events = %v, %v; want the body as appended", evs, err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var stored []byte
+	if err := db.QueryRow(`SELECT body FROM log`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if body, err := logbody.Decode(stored); err != nil || string(body) != string(cb.Raw) || len(stored) >= len(cb.Raw) {
+		t.Errorf("stored %d bytes for a body of %d (decodes: %v)", len(stored), len(cb.Raw), err)
 	}
 }

@@ -78,7 +78,7 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 			continue
 		}
 		at := o.In.ReceivedAt.UnixMilli()
-		res, err := insertLog.ExecContext(ctx, at, o.In.Callback.Raw, o.Sig)
+		res, err := insertLog.ExecContext(ctx, at, o.Body, o.Sig)
 		if err != nil {
 			return nil, fmt.Errorf("append callback %s: %w", ledger.Clip(o.In.Callback.RecordID, 64), err)
 		}

@@ -8,14 +8,16 @@ import (
 
 	"github.com/recledger/recledger/internal/groupcommit"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/logbody"
 )
 
 // Op is one write for a backend's group-committing writer: a callback to
 // append or a rejection to quarantine.
 type Op struct {
-	In  *ledger.Incoming
-	Sig []byte // what the replay memory keeps of In's signature, logged with it (Intake.Sign)
-	Rej *ledger.StoredRejection
+	In   *ledger.Incoming
+	Body []byte // In's body as the log stores it (logbody.Encode)
+	Sig  []byte // what the replay memory keeps of In's signature, logged with it (Intake.Sign)
+	Rej  *ledger.StoredRejection
 	// Queued is when the op was submitted: a backend that bounds how long
 	// a sender waits for its answer counts from here, the wait for earlier
 	// batches included.
@@ -42,7 +44,8 @@ func (i Intake) Append(ctx context.Context, in ledger.Incoming) (ledger.Appended
 	if err := ledger.CheckStorable(&in.Callback); err != nil {
 		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", id, err)
 	}
-	op := Op{In: &in, Queued: time.Now()}
+	// Compressed here, in the sender's goroutine, not in the single writer's.
+	op := Op{In: &in, Body: logbody.Encode(in.Callback.Raw), Queued: time.Now()}
 	if i.Sign != nil {
 		op.Sig = i.Sign(&in)
 	}
