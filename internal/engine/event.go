@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
@@ -25,4 +27,11 @@ func Event(seq, receivedAt int64, stored []byte, duplicate bool) ledger.Event {
 	e := ledger.NewEvent(cb, time.UnixMilli(receivedAt))
 	e.Seq, e.Duplicate = seq, duplicate
 	return e
+}
+
+// NameHash is the key stores index file names by (a lookup then checks the
+// name in the records it finds): 64 bits of the name's SHA-256.
+func NameHash(name string) int64 {
+	h := sha256.Sum256([]byte(name))
+	return int64(binary.BigEndian.Uint64(h[:8]))
 }

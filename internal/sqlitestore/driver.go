@@ -39,9 +39,9 @@ func (d *driver) prepare(ctx context.Context) error {
 			session_id = excluded.session_id, user_id = excluded.user_id, mode = excluded.mode, status = excluded.status,
 			upload_state = excluded.upload_state, started_at = excluded.started_at, end_received_at = excluded.end_received_at,
 			first_seen_at = excluded.first_seen_at, last_event_at = excluded.last_event_at, state = excluded.state,
-			file_count = excluded.file_count, uploaded_count = excluded.uploaded_count`)
-	d.stmts.saveFile = prep(`INSERT INTO files (file_name, record_id, first_seen_at) VALUES (?, ?, ?)
-		ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`)
+			file_count = excluded.file_count, uploaded_count = excluded.uploaded_count
+		RETURNING id`)
+	d.stmts.saveFile = prep(`INSERT INTO files (name_hash, recording) VALUES (?, ?) ON CONFLICT DO NOTHING`)
 	d.stmts.addTotals = prep(fmt.Sprintf(storesql.AddTotals, "?", "?", "?", "?"))
 	d.stmts.countMinute = prep(`INSERT INTO activity (minute, callbacks, duplicates) VALUES (?, ?, ?)
 		ON CONFLICT (minute) DO UPDATE SET callbacks = callbacks + excluded.callbacks, duplicates = duplicates + excluded.duplicates`)
@@ -123,13 +123,14 @@ func (d *driver) Save(ctx context.Context, b *engine.Batch) error {
 		if st.StartFrom != nil {
 			startedAt = &st.StartFrom.Timestamp
 		}
-		if _, err := saveState.ExecContext(ctx, st.RecordID, st.AppKey, st.RoomID, st.SessionID, st.UserID,
+		var id int64
+		if err := saveState.QueryRowContext(ctx, st.RecordID, st.AppKey, st.RoomID, st.SessionID, st.UserID,
 			int64(st.Mode), string(st.Status()), string(st.BaseUploadState()), startedAt, st.EndReceivedAt, st.FirstSeenAt, st.LastEventAt,
-			sv.Blob, sv.Record.FirstSeq, len(st.Files), st.UploadedCount()); err != nil {
+			sv.Blob, sv.Record.FirstSeq, len(st.Files), st.UploadedCount()).Scan(&id); err != nil {
 			return fmt.Errorf("save recording %s: %w", st.RecordID, err)
 		}
 		for _, f := range sv.Files {
-			if _, err := saveFile.ExecContext(ctx, f.Name, st.RecordID, f.FirstSeenAt); err != nil {
+			if _, err := saveFile.ExecContext(ctx, engine.NameHash(f.Name), id); err != nil {
 				return fmt.Errorf("save file %s: %w", f.Name, err)
 			}
 		}

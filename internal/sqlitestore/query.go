@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/storesql"
 )
@@ -36,13 +37,14 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 	return storesql.ScanRecordingPage(rows, f, limit)
 }
 
-// FileRecordings implements ledger.Store.
+// FileRecordings implements ledger.Store. Files are indexed by a hash of
+// their name; the records found are checked for the name itself.
 func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error) {
 	if err := s.eng.Fresh(ctx); err != nil {
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
-	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.record_id = f.record_id
-		WHERE f.file_name = ? ORDER BY r.first_seq DESC`, fileName)
+	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.id = f.recording
+		WHERE f.name_hash = ? ORDER BY r.first_seq DESC`, engine.NameHash(fileName))
 	if err != nil {
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
@@ -51,7 +53,7 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 	if err != nil {
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
-	return states, nil
+	return slices.DeleteFunc(states, func(st ledger.State) bool { _, ok := st.Files[fileName]; return !ok }), nil
 }
 
 // Stats implements ledger.Store.

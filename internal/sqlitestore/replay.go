@@ -31,16 +31,22 @@ type sigMemory struct {
 	nextSweep int
 }
 
+// A signature is kept as 8 bytes of the hash of its identity and 8 of the
+// SHA-256 of the body it signed. 64 bits are plenty for a memory that
+// holds one window of signatures: two legitimate ones colliding among a
+// few million is about one chance in ten million, and forging a body whose
+// digest matches a captured signature's takes about 2^64 hashes, within
+// the minutes the signature stays valid.
 type (
-	sigKey   [16]byte // SHA-256 of the signature's identity (rc.ReplayKey), cut
+	sigKey   [8]byte
 	sigEntry struct {
-		digest [16]byte // SHA-256 of the body it signed, cut
+		digest [8]byte
 		until  time.Time
 	}
 )
 
 // sigLen is the sig column's size: the key, then the body digest.
-const sigLen = 32
+const sigLen = 16
 
 func newSigMemory(now func() time.Time, window time.Duration) *sigMemory {
 	return &sigMemory{now: now, window: window, seen: map[sigKey]sigEntry{}, pending: map[[32]byte][]sigKey{}, nextSweep: 1024}
@@ -66,12 +72,12 @@ func (m *sigMemory) Remember(_ context.Context, key rc.ReplayKey, digest [32]byt
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.seen[k]; ok && e.until.After(now) {
-		if [16]byte(digest[:16]) == e.digest {
+		if [8]byte(digest[:8]) == e.digest {
 			return rc.ReplaySameBody, nil
 		}
 		return rc.ReplayOtherBody, nil
 	}
-	m.seen[k] = sigEntry{digest: [16]byte(digest[:16]), until: until}
+	m.seen[k] = sigEntry{digest: [8]byte(digest[:8]), until: until}
 	m.pending[digest] = append(m.pending[digest], k)
 	if len(m.seen) >= m.nextSweep {
 		m.sweep(now)
@@ -91,7 +97,7 @@ func (m *sigMemory) sweep(now time.Time) {
 	for d, keys := range m.pending {
 		live := keys[:0]
 		for _, k := range keys {
-			if e, ok := m.seen[k]; ok && e.digest == [16]byte(d[:16]) {
+			if e, ok := m.seen[k]; ok && e.digest == [8]byte(d[:8]) {
 				live = append(live, k)
 			}
 		}
@@ -127,7 +133,7 @@ func (m *sigMemory) sig(in *ledger.Incoming) []byte {
 	} else {
 		m.pending[digest] = keys[:len(keys)-1]
 	}
-	return append(k[:], digest[:16]...)
+	return append(k[:], digest[:8]...)
 }
 
 // load remembers the signatures of the rows logged within the window:
@@ -159,7 +165,7 @@ func (m *sigMemory) load(ctx context.Context, db *sql.DB) error {
 		}
 		until := time.UnixMilli(at).Add(m.window)
 		if until.After(now) {
-			m.seen[sigKey(sig[:16])] = sigEntry{digest: [16]byte(sig[16:]), until: until}
+			m.seen[sigKey(sig[:8])] = sigEntry{digest: [8]byte(sig[8:]), until: until}
 		}
 	}
 	if err := rows.Err(); err != nil {

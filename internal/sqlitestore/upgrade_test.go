@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
 	"github.com/recledger/recledger/internal/logbody"
@@ -126,5 +127,36 @@ func TestLogStoresBodiesCompressed(t *testing.T) {
 	}
 	if body, err := logbody.Decode(stored); err != nil || string(body) != string(cb.Raw) || len(stored) >= len(cb.Raw) {
 		t.Errorf("stored %d bytes for a body of %d (decodes: %v)", len(stored), len(cb.Raw), err)
+	}
+}
+
+// TestFileLookupChecksTheName: files are found by a hash of their name; a
+// recording the hash points at that does not hold the name (a collision)
+// is not an answer.
+func TestFileLookupChecksTheName(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "recledger.db")
+	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cb := ledgertest.Callback(t, "holder", rc.TypeSegment, time.Minute, "real.mp4", 200)
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.FileRecordings(ctx, "real.mp4"); err != nil || len(got) != 1 {
+		t.Fatalf("FileRecordings(real.mp4) = %d, %v; want the holder", len(got), err)
+	}
+	db, err := sql.Open("sqlite", "file:"+sqlitestore.LedgerPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`INSERT INTO files (name_hash, recording) SELECT ?, id FROM recordings`, engine.NameHash("collides.mp4")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.FileRecordings(ctx, "collides.mp4"); err != nil || len(got) != 0 {
+		t.Errorf("FileRecordings(collides.mp4) = %d recordings, %v; want none", len(got), err)
 	}
 }

@@ -3,7 +3,7 @@
 -- per-recording index and the activity counts of callbacks move to the
 -- projection engine (the ledger file); the fields the old table copied out
 -- of the body are read from the body. sig is what the replay memory needs
--- to survive a restart (16 bytes of the signature's identity hash, then 16
+-- to survive a restart (8 bytes of the signature's identity hash, then 8
 -- of the body's SHA-256; NULL when unsigned): at start the memory is
 -- rebuilt from the rows still inside the signature tolerance window, so the
 -- replay table, and its pages in every commit, are gone.
