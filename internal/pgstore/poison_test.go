@@ -47,10 +47,10 @@ func TestPoisonCallbackFailsAlone(t *testing.T) {
 	id := pgx.Identifier{schema}.Sanitize()
 	if _, err := conn.Exec(context.Background(), `CREATE FUNCTION `+id+`.poison() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
-			IF NEW.record_id = 'poison' THEN RAISE EXCEPTION 'poison' USING ERRCODE = 'check_violation'; END IF;
+			IF position('"recordId":"poison"'::bytea IN NEW.body) > 0 THEN RAISE EXCEPTION 'poison' USING ERRCODE = 'check_violation'; END IF;
 			RETURN NEW;
 		END $$;
-		CREATE TRIGGER poison BEFORE INSERT ON `+id+`.events FOR EACH ROW EXECUTE FUNCTION `+id+`.poison()`); err != nil {
+		CREATE TRIGGER poison BEFORE INSERT ON `+id+`.log FOR EACH ROW EXECUTE FUNCTION `+id+`.poison()`); err != nil {
 		t.Fatal(err)
 	}
 	errs := appendWithPoison(t, s, n)

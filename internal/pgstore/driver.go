@@ -1,0 +1,347 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/recledger/recledger/internal/engine"
+	"github.com/recledger/recledger/internal/ledger"
+)
+
+var _ engine.Driver = (*driver)(nil)
+
+// driver is the engine's view of the database.
+//
+// One instance projects at a time: the one whose dedicated connection
+// (lock) holds a session-level advisory lock on the schema. The lock goes
+// with the session, so when the projecting instance dies (or its
+// connection does) another one takes it on its next try; the engine tries
+// every second. Save is fenced on the stored watermark besides, so even two
+// instances that both believe they project never apply a row twice.
+type driver struct {
+	pool   *pgxpool.Pool
+	cfg    *pgx.ConnConfig // for the lock connection
+	schema string
+
+	mu      sync.Mutex // one user of lock at a time
+	lock    *pgx.Conn  // nil until connected, and after it failed
+	leading bool       // lock holds the projector's lock
+	lost    bool       // this instance projected and lost the lock since
+
+	crashed atomic.Bool // tests: the instance is dead (see crash)
+}
+
+// errCrashed is what a crashed driver answers (tests only).
+var errCrashed = errors.New("the instance crashed")
+
+// leadSQL takes the projector's lock of this schema, without waiting. The
+// two-key form keeps it apart from the migration lock's one-key space.
+const leadSQL = `SELECT pg_try_advisory_lock(hashtext('recledger_projector'), hashtext($1))`
+
+// lead makes sure this instance holds the projector's lock, or returns
+// engine.ErrNotLeader. The caller holds d.mu.
+func (d *driver) lead(ctx context.Context) error {
+	if d.crashed.Load() {
+		return errCrashed
+	}
+	if d.lock != nil && d.lock.IsClosed() {
+		d.drop()
+	}
+	if d.leading {
+		return nil
+	}
+	if d.lock == nil {
+		conn, err := pgx.ConnectConfig(ctx, d.cfg)
+		if err != nil {
+			return fmt.Errorf("projector connection: %w", err)
+		}
+		d.lock = conn
+	}
+	var ok bool
+	if err := d.lock.QueryRow(ctx, leadSQL, d.schema).Scan(&ok); err != nil {
+		d.drop()
+		return fmt.Errorf("projector lock: %w", err)
+	}
+	if !ok {
+		return engine.ErrNotLeader
+	}
+	d.leading = true
+	if d.lost {
+		// Leading again after losing the lock: another instance may have
+		// projected meanwhile, so the records the engine cached may be
+		// stale although its watermark (told by notifications) is not.
+		// Answering "not leader" once makes the engine drop its cache and
+		// reread the watermark; the next call projects.
+		d.lost = false
+		return engine.ErrNotLeader
+	}
+	return nil
+}
+
+// drop closes the lock connection, which releases the lock with the
+// session. The caller holds d.mu.
+func (d *driver) drop() {
+	if d.lock != nil {
+		d.lock.Close(context.Background())
+		d.lock = nil
+	}
+	if d.leading {
+		d.leading, d.lost = false, true
+	}
+}
+
+// close releases the lock for good (Close).
+func (d *driver) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.drop()
+}
+
+// claim takes the projector's lock for a rebuild, or says who has it.
+func (d *driver) claim(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.lead(ctx); err != nil && !(errors.Is(err, engine.ErrNotLeader) && d.leading) {
+		return err
+	}
+	return nil
+}
+
+// crash makes the driver act as its instance had died: it lets go of the
+// lock and answers every call with an error from now on (tests).
+func (d *driver) crash() {
+	d.crashed.Store(true)
+	d.close()
+}
+
+// ReadLog implements engine.Driver: up to limit rows after pos in (tx, id)
+// order, only rows of transactions older than every transaction still
+// running anywhere in the cluster (pg_snapshot_xmin of the statement's
+// snapshot), so that no transaction can still commit a row behind them.
+// The query runs on the lock connection: its success also says that the
+// session, and with it the lock, is alive.
+func (d *driver) ReadLog(ctx context.Context, after engine.LogPos, limit int) ([]engine.Row, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.lead(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := d.lock.Query(ctx, `SELECT tx::text, id, received_at, body FROM log
+		WHERE tx < pg_snapshot_xmin(pg_current_snapshot()) AND (tx, id) > ($1::text::xid8, $2)
+		ORDER BY tx, id LIMIT $3`, strconv.FormatUint(after.Tx, 10), after.ID, limit)
+	if err != nil {
+		d.drop()
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	defer rows.Close()
+	var out []engine.Row
+	for rows.Next() {
+		var (
+			r  engine.Row
+			tx string
+		)
+		if err := rows.Scan(&tx, &r.Log.ID, &r.ReceivedAt, &r.Body); err != nil {
+			d.drop()
+			return nil, fmt.Errorf("read log: %w", err)
+		}
+		if r.Log, err = logPos(tx, r.Log.ID); err != nil {
+			return nil, fmt.Errorf("read log: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		d.drop()
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	return out, nil
+}
+
+// LoadRecords implements engine.Driver.
+func (d *driver) LoadRecords(ctx context.Context, ids []string) (map[string][]byte, error) {
+	if d.crashed.Load() {
+		return nil, errCrashed
+	}
+	rows, err := d.pool.Query(ctx, `SELECT record_id, state FROM recordings WHERE record_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load records: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string][]byte, len(ids))
+	for rows.Next() {
+		var (
+			id   string
+			blob []byte
+		)
+		if err := rows.Scan(&id, &blob); err != nil {
+			return nil, fmt.Errorf("load records: %w", err)
+		}
+		out[id] = blob
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load records: %w", err)
+	}
+	return out, nil
+}
+
+// Watermark implements engine.Driver.
+func (d *driver) Watermark(ctx context.Context) (engine.Position, error) {
+	if d.crashed.Load() {
+		return engine.Position{}, errCrashed
+	}
+	var (
+		p  engine.Position
+		tx string
+	)
+	if err := d.pool.QueryRow(ctx, `SELECT seq, tx::text, log_id FROM projection WHERE id = 1`).Scan(&p.Seq, &tx, &p.Log.ID); err != nil {
+		return engine.Position{}, fmt.Errorf("read watermark: %w", err)
+	}
+	var err error
+	p.Log, err = logPos(tx, p.Log.ID)
+	return p, err
+}
+
+// Reset implements engine.Driver. Activity keeps its rejected counts; its
+// callback counts start over with the feed, which counts them again.
+func (d *driver) Reset(ctx context.Context) error {
+	if d.crashed.Load() {
+		return errCrashed
+	}
+	b := &pgx.Batch{}
+	b.Queue(`TRUNCATE feed, recordings, files, totals`)
+	b.Queue(`UPDATE activity SET callbacks = 0, duplicates = 0`)
+	b.Queue(`UPDATE projection SET seq = 0, tx = '0', log_id = 0 WHERE id = 1`)
+	if err := d.pool.SendBatch(ctx, b).Close(); err != nil { // one implicit transaction
+		return fmt.Errorf("reset projections: %w", err)
+	}
+	return nil
+}
+
+// Save implements engine.Driver: one transaction whose first statement
+// moves the watermark from b.From to b.To, and finds nothing to move (so
+// the step is rolled back: engine.ErrMoved) when another projector moved
+// it. Its row lock then keeps a concurrent projector waiting until this
+// one commits, after which the other's condition fails in turn.
+func (d *driver) Save(ctx context.Context, b *engine.Batch) error {
+	if d.crashed.Load() {
+		return errCrashed
+	}
+	moved := false
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		batch := &pgx.Batch{}
+		batch.Queue(`UPDATE projection SET seq = $1, tx = $2::text::xid8, log_id = $3
+			WHERE id = 1 AND seq = $4 AND tx = $5::text::xid8 AND log_id = $6`,
+			b.To.Seq, strconv.FormatUint(b.To.Log.Tx, 10), b.To.Log.ID,
+			b.From.Seq, strconv.FormatUint(b.From.Log.Tx, 10), b.From.Log.ID).Exec(func(ct pgconn.CommandTag) error {
+			if ct.RowsAffected() != 1 {
+				moved = true
+				return engine.ErrMoved
+			}
+			return nil
+		})
+		queueFeed(batch, b.Events)
+		queueRecords(batch, b.Records)
+		queueTotals(batch, b.Totals)
+		queueMinutes(batch, b.Minutes)
+		batch.Queue(`SELECT pg_notify($1, $2)`, channel, projectedPayload(d.schema, b.To))
+		return tx.SendBatch(ctx, batch).Close()
+	})
+	if moved {
+		return engine.ErrMoved
+	}
+	if err != nil {
+		return fmt.Errorf("save projections: %w", err)
+	}
+	return nil
+}
+
+func queueFeed(batch *pgx.Batch, events []engine.Logged) {
+	seqs, ids, dups := make([]int64, len(events)), make([]int64, len(events)), make([]bool, len(events))
+	for i, e := range events {
+		seqs[i], ids[i], dups[i] = e.Seq, e.Log.ID, e.Duplicate
+	}
+	batch.Queue(`INSERT INTO feed (seq, log_id, duplicate) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[])`, seqs, ids, dups)
+}
+
+// queueRecords writes the records (their filter columns and encoding) and
+// the file rows that changed, two statements for all.
+func queueRecords(batch *pgx.Batch, saved []engine.Saved) {
+	n := len(saved)
+	if n == 0 {
+		return
+	}
+	var (
+		ids, apps, rooms, sessions, users, statuses, uploads = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		modes, fileCounts, uploaded                          = make([]int32, n), make([]int32, n), make([]int32, n)
+		started, ended                                       = make([]*int64, n), make([]*int64, n)
+		firstSeq, firstSeen, lastEvent                       = make([]int64, n), make([]int64, n), make([]int64, n)
+		blobs                                                = make([][]byte, n)
+		fileNames, fileRecs                                  []string
+		fileSeen                                             []int64
+	)
+	for i := range saved {
+		st := &saved[i].Record.State
+		ids[i], apps[i], rooms[i], sessions[i], users[i] = st.RecordID, st.AppKey, st.RoomID, st.SessionID, st.UserID
+		statuses[i], uploads[i] = string(st.Status()), string(st.BaseUploadState())
+		modes[i], fileCounts[i], uploaded[i] = int32(st.Mode), int32(len(st.Files)), int32(st.UploadedCount())
+		if st.StartFrom != nil {
+			started[i] = &st.StartFrom.Timestamp
+		}
+		ended[i], firstSeen[i], lastEvent[i] = st.EndReceivedAt, st.FirstSeenAt, st.LastEventAt
+		firstSeq[i], blobs[i] = saved[i].Record.FirstSeq, saved[i].Blob
+		for _, f := range saved[i].Files {
+			fileNames, fileRecs, fileSeen = append(fileNames, f.Name), append(fileRecs, st.RecordID), append(fileSeen, f.FirstSeenAt)
+		}
+	}
+	batch.Queue(`INSERT INTO recordings AS r (record_id, first_seq, app_key, room_id, session_id, user_id, mode, status, upload_state,
+			started_at, end_received_at, first_seen_at, last_event_at, file_count, uploaded_count, state)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[],
+			$10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::int[], $15::int[], $16::bytea[])
+		ON CONFLICT (record_id) DO UPDATE SET app_key = excluded.app_key, room_id = excluded.room_id, session_id = excluded.session_id,
+			user_id = excluded.user_id, mode = excluded.mode, status = excluded.status, upload_state = excluded.upload_state,
+			started_at = excluded.started_at, end_received_at = excluded.end_received_at, first_seen_at = excluded.first_seen_at,
+			last_event_at = excluded.last_event_at, file_count = excluded.file_count, uploaded_count = excluded.uploaded_count,
+			state = excluded.state`,
+		ids, firstSeq, apps, rooms, sessions, users, modes, statuses, uploads, started, ended, firstSeen, lastEvent, fileCounts, uploaded, blobs)
+	if len(fileNames) > 0 {
+		batch.Queue(`INSERT INTO files (file_name, record_id, first_seen_at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+			ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`, fileNames, fileRecs, fileSeen)
+	}
+}
+
+// queueTotals adds a batch's change of the totals, one statement for all
+// cells, in the cells' fixed order.
+func queueTotals(batch *pgx.Batch, c ledger.TotalsChange) {
+	cells := c.Cells()
+	if len(cells) == 0 {
+		return
+	}
+	statuses, uploads := make([]string, len(cells)), make([]string, len(cells))
+	recordings, pending := make([]int64, len(cells)), make([]int64, len(cells))
+	for i, k := range cells {
+		statuses[i], uploads[i], recordings[i], pending[i] = string(k.Status), string(k.Upload), c[k].Recordings, c[k].PendingFiles
+	}
+	batch.Queue(`INSERT INTO totals AS t (status, upload_state, recordings, pending_files)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+		ON CONFLICT (status, upload_state) DO UPDATE SET recordings = t.recordings + excluded.recordings,
+			pending_files = t.pending_files + excluded.pending_files`, statuses, uploads, recordings, pending)
+}
+
+// sortedSeqs returns the seqs of a record's events, ascending.
+func sortedSeqs(refs []engine.EventRef) []int64 {
+	seqs := make([]int64, len(refs))
+	for i, r := range refs {
+		seqs[i] = r.Seq
+	}
+	slices.Sort(seqs)
+	return seqs
+}
