@@ -37,7 +37,7 @@ type driver struct {
 	leading bool       // lock holds the projector's lock
 	lost    bool       // this instance projected and lost the lock since
 
-	crashed atomic.Bool // tests: the instance is dead (see crash)
+	crashed atomic.Bool // tests: the instance is dead (export_test.go)
 }
 
 // errCrashed is what a crashed driver answers (tests only).
@@ -114,13 +114,6 @@ func (d *driver) claim(ctx context.Context) error {
 		return err
 	}
 	return nil
-}
-
-// crash makes the driver act as its instance had died: it lets go of the
-// lock and answers every call with an error from now on (tests).
-func (d *driver) crash() {
-	d.crashed.Store(true)
-	d.close()
 }
 
 // ReadLog implements engine.Driver: up to limit rows after pos in (tx, id)
