@@ -128,9 +128,11 @@ func (d *driver) ReadLog(ctx context.Context, after engine.LogPos, limit int) ([
 	if err := d.lead(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := d.lock.Query(ctx, `SELECT tx::text, id, received_at, body FROM log
-		WHERE tx < pg_snapshot_xmin(pg_current_snapshot()) AND (tx, id) > ($1::text::xid8, $2)
-		ORDER BY tx, id LIMIT $3`, strconv.FormatUint(after.Tx, 10), after.ID, limit)
+	// Qualified names: "ORDER BY tx" would sort by the output column
+	// tx::text ("10" < "9"), and by a sort instead of the (tx, id) index.
+	rows, err := d.lock.Query(ctx, `SELECT l.tx::text, l.id, l.received_at, l.body FROM log l
+		WHERE l.tx < pg_snapshot_xmin(pg_current_snapshot()) AND (l.tx, l.id) > ($1::text::xid8, $2)
+		ORDER BY l.tx, l.id LIMIT $3`, strconv.FormatUint(after.Tx, 10), after.ID, limit)
 	if err != nil {
 		d.drop()
 		return nil, fmt.Errorf("read log: %w", err)
