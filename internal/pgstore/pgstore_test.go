@@ -20,7 +20,7 @@ import (
 
 // databaseURL returns the test database, or skips: PostgreSQL tests run
 // where RECLEDGER_TEST_POSTGRES_URL names one (.ci/run sets it).
-func databaseURL(t *testing.T) string {
+func databaseURL(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
 	if url == "" {
@@ -30,7 +30,7 @@ func databaseURL(t *testing.T) string {
 }
 
 // freshSchema returns a schema name no other test uses, dropped afterwards.
-func freshSchema(t *testing.T, url string) string {
+func freshSchema(t testing.TB, url string) string {
 	t.Helper()
 	schema := fmt.Sprintf("t_%d_%x", os.Getpid(), rand.Uint64())
 	t.Cleanup(func() {
@@ -58,7 +58,7 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func open(t *testing.T, url, schema string) *pgstore.Store {
+func open(t testing.TB, url, schema string) *pgstore.Store {
 	t.Helper()
 	s, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema})
 	if err != nil {
