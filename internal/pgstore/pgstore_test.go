@@ -80,7 +80,15 @@ func open(t testing.TB, url, schema string) *pgstore.Store {
 // before the next was sent, so that is commit order); the first copy of
 // each callback as the original and every other copy marked duplicate;
 // and both instances must show every recording as Apply gives it.
-func TestTwoInstancesOneLedger(t *testing.T) {
+func TestTwoInstancesOneLedger(t *testing.T) { twoInstances(t, false) }
+
+// TestTwoInstancesProjectorKilled is TestTwoInstancesOneLedger with the
+// projector's session terminated every 100 ms while the callbacks arrive:
+// the lock moves between the instances (or back), and still every callback
+// is projected once, in commit order.
+func TestTwoInstancesProjectorKilled(t *testing.T) { twoInstances(t, true) }
+
+func twoInstances(t *testing.T, killProjector bool) {
 	url := databaseURL(t)
 	schema := freshSchema(t, url)
 	a, b := open(t, url, schema), open(t, url, schema)
@@ -148,6 +156,35 @@ func TestTwoInstancesOneLedger(t *testing.T) {
 	}()
 
 	var wg sync.WaitGroup
+	stopKilling := make(chan struct{})
+	killed := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { killed <- n }()
+		if !killProjector {
+			return
+		}
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		for {
+			select {
+			case <-stopKilling:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			var k int
+			if err := conn.QueryRow(context.Background(), `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory'
+				AND classid = hashtext('recledger_projector')::oid AND objid = hashtext($1)::oid AND objsubid = 2`, schema).Scan(&k); err != nil {
+				t.Error(err)
+				return
+			}
+			n += k
+		}
+	}()
 	for w := range workers {
 		wg.Go(func() {
 			for i, cb := range sends[w] {
@@ -188,6 +225,13 @@ func TestTwoInstancesOneLedger(t *testing.T) {
 		}
 	})
 	wg.Wait()
+	close(stopKilling)
+	if n := <-killed; killProjector {
+		t.Logf("terminated the projector's session %d times", n)
+		if n == 0 {
+			t.Error("the projector was never killed")
+		}
+	}
 	if err := <-readerDone; err != nil {
 		t.Fatal(err)
 	}
