@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,21 +32,63 @@ type driver struct {
 	pool   *pgxpool.Pool
 	cfg    *pgx.ConnConfig // for the lock connection
 	schema string
+	// timeout bounds each call (Save and Reset four times it): the engine
+	// runs without a deadline, and a database that stopped answering
+	// (a blackholed network) would hold a step, its pool connection and
+	// every read waiting for fresh projections, for good.
+	timeout time.Duration
 
 	mu      sync.Mutex // one user of lock at a time
 	lock    *pgx.Conn  // nil until connected, and after it failed
 	leading bool       // lock holds the projector's lock
 	lost    bool       // this instance projected and lost the lock since
+	held    session    // the session that took the lock
+	// zombie is the session this instance held the lock with before its
+	// connection failed: when a network drops silently, the server keeps
+	// the session, and the lock, until it notices (TCP keepalives), and
+	// nobody would project meanwhile. This instance knows it is dead, so
+	// it ends it (see lead).
+	zombie session
 
 	crashed atomic.Bool // tests: the instance is dead (export_test.go)
+}
+
+// bound returns ctx bounded by n times the timeout, and what to call when
+// the call is done: after a deadline it also drops the pool's idle
+// connections, as dead as the one that timed out.
+func (d *driver) bound(ctx context.Context, n int) (context.Context, func(err error) error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(n)*d.timeout)
+	return ctx, func(err error) error {
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			d.pool.Reset()
+			err = fmt.Errorf("%w (no answer within %s)", err, time.Duration(n)*d.timeout)
+		}
+		cancel()
+		return err
+	}
 }
 
 // errCrashed is what a crashed driver answers (tests only).
 var errCrashed = errors.New("the instance crashed")
 
-// leadSQL takes the projector's lock of this schema, without waiting. The
-// two-key form keeps it apart from the migration lock's one-key space.
-const leadSQL = `SELECT pg_try_advisory_lock(hashtext('recledger_projector'), hashtext($1))`
+// session names a server session: a pid alone may be reused.
+type session struct {
+	pid   int32
+	start time.Time
+}
+
+// leadSQL takes the projector's lock of this schema, without waiting, and
+// names the session. The two-key form keeps it apart from the migration
+// lock's one-key space.
+const leadSQL = `SELECT pg_try_advisory_lock(hashtext('recledger_projector'), hashtext($1)), pg_backend_pid(),
+	(SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`
+
+// endZombieSQL ends the session $2 (started at $3) if it holds the
+// projector's lock of schema $1.
+const endZombieSQL = `SELECT COALESCE(bool_or(pg_terminate_backend(l.pid)), false)
+	FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+	WHERE l.locktype = 'advisory' AND l.granted AND l.classid = hashtext('recledger_projector')::oid
+		AND l.objid = hashtext($1)::oid AND l.objsubid = 2 AND l.pid = $2 AND a.backend_start = $3`
 
 // lead makes sure this instance holds the projector's lock, or returns
 // engine.ErrNotLeader. The caller holds d.mu.
@@ -66,15 +109,30 @@ func (d *driver) lead(ctx context.Context) error {
 		}
 		d.lock = conn
 	}
-	var ok bool
-	if err := d.lock.QueryRow(ctx, leadSQL, d.schema).Scan(&ok); err != nil {
+	var (
+		ok bool
+		s  session
+	)
+	if err := d.lock.QueryRow(ctx, leadSQL, d.schema).Scan(&ok, &s.pid, &s.start); err != nil {
 		d.drop()
 		return fmt.Errorf("projector lock: %w", err)
 	}
 	if !ok {
+		if d.zombie != (session{}) {
+			var ended bool
+			if err := d.lock.QueryRow(ctx, endZombieSQL, d.schema, d.zombie.pid, d.zombie.start).Scan(&ended); err != nil {
+				d.drop()
+				return fmt.Errorf("end this instance's previous projector session: %w", err)
+			}
+			if !ended { // gone, or another instance holds the lock
+				d.zombie = session{}
+			}
+			// Ended: the lock is free once the session has exited; the
+			// next try takes it.
+		}
 		return engine.ErrNotLeader
 	}
-	d.leading = true
+	d.leading, d.held, d.zombie = true, s, session{}
 	if d.lost {
 		// Leading again after losing the lock: another instance may have
 		// projected meanwhile, so the records the engine cached may be
@@ -95,7 +153,7 @@ func (d *driver) drop() {
 		d.lock = nil
 	}
 	if d.leading {
-		d.leading, d.lost = false, true
+		d.leading, d.lost, d.zombie = false, true, d.held
 	}
 }
 
@@ -122,7 +180,9 @@ func (d *driver) claim(ctx context.Context) error {
 // snapshot), so that no transaction can still commit a row behind them.
 // The query runs on the lock connection: its success also says that the
 // session, and with it the lock, is alive.
-func (d *driver) ReadLog(ctx context.Context, after engine.LogPos, limit int) ([]engine.Row, error) {
+func (d *driver) ReadLog(ctx context.Context, after engine.LogPos, limit int) (_ []engine.Row, err error) {
+	ctx, done := d.bound(ctx, 1)
+	defer func() { err = done(err) }()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.lead(ctx); err != nil {
@@ -161,10 +221,12 @@ func (d *driver) ReadLog(ctx context.Context, after engine.LogPos, limit int) ([
 }
 
 // LoadRecords implements engine.Driver.
-func (d *driver) LoadRecords(ctx context.Context, ids []string) (map[string][]byte, error) {
+func (d *driver) LoadRecords(ctx context.Context, ids []string) (_ map[string][]byte, err error) {
 	if d.crashed.Load() {
 		return nil, errCrashed
 	}
+	ctx, done := d.bound(ctx, 1)
+	defer func() { err = done(err) }()
 	rows, err := d.pool.Query(ctx, `SELECT record_id, state FROM recordings WHERE record_id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load records: %w", err)
@@ -188,10 +250,12 @@ func (d *driver) LoadRecords(ctx context.Context, ids []string) (map[string][]by
 }
 
 // Watermark implements engine.Driver.
-func (d *driver) Watermark(ctx context.Context) (engine.Position, error) {
+func (d *driver) Watermark(ctx context.Context) (_ engine.Position, err error) {
 	if d.crashed.Load() {
 		return engine.Position{}, errCrashed
 	}
+	ctx, done := d.bound(ctx, 1)
+	defer func() { err = done(err) }()
 	var (
 		p  engine.Position
 		tx string
@@ -199,17 +263,18 @@ func (d *driver) Watermark(ctx context.Context) (engine.Position, error) {
 	if err := d.pool.QueryRow(ctx, `SELECT seq, tx::text, log_id FROM projection WHERE id = 1`).Scan(&p.Seq, &tx, &p.Log.ID); err != nil {
 		return engine.Position{}, fmt.Errorf("read watermark: %w", err)
 	}
-	var err error
 	p.Log, err = logPos(tx, p.Log.ID)
 	return p, err
 }
 
 // Reset implements engine.Driver. Activity keeps its rejected counts; its
 // callback counts start over with the feed, which counts them again.
-func (d *driver) Reset(ctx context.Context) error {
+func (d *driver) Reset(ctx context.Context) (err error) {
 	if d.crashed.Load() {
 		return errCrashed
 	}
+	ctx, done := d.bound(ctx, 4)
+	defer func() { err = done(err) }()
 	b := &pgx.Batch{}
 	b.Queue(`TRUNCATE feed, recordings, files, totals`)
 	b.Queue(`UPDATE activity SET callbacks = 0, duplicates = 0`)
@@ -225,12 +290,14 @@ func (d *driver) Reset(ctx context.Context) error {
 // the step is rolled back: engine.ErrMoved) when another projector moved
 // it. Its row lock then keeps a concurrent projector waiting until this
 // one commits, after which the other's condition fails in turn.
-func (d *driver) Save(ctx context.Context, b *engine.Batch) error {
+func (d *driver) Save(ctx context.Context, b *engine.Batch) (err error) {
 	if d.crashed.Load() {
 		return errCrashed
 	}
+	ctx, done := d.bound(ctx, 4)
+	defer func() { err = done(err) }()
 	moved := false
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		batch := &pgx.Batch{}
 		batch.Queue(`UPDATE projection SET seq = $1, tx = $2::text::xid8, log_id = $3
 			WHERE id = 1 AND seq = $4 AND tx = $5::text::xid8 AND log_id = $6`,

@@ -146,7 +146,13 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	// named so that an operator sees which instance projects.
 	lockCfg := cfg.ConnConfig.Copy()
 	lockCfg.RuntimeParams["application_name"] = "recledger projector"
-	s.drv = &driver{pool: pool, cfg: lockCfg, schema: o.Schema}
+	// The server keeps a session, and the projector's lock, until it
+	// notices the client is gone: ask it to probe an idle connection soon
+	// (the defaults wait two hours).
+	lockCfg.RuntimeParams["tcp_keepalives_idle"] = "10"
+	lockCfg.RuntimeParams["tcp_keepalives_interval"] = "5"
+	lockCfg.RuntimeParams["tcp_keepalives_count"] = "3"
+	s.drv = &driver{pool: pool, cfg: lockCfg, schema: o.Schema, timeout: o.WriteTimeout}
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.RuntimeParams["application_name"] = "recledger listener"
 	s.signals = newSignals(pool, listenCfg, o.Schema, o.Logger)

@@ -153,13 +153,30 @@ func (g *signals) listenOnce(ctx context.Context) error {
 		}
 	}
 	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
+		// A connection a network dropped silently never errs: after a
+		// quiet while, make sure it still answers.
+		wctx, cancel := context.WithTimeout(ctx, listenQuiet)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err == nil {
+			g.handle(n.Payload)
+			continue
+		}
+		if ctx.Err() != nil || conn.IsClosed() {
 			return err
 		}
-		g.handle(n.Payload)
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("ping: %w", err)
+		}
 	}
 }
+
+// listenQuiet is how long the listener waits for a notification before
+// it checks its connection.
+const listenQuiet = 10 * time.Second
 
 // handle acts on one notification.
 func (g *signals) handle(payload string) {
