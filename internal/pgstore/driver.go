@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -396,14 +395,4 @@ func queueTotals(batch *pgx.Batch, c ledger.TotalsChange) {
 		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
 		ON CONFLICT (status, upload_state) DO UPDATE SET recordings = t.recordings + excluded.recordings,
 			pending_files = t.pending_files + excluded.pending_files`, statuses, uploads, recordings, pending)
-}
-
-// sortedSeqs returns the seqs of a record's events, ascending.
-func sortedSeqs(refs []engine.EventRef) []int64 {
-	seqs := make([]int64, len(refs))
-	for i, r := range refs {
-		seqs[i] = r.Seq
-	}
-	slices.Sort(seqs)
-	return seqs
 }

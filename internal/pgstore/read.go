@@ -286,3 +286,13 @@ func (s *Store) Activity(ctx context.Context, since int64) ([]ledger.Minute, err
 	defer rows.Close()
 	return storesql.ScanMinutes(rows)
 }
+
+// sortedSeqs returns the seqs of a record's events, ascending.
+func sortedSeqs(refs []engine.EventRef) []int64 {
+	seqs := make([]int64, len(refs))
+	for i, r := range refs {
+		seqs[i] = r.Seq
+	}
+	slices.Sort(seqs)
+	return seqs
+}
