@@ -61,8 +61,9 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, o))
 }
 
-// storeHooks are what a store reports for metrics; either may be nil.
+// storeHooks are what a store reports for metrics and logs; any may be nil.
 type storeHooks struct {
+	logger              *slog.Logger // projection failures (PostgreSQL)
 	onCommit            func(callbacks, rejections int, took time.Duration, err error)
 	onProjectionFailure func(error)
 }
@@ -74,13 +75,13 @@ func openStore(ctx context.Context, cfg Config, hooks storeHooks) (ledger.Store,
 		return nil, err
 	}
 	if kind == "postgres" {
-		// PostgreSQL projects inside the commit: a projection failure is
-		// a failed commit.
 		return pgstore.Open(ctx, location, pgstore.Options{
-			QuarantineMaxCount: cfg.QuarantineMaxCount,
-			QuarantineMaxBytes: cfg.QuarantineMaxBytes,
-			WriteTimeout:       cfg.DBWriteTimeout,
-			OnCommit:           hooks.onCommit,
+			QuarantineMaxCount:  cfg.QuarantineMaxCount,
+			QuarantineMaxBytes:  cfg.QuarantineMaxBytes,
+			WriteTimeout:        cfg.DBWriteTimeout,
+			OnCommit:            hooks.onCommit,
+			OnProjectionFailure: hooks.onProjectionFailure,
+			Logger:              hooks.logger,
 		})
 	}
 	return sqlitestore.Open(ctx, location, sqlitestore.Options{
@@ -111,6 +112,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log := newLogger(cfg, logOut)
 	var m *metrics
 	store, err := openStore(ctx, cfg, storeHooks{
+		logger: log,
 		onCommit: func(callbacks, rejections int, took time.Duration, err error) {
 			if m != nil { // set right after the store opens, before any commit
 				m.onCommit(callbacks, rejections, took, err)

@@ -735,7 +735,7 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	stored := map[string]bool{}
-	rows, err := conn.Query(context.Background(), `SELECT record_id FROM events WHERE seq IS NOT NULL`)
+	rows, err := conn.Query(context.Background(), `SELECT convert_from(body, 'UTF8')::jsonb->>'recordId' FROM log`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,9 +31,8 @@ func TestCommitDeadlineCountsFromQueueing(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 
-	// The quarantine's table, locked in this schema only: the rejection's
-	// insert comes before the commit takes the cluster-wide feed lock, so
-	// other schemas' commits do not wait.
+	// The quarantine's table, locked in this schema only, so other
+	// schemas' commits do not wait.
 	locker, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)

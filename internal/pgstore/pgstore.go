@@ -1,12 +1,14 @@
 // Package pgstore is the ledger.Store on PostgreSQL, for several recledger
 // instances behind one load balancer.
 //
-// Each instance group-commits its callbacks: one transaction per batch first
-// takes the events' feed seqs under a cluster-wide advisory lock held until
-// commit (so seq follows commit order without gaps), then appends the
-// events and applies them to the recordings under row locks taken in
-// record-id order (no lost update). The replay memory is a table every
-// instance shares. docs/architecture.md explains the choices.
+// Each instance group-commits its callbacks into an append-only log: one
+// statement per batch, no lock beyond its own rows, so instances append
+// side by side. The projection engine (internal/engine) turns the log
+// into the feed and the recordings: one instance at a time projects (the
+// holder of a session advisory lock), reading only rows of transactions
+// older than every running one, so the feed follows commit order without
+// gaps. The replay memory is a table every instance shares.
+// docs/architecture.md explains the choices.
 package pgstore
 
 import (
@@ -26,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/groupcommit"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/storesql"
@@ -54,6 +57,9 @@ type Options struct {
 	Now          func() time.Time
 	Logger       *slog.Logger
 	OnCommit     func(callbacks, rejections int, took time.Duration, err error)
+	// OnProjectionFailure, when set, is told of every projection step that
+	// failed (for metrics; the engine logs failures, sparingly, anyway).
+	OnProjectionFailure func(err error)
 }
 
 // Store is a ledger.Store on PostgreSQL.
@@ -62,9 +68,16 @@ type Store struct {
 	replay          *pgxpool.Pool // synchronous_commit off: see Remember
 	opts            Options
 	storesql.Intake // Append and Quarantine: the group commit
-	stop            context.CancelFunc
+	eng             *engine.Engine
+	drv             *driver
+	signals         *signals
+	stop            context.CancelFunc // the group commit
 	done            chan struct{}
-	health          storesql.Health // the last commit's outcome, for Ping
+	stopEngine      context.CancelFunc
+	engineDone      chan struct{}
+	stopSignals     context.CancelFunc
+	signalsDone     sync.WaitGroup
+	health          storesql.Health // the last commit's and projection's outcomes, for Ping
 
 	mu      sync.Mutex
 	closed  bool
@@ -128,7 +141,50 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	s := &Store{pool: pool, replay: replay, opts: o, done: make(chan struct{})}
+	s := &Store{pool: pool, replay: replay, opts: o, done: make(chan struct{}), engineDone: make(chan struct{})}
+	// The projector's and the listener's connections: outside the pool,
+	// named so that an operator sees which instance projects.
+	lockCfg := cfg.ConnConfig.Copy()
+	lockCfg.RuntimeParams["application_name"] = "recledger projector"
+	// The server keeps a session, and the projector's lock, until it
+	// notices the client is gone: ask it to probe an idle connection soon
+	// (the defaults wait two hours).
+	lockCfg.RuntimeParams["tcp_keepalives_idle"] = "10"
+	lockCfg.RuntimeParams["tcp_keepalives_interval"] = "5"
+	lockCfg.RuntimeParams["tcp_keepalives_count"] = "3"
+	s.drv = &driver{pool: pool, cfg: lockCfg, schema: o.Schema, timeout: o.WriteTimeout}
+	listenCfg := cfg.ConnConfig.Copy()
+	listenCfg.RuntimeParams["application_name"] = "recledger listener"
+	s.signals = newSignals(pool, listenCfg, o.Schema, o.Logger)
+	s.eng = engine.New(s.drv, engine.Options{
+		Logger: o.Logger,
+		Nudge:  s.signals.Nudge,
+		Reported: func(err error) {
+			s.health.Projected(err)
+			if err != nil && o.OnProjectionFailure != nil {
+				o.OnProjectionFailure(err)
+			}
+		},
+	})
+	s.signals.eng = s.eng
+	sigCtx, stopSignals := context.WithCancel(context.Background())
+	s.stopSignals = stopSignals
+	s.signalsDone.Go(func() { s.signals.listen(sigCtx) })
+	s.signalsDone.Go(func() { s.signals.send(sigCtx) })
+	if err := s.eng.Start(ctx); err != nil {
+		stopSignals()
+		s.signalsDone.Wait()
+		s.drv.close()
+		replay.Close()
+		pool.Close()
+		return nil, fmt.Errorf("start projections: %w", err)
+	}
+	engCtx, stopEngine := context.WithCancel(context.Background())
+	s.stopEngine = stopEngine
+	go func() {
+		defer close(s.engineDone)
+		s.eng.Run(engCtx)
+	}()
 	s.Batcher = groupcommit.New(storesql.Track(&s.health, s.commitWithin, itemError),
 		groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait, ItemError: itemError})
 	runCtx, stop := context.WithCancel(context.Background())
@@ -215,8 +271,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the writer after it has committed what was submitted and
-// closes the pool.
+// Close stops the writer after it has committed what was submitted, then
+// the engine after a last catch-up (when this instance projects), then
+// closes the connections; the projector's lock goes with its connection.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -227,6 +284,11 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.stop()
 	<-s.done
+	s.stopEngine()
+	<-s.engineDone
+	s.stopSignals()
+	s.signalsDone.Wait()
+	s.drv.close()
 	s.replay.Close()
 	s.pool.Close()
 	return nil

@@ -20,7 +20,7 @@ import (
 
 // databaseURL returns the test database, or skips: PostgreSQL tests run
 // where RECLEDGER_TEST_POSTGRES_URL names one (.ci/run sets it).
-func databaseURL(t *testing.T) string {
+func databaseURL(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
 	if url == "" {
@@ -30,7 +30,7 @@ func databaseURL(t *testing.T) string {
 }
 
 // freshSchema returns a schema name no other test uses, dropped afterwards.
-func freshSchema(t *testing.T, url string) string {
+func freshSchema(t testing.TB, url string) string {
 	t.Helper()
 	schema := fmt.Sprintf("t_%d_%x", os.Getpid(), rand.Uint64())
 	t.Cleanup(func() {
@@ -58,7 +58,7 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func open(t *testing.T, url, schema string) *pgstore.Store {
+func open(t testing.TB, url, schema string) *pgstore.Store {
 	t.Helper()
 	s, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema})
 	if err != nil {
@@ -68,34 +68,69 @@ func open(t *testing.T, url, schema string) *pgstore.Store {
 	return s
 }
 
-// TestTwoInstancesOneLedger sends every callback of 30 recordings, each
-// twice, to two instances on one database at once, alternating: the
-// ledger must equal Apply over the callbacks (no lost update), each
-// callback must be logged once as an original, and a reader following the
-// feed while they write must see every event exactly once, in seq order.
-func TestTwoInstancesOneLedger(t *testing.T) {
+// TestTwoInstancesOneLedger has 16 workers send the callbacks of 60
+// recordings to two instances on one database at once, alternating the
+// instance callback by callback, with redeliveries (some to the other
+// instance), while a reader on a third instance follows the feed. A 17th
+// worker plays an instance whose commits are slow: it logs each callback
+// in a transaction it keeps open a while, so that commits of the others
+// with later transaction ids land before its row. The
+// reader must see every callback exactly once, at seqs 1..N without gaps;
+// each worker's callbacks in the order it sent them (each Append returned
+// before the next was sent, so that is commit order); the first copy of
+// each callback as the original and every other copy marked duplicate;
+// and both instances must show every recording as Apply gives it.
+func TestTwoInstancesOneLedger(t *testing.T) { twoInstances(t, false) }
+
+// TestTwoInstancesProjectorKilled is TestTwoInstancesOneLedger with the
+// projector's session terminated every 100 ms while the callbacks arrive:
+// the lock moves between the instances (or back), and still every callback
+// is projected once, in commit order.
+func TestTwoInstancesProjectorKilled(t *testing.T) { twoInstances(t, true) }
+
+func twoInstances(t *testing.T, killProjector bool) {
 	url := databaseURL(t)
 	schema := freshSchema(t, url)
 	a, b := open(t, url, schema), open(t, url, schema)
+	c := open(t, url, schema) // the reader's instance: it appends nothing
 	at := time.Now()
+	const workers = 16
 	all := map[string][]rc.Callback{}
-	var work []rc.Callback
-	for i := range 30 {
+	sends := make([][]rc.Callback, workers+1) // per worker, in sending order; the last is the slow one
+	total := 0
+	for i := 60; i < 63; i++ {
 		id := fmt.Sprintf("multi-%02d", i)
-		all[id] = ledgertest.Recording(t, id, 1+i%4, i%3 == 0)
-		work = append(work, all[id]...)
-		work = append(work, all[id]...)
+		all[id] = ledgertest.Recording(t, id, 1, false)
+		sends[workers] = append(sends[workers], all[id]...)
 	}
-	stop := make(chan struct{})
-	var (
-		wg   sync.WaitGroup
-		seen = map[int64]int{}
-		last int64
-	)
+	for i := range 60 {
+		id := fmt.Sprintf("multi-%02d", i)
+		cbs := ledgertest.Recording(t, id, 1+i%4, i%5 == 0)
+		all[id] = cbs
+		w := i % workers
+		for j, cb := range cbs {
+			sends[w] = append(sends[w], cb)
+			if (i+j)%3 == 0 { // a redelivery, at once
+				sends[w] = append(sends[w], cb)
+			}
+		}
+		if i%4 == 0 { // the whole recording again, later
+			sends[w] = append(sends[w], cbs...)
+		}
+	}
+	for _, ws := range sends {
+		total += len(ws)
+	}
+
+	// The reader follows the feed the way GET /v1/events does.
+	var feed []feedEntry
 	readerDone := make(chan error, 1)
-	go func() { // follows the feed the way GET /v1/events does
-		for {
-			evs, err := b.Events(context.Background(), last, 50)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a bound, not a speed: a lost row never comes
+		defer cancel()
+		var last int64
+		for len(feed) < total {
+			evs, err := c.Events(ctx, last, 50)
 			if err != nil {
 				readerDone <- err
 				return
@@ -105,68 +140,190 @@ func TestTwoInstancesOneLedger(t *testing.T) {
 					readerDone <- fmt.Errorf("after seq %d the feed gave %d", last, e.Seq)
 					return
 				}
-				seen[e.Seq]++
+				feed = append(feed, feedEntry{e.Seq, e.RecordID, string(e.Body), e.Duplicate})
 				last = e.Seq
 			}
 			if len(evs) == 0 {
 				select {
-				case <-stop:
-					readerDone <- nil
+				case <-ctx.Done():
+					readerDone <- fmt.Errorf("the reader saw %d of %d callbacks: %w", len(feed), total, ctx.Err())
 					return
 				case <-time.After(2 * time.Millisecond):
 				}
 			}
 		}
+		readerDone <- nil
 	}()
-	for w := range 16 {
+
+	var wg sync.WaitGroup
+	stopKilling := make(chan struct{})
+	killed := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { killed <- n }()
+		if !killProjector {
+			return
+		}
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		for {
+			select {
+			case <-stopKilling:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			var k int
+			if err := conn.QueryRow(context.Background(), `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory'
+				AND classid = hashtext('recledger_projector')::oid AND objid = hashtext($1)::oid AND objsubid = 2`, schema).Scan(&k); err != nil {
+				t.Error(err)
+				return
+			}
+			n += k
+		}
+	}()
+	for w := range workers {
 		wg.Go(func() {
-			for i := w; i < len(work); i += 16 {
+			for i, cb := range sends[w] {
 				s := a
-				if i%2 == 1 {
+				if (w+i)%2 == 1 {
 					s = b
 				}
-				if _, err := s.Append(context.Background(), ledger.Incoming{Callback: work[i], ReceivedAt: at}); err != nil {
+				if _, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: at}); err != nil {
 					t.Errorf("Append: %v", err)
 					return
 				}
 			}
 		})
 	}
+	wg.Go(func() {
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), `SET search_path TO `+pgx.Identifier{schema}.Sanitize()); err != nil {
+			t.Error(err)
+			return
+		}
+		for _, cb := range sends[workers] {
+			err := pgx.BeginFunc(context.Background(), conn, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(context.Background(), `INSERT INTO log (received_at, body) VALUES ($1, $2)`, at.UnixMilli(), cb.Raw); err != nil {
+					return err
+				}
+				time.Sleep(100 * time.Millisecond) // the others commit meanwhile
+				return nil
+			})
+			if err != nil {
+				t.Errorf("slow append: %v", err)
+				return
+			}
+		}
+	})
 	wg.Wait()
-	time.Sleep(50 * time.Millisecond) // let the reader reach the end
-	close(stop)
+	close(stopKilling)
+	if n := <-killed; killProjector {
+		t.Logf("terminated the projector's session %d times", n)
+		if n == 0 {
+			t.Error("the projector was never killed")
+		}
+	}
 	if err := <-readerDone; err != nil {
 		t.Fatal(err)
 	}
-	evs, err := a.Events(context.Background(), 0, 2*len(work))
-	if err != nil {
-		t.Fatal(err)
+	// Nothing more than was sent: the feed ends where the sends do.
+	if more, err := c.Events(context.Background(), int64(total), 10); err != nil || len(more) != 0 {
+		t.Errorf("after the %d callbacks sent the feed holds %d more (%v)", total, len(more), err)
 	}
-	originals := 0
-	for _, e := range evs {
-		if !e.Duplicate {
-			originals++
+
+	byRecord := map[string][]feedEntry{}
+	for _, e := range feed {
+		byRecord[e.RecordID] = append(byRecord[e.RecordID], e)
+	}
+	for w, ws := range sends {
+		// The worker's recordings' events, in feed order, are its sends.
+		mine := map[string]bool{}
+		for _, cb := range ws {
+			mine[cb.RecordID] = true
 		}
-	}
-	if originals != len(work)/2 {
-		t.Errorf("%d originals logged for %d distinct callbacks", originals, len(work)/2)
-	}
-	if int(last) != len(work) || len(seen) != len(work) {
-		t.Errorf("the reader saw %d events up to seq %d; %d were logged", len(seen), last, len(work))
+		var got []feedEntry
+		for _, e := range feed {
+			if mine[e.RecordID] {
+				got = append(got, e)
+			}
+		}
+		if len(got) != len(ws) {
+			t.Errorf("worker %d sent %d callbacks; the feed holds %d of its recordings", w, len(ws), len(got))
+			continue
+		}
+		logged := map[string]bool{}
+		for i, e := range got {
+			if e.Body != string(ws[i].Raw) {
+				t.Errorf("worker %d: its callback #%d is at seq %d behind one it sent later", w, i, e.Seq)
+				break
+			}
+			if e.Duplicate != logged[e.Body] {
+				t.Errorf("worker %d: callback #%d at seq %d: duplicate %v, want %v", w, i, e.Seq, e.Duplicate, logged[e.Body])
+			}
+			logged[e.Body] = true
+		}
 	}
 	for id, cbs := range all {
-		var want ledger.State
-		for _, cb := range cbs {
-			want = ledger.Apply(want, cb, at.UnixMilli())
+		want := fold(cbs, at)
+		for name, s := range map[string]*pgstore.Store{"a": a, "b": b, "c": c} {
+			got, err := s.Recording(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("%s on instance %s (-Apply +stored):\n%s", id, name, diff)
+			}
 		}
-		got, err := a.Recording(context.Background(), id)
+		evs, err := a.RecordingEvents(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Fatalf("%s (-Apply +stored):\n%s", id, diff)
+		if diff := cmp.Diff(byRecord[id], eventsSeen(evs)); diff != "" {
+			t.Errorf("%s: its events differ from the feed's (-feed +RecordingEvents):\n%s", id, diff)
 		}
 	}
+	for name, s := range map[string]*pgstore.Store{"a": a, "b": b, "c": c} {
+		st, err := s.Stats(context.Background(), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ProjectedSeq != int64(total) || st.LoggedSeq != int64(total) {
+			t.Errorf("instance %s: projected %d, logged %d; want %d both", name, st.ProjectedSeq, st.LoggedSeq, total)
+		}
+	}
+}
+
+// feedEntry is what TestTwoInstancesOneLedger compares of an event.
+type feedEntry struct {
+	Seq       int64
+	RecordID  string
+	Body      string
+	Duplicate bool
+}
+
+func eventsSeen(evs []ledger.Event) []feedEntry {
+	out := make([]feedEntry, len(evs))
+	for i, e := range evs {
+		out[i] = feedEntry{e.Seq, e.RecordID, string(e.Body), e.Duplicate}
+	}
+	return out
+}
+
+func fold(cbs []rc.Callback, at time.Time) ledger.State {
+	var st ledger.State
+	for _, cb := range cbs {
+		st = ledger.Apply(st, cb, at.UnixMilli())
+	}
+	return st
 }
 
 // TestReplayMemoryIsShared checks a signature accepted by one instance is

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,64 +12,109 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/storesql"
-	"github.com/recledger/recledger/rc"
 )
 
-// Recording implements ledger.Store. Projections commit with their events,
-// so a read sees every callback acknowledged before it.
+// Recording implements ledger.Store. Like every read of the projections
+// it first waits for the engine to project what this instance committed
+// (engine.Fresh): a client that got a 200 then reads sees its callback.
 func (s *Store) Recording(ctx context.Context, recordID string) (ledger.State, error) {
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT state FROM recordings WHERE record_id = $1`, recordID).Scan(&raw)
-	if isNoRows(err) {
-		return ledger.State{}, fmt.Errorf("recording %s: %w", recordID, ledger.ErrNotFound)
-	}
-	if err != nil {
-		return ledger.State{}, fmt.Errorf("read recording %s: %w", recordID, err)
-	}
-	var st ledger.State
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return ledger.State{}, fmt.Errorf("read recording %s: %w", recordID, err)
-	}
-	return st, nil
+	rec, err := s.record(ctx, recordID)
+	return rec.State, err
 }
 
-const eventColumns = storesql.EventColumns
+// record reads a recording's stored record.
+func (s *Store) record(ctx context.Context, recordID string) (engine.Record, error) {
+	if err := s.eng.Fresh(ctx); err != nil {
+		return engine.Record{}, fmt.Errorf("read recording %s: %w", recordID, err)
+	}
+	var blob []byte
+	err := s.pool.QueryRow(ctx, `SELECT state FROM recordings WHERE record_id = $1`, recordID).Scan(&blob)
+	if isNoRows(err) {
+		return engine.Record{}, fmt.Errorf("recording %s: %w", recordID, ledger.ErrNotFound)
+	}
+	if err != nil {
+		return engine.Record{}, fmt.Errorf("read recording %s: %w", recordID, err)
+	}
+	rec, err := engine.DecodeRecord(blob)
+	if err != nil {
+		return engine.Record{}, fmt.Errorf("read recording %s: %w", recordID, err)
+	}
+	return rec, nil
+}
 
-// RecordingEvents implements ledger.Store.
+// feedColumns are what scanFeed reads: a feed row joined with its log row.
+const feedColumns = `f.seq, l.received_at, l.body, f.duplicate FROM feed f JOIN log l ON l.id = f.log_id`
+
+// RecordingEvents implements ledger.Store: the record's event index names
+// its feed rows.
 func (s *Store) RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE record_id = $1 ORDER BY seq`, recordID)
+	rec, err := s.record(ctx, recordID)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read events of %s: %w", recordID, err)
 	}
-	return scanEvents(rows)
+	if len(rec.Events) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+feedColumns+` WHERE f.seq = ANY($1) ORDER BY f.seq`, sortedSeqs(rec.Events))
+	if err != nil {
+		return nil, fmt.Errorf("read events of %s: %w", recordID, err)
+	}
+	return scanFeed(rows)
 }
 
-// Events implements ledger.Store. seq follows commit order, so a reader
-// that continues after the last seq it saw misses nothing.
+// Events implements ledger.Store. The feed's seqs follow commit order
+// without gaps, so a reader that continues after the last seq it saw
+// misses nothing.
 func (s *Store) Events(ctx context.Context, after int64, limit int) ([]ledger.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err := s.eng.Fresh(ctx); err != nil {
+		return nil, fmt.Errorf("read events after %d: %w", after, err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+feedColumns+` WHERE f.seq > $1 ORDER BY f.seq LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read events after %d: %w", after, err)
 	}
-	return scanEvents(rows)
+	return scanFeed(rows)
 }
 
 // LatestEvents implements ledger.Store.
 func (s *Store) LatestEvents(ctx context.Context, n int) ([]ledger.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events ORDER BY seq DESC LIMIT $1`, n)
+	if err := s.eng.Fresh(ctx); err != nil {
+		return nil, fmt.Errorf("read latest events: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+feedColumns+` ORDER BY f.seq DESC LIMIT $1`, n)
 	if err != nil {
 		return nil, fmt.Errorf("read latest events: %w", err)
 	}
-	events, err := scanEvents(rows)
+	events, err := scanFeed(rows)
 	slices.Reverse(events)
 	return events, err
 }
 
-func scanEvents(rows pgx.Rows) ([]ledger.Event, error) {
+// scanFeed reads rows of feedColumns and closes them.
+func scanFeed(rows pgx.Rows) ([]ledger.Event, error) {
 	defer rows.Close()
-	return storesql.ScanEvents(rows)
+	var out []ledger.Event
+	for rows.Next() {
+		var (
+			seq, at int64
+			body    []byte
+			dup     bool
+		)
+		if err := rows.Scan(&seq, &at, &body, &dup); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		out = append(out, engine.Event(seq, at, body, dup))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
 }
 
 // QuarantineList implements ledger.Store.
@@ -110,23 +156,77 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 	if err != nil {
 		return ledger.RecordingPage{}, err
 	}
+	if err := s.eng.Fresh(ctx); err != nil {
+		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
 	}
 	defer rows.Close()
-	return storesql.ScanRecordingPage(rows, f, limit)
+	return scanPage(rows, f, limit)
+}
+
+// scanPage reads the rows of storesql.RecordingPageQuery (first_seq,
+// record) into a page, with the cursor of the next one when there is one.
+func scanPage(rows pgx.Rows, f ledger.RecordingFilter, limit int) (ledger.RecordingPage, error) {
+	var (
+		page ledger.RecordingPage
+		seqs []int64
+	)
+	for rows.Next() {
+		var (
+			seq  int64
+			blob []byte
+		)
+		if err := rows.Scan(&seq, &blob); err != nil {
+			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+		}
+		st, err := engine.DecodeState(blob)
+		if err != nil {
+			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+		}
+		page.Items, seqs = append(page.Items, st), append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		page.Next = ledger.EncodeCursor(seqs[limit-1], f)
+	}
+	return page, nil
+}
+
+// scanStates reads rows of one column, a record's encoding.
+func scanStates(rows pgx.Rows) ([]ledger.State, error) {
+	var out []ledger.State
+	for rows.Next() {
+		var blob []byte
+		if err := rows.Scan(&blob); err != nil {
+			return nil, err
+		}
+		st, err := engine.DecodeState(blob)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
 }
 
 // FileRecordings implements ledger.Store.
 func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error) {
+	if err := s.eng.Fresh(ctx); err != nil {
+		return nil, fmt.Errorf("find file %s: %w", fileName, err)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.record_id = f.record_id
 		WHERE f.file_name = $1 ORDER BY r.first_seq DESC`, fileName)
 	if err != nil {
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
 	defer rows.Close()
-	states, err := storesql.ScanStates(rows)
+	states, err := scanStates(rows)
 	if err != nil {
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
@@ -135,6 +235,9 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 
 // Stats implements ledger.Store.
 func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) {
+	if err := s.eng.Fresh(ctx); err != nil {
+		return ledger.Stats{}, fmt.Errorf("stats: %w", err)
+	}
 	query := func(ctx context.Context, q string, args ...any) (storesql.Rows, func(), error) {
 		rows, err := s.pool.Query(ctx, q, args...)
 		if err != nil {
@@ -148,97 +251,33 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (ledger.Stats, error) 
 	}
 	err = s.pool.QueryRow(ctx, `SELECT
 		(SELECT COUNT(*) FROM quarantine), (SELECT COALESCE(SUM(stored_size), 0) FROM quarantine),
-		(SELECT last FROM feed WHERE id = 1)`).
-		Scan(&st.QuarantineCount, &st.QuarantineBytes, &st.LoggedSeq)
+		p.seq, (SELECT COUNT(*) FROM log l WHERE (l.tx, l.id) > (p.tx, p.log_id))
+		FROM projection p WHERE p.id = 1`).
+		Scan(&st.QuarantineCount, &st.QuarantineBytes, &st.ProjectedSeq, &st.LoggedSeq)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
-	st.ProjectedSeq = st.LoggedSeq // projections commit with their events
+	// The log has no feed seqs: rows beyond the watermark get the next ones.
+	st.LoggedSeq += st.ProjectedSeq
 	return st, nil
 }
 
-// Rebuild implements ledger.Store: in one transaction, with the recordings
-// locked against every instance's writers, it empties the projections and
-// applies every original event again, one recording at a time.
+// Rebuild implements ledger.Store through the engine: it empties the
+// projections and derives them again from the whole log. It takes the
+// projector's lock first, and refuses while another instance holds it
+// (run it there, or with the others stopped).
 func (s *Store) Rebuild(ctx context.Context) (int64, error) {
-	var applied int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `LOCK TABLE recordings, files, totals IN EXCLUSIVE MODE`); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM files`); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM recordings`); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM totals`); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT seq, record_id, received_at, body FROM events WHERE NOT duplicate ORDER BY record_id, seq`)
-		if err != nil {
-			return err
-		}
-		type rec struct {
-			state    ledger.State
-			firstSeq int64
-		}
-		// Collected first: a connection reads one result at a time.
-		var (
-			states  []rec
-			lastID  string
-			firstOf int64 // the seq of lastID's first event, parsed or not, as commit sets it
-		)
-		for rows.Next() {
-			var (
-				seq, at int64
-				id      string
-				body    []byte
-			)
-			if err := rows.Scan(&seq, &id, &at, &body); err != nil {
-				rows.Close()
-				return err
-			}
-			if id != lastID {
-				lastID, firstOf = id, seq
-			}
-			cb, err := rc.Parse(body)
-			if err != nil {
-				s.opts.Logger.Error("a logged callback no longer parses; not projected", "recordId", id, "err", err)
-				continue
-			}
-			if n := len(states); n == 0 || states[n-1].state.RecordID != cb.RecordID {
-				states = append(states, rec{firstSeq: firstOf})
-			}
-			last := &states[len(states)-1]
-			last.state = ledger.Apply(last.state, cb, at)
-			applied++
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, r := range states {
-			if _, err := tx.Exec(ctx, `INSERT INTO recordings (record_id, first_seq, app_key, room_id, session_id, user_id, mode, status,
-				upload_state, first_seen_at, last_event_at, state) VALUES ($1, $2, '', '', '', '', 0, 'recording', 'none', 0, 0, '\x7b7d'::bytea)`,
-				r.state.RecordID, r.firstSeq); err != nil {
-				return err
-			}
-			if err := saveState(ctx, tx, &r.state, nil); err != nil {
-				return err
-			}
-		}
-		_, err = tx.Exec(ctx, storesql.RebuildTotals)
-		return err
-	})
-	if err != nil {
+	if err := s.drv.claim(ctx); err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
-	return applied, nil
+	return s.eng.Rebuild(ctx)
 }
 
 // Activity implements ledger.Store.
 func (s *Store) Activity(ctx context.Context, since int64) ([]ledger.Minute, error) {
+	if err := s.eng.Fresh(ctx); err != nil { // the engine counts the callbacks
+		return nil, fmt.Errorf("activity: %w", err)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT minute, callbacks, duplicates, rejected FROM activity WHERE minute >= $1 ORDER BY minute`,
 		ledger.MinuteOf(since))
 	if err != nil {
@@ -246,4 +285,14 @@ func (s *Store) Activity(ctx context.Context, since int64) ([]ledger.Minute, err
 	}
 	defer rows.Close()
 	return storesql.ScanMinutes(rows)
+}
+
+// sortedSeqs returns the seqs of a record's events, ascending.
+func sortedSeqs(refs []engine.EventRef) []int64 {
+	seqs := make([]int64, len(refs))
+	for i, r := range refs {
+		seqs[i] = r.Seq
+	}
+	slices.Sort(seqs)
+	return seqs
 }

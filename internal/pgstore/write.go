@@ -2,14 +2,14 @@ package pgstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/storesql"
 	"github.com/recledger/recledger/rc"
@@ -128,8 +128,11 @@ func (s *Store) probeWrite(ctx context.Context) error {
 	return nil
 }
 
-// commit is the group-commit function: one transaction for the batch, in
-// a handful of round trips whatever its size (each statement takes arrays).
+// commit is the group-commit function: one transaction for the batch,
+// holding only what RC's 200 promises: the callbacks' bytes in the log
+// (one statement for all), plus the batch's rejections and their counts.
+// No lock beyond the rows it inserts, no duplicate check, no projection:
+// instances append side by side, and the engine projects after the commit.
 func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger.Appended, err error) {
 	report := storesql.ReportCommit(s.opts.OnCommit, ops)
 	defer func() { report(err) }()
@@ -138,75 +141,60 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 	prune := s.commits%1000 == 1
 	s.mu.Unlock()
 
+	// Seq is 0: the feed seq is given when the engine projects the row;
+	// Duplicate is false: the engine marks redeliveries in the feed.
 	results = make([]ledger.Appended, len(ops))
-	dup := make([]bool, len(ops))
-	rejected := false
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var (
-			incoming []int // indexes of callbacks in ops
-			minutes  ledger.MinuteCounter
-		)
-		for i, o := range ops {
-			if o.Rej != nil {
-				if err := insertRejection(ctx, tx, o.Rej); err != nil {
-					return err
+	var (
+		rejected bool
+		logged   []engine.Row
+		at       []int64
+		bodies   [][]byte
+	)
+	for _, o := range ops {
+		if o.In != nil {
+			at, bodies = append(at, o.In.ReceivedAt.UnixMilli()), append(bodies, o.Body)
+		}
+	}
+	// One batch, one round trip: pgx sends it as one implicit transaction
+	// (all or nothing), committed when the batch's results are in.
+	batch := &pgx.Batch{}
+	var minutes ledger.MinuteCounter
+	for _, o := range ops {
+		if o.Rej != nil {
+			queueRejection(batch, o.Rej)
+			rejected = true
+			minutes.Rejected(o.Rej.At)
+		}
+	}
+	if len(bodies) > 0 {
+		batch.Queue(`INSERT INTO log (received_at, body) SELECT * FROM unnest($1::bigint[], $2::bytea[])
+			RETURNING tx::text, id`, at, bodies).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					txt string
+					id  int64
+				)
+				if err := rows.Scan(&txt, &id); err != nil {
+					return fmt.Errorf("append callbacks: %w", err)
 				}
-				rejected = true
-				minutes.Rejected(o.Rej.At)
-				continue
+				pos, err := logPos(txt, id)
+				if err != nil {
+					return fmt.Errorf("append callbacks: %w", err)
+				}
+				logged = append(logged, engine.Row{Log: pos})
 			}
-			incoming = append(incoming, i)
-		}
-		if len(incoming) == 0 {
-			return countMinutes(ctx, tx, &minutes)
-		}
-		// The feed seqs first, under a lock held until commit: seqs follow
-		// commit order across instances, and a rolled-back batch gives its
-		// seqs back. (Batches of several instances take turns here; on one
-		// machine the database's CPU is the limit, not this lock.)
-		var last int64
-		batch := &pgx.Batch{}
-		batch.Queue(`SELECT pg_advisory_xact_lock(hashtext('recledger_feed'))`)
-		batch.Queue(`UPDATE feed SET last = last + $1 WHERE id = 1 RETURNING last`, len(incoming)).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&last) })
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-			return fmt.Errorf("feed seq: %w", err)
-		}
-		first := last - int64(len(incoming)) + 1
-		for n, i := range incoming {
-			results[i].Seq = first + int64(n)
-		}
-		if err := insertEvents(ctx, tx, ops, incoming, results, dup); err != nil {
-			return err
-		}
-		byRecord := map[string][]*ledger.Incoming{}
-		var recordIDs []string
-		for _, i := range incoming {
-			if dup[i] {
-				continue
-			}
-			in := ops[i].In
-			if _, ok := byRecord[in.Callback.RecordID]; !ok {
-				recordIDs = append(recordIDs, in.Callback.RecordID)
-			}
-			byRecord[in.Callback.RecordID] = append(byRecord[in.Callback.RecordID], in)
-		}
-		if err := project(ctx, tx, recordIDs, byRecord); err != nil {
-			return err
-		}
-		if len(recordIDs) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE recordings r SET first_seq = (SELECT MIN(seq) FROM events e WHERE e.record_id = r.record_id AND NOT e.duplicate)
-				WHERE r.record_id = ANY($1) AND r.first_seq IS NULL`, recordIDs); err != nil {
-				return fmt.Errorf("first seq: %w", err)
-			}
-		}
-		for _, i := range incoming {
-			minutes.Stored(ops[i].In.ReceivedAt.UnixMilli(), dup[i])
-		}
-		return countMinutes(ctx, tx, &minutes)
-	})
-	if err != nil {
-		return nil, err
+			return nil
+		})
+	}
+	queueMinutes(batch, minutes.Minutes())
+	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	// Reads on this instance now wait for these rows (engine.Fresh); the
+	// projecting instance, when it is another, is told they are there.
+	s.eng.Committed(logged, nil)
+	if len(logged) > 0 {
+		s.signals.appended(logged)
 	}
 	// Housekeeping runs after the commit, in statements of its own: inside
 	// the batch it would hold locks that other instances' requests wait on.
@@ -226,256 +214,39 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 	return results, nil
 }
 
-// countMinutes adds a batch's per-minute counts, last in its transaction:
-// the minute's row is shared by every instance, so its lock is held for as
-// short a time as the commit allows.
-func countMinutes(ctx context.Context, tx pgx.Tx, c *ledger.MinuteCounter) error {
-	ms := c.Minutes()
+// logPos reads a log position from its transaction id as text (pgx has
+// no xid8 codec) and row id.
+func logPos(tx string, id int64) (engine.LogPos, error) {
+	n, err := strconv.ParseUint(tx, 10, 64)
+	if err != nil {
+		return engine.LogPos{}, fmt.Errorf("log position: transaction id %q: %w", tx, err)
+	}
+	return engine.LogPos{Tx: n, ID: id}, nil
+}
+
+// queueMinutes adds per-minute counts (a batch's rejections, or a
+// projection's callbacks) to b, to run last in its transaction: a minute's
+// row is shared by every instance, so its lock is held for as short a time
+// as the commit allows.
+func queueMinutes(b *pgx.Batch, ms []ledger.Minute) {
 	if len(ms) == 0 {
-		return nil
+		return
 	}
 	starts, callbacks, dups, rejected := make([]int64, len(ms)), make([]int64, len(ms)), make([]int64, len(ms)), make([]int64, len(ms))
 	for i, m := range ms {
 		starts[i], callbacks[i], dups[i], rejected[i] = m.Start, m.Callbacks, m.Duplicates, m.Rejected
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO activity AS a (minute, callbacks, duplicates, rejected)
+	b.Queue(`INSERT INTO activity AS a (minute, callbacks, duplicates, rejected)
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
 		ON CONFLICT (minute) DO UPDATE SET callbacks = a.callbacks + excluded.callbacks,
 			duplicates = a.duplicates + excluded.duplicates, rejected = a.rejected + excluded.rejected`,
 		starts, callbacks, dups, rejected)
-	if err != nil {
-		return fmt.Errorf("count activity: %w", err)
-	}
-	return nil
 }
 
-// insertEvents logs the batch's callbacks (ops[idx]) with the seqs in
-// results, marking results' duplicates: a callback whose identity is logged
-// already (by any instance, or earlier in the batch) is logged marked
-// duplicate.
-func insertEvents(ctx context.Context, tx pgx.Tx, ops []storesql.Op, idx []int, results []ledger.Appended, dup []bool) error {
-	type row struct {
-		i   int
-		key []byte
-	}
-	var candidates, dups []row
-	first := map[string]bool{}
-	for _, i := range idx {
-		key := ledger.IdentityHash(ops[i].In.Callback.Key())
-		if first[string(key)] {
-			dups = append(dups, row{i, key})
-			continue
-		}
-		first[string(key)] = true
-		candidates = append(candidates, row{i, key})
-	}
-	columns := func(rows []row) []any {
-		var (
-			seqs, at, ts            []int64
-			apps, recs, files, errs []string
-			types, codes            []int32
-			keys, bodies            [][]byte
-		)
-		for _, r := range rows {
-			in := ops[r.i].In
-			cb := &in.Callback
-			seqs, at, ts = append(seqs, results[r.i].Seq), append(at, in.ReceivedAt.UnixMilli()), append(ts, cb.Timestamp)
-			apps, recs, files, errs = append(apps, cb.AppKey), append(recs, cb.RecordID), append(files, cb.Output.FileName), append(errs, ledger.TextColumn(cb.ErrorMessage))
-			types, codes = append(types, int32(cb.Type)), append(codes, int32(cb.Code))
-			keys, bodies = append(keys, r.key), append(bodies, cb.Raw)
-		}
-		return []any{seqs, at, apps, recs, types, ts, files, codes, errs, keys, bodies}
-	}
-	const insert = `INSERT INTO events (seq, received_at, app_key, record_id, type, timestamp, file_name, code, error_message, dedupe_key, body, duplicate)
-		SELECT *, %s FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::text[],
-			$8::int[], $9::text[], $10::bytea[], $11::bytea[])`
-	rows, err := tx.Query(ctx, fmt.Sprintf(insert, "false")+` ON CONFLICT (dedupe_key) WHERE NOT duplicate DO NOTHING RETURNING seq`, columns(candidates)...)
-	if err != nil {
-		return fmt.Errorf("append callbacks: %w", err)
-	}
-	inserted := map[int64]bool{}
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			rows.Close()
-			return fmt.Errorf("append callbacks: %w", err)
-		}
-		inserted[seq] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("append callbacks: %w", err)
-	}
-	for _, r := range candidates {
-		if !inserted[results[r.i].Seq] {
-			dups = append(dups, r) // logged before, by this instance or another
-		}
-	}
-	if len(dups) > 0 {
-		if _, err := tx.Exec(ctx, fmt.Sprintf(insert, "true"), columns(dups)...); err != nil {
-			return fmt.Errorf("append duplicate callbacks: %w", err)
-		}
-		for _, r := range dups {
-			dup[r.i] = true
-		}
-	}
-	return nil
-}
-
-// project applies a batch's callbacks to their recordings under row locks,
-// taken in record-id order so that two instances never deadlock.
-func project(ctx context.Context, tx pgx.Tx, recordIDs []string, byRecord map[string][]*ledger.Incoming) error {
-	if len(recordIDs) == 0 {
-		return nil
-	}
-	sort.Strings(recordIDs)
-	// The rows exist before they are locked, so that two instances creating
-	// one recording wait for each other instead of failing.
-	if _, err := tx.Exec(ctx, `INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
-		first_seen_at, last_event_at, state) SELECT id, '', '', '', '', 0, 'recording', 'none', 0, 0, '\x7b7d'::bytea FROM unnest($1::text[]) AS id
-		ORDER BY id ON CONFLICT DO NOTHING`, recordIDs); err != nil {
-		return fmt.Errorf("project: %w", err)
-	}
-	rows, err := tx.Query(ctx, `SELECT record_id, state FROM recordings WHERE record_id = ANY($1) ORDER BY record_id FOR UPDATE`, recordIDs)
-	if err != nil {
-		return fmt.Errorf("project: %w", err)
-	}
-	states := map[string][]byte{}
-	for rows.Next() {
-		var (
-			id  string
-			raw []byte
-		)
-		if err := rows.Scan(&id, &raw); err != nil {
-			rows.Close()
-			return fmt.Errorf("project: %w", err)
-		}
-		states[id] = raw
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("project: %w", err)
-	}
-	saved := make([]ledger.State, 0, len(recordIDs))
-	hads := make([]map[string]int64, 0, len(recordIDs))
-	totals := ledger.TotalsChange{}
-	for _, id := range recordIDs {
-		var st ledger.State
-		if err := json.Unmarshal(states[id], &st); err != nil {
-			return fmt.Errorf("project %s: %w", id, err)
-		}
-		before := st // a new recording's placeholder unmarshals to the zero state
-		had := make(map[string]int64, len(st.Files))
-		for name, f := range st.Files {
-			had[name] = f.FirstSeenAt
-		}
-		for _, in := range byRecord[id] {
-			st = ledger.Apply(st, in.Callback, in.ReceivedAt.UnixMilli())
-		}
-		saved, hads = append(saved, st), append(hads, had)
-		totals.Move(before, st)
-	}
-	if err := saveStates(ctx, tx, saved, hads); err != nil {
-		return err
-	}
-	return addTotals(ctx, tx, totals)
-}
-
-// addTotals adds a batch's change of the totals, one statement for all
-// cells, in the cells' fixed order (instances lock the rows alike).
-func addTotals(ctx context.Context, tx pgx.Tx, c ledger.TotalsChange) error {
-	cells := c.Cells()
-	if len(cells) == 0 {
-		return nil
-	}
-	statuses, uploads := make([]string, len(cells)), make([]string, len(cells))
-	recordings, pending := make([]int64, len(cells)), make([]int64, len(cells))
-	for i, k := range cells {
-		statuses[i], uploads[i], recordings[i], pending[i] = string(k.Status), string(k.Upload), c[k].Recordings, c[k].PendingFiles
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO totals AS t (status, upload_state, recordings, pending_files)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
-		ON CONFLICT (status, upload_state) DO UPDATE SET recordings = t.recordings + excluded.recordings,
-			pending_files = t.pending_files + excluded.pending_files`, statuses, uploads, recordings, pending)
-	if err != nil {
-		return fmt.Errorf("project totals: %w", err)
-	}
-	return nil
-}
-
-// saveState writes one recording and the file rows that changed.
-func saveState(ctx context.Context, tx pgx.Tx, st *ledger.State, had map[string]int64) error {
-	return saveStates(ctx, tx, []ledger.State{*st}, []map[string]int64{had})
-}
-
-// saveStates writes recordings and the file rows that changed (files new
-// since had, or seen earlier than had says), two statements for all.
-func saveStates(ctx context.Context, tx pgx.Tx, states []ledger.State, hads []map[string]int64) error {
-	n := len(states)
-	var (
-		ids, apps, rooms, sessions, users, statuses, uploads = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		modes, fileCounts, uploaded                          = make([]int32, n), make([]int32, n), make([]int32, n)
-		started, ended                                       = make([]*int64, n), make([]*int64, n)
-		firstSeen, lastEvent                                 = make([]int64, n), make([]int64, n)
-		raws                                                 = make([][]byte, n)
-		fileNames, fileRecs                                  []string
-		fileSeen                                             []int64
-	)
-	for i := range states {
-		st := &states[i]
-		raw, err := json.Marshal(st)
-		if err != nil {
-			return fmt.Errorf("save recording %s: %w", st.RecordID, err)
-		}
-		ids[i], apps[i], rooms[i], sessions[i], users[i] = st.RecordID, st.AppKey, st.RoomID, st.SessionID, st.UserID
-		statuses[i], uploads[i] = string(st.Status()), string(st.BaseUploadState())
-		modes[i], fileCounts[i], uploaded[i] = int32(st.Mode), int32(len(st.Files)), int32(st.UploadedCount())
-		if st.StartFrom != nil {
-			started[i] = &st.StartFrom.Timestamp
-		}
-		ended[i], firstSeen[i], lastEvent[i], raws[i] = st.EndReceivedAt, st.FirstSeenAt, st.LastEventAt, raw
-		names := make([]string, 0, len(st.Files))
-		for name := range st.Files {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			f := st.Files[name]
-			if seen, ok := hads[i][name]; ok && seen == f.FirstSeenAt {
-				continue
-			}
-			fileNames, fileRecs, fileSeen = append(fileNames, name), append(fileRecs, st.RecordID), append(fileSeen, f.FirstSeenAt)
-		}
-	}
-	_, err := tx.Exec(ctx, `UPDATE recordings r SET app_key = v.app, room_id = v.room, session_id = v.sess, user_id = v.usr, mode = v.mode,
-		status = v.status, upload_state = v.up, started_at = v.started, end_received_at = v.ended, first_seen_at = v.first_seen,
-		last_event_at = v.last_event, file_count = v.files, uploaded_count = v.uploaded, state = v.state
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::bigint[],
-			$10::bigint[], $11::bigint[], $12::bigint[], $13::int[], $14::int[], $15::bytea[])
-			AS v(id, app, room, sess, usr, mode, status, up, started, ended, first_seen, last_event, files, uploaded, state)
-		WHERE r.record_id = v.id`,
-		ids, apps, rooms, sessions, users, modes, statuses, uploads, started, ended, firstSeen, lastEvent, fileCounts, uploaded, raws)
-	if err != nil {
-		return fmt.Errorf("save recordings: %w", err)
-	}
-	if len(fileNames) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO files (file_name, record_id, first_seen_at)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-			ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`, fileNames, fileRecs, fileSeen); err != nil {
-			return fmt.Errorf("save files: %w", err)
-		}
-	}
-	return nil
-}
-
-func insertRejection(ctx context.Context, tx pgx.Tx, r *ledger.StoredRejection) error {
-	_, err := tx.Exec(ctx, `INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size, stored_size)
+func queueRejection(b *pgx.Batch, r *ledger.StoredRejection) {
+	b.Queue(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size, stored_size)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, r.At, r.Status, r.Reason, r.Message, r.Remote, r.Method, r.Path,
 		r.HeaderJSON, r.Body, r.BodySize, r.Size)
-	if err != nil {
-		return fmt.Errorf("quarantine: %w", err)
-	}
-	return nil
 }
 
 // capQuarantine keeps the newest rejections within the caps, counting each
