@@ -1,7 +1,7 @@
 // Package logbody is the stored form of callback bodies: the log keeps
 // every body byte for byte, and most of a body is the same field names and
 // value shapes as every other, so bodies are compressed with s2 (LZ77
-// without entropy coding: about 1.5 µs a body, where zstd took 18-22 µs of
+// without entropy coding: 1.5 to 2 µs a body, where zstd took 18-22 µs of
 // the acknowledged path's 100 µs budget) against a dictionary of RC-shaped
 // callbacks (the simulator's), built in.
 //
