@@ -1,9 +1,9 @@
 package logbody
 
-// Dictionary returns the dictionary of a format, for tests.
+// Dictionary returns the dictionary file of a format, for tests.
 func Dictionary(format byte) []byte {
-	if format == FormatDict1 {
-		return dict1
+	if format == FormatDict2 {
+		return dict2File
 	}
 	return nil
 }

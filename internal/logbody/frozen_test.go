@@ -1,4 +1,4 @@
 package logbody_test
 
-// dict1SHA256 is the hash of dict1.zdict as first committed.
-const dict1SHA256 = "3dab181185bd4868d532b964706c61f4db269f2e9c0760550e0a76abbde0c357"
+// dict2SHA256 is the hash of dict2.s2dict as first committed.
+const dict2SHA256 = "d2a3b084a6551a1050271c5bc86204e57a2d701e0fe82d03d832535ae8fac829"

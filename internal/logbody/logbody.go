@@ -1,7 +1,9 @@
 // Package logbody is the stored form of callback bodies: the log keeps
 // every body byte for byte, and most of a body is the same field names and
-// value shapes as every other, so bodies are compressed with zstd and a
-// dictionary trained on RC-shaped callbacks (the simulator's), built in.
+// value shapes as every other, so bodies are compressed with s2 (LZ77
+// without entropy coding: 1.5 to 2 µs a body, where zstd took 18-22 µs of
+// the acknowledged path's 100 µs budget) against a dictionary of RC-shaped
+// callbacks (the simulator's), built in.
 //
 // A stored body starts with a format byte. Format 0 is the body itself,
 // what Encode writes when compression does not pay. Rows written before
@@ -9,14 +11,21 @@
 // with '{' or JSON white space: Decode gives those back as they are, so
 // format bytes are never one of those five.
 //
-// Format 1 is a zstd frame made with dict1.zdict (16 KiB, trained by
-// TestWriteDictionary). A dictionary never changes once rows use it
-// (training is not reproducible byte for byte, so the file is the
-// dictionary, and TestDictionaryFrozen holds its hash); a better one gets a
-// new file and a new format byte, and Decode keeps reading the old ones.
+// Format 2 is an s2 block made with dict2.s2dict: one example of each body
+// shape the simulator sends (about 20 KiB; see TestWriteDictionary). The
+// file holds the dictionary serialized (its repeat offset, then its bytes),
+// so nothing in it depends on how a library version would pick the repeat
+// offset. A dictionary never changes once rows use it (TestDictionaryFrozen
+// holds its hash); a better one gets a new file and a new format byte, and
+// Decode keeps reading the old ones. Format 1, zstd with a trained
+// dictionary, was never stored outside tests and is retired: Decode
+// refuses it like any unknown format.
 //
-// On simulator bodies it has not seen, format 1 stores about 39% of the
-// bytes (401 bytes to 155 on average); see the package's benchmarks.
+// s2 blocks carry no checksum (the database keeps its own): Decode
+// catches a damaged block only when it no longer parses.
+//
+// On simulator bodies it has not seen, format 2 stores about 41% of the
+// bytes (401 bytes to 165 on average); see the package's benchmarks.
 package logbody
 
 import (
@@ -25,76 +34,48 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/compress/s2"
 )
 
 // The formats: the first byte of a stored body.
 const (
 	FormatRaw   byte = 0 // the body follows as it is
-	FormatDict1 byte = 1 // a zstd frame made with dict1.zdict follows, without its magic number and checksum
+	FormatDict2 byte = 2 // an s2 block made with dict2.s2dict follows
 )
 
 // MaxBody is the largest body Encode compresses; larger ones (ingest
 // refuses bodies over 1 MiB unless configured otherwise) are stored raw, so
-// Decode never has to expand a frame past it, whatever a damaged row
-// claims: a hostile row costs a few MaxBody of memory, not gigabytes.
+// Decode refuses a block that claims more, whatever a damaged row says: a
+// hostile row costs at most MaxBody of memory, not gigabytes.
 const MaxBody = 1 << 20
 
 // ErrBadBody is returned by Decode for bytes it cannot read.
 var ErrBadBody = errors.New("bad stored body")
 
-// dict1 is format 1's dictionary, trained on simulator bodies by
-// TestWriteDictionary; TestDictionaryFrozen holds it still.
+// dict2File is format 2's dictionary as s2.Dict.Bytes serializes it,
+// written by TestWriteDictionary; TestDictionaryFrozen holds it still.
 //
-//go:embed dict1.zdict
-var dict1 []byte
+//go:embed dict2.s2dict
+var dict2File []byte
 
-// zstdMagic starts every zstd frame; stored frames leave it out (the
-// format byte says what follows), which saves 4 bytes a row.
-var zstdMagic = [4]byte{0x28, 0xb5, 0x2f, 0xfd}
-
-// coders are the encoder and decoder of format 1. klauspost's EncodeAll
-// and DecodeAll are safe for concurrent use and keep their own pools, so
-// one of each serves every caller; they are built on first use.
-var coders = sync.OnceValues(func() (*coderPair, error) {
-	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderDict(dict1),
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
-		zstd.WithEncoderCRC(false), // the database keeps its own checksums
-	)
-	if err != nil {
-		return nil, fmt.Errorf("zstd encoder: %w", err)
-	}
-	dec, err := zstd.NewReader(nil,
-		zstd.WithDecoderDicts(dict1),
-		zstd.WithDecoderMaxMemory(MaxBody),
-		zstd.WithDecoderMaxWindow(MaxBody),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("zstd decoder: %w", err)
-	}
-	return &coderPair{enc: enc, dec: dec}, nil
-})
-
-type coderPair struct {
-	enc *zstd.Encoder
-	dec *zstd.Decoder
-}
+// dict2 is format 2's dictionary, loaded on first use; nil if the file
+// does not load. Its Encode and Decode are safe for concurrent use (the
+// dictionary's hash table is built once, under a sync.Once).
+var dict2 = sync.OnceValue(func() *s2.Dict { return s2.NewDict(dict2File) })
 
 // Encode returns the stored form of body: compressed when that makes it
 // smaller, else the body behind a format 0 byte.
 func Encode(body []byte) []byte {
 	if len(body) > 0 && len(body) <= MaxBody {
-		if c, err := coders(); err == nil {
-			out := c.enc.EncodeAll(body, make([]byte, 1, 1+len(body)))
-			out[0] = FormatDict1
-			if len(out) > 1+len(zstdMagic) && len(out)-len(zstdMagic) < 1+len(body) {
-				// Drop the magic number right after the format byte.
-				return append(out[:1], out[1+len(zstdMagic):]...)
+		if d := dict2(); d != nil {
+			out := make([]byte, 1+s2.MaxEncodedLen(len(body)))
+			out[0] = FormatDict2
+			if block := d.Encode(out[1:], body); len(block) < len(body) {
+				return out[:1+len(block)] // block is out[1:]: it fitted
 			}
 		}
-		// An encoder that cannot be built (the embedded dictionary does
-		// not load) leaves bodies raw: still stored, just bigger.
+		// A dictionary that does not load leaves bodies raw: still
+		// stored, just bigger.
 	}
 	out := make([]byte, 1+len(body))
 	out[0] = FormatRaw
@@ -114,16 +95,24 @@ func Decode(stored []byte) ([]byte, error) {
 		return stored[1:], nil
 	case '{', ' ', '\t', '\n', '\r':
 		return stored, nil // a body stored bare, before formats
-	case FormatDict1:
-		c, err := coders()
-		if err != nil {
-			return nil, fmt.Errorf("format 1: %w", err)
+	case FormatDict2:
+		d := dict2()
+		if d == nil {
+			return nil, errors.New("format 2: dictionary dict2.s2dict does not load")
 		}
-		frame := make([]byte, 0, len(zstdMagic)+len(stored)-1)
-		frame = append(append(frame, zstdMagic[:]...), stored[1:]...)
-		body, err := c.dec.DecodeAll(frame, nil)
+		block := stored[1:]
+		// The block starts with its decoded length, and Dict.Decode
+		// allocates that much before reading on: check it first.
+		n, err := s2.DecodedLen(block)
 		if err != nil {
-			return nil, fmt.Errorf("format 1: %w: %w", ErrBadBody, err)
+			return nil, fmt.Errorf("format 2: %w: %w", ErrBadBody, err)
+		}
+		if n > MaxBody {
+			return nil, fmt.Errorf("format 2: claims %d bytes, over MaxBody: %w", n, ErrBadBody)
+		}
+		body, err := d.Decode(nil, block)
+		if err != nil {
+			return nil, fmt.Errorf("format 2: %w: %w", ErrBadBody, err)
 		}
 		return body, nil
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 // The benchmarks cycle through simulator bodies the dictionary was not
-// trained on, and report their mean size as stored (stored-bytes/body)
+// built from, and report their mean size as stored (stored-bytes/body)
 // beside their mean size (raw-bytes/body).
 
 func BenchmarkEncode(b *testing.B) {
