@@ -72,6 +72,9 @@ type Engine struct {
 	projected Position
 	changed   chan struct{} // closed when projected advances
 	following bool          // another instance projects
+	// moved: another instance's projector moved the watermark (Advance),
+	// so the records this engine cached may be stale.
+	moved bool
 }
 
 // handed is a committed row handed over with its parsed callback, so the
@@ -162,9 +165,15 @@ func (e *Engine) Following() bool {
 	return e.following
 }
 
-// Advance notes a watermark another instance's projector reached (or a
-// rebuild reset); it never moves back but on Reset.
-func (e *Engine) Advance(pos Position) { e.advance(pos) }
+// Advance notes a watermark another instance's projector reached; it never
+// moves back. Records cached here are dropped before the next step: the
+// other projector may have changed them.
+func (e *Engine) Advance(pos Position) {
+	e.mu.Lock()
+	e.moved = true
+	e.mu.Unlock()
+	e.advance(pos)
+}
 
 func (e *Engine) advance(pos Position) {
 	e.mu.Lock()
@@ -336,6 +345,12 @@ func (e *Engine) step(ctx context.Context, limit int) (int, error) {
 func (e *Engine) stepCounting(ctx context.Context, limit int) (n int, applied int64, err error) {
 	e.work.Lock()
 	defer e.work.Unlock()
+	e.mu.Lock()
+	if e.moved {
+		e.cache.clear()
+		e.moved = false
+	}
+	e.mu.Unlock()
 	from := e.Projected()
 	rows, cbs, err := e.next(ctx, from, limit)
 	if errors.Is(err, ErrNotLeader) {

@@ -426,3 +426,30 @@ func TestFailedSaveIsRetried(t *testing.T) {
 		t.Errorf("record after the retry: %d events (%v), want 4", len(r.Events), err)
 	}
 }
+
+// TestAdvanceDropsTheCache: when another instance's projector moved the
+// watermark (it led meanwhile), this engine's cached records may be stale:
+// the next step reads them again instead of overwriting the other's work.
+func TestAdvanceDropsTheCache(t *testing.T) {
+	d := newMemDriver()
+	a := start(t, d, Options{})
+	bodies := recording("adv", 2)
+	d.add(bodies[0], base.UnixMilli(), false)
+	if err := a.catchUp(context.Background()); err != nil { // a caches the record
+		t.Fatal(err)
+	}
+	d.add(bodies[1], base.UnixMilli()+1, false)
+	b := New(d, Options{})
+	if err := b.Start(context.Background()); err != nil { // b projects the second row
+		t.Fatal(err)
+	}
+	a.Advance(b.Projected()) // as a notification tells a
+	d.add(bodies[2], base.UnixMilli()+2, false)
+	if err := a.catchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := DecodeRecord(d.records["adv"])
+	if err != nil || len(r.Events) != 3 {
+		t.Errorf("record after a led, b led, a led again: %d events (%v), want 3", len(r.Events), err)
+	}
+}
