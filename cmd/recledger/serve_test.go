@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/logbody"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/rc"
 )
@@ -735,14 +736,22 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	stored := map[string]bool{}
-	rows, err := conn.Query(context.Background(), `SELECT convert_from(body, 'UTF8')::jsonb->>'recordId' FROM log`)
+	rows, err := conn.Query(context.Background(), `SELECT body FROM log`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
-		var id string
-		rows.Scan(&id)
-		stored[id] = true
+		var raw []byte
+		rows.Scan(&raw)
+		body, err := logbody.Decode(raw) // the log keeps bodies compressed
+		if err != nil {
+			t.Fatal(err)
+		}
+		cb, err := rc.Parse(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored[cb.RecordID] = true
 	}
 	rows.Close()
 	for _, id := range acked {
