@@ -74,6 +74,9 @@ type Saved struct {
 	Record *Record
 	Blob   []byte // EncodeRecord(Record)
 	New    bool   // not stored before this batch
+	// Before is the state as stored (zero when New): a driver writes only
+	// the columns that changed, so indexes on the others are left alone.
+	Before ledger.State
 	Files  []FileRow
 }
 

@@ -509,7 +509,7 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 		if err != nil {
 			return nil, 0, err
 		}
-		s := Saved{Record: w.rec, Blob: blob, New: w.new}
+		s := Saved{Record: w.rec, Blob: blob, New: w.new, Before: w.before}
 		for name, f := range w.rec.State.Files {
 			if seen, ok := w.had[name]; !ok || seen != f.FirstSeenAt {
 				s.Files = append(s.Files, FileRow{Name: name, FirstSeenAt: f.FirstSeenAt})

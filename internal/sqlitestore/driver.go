@@ -16,7 +16,14 @@ import (
 // beside the log's commits (on the other core) instead of taking turns.
 type driver struct {
 	s     *Store
-	stmts struct{ saveState, saveFile, addTotals, countMinute, markDuplicate *sql.Stmt }
+	stmts struct {
+		// A recording is written by the narrowest statement that covers
+		// what changed: SQLite rewrites the entries of every index on a
+		// column an UPDATE sets, changed or not, and most callbacks change
+		// only the state and its times (see write).
+		insertRecording, updateAll, updateProgress, updateState *sql.Stmt
+		saveFile, addTotals, countMinute, markDuplicate         *sql.Stmt
+	}
 	saves int
 }
 
@@ -32,15 +39,17 @@ func (d *driver) prepare(ctx context.Context) error {
 		st, err = d.s.ledgerWriter.PrepareContext(ctx, q)
 		return st
 	}
-	d.stmts.saveState = prep(`INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
-			started_at, end_received_at, first_seen_at, last_event_at, state, first_seq, file_count, uploaded_count)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (record_id) DO UPDATE SET app_key = excluded.app_key, room_id = excluded.room_id,
-			session_id = excluded.session_id, user_id = excluded.user_id, mode = excluded.mode, status = excluded.status,
-			upload_state = excluded.upload_state, started_at = excluded.started_at, end_received_at = excluded.end_received_at,
-			first_seen_at = excluded.first_seen_at, last_event_at = excluded.last_event_at, state = excluded.state,
-			file_count = excluded.file_count, uploaded_count = excluded.uploaded_count
-		RETURNING id`)
+	d.stmts.insertRecording = prep(`INSERT INTO recordings (record_id, app_key, room_id, session_id, user_id, mode, status, upload_state,
+			end_received_at, file_count, uploaded_count, started_at, first_seen_at, last_event_at, state, first_seq)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) RETURNING id`)
+	d.stmts.updateAll = prep(`UPDATE recordings SET app_key = ?2, room_id = ?3, session_id = ?4, user_id = ?5, mode = ?6,
+			status = ?7, upload_state = ?8, end_received_at = ?9, file_count = ?10, uploaded_count = ?11,
+			started_at = ?12, first_seen_at = ?13, last_event_at = ?14, state = ?15 WHERE record_id = ?1 RETURNING id`)
+	d.stmts.updateProgress = prep(`UPDATE recordings SET
+			status = ?7, upload_state = ?8, end_received_at = ?9, file_count = ?10, uploaded_count = ?11,
+			started_at = ?12, first_seen_at = ?13, last_event_at = ?14, state = ?15 WHERE record_id = ?1 RETURNING id`)
+	d.stmts.updateState = prep(`UPDATE recordings SET started_at = ?12, first_seen_at = ?13, last_event_at = ?14, state = ?15
+			WHERE record_id = ?1 RETURNING id`)
 	d.stmts.saveFile = prep(`INSERT INTO files (name_hash, recording) VALUES (?, ?) ON CONFLICT DO NOTHING`)
 	d.stmts.addTotals = prep(fmt.Sprintf(storesql.AddTotals, "?", "?", "?", "?"))
 	d.stmts.countMinute = prep(`INSERT INTO activity (minute, callbacks, duplicates) VALUES (?, ?, ?)
@@ -116,17 +125,11 @@ func (d *driver) Save(ctx context.Context, b *engine.Batch) error {
 	if stored != b.From.Seq {
 		return fmt.Errorf("stored %d, batch from %d: %w", stored, b.From.Seq, engine.ErrMoved)
 	}
-	saveState, saveFile := tx.StmtContext(ctx, d.stmts.saveState), tx.StmtContext(ctx, d.stmts.saveFile)
+	saveFile := tx.StmtContext(ctx, d.stmts.saveFile)
 	for _, sv := range b.Records {
 		st := &sv.Record.State
-		var startedAt *int64
-		if st.StartFrom != nil {
-			startedAt = &st.StartFrom.Timestamp
-		}
-		var id int64
-		if err := saveState.QueryRowContext(ctx, st.RecordID, st.AppKey, st.RoomID, st.SessionID, st.UserID,
-			int64(st.Mode), string(st.Status()), string(st.BaseUploadState()), startedAt, st.EndReceivedAt, st.FirstSeenAt, st.LastEventAt,
-			sv.Blob, sv.Record.FirstSeq, len(st.Files), st.UploadedCount()).Scan(&id); err != nil {
+		id, err := d.write(ctx, tx, &sv)
+		if err != nil {
 			return fmt.Errorf("save recording %s: %w", st.RecordID, err)
 		}
 		for _, f := range sv.Files {
@@ -166,6 +169,62 @@ func (d *driver) Save(ctx context.Context, b *engine.Batch) error {
 	}
 	return nil
 }
+
+// columns are a recording's columns beside its record, by the index groups
+// they belong to.
+type columns struct {
+	identity struct {
+		app, room, session, user string
+		mode                     int64
+	}
+	progress struct { // the status, upload and not-uploaded indexes
+		status, upload  string
+		endReceivedAt   *int64
+		files, uploaded int
+	}
+}
+
+func columnsOf(st *ledger.State) columns {
+	var c columns
+	c.identity.app, c.identity.room, c.identity.session, c.identity.user = st.AppKey, st.RoomID, st.SessionID, st.UserID
+	c.identity.mode = int64(st.Mode)
+	c.progress.status, c.progress.upload = string(st.Status()), string(st.BaseUploadState())
+	c.progress.endReceivedAt = st.EndReceivedAt
+	c.progress.files, c.progress.uploaded = len(st.Files), st.UploadedCount()
+	return c
+}
+
+// write stores one recording with the narrowest statement that covers its
+// change and returns its rowid.
+func (d *driver) write(ctx context.Context, tx *sql.Tx, sv *engine.Saved) (int64, error) {
+	st := &sv.Record.State
+	now := columnsOf(st)
+	stmt := d.stmts.insertRecording
+	if !sv.New {
+		was := columnsOf(&sv.Before)
+		switch {
+		case was.identity != now.identity:
+			stmt = d.stmts.updateAll
+		case was.progress.status != now.progress.status || was.progress.upload != now.progress.upload ||
+			was.progress.files != now.progress.files || was.progress.uploaded != now.progress.uploaded ||
+			!equalPtr(was.progress.endReceivedAt, now.progress.endReceivedAt):
+			stmt = d.stmts.updateProgress
+		default:
+			stmt = d.stmts.updateState
+		}
+	}
+	var startedAt *int64
+	if st.StartFrom != nil {
+		startedAt = &st.StartFrom.Timestamp
+	}
+	var id int64
+	err := tx.StmtContext(ctx, stmt).QueryRowContext(ctx, st.RecordID, now.identity.app, now.identity.room, now.identity.session,
+		now.identity.user, now.identity.mode, now.progress.status, now.progress.upload, now.progress.endReceivedAt,
+		now.progress.files, now.progress.uploaded, startedAt, st.FirstSeenAt, st.LastEventAt, sv.Blob, sv.Record.FirstSeq).Scan(&id)
+	return id, err
+}
+
+func equalPtr(a, b *int64) bool { return a == b || a != nil && b != nil && *a == *b }
 
 // Watermark implements engine.Driver.
 func (d *driver) Watermark(ctx context.Context) (engine.Position, error) {

@@ -51,6 +51,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 			{"UploadStateFilter", testUploadStateFilter},
 			{"Activity", testActivity},
 			{"StatsAgreeWithRecordings", testStatsAgreeWithRecordings},
+			{"FiltersFollowChanges", testFiltersFollowChanges},
 		}},
 		{"Quarantine", []test{{"CapsAndOrder", testQuarantine}}},
 		{"ReplayMemory", []test{{"Verdicts", testReplayMemory}}},

@@ -408,3 +408,66 @@ func testStatsAgreeWithRecordings(t *testing.T, open Opener) {
 	defer closeStore(t, s)
 	check("after reopen", s)
 }
+
+// testFiltersFollowChanges reads between callbacks, so each later callback
+// changes a recording already stored: every filter must follow the change
+// (the identity a start callback settles, the status, the upload state).
+func testFiltersFollowChanges(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	ctx := context.Background()
+	at := time.Now()
+	list := func(f ledger.RecordingFilter) []string {
+		t.Helper()
+		page, err := s.ListRecordings(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return recordIDs(page.Items)
+	}
+	steps := []struct {
+		cb   rc.Callback
+		want map[string]ledger.RecordingFilter // filters that must find it after this callback
+		not  map[string]ledger.RecordingFilter // and those that must not
+	}{
+		{callbackIn(t, "fc-1", "early-room", "s", "u", 0, rc.TypeSegment, time.Minute, "fc-1_0.mp4", 200),
+			map[string]ledger.RecordingFilter{"room early-room": {RoomID: "early-room"}, "recording": {Status: ledger.StatusRecording}, "pending": {UploadState: ledger.UploadPending, Now: at}},
+			map[string]ledger.RecordingFilter{"room final-room": {RoomID: "final-room"}}},
+		// The start callback's identity wins over the segment's (ledger.Apply).
+		{callbackIn(t, "fc-1", "final-room", "s", "u", 0, rc.TypeStart, 0, "", 200),
+			map[string]ledger.RecordingFilter{"room final-room": {RoomID: "final-room"}},
+			map[string]ledger.RecordingFilter{"room early-room": {RoomID: "early-room"}}},
+		{callbackIn(t, "fc-1", "final-room", "s", "u", 0, rc.TypeUpload, 2*time.Minute, "fc-1_0.mp4", 200),
+			map[string]ledger.RecordingFilter{"uploads complete (its one file)": {UploadState: ledger.UploadComplete, Now: at}},
+			map[string]ledger.RecordingFilter{"pending": {UploadState: ledger.UploadPending, Now: at}}},
+		{callbackIn(t, "fc-1", "final-room", "s", "u", 0, rc.TypeEnd, time.Hour, "fc-1_1.mp4", 200),
+			map[string]ledger.RecordingFilter{"ended": {Status: ledger.StatusEnded}, "partial": {UploadState: ledger.UploadPartial, Now: at}},
+			map[string]ledger.RecordingFilter{"recording": {Status: ledger.StatusRecording}, "complete": {UploadState: ledger.UploadComplete, Now: at}}},
+		{callbackIn(t, "fc-1", "final-room", "s", "u", 0, rc.TypeUpload, time.Hour+time.Minute, "fc-1_1.mp4", 200),
+			map[string]ledger.RecordingFilter{"complete": {Status: ledger.StatusComplete}, "uploads complete": {UploadState: ledger.UploadComplete, Now: at}},
+			map[string]ledger.RecordingFilter{"ended": {Status: ledger.StatusEnded}, "partial": {UploadState: ledger.UploadPartial, Now: at}}},
+	}
+	for i, st := range steps {
+		if _, err := s.Append(ctx, ledger.Incoming{Callback: st.cb, ReceivedAt: at.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		mustRecording(t, s, "fc-1") // projected now: the next callback changes a stored recording
+		for name, f := range st.want {
+			if got := list(f); len(got) != 1 {
+				t.Errorf("after callback %d, filter %q finds %v, want fc-1", i, name, got)
+			}
+		}
+		for name, f := range st.not {
+			if got := list(f); len(got) != 0 {
+				t.Errorf("after callback %d, filter %q finds %v, want nothing", i, name, got)
+			}
+		}
+		stats, err := s.Stats(ctx, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := stats.RecordingsByStatus[mustRecording(t, s, "fc-1").Status()]; n != 1 {
+			t.Errorf("after callback %d, stats count %d recordings in its status", i, n)
+		}
+	}
+}
