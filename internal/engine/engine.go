@@ -17,7 +17,7 @@ import (
 
 // Options tune an Engine; the zero value is the default.
 type Options struct {
-	// Batch bounds the rows of one projection step (default 256), so a
+	// Batch bounds the rows of one projection step (default 1024), so a
 	// backlog after a restart does not hold the projections' writer long.
 	Batch int
 	// Gather is how long the engine lets appends gather before it
@@ -38,7 +38,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Batch <= 0 {
-		o.Batch = 256
+		o.Batch = 1024
 	}
 	if o.Gather <= 0 {
 		o.Gather = 200 * time.Millisecond

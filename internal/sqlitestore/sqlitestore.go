@@ -253,6 +253,10 @@ func dsn(path string, o Options, synchronous string, readOnly bool) string {
 	} else {
 		q.Add("_pragma", "cache_size(-32768)")
 		q.Add("_txlock", "immediate") // take the write lock at BEGIN, not mid-transaction
+		// A statement inside a transaction that may fail half-way keeps a
+		// statement journal; in a temporary file that cost a write
+		// system call per projected recording.
+		q.Add("_pragma", "temp_store(MEMORY)")
 		// Checkpoints mostly run beside the writer (see checkpoint); the
 		// writer checkpoints itself only if the WAL outgrows 20000 pages.
 		q.Add("_pragma", "wal_autocheckpoint(20000)")
