@@ -60,14 +60,6 @@ type Logged struct {
 	ReceivedAt int64
 }
 
-// FileRow is a file name to write beside a recording (for lookups by
-// name): written when the file first appears, or when an earlier arrival
-// of it is projected late and changes its FirstSeenAt.
-type FileRow struct {
-	Name        string
-	FirstSeenAt int64
-}
-
 // Saved is one recording to write: its record, the record's encoding, and
 // the file rows that change.
 type Saved struct {
@@ -77,7 +69,9 @@ type Saved struct {
 	// Before is the state as stored (zero when New): a driver writes only
 	// the columns that changed, so indexes on the others are left alone.
 	Before ledger.State
-	Files  []FileRow
+	// NewFiles are the names of the files the recording did not have
+	// before, for the stores' lookup of a recording by file name.
+	NewFiles []string
 }
 
 // Batch is what one projection step writes, in one transaction.

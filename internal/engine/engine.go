@@ -430,8 +430,7 @@ func (e *Engine) next(ctx context.Context, from Position, limit int) ([]Row, []r
 // work is a recording being projected in one step.
 type work struct {
 	rec    *Record
-	before ledger.State     // as stored, for the totals
-	had    map[string]int64 // files stored before, with their FirstSeenAt
+	before ledger.State // as stored, for the totals
 	new    bool
 	// touched: a row of this step concerns it (a record loaded for a row
 	// that did not parse is not saved)
@@ -510,12 +509,12 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 			return nil, 0, err
 		}
 		s := Saved{Record: w.rec, Blob: blob, New: w.new, Before: w.before}
-		for name, f := range w.rec.State.Files {
-			if seen, ok := w.had[name]; !ok || seen != f.FirstSeenAt {
-				s.Files = append(s.Files, FileRow{Name: name, FirstSeenAt: f.FirstSeenAt})
+		for name := range w.rec.State.Files {
+			if _, ok := w.before.Files[name]; !ok {
+				s.NewFiles = append(s.NewFiles, name)
 			}
 		}
-		sort.Slice(s.Files, func(i, j int) bool { return s.Files[i].Name < s.Files[j].Name })
+		sort.Strings(s.NewFiles)
 		b.Records = append(b.Records, s)
 		b.Totals.Move(w.before, w.rec.State)
 	}
@@ -565,10 +564,6 @@ func (w *work) set(r *Record) {
 	c := *r
 	c.Events = slices.Clone(r.Events) // the step appends; the cached one stays as stored
 	w.rec, w.before = &c, r.State
-	w.had = make(map[string]int64, len(r.State.Files))
-	for name, f := range r.State.Files {
-		w.had[name] = f.FirstSeenAt
-	}
 }
 
 // has reports whether the record logged an original with this identity.

@@ -346,7 +346,6 @@ func queueRecords(batch *pgx.Batch, saved []engine.Saved) {
 		firstSeq, firstSeen, lastEvent                       = make([]int64, n), make([]int64, n), make([]int64, n)
 		blobs                                                = make([][]byte, n)
 		fileNames, fileRecs                                  []string
-		fileSeen                                             []int64
 	)
 	for i := range saved {
 		st := &saved[i].Record.State
@@ -358,8 +357,8 @@ func queueRecords(batch *pgx.Batch, saved []engine.Saved) {
 		}
 		ended[i], firstSeen[i], lastEvent[i] = st.EndReceivedAt, st.FirstSeenAt, st.LastEventAt
 		firstSeq[i], blobs[i] = saved[i].Record.FirstSeq, saved[i].Blob
-		for _, f := range saved[i].Files {
-			fileNames, fileRecs, fileSeen = append(fileNames, f.Name), append(fileRecs, st.RecordID), append(fileSeen, f.FirstSeenAt)
+		for _, name := range saved[i].NewFiles {
+			fileNames, fileRecs = append(fileNames, name), append(fileRecs, st.RecordID)
 		}
 	}
 	batch.Queue(`INSERT INTO recordings AS r (record_id, first_seq, app_key, room_id, session_id, user_id, mode, status, upload_state,
@@ -373,9 +372,12 @@ func queueRecords(batch *pgx.Batch, saved []engine.Saved) {
 			state = excluded.state`,
 		ids, firstSeq, apps, rooms, sessions, users, modes, statuses, uploads, started, ended, firstSeen, lastEvent, fileCounts, uploaded, blobs)
 	if len(fileNames) > 0 {
-		batch.Queue(`INSERT INTO files (file_name, record_id, first_seen_at)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-			ON CONFLICT (file_name, record_id) DO UPDATE SET first_seen_at = excluded.first_seen_at`, fileNames, fileRecs, fileSeen)
+		hashes := make([]int64, len(fileNames))
+		for i, name := range fileNames {
+			hashes[i] = engine.NameHash(name)
+		}
+		batch.Queue(`INSERT INTO files (name_hash, record_id) SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT DO NOTHING`,
+			hashes, fileRecs)
 	}
 }
 

@@ -215,13 +215,14 @@ func scanStates(rows pgx.Rows) ([]ledger.State, error) {
 	return out, rows.Err()
 }
 
-// FileRecordings implements ledger.Store.
+// FileRecordings implements ledger.Store. Files are indexed by a hash of
+// their name; the records found are checked for the name itself.
 func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error) {
 	if err := s.eng.Fresh(ctx); err != nil {
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.record_id = f.record_id
-		WHERE f.file_name = $1 ORDER BY r.first_seq DESC`, fileName)
+		WHERE f.name_hash = $1 ORDER BY r.first_seq DESC`, engine.NameHash(fileName))
 	if err != nil {
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
@@ -230,7 +231,7 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 	if err != nil {
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
-	return states, nil
+	return slices.DeleteFunc(states, func(st ledger.State) bool { _, ok := st.Files[fileName]; return !ok }), nil
 }
 
 // Stats implements ledger.Store.

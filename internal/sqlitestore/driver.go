@@ -132,9 +132,9 @@ func (d *driver) Save(ctx context.Context, b *engine.Batch) error {
 		if err != nil {
 			return fmt.Errorf("save recording %s: %w", st.RecordID, err)
 		}
-		for _, f := range sv.Files {
-			if _, err := saveFile.ExecContext(ctx, engine.NameHash(f.Name), id); err != nil {
-				return fmt.Errorf("save file %s: %w", f.Name, err)
+		for _, name := range sv.NewFiles {
+			if _, err := saveFile.ExecContext(ctx, engine.NameHash(name), id); err != nil {
+				return fmt.Errorf("save file %s: %w", name, err)
 			}
 		}
 	}
