@@ -164,55 +164,7 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
 	}
 	defer rows.Close()
-	return scanPage(rows, f, limit)
-}
-
-// scanPage reads the rows of storesql.RecordingPageQuery (first_seq,
-// record) into a page, with the cursor of the next one when there is one.
-func scanPage(rows pgx.Rows, f ledger.RecordingFilter, limit int) (ledger.RecordingPage, error) {
-	var (
-		page ledger.RecordingPage
-		seqs []int64
-	)
-	for rows.Next() {
-		var (
-			seq  int64
-			blob []byte
-		)
-		if err := rows.Scan(&seq, &blob); err != nil {
-			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
-		}
-		st, err := engine.DecodeState(blob)
-		if err != nil {
-			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
-		}
-		page.Items, seqs = append(page.Items, st), append(seqs, seq)
-	}
-	if err := rows.Err(); err != nil {
-		return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
-	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		page.Next = ledger.EncodeCursor(seqs[limit-1], f)
-	}
-	return page, nil
-}
-
-// scanStates reads rows of one column, a record's encoding.
-func scanStates(rows pgx.Rows) ([]ledger.State, error) {
-	var out []ledger.State
-	for rows.Next() {
-		var blob []byte
-		if err := rows.Scan(&blob); err != nil {
-			return nil, err
-		}
-		st, err := engine.DecodeState(blob)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, st)
-	}
-	return out, rows.Err()
+	return storesql.ScanRecordingPage(rows, f, limit)
 }
 
 // FileRecordings implements ledger.Store. Files are indexed by a hash of
@@ -227,7 +179,7 @@ func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.S
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
 	defer rows.Close()
-	states, err := scanStates(rows)
+	states, err := storesql.ScanStates(rows)
 	if err != nil {
 		return nil, fmt.Errorf("find file %s: %w", fileName, err)
 	}
