@@ -422,3 +422,61 @@ func TestReplayMemoryIsShared(t *testing.T) {
 		t.Errorf("logged callbacks (-want +got):\n%s", diff)
 	}
 }
+
+// TestReplayRaceAcrossInstances has two instances append, at once, callbacks
+// signed with the same signatures but different bodies, in batches that
+// overlap: each signature's row is judged on its latest version (a
+// commit the other instance made after this statement began included), so
+// exactly one body of each pair is logged and the other refused, never
+// both, never neither.
+func TestReplayRaceAcrossInstances(t *testing.T) {
+	url := databaseURL(t)
+	schema := freshSchema(t, url)
+	const n = 60
+	// Each instance commits its n callbacks in one batch, the two batches
+	// at about the same time.
+	var stores []*pgstore.Store
+	for range 2 {
+		s, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema, MaxBatch: n, MaxWait: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	errs := make([][2]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		k := rc.ReplayKey{AppKey: "app", Nonce: fmt.Sprint("n", i), Timestamp: "1530027865231"}
+		for j, s := range stores {
+			cb := ledgertest.Callback(t, fmt.Sprintf("rec-%d-%d", i, j), rc.TypeStart, 0, "", 200)
+			if v, err := s.Remember(ctx, k, sha256.Sum256(cb.Raw), now.Add(time.Minute)); err != nil || v != rc.ReplayFirst {
+				t.Fatalf("Remember = %v, %v", v, err)
+			}
+			wg.Go(func() {
+				_, errs[i][j] = s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: now})
+			})
+		}
+	}
+	wg.Wait()
+	logged := 0
+	for i, e := range errs {
+		switch {
+		case e[0] == nil && errors.Is(e[1], rc.ErrReplayed), e[1] == nil && errors.Is(e[0], rc.ErrReplayed):
+			logged++
+		default:
+			t.Errorf("signature %d: appends answered %v and %v; want one logged and one rc.ErrReplayed", i, e[0], e[1])
+		}
+	}
+	for _, s := range stores { // each waits for its own callbacks' projection
+		evs, err := s.Events(ctx, 0, 2*n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s == stores[1] && len(evs) != logged {
+			t.Errorf("%d events logged, want %d", len(evs), logged)
+		}
+	}
+}
