@@ -155,7 +155,11 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []stores
 				return fmt.Errorf("append callbacks: %w", err)
 			}
 			if n != nil { // refused: its signature is remembered with another body
-				refused = append(refused, refusal{op: cbs.ops[*n-1], digest: digest, until: *untilAt})
+				r := refusal{op: cbs.ops[*n-1], digest: digest}
+				if untilAt != nil {
+					r.until = *untilAt
+				}
+				refused = append(refused, r)
 				continue
 			}
 			pos, err := logPos(*txt, *id)
@@ -180,6 +184,10 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []stores
 	}
 	for _, r := range refused {
 		sig := *ops[r.op].Sig
+		if r.digest == nil { // not judged (cannot happen: every signature is inserted or updated)
+			results[r.op].Err = errors.New("replay memory: the signature was not judged; retry")
+			continue
+		}
 		results[r.op].Err = &rc.SignatureError{Err: rc.ErrReplayed, Detail: "remembered by another instance"}
 		// Judge the next use of this signature here as the table did.
 		copy(sig.Digest[:], r.digest)
@@ -237,7 +245,7 @@ const appendSigned = `WITH input AS (
 		RETURNING app_key, nonce, timestamp, body_digest, until
 	), verdict AS (
 		SELECT i.n, i.received_at, i.body, s.body_digest AS remembered, s.until AS remembered_until,
-			NOT i.signed OR s.body_digest = i.digest AS ok
+			COALESCE(NOT i.signed OR s.body_digest = i.digest, false) AS ok
 		FROM input i LEFT JOIN sigs s ON i.signed AND s.app_key = i.app_key AND s.nonce = i.nonce AND s.timestamp = i.ts
 	), logged AS (
 		INSERT INTO log (received_at, body) SELECT received_at, body FROM verdict WHERE ok ORDER BY n
