@@ -145,6 +145,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, body, err)
 		return
 	}
+	if se, ok := errors.AsType[*rc.SignatureError](err); ok && errors.Is(se, rc.ErrReplayed) {
+		// The store found the signature remembered with another body (by
+		// another instance, which the verifier's memory had not heard of
+		// yet): the verifier's refusal, answered as the verifier would.
+		h.refuse(w, r, body, se)
+		return
+	}
 	if err != nil {
 		h.unavailable(w, r, err)
 		return

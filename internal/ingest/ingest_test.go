@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/recledger/recledger/internal/ingest"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/internal/storetest"
 	"github.com/recledger/recledger/rc"
@@ -339,4 +341,62 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestIngestRefusesReplayAcrossInstances posts a signature to one
+// PostgreSQL instance and then the same signature to another on the same
+// database. The second instance's verifier has not heard of it (its memory
+// is its own); the commit finds it in the shared table: with another body
+// the callback is refused as the verifier refuses a replay, and
+// quarantined, not logged; with the same body (a redelivery that landed on
+// the other instance) it is logged.
+func TestIngestRefusesReplayAcrossInstances(t *testing.T) {
+	stores := storetest.PostgresInstances(t, 2, pgstore.Options{})
+	urls := []string{newServer(t, stores[0], stores[0], false), newServer(t, stores[1], stores[1], false)}
+	var captured http.Header
+	capture := func(r *http.Request) {
+		signer()(r)
+		captured = r.Header.Clone()
+	}
+	replay := func(r *http.Request) {
+		for _, k := range []string{"Nonce", "Timestamp", "Signature"} {
+			r.Header.Set(k, captured.Get(k))
+		}
+	}
+	start, end := seed(t, "type1-start.json"), seed(t, "type3-end.json")
+	if a := post(t, urls[0], start, capture, "application/json"); a.status != 200 {
+		t.Fatalf("first instance: %d %v", a.status, a.body)
+	}
+	if a := post(t, urls[1], end, replay, "application/json"); a.status != 401 || errorCode(a) != "replayed_signature" {
+		t.Fatalf("second instance, same signature, other body: %d %v; want 401 replayed_signature", a.status, a.body)
+	}
+	q, err := stores[1].QuarantineList(context.Background(), 0, 10)
+	if err != nil || len(q) != 1 {
+		t.Fatalf("quarantine: %v, %v; want the refused request", q, err)
+	}
+	if r := q[0]; r.Status != 401 || r.Reason != "replayed_signature" || !bytes.Equal(r.Body, end) || r.Header.Get("Signature") != "***" {
+		t.Errorf("quarantined %+v", r)
+	}
+	// The same request redelivered, once to each instance: logged both times.
+	upload := seed(t, "type4-upload.json")
+	if a := post(t, urls[0], upload, capture, "application/json"); a.status != 200 {
+		t.Fatalf("first instance, a new signature: %d %v", a.status, a.body)
+	}
+	if a := post(t, urls[1], upload, replay, "application/json"); a.status != 200 {
+		t.Errorf("second instance, same signature, same body: %d %v; want 200 (a redelivery)", a.status, a.body)
+	}
+	var logged []string
+	for _, s := range stores { // each waits for its own callbacks' projection
+		evs, err := s.Events(context.Background(), 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logged = logged[:0]
+		for _, e := range evs {
+			logged = append(logged, e.Type.String())
+		}
+	}
+	if want := []string{rc.TypeStart.String(), rc.TypeUpload.String(), rc.TypeUpload.String()}; !slices.Equal(logged, want) {
+		t.Errorf("logged %v, want %v (the refused body not among them)", logged, want)
+	}
 }

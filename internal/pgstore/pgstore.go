@@ -7,7 +7,9 @@
 // into the feed and the recordings: one instance at a time projects (the
 // holder of a session advisory lock), reading only rows of transactions
 // older than every running one, so the feed follows commit order without
-// gaps. The replay memory is a table every instance shares.
+// gaps. The verifier's replay memory answers from each instance's RAM;
+// the table behind it, which every instance shares, is written and checked
+// in the commit of the callbacks the signatures admitted (see commit).
 // docs/architecture.md explains the choices.
 package pgstore
 
@@ -49,7 +51,7 @@ type Options struct {
 	// queued); tests use it to put callbacks in one batch for sure.
 	MaxWait time.Duration
 	// WriteTimeout bounds every database call a callback waits for (the
-	// replay memory, the pool's connection, the group commit), counted for
+	// pool's connection, the group commit), counted for
 	// a commit from when its oldest callback was submitted: past it the
 	// callback is answered 503. Default 3s, below RC's 5 s wait for an
 	// answer; without it a blackholed database held callbacks for minutes.
@@ -65,8 +67,8 @@ type Options struct {
 // Store is a ledger.Store on PostgreSQL.
 type Store struct {
 	pool            *pgxpool.Pool
-	replay          *pgxpool.Pool // synchronous_commit off: see Remember
 	opts            Options
+	sigs            *storesql.ReplayMemory
 	storesql.Intake // Append and Quarantine: the group commit
 	eng             *engine.Engine
 	drv             *driver
@@ -134,14 +136,12 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	replayCfg := cfg.Copy()
-	replayCfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	replay, err := pgxpool.NewWithConfig(ctx, replayCfg)
-	if err != nil {
+	s := &Store{pool: pool, opts: o, sigs: storesql.NewReplayMemory(o.Now), done: make(chan struct{}), engineDone: make(chan struct{})}
+	if err := s.loadSignatures(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, err
 	}
-	s := &Store{pool: pool, replay: replay, opts: o, done: make(chan struct{}), engineDone: make(chan struct{})}
+	s.Sign = s.sigs.Take
 	// The projector's and the listener's connections: outside the pool,
 	// named so that an operator sees which instance projects.
 	lockCfg := cfg.ConnConfig.Copy()
@@ -175,7 +175,6 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		stopSignals()
 		s.signalsDone.Wait()
 		s.drv.close()
-		replay.Close()
 		pool.Close()
 		return nil, fmt.Errorf("start projections: %w", err)
 	}
@@ -289,7 +288,6 @@ func (s *Store) Close() error {
 	s.stopSignals()
 	s.signalsDone.Wait()
 	s.drv.close()
-	s.replay.Close()
 	s.pool.Close()
 	return nil
 }

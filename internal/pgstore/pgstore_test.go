@@ -2,6 +2,8 @@ package pgstore_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -326,21 +328,155 @@ func fold(cbs []rc.Callback, at time.Time) ledger.State {
 	return st
 }
 
-// TestReplayMemoryIsShared checks a signature accepted by one instance is
-// known to the other.
+// TestReplayMemoryIsShared checks a signature logged by one instance is
+// known to the other. Remember answers from the instance's own memory, so
+// the other instance's Remember may say ReplayFirst: the check happens when
+// the callback commits, and the signature is shared (durable) only once
+// its callback is. So this goes through Append, as ingest does.
 func TestReplayMemoryIsShared(t *testing.T) {
 	url := databaseURL(t)
 	schema := freshSchema(t, url)
 	a, b := open(t, url, schema), open(t, url, schema)
+	ctx := context.Background()
+	now := time.Now()
+	until := now.Add(time.Minute)
+	bodyA := ledgertest.Callback(t, "rec-a", rc.TypeStart, 0, "", 200)
+	bodyB := ledgertest.Callback(t, "rec-b", rc.TypeStart, 0, "", 200)
+	remember := func(s *pgstore.Store, k rc.ReplayKey, cb rc.Callback, until time.Time, want rc.ReplayVerdict) {
+		t.Helper()
+		if v, err := s.Remember(ctx, k, sha256.Sum256(cb.Raw), until); err != nil || v != want {
+			t.Fatalf("Remember %s with %s = %v, %v; want %v", k.Nonce, cb.RecordID, v, err, want)
+		}
+	}
+	appendCb := func(s *pgstore.Store, cb rc.Callback) error {
+		_, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: now})
+		return err
+	}
+
+	// A logs a signed callback; B, which has not heard of it, accepts the
+	// signature with another body, but its Append is refused.
 	k := rc.ReplayKey{AppKey: "app", Nonce: "n", Timestamp: "1530027865231"}
-	until := time.Now().Add(time.Minute)
-	if v, err := a.Remember(context.Background(), k, [32]byte{1}, until); err != nil || v != rc.ReplayFirst {
-		t.Fatalf("first: %v %v", v, err)
+	remember(a, k, bodyA, until, rc.ReplayFirst)
+	if err := appendCb(a, bodyA); err != nil {
+		t.Fatal(err)
 	}
-	if v, err := b.Remember(context.Background(), k, [32]byte{2}, until); err != nil || v != rc.ReplayOtherBody {
-		t.Errorf("the other instance, another body: %v %v; want ReplayOtherBody", v, err)
+	remember(b, k, bodyB, until, rc.ReplayFirst)
+	if err := appendCb(b, bodyB); !errors.Is(err, rc.ErrReplayed) {
+		t.Fatalf("B appends another body under A's signature: %v; want rc.ErrReplayed", err)
 	}
-	if v, err := b.Remember(context.Background(), k, [32]byte{1}, until); err != nil || v != rc.ReplaySameBody {
-		t.Errorf("the other instance, the same body: %v %v; want ReplaySameBody", v, err)
+	// B has learnt the signature's body from the refusal.
+	remember(b, k, bodyB, until, rc.ReplayOtherBody)
+	remember(b, k, bodyA, until, rc.ReplaySameBody)
+	// The same request redelivered to B is logged (a duplicate).
+	if err := appendCb(b, bodyA); err != nil {
+		t.Errorf("B appends a redelivery of A's request: %v", err)
+	}
+
+	// Both instances accept a signature at once, each with its own body:
+	// the first commit wins.
+	k2 := rc.ReplayKey{AppKey: "app", Nonce: "n2", Timestamp: "1530027865231"}
+	remember(a, k2, bodyB, until, rc.ReplayFirst)
+	remember(b, k2, bodyA, until, rc.ReplayFirst)
+	if err := appendCb(b, bodyA); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendCb(a, bodyB); !errors.Is(err, rc.ErrReplayed) {
+		t.Errorf("A appends after B committed the signature with another body: %v; want rc.ErrReplayed", err)
+	}
+
+	// An expired signature is taken over.
+	k3 := rc.ReplayKey{AppKey: "app", Nonce: "n3", Timestamp: "1530027865231"}
+	remember(a, k3, bodyA, now.Add(-time.Second), rc.ReplayFirst)
+	if err := appendCb(a, bodyA); err != nil {
+		t.Fatal(err)
+	}
+	remember(b, k3, bodyB, until, rc.ReplayFirst)
+	if err := appendCb(b, bodyB); err != nil {
+		t.Errorf("B appends under a signature whose memory expired: %v", err)
+	}
+
+	// A third instance, started now, knows the logged signatures at once.
+	c := open(t, url, schema)
+	remember(c, k, bodyB, until, rc.ReplayOtherBody)
+	remember(c, k2, bodyB, until, rc.ReplayOtherBody)
+	remember(c, k3, bodyA, until, rc.ReplayOtherBody)
+
+	// What was logged: A's body twice under k (first delivery and
+	// redelivery), then k2's and k3's winners; nothing refused.
+	if _, err := a.Events(ctx, 0, 100); err != nil { // waits for A's rows
+		t.Fatal(err)
+	}
+	if _, err := b.Events(ctx, 0, 100); err != nil { // and B's
+		t.Fatal(err)
+	}
+	evs, err := c.Events(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.RecordID)
+	}
+	want := []string{"rec-a", "rec-a", "rec-a", "rec-a", "rec-b"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("logged callbacks (-want +got):\n%s", diff)
+	}
+}
+
+// TestReplayRaceAcrossInstances has two instances append, at once, callbacks
+// signed with the same signatures but different bodies, in batches that
+// overlap: each signature's row is judged on its latest version (a
+// commit the other instance made after this statement began included), so
+// exactly one body of each pair is logged and the other refused, never
+// both, never neither.
+func TestReplayRaceAcrossInstances(t *testing.T) {
+	url := databaseURL(t)
+	schema := freshSchema(t, url)
+	const n = 60
+	// Each instance commits its n callbacks in one batch, the two batches
+	// at about the same time.
+	var stores []*pgstore.Store
+	for range 2 {
+		s, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema, MaxBatch: n, MaxWait: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	errs := make([][2]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		k := rc.ReplayKey{AppKey: "app", Nonce: fmt.Sprint("n", i), Timestamp: "1530027865231"}
+		for j, s := range stores {
+			cb := ledgertest.Callback(t, fmt.Sprintf("rec-%d-%d", i, j), rc.TypeStart, 0, "", 200)
+			if v, err := s.Remember(ctx, k, sha256.Sum256(cb.Raw), now.Add(time.Minute)); err != nil || v != rc.ReplayFirst {
+				t.Fatalf("Remember = %v, %v", v, err)
+			}
+			wg.Go(func() {
+				_, errs[i][j] = s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: now})
+			})
+		}
+	}
+	wg.Wait()
+	logged := 0
+	for i, e := range errs {
+		switch {
+		case e[0] == nil && errors.Is(e[1], rc.ErrReplayed), e[1] == nil && errors.Is(e[0], rc.ErrReplayed):
+			logged++
+		default:
+			t.Errorf("signature %d: appends answered %v and %v; want one logged and one rc.ErrReplayed", i, e[0], e[1])
+		}
+	}
+	for _, s := range stores { // each waits for its own callbacks' projection
+		evs, err := s.Events(ctx, 0, 2*n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s == stores[1] && len(evs) != logged {
+			t.Errorf("%d events logged, want %d", len(evs), logged)
+		}
 	}
 }

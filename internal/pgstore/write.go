@@ -15,63 +15,40 @@ import (
 	"github.com/recledger/recledger/rc"
 )
 
-// Remember implements rc.ReplayMemory against the shared table, so a
-// signature accepted by one instance is known to all. One statement, on
-// connections with synchronous_commit off: the row is flushed to disk, at
-// the latest, with the commit of the callback it signed, which is
-// synchronous and later in the same WAL.
-func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte, until time.Time) (v rc.ReplayVerdict, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
-	defer cancel()
-	defer func() {
-		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			s.dropConnections()
-			err = fmt.Errorf("%w (no answer within %s)", err, s.opts.WriteTimeout)
-			// A write that failed: readiness says so (a success says
-			// nothing: the commits that follow must succeed too).
-			s.health.Wrote(err)
-		}
-	}()
-	var (
-		inserted bool
-		seen     []byte
-		expires  *int64
-	)
-	// The insert's own row is invisible to the subselects (one snapshot):
-	// they see the row another request committed before.
-	err = s.replay.QueryRow(ctx, `WITH ins AS (
-			INSERT INTO replay (app_key, nonce, timestamp, body_digest, until) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (app_key, nonce, timestamp) DO NOTHING RETURNING 1)
-		SELECT EXISTS (SELECT 1 FROM ins),
-			(SELECT body_digest FROM replay WHERE app_key = $1 AND nonce = $2 AND timestamp = $3),
-			(SELECT until FROM replay WHERE app_key = $1 AND nonce = $2 AND timestamp = $3)`,
-		key.AppKey, key.Nonce, key.Timestamp, digest[:], until.UnixMilli()).Scan(&inserted, &seen, &expires)
-	switch {
-	case err != nil:
-		return 0, fmt.Errorf("replay memory: %w", err)
-	case inserted:
-		return rc.ReplayFirst, nil
-	case expires == nil:
-		// Another request with this signature committed after this
-		// statement's snapshot: judge it on a retry (503), not now.
-		return 0, errors.New("replay memory: the same signature is being remembered concurrently; retry")
-	case *expires <= s.opts.Now().UnixMilli():
-		// An expired entry: remember this signing instead, unless another
-		// request (or the prune) got there first.
-		tag, err := s.replay.Exec(ctx, `UPDATE replay SET body_digest = $4, until = $5
-			WHERE app_key = $1 AND nonce = $2 AND timestamp = $3 AND until <= $6`,
-			key.AppKey, key.Nonce, key.Timestamp, digest[:], until.UnixMilli(), s.opts.Now().UnixMilli())
-		if err != nil {
-			return 0, fmt.Errorf("replay memory: %w", err)
-		}
-		if tag.RowsAffected() != 1 {
-			return 0, errors.New("replay memory: the same signature is being remembered concurrently; retry")
-		}
-		return rc.ReplayFirst, nil
-	case string(seen) == string(digest[:]):
-		return rc.ReplaySameBody, nil
+// Remember implements rc.ReplayMemory from this instance's memory, with no
+// database call: a signature it has seen, unexpired, is judged at once;
+// any other is ReplayFirst here, and the commit of its callback checks it
+// against the signatures the other instances logged (see commit).
+func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte, until time.Time) (rc.ReplayVerdict, error) {
+	return s.sigs.Remember(ctx, key, digest, until)
+}
+
+// loadSignatures fills the memory with the unexpired signatures of the
+// shared table, so that a restarted instance knows the signatures it (and
+// the others) logged before.
+func (s *Store) loadSignatures(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, `SELECT app_key, nonce, timestamp, body_digest, until FROM replay WHERE until > $1`,
+		s.opts.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("load replay memory: %w", err)
 	}
-	return rc.ReplayOtherBody, nil
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			sig    storesql.Signature
+			digest []byte
+			until  int64
+		)
+		if err := rows.Scan(&sig.Key.AppKey, &sig.Key.Nonce, &sig.Key.Timestamp, &digest, &until); err != nil {
+			return fmt.Errorf("load replay memory: %w", err)
+		}
+		copy(sig.Digest[:], digest)
+		s.sigs.Restore(sig.Compact(), time.UnixMilli(until))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load replay memory: %w", err)
+	}
+	return nil
 }
 
 // commitWithin runs commit with a deadline WriteTimeout after the batch's
@@ -80,7 +57,7 @@ func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte,
 // without a deadline (it must wait for a commit's true outcome); here the
 // deadline makes pgx give up on a silent server: it sets the socket's
 // deadline, fails the call and closes that connection.
-func (s *Store) commitWithin(ctx context.Context, ops []storesql.Op) ([]ledger.Appended, error) {
+func (s *Store) commitWithin(ctx context.Context, ops []storesql.Op) ([]storesql.Result, error) {
 	deadline := time.Now().Add(s.opts.WriteTimeout)
 	for _, o := range ops {
 		if !o.Queued.IsZero() && o.Queued.Add(s.opts.WriteTimeout).Before(deadline) {
@@ -97,13 +74,12 @@ func (s *Store) commitWithin(ctx context.Context, ops []storesql.Op) ([]ledger.A
 	return results, err
 }
 
-// dropConnections closes the pools' idle connections after a call timed
+// dropConnections closes the pool's idle connections after a call timed
 // out: when the network dropped the server silently, they are as dead as
 // the one that timed out, and each would cost a caller another timeout
 // before the pool found out. Connections in use close when released.
 func (s *Store) dropConnections() {
 	s.pool.Reset()
-	s.replay.Reset()
 }
 
 // probeWrite commits a small write (a row inserted and deleted again, on a
@@ -130,10 +106,12 @@ func (s *Store) probeWrite(ctx context.Context) error {
 
 // commit is the group-commit function: one transaction for the batch,
 // holding only what RC's 200 promises: the callbacks' bytes in the log
-// (one statement for all), plus the batch's rejections and their counts.
-// No lock beyond the rows it inserts, no duplicate check, no projection:
-// instances append side by side, and the engine projects after the commit.
-func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger.Appended, err error) {
+// (one statement for all) with the signatures that admitted them in the
+// shared replay table (the same statement), plus the batch's rejections
+// and their counts. No lock beyond the rows it inserts, no duplicate
+// check, no projection: instances append side by side, and the engine
+// projects after the commit.
+func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []storesql.Result, err error) {
 	report := storesql.ReportCommit(s.opts.OnCommit, ops)
 	defer func() { report(err) }()
 	s.mu.Lock()
@@ -143,16 +121,16 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 
 	// Seq is 0: the feed seq is given when the engine projects the row;
 	// Duplicate is false: the engine marks redeliveries in the feed.
-	results = make([]ledger.Appended, len(ops))
+	results = make([]storesql.Result, len(ops))
 	var (
 		rejected bool
 		logged   []engine.Row
-		at       []int64
-		bodies   [][]byte
+		cbs      callbackColumns
+		refused  []refusal
 	)
-	for _, o := range ops {
+	for i, o := range ops {
 		if o.In != nil {
-			at, bodies = append(at, o.In.ReceivedAt.UnixMilli()), append(bodies, o.Body)
+			cbs.add(i, o)
 		}
 	}
 	// One batch, one round trip: pgx sends it as one implicit transaction
@@ -166,29 +144,54 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 			minutes.Rejected(o.Rej.At)
 		}
 	}
-	if len(bodies) > 0 {
-		batch.Queue(`INSERT INTO log (received_at, body) SELECT * FROM unnest($1::bigint[], $2::bytea[])
-			RETURNING tx::text, id`, at, bodies).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var (
-					txt string
-					id  int64
-				)
-				if err := rows.Scan(&txt, &id); err != nil {
-					return fmt.Errorf("append callbacks: %w", err)
-				}
-				pos, err := logPos(txt, id)
-				if err != nil {
-					return fmt.Errorf("append callbacks: %w", err)
-				}
-				logged = append(logged, engine.Row{Log: pos})
+	scan := func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				txt            *string
+				id, n, untilAt *int64
+				digest         []byte
+			)
+			if err := rows.Scan(&txt, &id, &n, &digest, &untilAt); err != nil {
+				return fmt.Errorf("append callbacks: %w", err)
 			}
-			return nil
-		})
+			if n != nil { // refused: its signature is remembered with another body
+				r := refusal{op: cbs.ops[*n-1], digest: digest}
+				if untilAt != nil {
+					r.until = *untilAt
+				}
+				refused = append(refused, r)
+				continue
+			}
+			pos, err := logPos(*txt, *id)
+			if err != nil {
+				return fmt.Errorf("append callbacks: %w", err)
+			}
+			logged = append(logged, engine.Row{Log: pos})
+		}
+		return nil
+	}
+	switch {
+	case cbs.signed:
+		batch.Queue(appendSigned, cbs.at, cbs.bodies, cbs.isSigned, cbs.appKeys, cbs.nonces, cbs.timestamps,
+			cbs.digests, cbs.until, s.opts.Now().UnixMilli()).Query(scan)
+	case len(cbs.ops) > 0:
+		batch.Queue(`INSERT INTO log (received_at, body) SELECT * FROM unnest($1::bigint[], $2::bytea[])
+			RETURNING tx::text, id, NULL::bigint, NULL::bytea, NULL::bigint`, cbs.at, cbs.bodies).Query(scan)
 	}
 	queueMinutes(batch, minutes.Minutes())
 	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
+	}
+	for _, r := range refused {
+		sig := *ops[r.op].Sig
+		if r.digest == nil { // not judged (cannot happen: every signature is inserted or updated)
+			results[r.op].Err = errors.New("replay memory: the signature was not judged; retry")
+			continue
+		}
+		results[r.op].Err = &rc.SignatureError{Err: rc.ErrReplayed, Detail: "remembered by another instance"}
+		// Judge the next use of this signature here as the table did.
+		copy(sig.Digest[:], r.digest)
+		s.sigs.Restore(sig.Compact(), time.UnixMilli(r.until))
 	}
 	// Reads on this instance now wait for these rows (engine.Fresh); the
 	// projecting instance, when it is another, is told they are there.
@@ -204,7 +207,7 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 		}
 	}
 	if prune {
-		if _, err := s.replay.Exec(ctx, `DELETE FROM replay WHERE until <= $1`, s.opts.Now().UnixMilli()); err != nil {
+		if _, err := s.pool.Exec(ctx, `DELETE FROM replay WHERE until <= $1`, s.opts.Now().UnixMilli()); err != nil {
 			s.opts.Logger.Warn("prune replay memory", "err", err)
 		}
 		if _, err := s.pool.Exec(ctx, `DELETE FROM activity WHERE minute < $1`, s.opts.Now().Add(-ledger.ActivityKept).UnixMilli()); err != nil {
@@ -212,6 +215,80 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 		}
 	}
 	return results, nil
+}
+
+// appendSigned appends a batch's callbacks ($1, $2) with the signatures
+// that admitted them ($3 tells which are signed; $4..$8 the signatures) in
+// one statement, the cross-instance check of the replay memory included.
+// Each signature goes into the shared table, or, when it is there already,
+// locks its row: unexpired (until > $9), the row keeps the body it was
+// first logged with; expired, this signing takes it over. The RETURNING of
+// that insert-or-update gives the row's latest version even when another
+// instance committed it after this statement's snapshot (a plain read
+// would miss it), and it waits for one not yet committed. A callback is
+// logged when unsigned or when its signature's row names its body (its
+// first delivery, or a redelivery of the same request); one whose
+// signature is remembered with another body is not, and comes back with
+// its ordinal, the body digest and until of the remembered one. The
+// signatures are taken in key order, so that two instances' batches lock
+// shared rows in the same order.
+const appendSigned = `WITH input AS (
+		SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bigint[])
+			WITH ORDINALITY AS i(received_at, body, signed, app_key, nonce, ts, digest, until, n)
+	), sigs AS (
+		INSERT INTO replay AS r (app_key, nonce, timestamp, body_digest, until)
+		SELECT DISTINCT ON (app_key, nonce, ts) app_key, nonce, ts, digest, until FROM input
+			WHERE signed ORDER BY app_key, nonce, ts, n
+		ON CONFLICT (app_key, nonce, timestamp) DO UPDATE
+			SET body_digest = CASE WHEN r.until <= $9 THEN excluded.body_digest ELSE r.body_digest END,
+				until = CASE WHEN r.until <= $9 THEN excluded.until ELSE r.until END
+		RETURNING app_key, nonce, timestamp, body_digest, until
+	), verdict AS (
+		SELECT i.n, i.received_at, i.body, s.body_digest AS remembered, s.until AS remembered_until,
+			COALESCE(NOT i.signed OR s.body_digest = i.digest, false) AS ok
+		FROM input i LEFT JOIN sigs s ON i.signed AND s.app_key = i.app_key AND s.nonce = i.nonce AND s.timestamp = i.ts
+	), logged AS (
+		INSERT INTO log (received_at, body) SELECT received_at, body FROM verdict WHERE ok ORDER BY n
+		RETURNING tx::text, id
+	)
+	SELECT tx, id, NULL::bigint, NULL::bytea, NULL::bigint FROM logged
+	UNION ALL SELECT NULL, NULL, n, remembered, remembered_until FROM verdict WHERE NOT ok`
+
+// callbackColumns are a batch's callbacks as appendSigned's arrays.
+type callbackColumns struct {
+	ops                         []int // each callback's index in the batch
+	at                          []int64
+	bodies                      [][]byte
+	signed                      bool // some callback is
+	isSigned                    []bool
+	appKeys, nonces, timestamps []string
+	digests                     [][]byte
+	until                       []int64
+}
+
+func (c *callbackColumns) add(i int, o storesql.Op) {
+	c.ops = append(c.ops, i)
+	c.at, c.bodies = append(c.at, o.In.ReceivedAt.UnixMilli()), append(c.bodies, o.Body)
+	var (
+		key    rc.ReplayKey
+		digest []byte
+		until  int64
+	)
+	if o.Sig != nil {
+		c.signed = true
+		key, digest, until = o.Sig.Key, o.Sig.Digest[:], o.Sig.Until.UnixMilli()
+	}
+	c.isSigned = append(c.isSigned, o.Sig != nil)
+	c.appKeys, c.nonces, c.timestamps = append(c.appKeys, key.AppKey), append(c.nonces, key.Nonce), append(c.timestamps, key.Timestamp)
+	c.digests, c.until = append(c.digests, digest), append(c.until, until)
+}
+
+// refusal is a callback appendSigned did not log: its signature is
+// remembered, until then, with the body whose SHA-256 is digest.
+type refusal struct {
+	op     int
+	digest []byte
+	until  int64
 }
 
 // logPos reads a log position from its transaction id as text (pgx has

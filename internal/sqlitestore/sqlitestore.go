@@ -112,7 +112,7 @@ type Store struct {
 	eng     *engine.Engine
 	stopEng context.CancelFunc
 	engDone chan struct{}
-	sigs    *sigMemory
+	sigs    *storesql.ReplayMemory
 
 	checkpointer *sql.DB
 	stopCkpt     context.CancelFunc
@@ -188,7 +188,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.sigs = newSigMemory(o.Now, o.ReplayWindow)
+	s.sigs = storesql.NewReplayMemory(o.Now)
 	s.driver.s = s
 	s.eng = engine.New(&s.driver, engine.Options{Logger: o.Logger, Reported: s.projected})
 	if err := s.prepare(ctx); err != nil {
@@ -199,7 +199,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	s.Sign = s.sigs.sig
+	s.Sign = s.sigs.Take
 	s.Batcher = groupcommit.New(storesql.Track(&s.health, s.commit, itemError),
 		groupcommit.Options{MaxBatch: o.MaxBatch, MaxWait: o.MaxWait, ItemError: itemError})
 	runCtx, stop := context.WithCancel(context.Background())
@@ -270,7 +270,7 @@ func dsn(path string, o Options, synchronous string, readOnly bool) string {
 // quarantine's size) and brings the projections up to the log: whatever a
 // crash left unprojected is projected before the store is used.
 func (s *Store) load(ctx context.Context) error {
-	if err := s.sigs.load(ctx, s.writer); err != nil {
+	if err := loadSignatures(ctx, s.writer, s.sigs, s.opts.Now(), s.opts.ReplayWindow); err != nil {
 		return err
 	}
 	err := s.writer.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(stored_size), 0) FROM quarantine`).

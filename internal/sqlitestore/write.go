@@ -39,7 +39,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	return s.driver.prepare(ctx)
 }
 
-// Remember implements rc.ReplayMemory (see sigMemory).
+// Remember implements rc.ReplayMemory (see storesql.ReplayMemory).
 func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte, until time.Time) (rc.ReplayVerdict, error) {
 	return s.sigs.Remember(ctx, key, digest, until)
 }
@@ -47,7 +47,7 @@ func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte,
 // commit is the group-commit function: one transaction for the batch, in
 // which each callback is one appended row and each rejection one
 // quarantine row. Nothing else: the engine derives the rest afterwards.
-func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger.Appended, err error) {
+func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []storesql.Result, err error) {
 	report := storesql.ReportCommit(s.opts.OnCommit, ops)
 	defer func() { report(err) }()
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -59,7 +59,7 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 			tx.Rollback()
 		}
 	}()
-	results = make([]ledger.Appended, len(ops))
+	results = make([]storesql.Result, len(ops))
 	var (
 		rows                    = make([]engine.Row, 0, len(ops))
 		cbs                     = make([]rc.Callback, 0, len(ops))
@@ -78,7 +78,11 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []ledger
 			continue
 		}
 		at := o.In.ReceivedAt.UnixMilli()
-		res, err := insertLog.ExecContext(ctx, at, o.Body, o.Sig)
+		var sig []byte
+		if o.Sig != nil {
+			sig = o.Sig.Compact()
+		}
+		res, err := insertLog.ExecContext(ctx, at, o.Body, sig)
 		if err != nil {
 			return nil, fmt.Errorf("append callback %s: %w", ledger.Clip(o.In.Callback.RecordID, 64), err)
 		}

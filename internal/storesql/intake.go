@@ -15,8 +15,8 @@ import (
 // append or a rejection to quarantine.
 type Op struct {
 	In   *ledger.Incoming
-	Body []byte // In's body as the log stores it (logbody.Encode)
-	Sig  []byte // what the replay memory keeps of In's signature, logged with it (Intake.Sign)
+	Body []byte     // In's body as the log stores it (logbody.Encode)
+	Sig  *Signature // In's signature, to log with it (Intake.Sign); nil when unsigned
 	Rej  *ledger.StoredRejection
 	// Queued is when the op was submitted: a backend that bounds how long
 	// a sender waits for its answer counts from here, the wait for earlier
@@ -24,15 +24,23 @@ type Op struct {
 	Queued time.Time
 }
 
+// Result is an op's outcome in a commit that succeeded: appended, or, when
+// Err is set, refused alone while the rest of its batch committed (a
+// signature another instance logged with another body: rc.ErrReplayed).
+type Result struct {
+	ledger.Appended
+	Err error
+}
+
 // Intake is the write side both SQL stores give ledger.Store: callbacks
 // and rejections go to the backend's group commit and return when it is
 // committed. Rejections share the callbacks' commits, so a flood of
 // refused requests costs no commit of its own.
 type Intake struct {
-	Batcher *groupcommit.Batcher[Op, ledger.Appended]
-	// Sign, when set, gives what to log of a callback's signature beside
-	// it (see Op.Sig), in the sender's goroutine rather than the writer's.
-	Sign func(in *ledger.Incoming) []byte
+	Batcher *groupcommit.Batcher[Op, Result]
+	// Sign, when set, gives the signature to log beside a callback (see
+	// Op.Sig), in the sender's goroutine rather than the writer's.
+	Sign func(in *ledger.Incoming) *Signature
 }
 
 // Append implements ledger.Store.Append. A callback outside
@@ -49,14 +57,17 @@ func (i Intake) Append(ctx context.Context, in ledger.Incoming) (ledger.Appended
 	if i.Sign != nil {
 		op.Sig = i.Sign(&in)
 	}
-	a, err := i.Batcher.Submit(ctx, op)
+	r, err := i.Batcher.Submit(ctx, op)
 	if ie, ok := errors.AsType[*groupcommit.ItemError](err); ok {
 		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", id, &ledger.RefusedError{Err: ie.Err})
+	}
+	if err == nil {
+		err = r.Err
 	}
 	if err != nil {
 		return ledger.Appended{}, fmt.Errorf("append callback %s: %w", id, err)
 	}
-	return a, nil
+	return r.Appended, nil
 }
 
 // Quarantine implements ledger.Store.Quarantine, bounding r with

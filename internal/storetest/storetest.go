@@ -38,23 +38,34 @@ func SQLite(t testing.TB, o sqlitestore.Options) *sqlitestore.Store {
 // Postgres opens a fresh PostgreSQL store in a schema of its own, or skips.
 func Postgres(t testing.TB, o pgstore.Options) *pgstore.Store {
 	t.Helper()
+	return PostgresInstances(t, 1, o)[0]
+}
+
+// PostgresInstances opens n PostgreSQL stores on one fresh schema (n
+// instances of recledger sharing a database), or skips.
+func PostgresInstances(t testing.TB, n int, o pgstore.Options) []*pgstore.Store {
+	t.Helper()
 	url := os.Getenv(PostgresURLVar)
 	if url == "" {
 		t.Skip("set " + PostgresURLVar + " (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run this test on PostgreSQL too")
 	}
 	o.Schema = fmt.Sprintf("t_%d_%x", os.Getpid(), rand.Uint64())
-	s, err := pgstore.Open(context.Background(), url, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Close()
+	t.Cleanup(func() { // runs after the stores' own cleanups close them
 		if conn, err := pgx.Connect(context.Background(), url); err == nil {
 			conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{o.Schema}.Sanitize()+` CASCADE`)
 			conn.Close(context.Background())
 		}
 	})
-	return s
+	stores := make([]*pgstore.Store, n)
+	for i := range stores {
+		s, err := pgstore.Open(context.Background(), url, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	return stores
 }
 
 // Each runs test as a subtest on a fresh store of each backend, named
