@@ -435,6 +435,9 @@ type work struct {
 	// touched: a row of this step concerns it (a record loaded for a row
 	// that did not parse is not saved)
 	touched bool
+	// originals: the identities of its originals, once it has many
+	// (hasOriginal)
+	originals map[uint64]bool
 }
 
 // fold applies rows to their records and returns the batch to save and
@@ -491,8 +494,11 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 			order = append(order, cb.RecordID)
 		}
 		id := Identity(cb.Key())
-		l.Duplicate = w.rec.has(id)
+		l.Duplicate = w.hasOriginal(id)
 		w.rec.Events = append(w.rec.Events, EventRef{Seq: seq, Identity: id, Duplicate: l.Duplicate})
+		if !l.Duplicate && w.originals != nil {
+			w.originals[id] = true
+		}
 		if !l.Duplicate {
 			w.rec.State = ledger.Apply(w.rec.State, *cb, r.ReceivedAt)
 			applied++
@@ -566,9 +572,23 @@ func (w *work) set(r *Record) {
 	w.rec, w.before = &c, r.State
 }
 
-// has reports whether the record logged an original with this identity.
-func (r *Record) has(id uint64) bool {
-	for _, ev := range r.Events {
+// hasOriginal reports whether the record logged an original with this
+// identity. A short index is scanned; a long one (a recording of many
+// segments, or a sender that never stops) gets a set for the step, so a
+// step costs linear time, not quadratic, in the recording's callbacks.
+func (w *work) hasOriginal(id uint64) bool {
+	if w.originals == nil && len(w.rec.Events) > 32 {
+		w.originals = make(map[uint64]bool, len(w.rec.Events))
+		for _, ev := range w.rec.Events {
+			if !ev.Duplicate {
+				w.originals[ev.Identity] = true
+			}
+		}
+	}
+	if w.originals != nil {
+		return w.originals[id]
+	}
+	for _, ev := range w.rec.Events {
 		if ev.Identity == id && !ev.Duplicate {
 			return true
 		}

@@ -453,3 +453,35 @@ func TestAdvanceDropsTheCache(t *testing.T) {
 		t.Errorf("record after a led, b led, a led again: %d events (%v), want 3", len(r.Events), err)
 	}
 }
+
+// TestLongRecordingDuplicates: past the short index scan, duplicates are
+// still told apart (by the step's set of identities), within a step and
+// across steps.
+func TestLongRecordingDuplicates(t *testing.T) {
+	d := newMemDriver()
+	var bodies [][]byte
+	for i := range 100 {
+		bodies = append(bodies, body("long", rc.TypeSegment, time.Duration(i)*time.Minute, fmt.Sprintf("long_%d.mp4", i), 200))
+	}
+	all := append(slices.Clone(bodies), bodies[3], bodies[70], bodies[99]) // redeliveries
+	for i, b := range all {
+		d.add(b, base.UnixMilli()+int64(i), true)
+	}
+	e := start(t, d, Options{Batch: 40}) // steps of 40: the set is built mid-recording
+	r, err := DecodeRecord(d.records["long"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dups := 0
+	for i, ev := range r.Events {
+		if ev.Duplicate {
+			dups++
+			if i < 100 {
+				t.Errorf("event %d marked duplicate", i)
+			}
+		}
+	}
+	if len(r.Events) != 103 || dups != 3 || len(r.State.Files) != 100 || e.Projected().Seq != 103 {
+		t.Errorf("%d events, %d duplicates, %d files; want 103, 3, 100", len(r.Events), dups, len(r.State.Files))
+	}
+}
