@@ -232,6 +232,17 @@ func (e *Engine) Fresh(ctx context.Context) error {
 	}
 }
 
+// FreshFeed is Fresh for a reader of up to n feed events after seq after:
+// one whose page ends before the end of what is projected (a stream
+// replaying history) need not wait, and must not: under a steady flow of
+// callbacks each page would wait for a projection step.
+func (e *Engine) FreshFeed(ctx context.Context, after int64, n int) error {
+	if e.Projected().Seq-after >= int64(n) {
+		return nil
+	}
+	return e.Fresh(ctx)
+}
+
 // Run projects until ctx ends, then catches up once more and returns.
 func (e *Engine) Run(ctx context.Context) error {
 	retry := time.NewTicker(time.Second) // also retries after a failure, and follows

@@ -485,3 +485,23 @@ func TestLongRecordingDuplicates(t *testing.T) {
 		t.Errorf("%d events, %d duplicates, %d files; want 103, 3, 100", len(r.Events), dups, len(r.State.Files))
 	}
 }
+
+// TestFreshFeed: a feed reader whose page ends before the end of what is
+// projected does not wait for newer rows; one that reaches the end does.
+func TestFreshFeed(t *testing.T) {
+	d := newMemDriver()
+	for i := range 10 {
+		d.add(body(fmt.Sprint("ff-", i), rc.TypeStart, 0, "", 200), base.UnixMilli(), true)
+	}
+	e := start(t, d, Options{})
+	r := d.add(body("ff-new", rc.TypeStart, 0, "", 200), base.UnixMilli(), true)
+	e.Committed([]Row{r}, nil) // acknowledged, not projected (no Run)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a wait would fail at once
+	if err := e.FreshFeed(ctx, 0, 5); err != nil {
+		t.Errorf("a page of history waited: %v", err)
+	}
+	if err := e.FreshFeed(ctx, 8, 5); err == nil {
+		t.Error("a page reaching the end did not wait for the acknowledged row")
+	}
+}

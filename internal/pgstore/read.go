@@ -72,7 +72,7 @@ func (s *Store) RecordingEvents(ctx context.Context, recordID string) ([]ledger.
 // without gaps, so a reader that continues after the last seq it saw
 // misses nothing.
 func (s *Store) Events(ctx context.Context, after int64, limit int) ([]ledger.Event, error) {
-	if err := s.eng.Fresh(ctx); err != nil {
+	if err := s.eng.FreshFeed(ctx, after, limit); err != nil {
 		return nil, fmt.Errorf("read events after %d: %w", after, err)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+feedColumns+` WHERE f.seq > $1 ORDER BY f.seq LIMIT $2`, after, limit)

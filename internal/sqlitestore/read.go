@@ -70,7 +70,7 @@ func (s *Store) RecordingEvents(ctx context.Context, recordID string) ([]ledger.
 // Events implements ledger.Store: the log up to what is projected (so
 // each event's duplicate mark is known).
 func (s *Store) Events(ctx context.Context, after int64, limit int) ([]ledger.Event, error) {
-	if err := s.eng.Fresh(ctx); err != nil {
+	if err := s.eng.FreshFeed(ctx, after, limit); err != nil {
 		return nil, fmt.Errorf("read events after %d: %w", after, err)
 	}
 	upTo := s.eng.Projected().Seq
