@@ -40,7 +40,6 @@ type driver struct {
 	mu      sync.Mutex // one user of lock at a time
 	lock    *pgx.Conn  // nil until connected, and after it failed
 	leading bool       // lock holds the projector's lock
-	lost    bool       // this instance projected and lost the lock since
 	held    session    // the session that took the lock
 	// zombie is the session this instance held the lock with before its
 	// connection failed: when a network drops silently, the server keeps
@@ -131,16 +130,11 @@ func (d *driver) lead(ctx context.Context) error {
 		}
 		return engine.ErrNotLeader
 	}
+	// Leading again after losing the lock is safe as it is: if another
+	// instance projected meanwhile, the engine learnt it either from a
+	// notification (Advance drops its cached records) or from Save's fence
+	// (ErrMoved does).
 	d.leading, d.held, d.zombie = true, s, session{}
-	if d.lost {
-		// Leading again after losing the lock: another instance may have
-		// projected meanwhile, so the records the engine cached may be
-		// stale although its watermark (told by notifications) is not.
-		// Answering "not leader" once makes the engine drop its cache and
-		// reread the watermark; the next call projects.
-		d.lost = false
-		return engine.ErrNotLeader
-	}
 	return nil
 }
 
@@ -152,7 +146,7 @@ func (d *driver) drop() {
 		d.lock = nil
 	}
 	if d.leading {
-		d.leading, d.lost, d.zombie = false, true, d.held
+		d.leading, d.zombie = false, d.held
 	}
 }
 
