@@ -443,9 +443,6 @@ type work struct {
 	rec    *Record
 	before ledger.State // as stored, for the totals
 	new    bool
-	// touched: a row of this step concerns it (a record loaded for a row
-	// that did not parse is not saved)
-	touched bool
 	// originals: the identities of its originals, once it has many
 	// (hasOriginal)
 	originals map[uint64]bool
@@ -472,14 +469,13 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 			cbs[i] = cb
 		}
 	}
-	works, err := e.load(ctx, cbs)
+	works, order, err := e.load(ctx, cbs)
 	if err != nil {
 		return nil, 0, err
 	}
 	b := &Batch{From: from, Events: make([]Logged, 0, len(rows)), Totals: ledger.TotalsChange{}}
 	var (
 		minutes ledger.MinuteCounter
-		order   []string
 		seq     = from.Seq
 		applied int64
 	)
@@ -499,10 +495,6 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 		w := works[cb.RecordID]
 		if w.rec == nil {
 			w.rec, w.new = &Record{FirstSeq: seq}, true
-		}
-		if !w.touched {
-			w.touched = true
-			order = append(order, cb.RecordID)
 		}
 		id := Identity(cb.Key())
 		l.Duplicate = w.hasOriginal(id)
@@ -539,10 +531,11 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 }
 
 // load returns the records the callbacks concern, from the cache or the
-// driver, as copies the step may change.
-func (e *Engine) load(ctx context.Context, cbs []rc.Callback) (map[string]*work, error) {
+// driver, as copies the step may change, and their ids in the order the
+// callbacks first name them.
+func (e *Engine) load(ctx context.Context, cbs []rc.Callback) (map[string]*work, []string, error) {
 	works := map[string]*work{}
-	var missing []string
+	var missing, order []string
 	for i := range cbs {
 		id := cbs[i].RecordID
 		if id == "" || works[id] != nil {
@@ -550,6 +543,7 @@ func (e *Engine) load(ctx context.Context, cbs []rc.Callback) (map[string]*work,
 		}
 		w := &work{}
 		works[id] = w
+		order = append(order, id)
 		if r, ok := e.cache.get(id); ok {
 			w.set(r)
 			continue
@@ -557,11 +551,11 @@ func (e *Engine) load(ctx context.Context, cbs []rc.Callback) (map[string]*work,
 		missing = append(missing, id)
 	}
 	if len(missing) == 0 {
-		return works, nil
+		return works, order, nil
 	}
 	blobs, err := e.d.LoadRecords(ctx, missing)
 	if err != nil {
-		return nil, fmt.Errorf("load records: %w", err)
+		return nil, nil, fmt.Errorf("load records: %w", err)
 	}
 	for _, id := range missing {
 		blob, ok := blobs[id]
@@ -570,11 +564,11 @@ func (e *Engine) load(ctx context.Context, cbs []rc.Callback) (map[string]*work,
 		}
 		r, err := DecodeRecord(blob)
 		if err != nil {
-			return nil, fmt.Errorf("load record %s: %w", id, err)
+			return nil, nil, fmt.Errorf("load record %s: %w", id, err)
 		}
 		works[id].set(&r)
 	}
-	return works, nil
+	return works, order, nil
 }
 
 func (w *work) set(r *Record) {
