@@ -1,5 +1,5 @@
 // Package storesql holds what the SQL backends share: the recordings page
-// query built from a filter, the scanning of events, states and pages, the
+// query built from a filter, the scanning of states, pages and activity, the
 // totals, and the write intake in front of their group commits. Backends
 // pass their placeholder style; everything else is the same.
 package storesql
@@ -13,7 +13,6 @@ import (
 
 	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
-	"github.com/recledger/recledger/rc"
 )
 
 // Rows is what both database/sql and pgx rows offer.
@@ -21,31 +20,6 @@ type Rows interface {
 	Next() bool
 	Scan(dest ...any) error
 	Err() error
-}
-
-// EventColumns are the events columns ScanEvents reads, in order.
-const EventColumns = `seq, received_at, app_key, record_id, type, timestamp, file_name, code, error_message, duplicate, body`
-
-// ScanEvents reads rows of EventColumns. The caller closes rows.
-func ScanEvents(rows Rows) ([]ledger.Event, error) {
-	var events []ledger.Event
-	for rows.Next() {
-		var (
-			e   ledger.Event
-			typ int64
-		)
-		if err := rows.Scan(&e.Seq, &e.ReceivedAt, &e.AppKey, &e.RecordID, &typ, &e.Timestamp, &e.FileName,
-			&e.Code, &e.ErrorMessage, &e.Duplicate, &e.Body); err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
-		}
-		e.Type = rc.Type(typ)
-		e.TypeName = e.Type.String()
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
-	}
-	return events, nil
 }
 
 // OverdueClause is the condition, over the recordings columns
@@ -167,10 +141,8 @@ func ScanMinutes(rows Rows) ([]ledger.Minute, error) {
 // statistics, preferred scanning the upload_state index: seconds at a
 // million recordings).
 const (
-	TotalsQuery   = `SELECT status, upload_state, recordings, pending_files FROM totals`
-	OverdueQuery  = `SELECT upload_state, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings %s WHERE upload_state NOT IN ('none', 'complete') AND end_received_at < ? GROUP BY upload_state`
-	RebuildTotals = `INSERT INTO totals (status, upload_state, recordings, pending_files)
-		SELECT status, upload_state, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings GROUP BY status, upload_state`
+	TotalsQuery  = `SELECT status, upload_state, recordings, pending_files FROM totals`
+	OverdueQuery = `SELECT upload_state, COUNT(*), COALESCE(SUM(file_count - uploaded_count), 0) FROM recordings %s WHERE upload_state NOT IN ('none', 'complete') AND end_received_at < ? GROUP BY upload_state`
 	// AddTotals adds to a totals row ("$n" or "?" per the backend).
 	AddTotals = `INSERT INTO totals AS t (status, upload_state, recordings, pending_files) VALUES (%s, %s, %s, %s)
 		ON CONFLICT (status, upload_state) DO UPDATE SET recordings = t.recordings + excluded.recordings,
