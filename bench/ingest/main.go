@@ -59,7 +59,7 @@ func main() {
 	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured time before each measurement")
 	sync := flag.String("sync", "full", "recledger --sqlite-synchronous")
 	asJSON := flag.Bool("json", false, "print JSON instead of Markdown")
-	target := flag.String("target", "", "load an already running recledger at this host:port instead (app "+app+"="+secret+")")
+	target := flag.String("target", "", "load already running recledger instances at these host:port, comma-separated, instead (app "+app+"="+secret+")")
 	postgres := flag.String("postgres", "", "also measure recledger on this PostgreSQL (one and two instances), e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 	skipSQLite := flag.Bool("skip-sqlite", false, "do not measure the SQLite configuration")
 	flag.Parse()
@@ -74,7 +74,7 @@ func main() {
 	}
 	if *target != "" {
 		for _, c := range clients {
-			r := load([]string{*target}, c, *warmup, *duration)
+			r := load(strings.Split(*target, ","), c, *warmup, *duration)
 			fmt.Printf("%s %3d clients: %8.0f/s p50 %.2f ms p99 %.2f ms (%d errors)\n", *target, c, r.PerSecond, r.P50ms, r.P99ms, r.Errors)
 		}
 		return
