@@ -273,6 +273,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		// shows a backlog: chasing each new commit would undo the gathering.
 		for {
 			n, err := e.step(ctx, e.o.Batch)
+			if err != nil && ctx.Err() != nil {
+				break // cut short by shutdown, not failed: the catch-up above redoes it
+			}
 			e.report(err)
 			if err != nil || n < e.o.Batch {
 				break

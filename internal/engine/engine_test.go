@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -31,6 +33,10 @@ type memDriver struct {
 	reads     int   // ReadLog calls
 	follower  bool  // ReadLog answers ErrNotLeader
 	failSave  error // Save fails with it
+	// saving, when set, receives once when a Save begins, which then
+	// waits for its context to end and fails with its error (a save cut
+	// short by shutdown).
+	saving chan struct{}
 }
 
 func newMemDriver() *memDriver {
@@ -81,8 +87,15 @@ func (d *memDriver) LoadRecords(_ context.Context, ids []string) (map[string][]b
 	return out, nil
 }
 
-func (d *memDriver) Save(_ context.Context, b *Batch) error {
+func (d *memDriver) Save(ctx context.Context, b *Batch) error {
 	d.mu.Lock()
+	if saving := d.saving; saving != nil {
+		d.saving = nil
+		d.mu.Unlock()
+		saving <- struct{}{}
+		<-ctx.Done()
+		return fmt.Errorf("save: %w", ctx.Err())
+	}
 	defer d.mu.Unlock()
 	if d.failSave != nil {
 		return d.failSave
@@ -504,4 +517,49 @@ func TestFreshFeed(t *testing.T) {
 	if err := e.FreshFeed(ctx, 8, 5); err == nil {
 		t.Error("a page reaching the end did not wait for the acknowledged row")
 	}
+}
+
+// TestShutdownDuringAStep: a step that shutdown cuts short is not a
+// projection failure (nothing is logged as one); Run catches up once more
+// with a context that does not end, and every row is projected.
+func TestShutdownDuringAStep(t *testing.T) {
+	d := newMemDriver()
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: &logged, mu: &mu}, nil))
+	e := start(t, d, Options{Gather: time.Millisecond, Logger: logger})
+	d.saving = make(chan struct{})
+	saving := d.saving
+	var rows []Row
+	for i, b := range recording("sd", 1) {
+		rows = append(rows, d.add(b, base.UnixMilli()+int64(i), true))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	e.Committed(rows, nil)
+	<-saving
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if logged.Len() > 0 {
+		t.Errorf("shutdown during a step logged:\n%s", logged.String())
+	}
+	if got := e.Projected().Seq; got != int64(len(rows)) {
+		t.Errorf("projected %d rows at shutdown, want %d", got, len(rows))
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
