@@ -1,0 +1,75 @@
+package webhook
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzParseKeys: no text makes a parser panic; a key that parses writes
+// back as text that parses to the same key; a hint never holds more than
+// four characters of it.
+func FuzzParseKeys(f *testing.F) {
+	for _, s := range []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsk_" + strings.Repeat("A", 43) + "=",
+		"whpk_" + strings.Repeat("A", 43) + "=", "whsec_", "whsec_====", "whsk_\x00", "whpk_/+/+"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if sec, err := ParseSecret(s); err == nil {
+			back, err := ParseSecret(sec.Reveal())
+			if err != nil || back.Reveal() != sec.Reveal() {
+				t.Fatalf("secret %q does not round trip: %v", s, err)
+			}
+			if hint := strings.TrimSuffix(strings.TrimPrefix(sec.String(), SecretPrefix), "…"); len(hint) > 4 {
+				t.Fatalf("hint %q", sec.String())
+			}
+		}
+		if key, err := ParseKeyPair(s); err == nil {
+			back, err := ParseKeyPair(key.Reveal())
+			if err != nil || back.PublicKey() != key.PublicKey() {
+				t.Fatalf("private key %q does not round trip: %v", s, err)
+			}
+		}
+		if pub, err := ParsePublicKey(s); err == nil && len(pub) != 32 {
+			t.Fatalf("public key of %d bytes", len(pub))
+		}
+	})
+}
+
+// FuzzParseRetryAfter: any header gives a wait within [0, MaxRetryAfter].
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"120", "0", "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+		"Sun Nov  6 08:49:37 1994", "-1", "1e9", "99999999999999999999", ""} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		w, ok := ParseRetryAfter(s, now)
+		if w < 0 || w > MaxRetryAfter || !ok && w != 0 {
+			t.Fatalf("ParseRetryAfter(%q) = %v, %v", s, w, ok)
+		}
+	})
+}
+
+// FuzzCheckURL: no URL makes CheckURL panic; one it accepts without the
+// private setting is http or https, names a host, carries no credentials,
+// and names no non-public address.
+func FuzzCheckURL(f *testing.F) {
+	for _, s := range []string{"https://hooks.example.com/x?token=1", "http://127.0.0.1:8080/", "http://[::ffff:7f00:1]/",
+		"http://user@host/", "http://0x7f.1/", "http://[fe80::1%25eth0]/", "javascript:alert(1)", "http://%00/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := CheckURL(s, false)
+		if err != nil {
+			return
+		}
+		if u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" || u.User != nil {
+			t.Fatalf("accepted %q", s)
+		}
+		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !Public(ip) {
+			t.Fatalf("accepted %q, address %s", s, ip)
+		}
+	})
+}
