@@ -1,0 +1,188 @@
+// Package delivery is recledger's outbound side: the events it tells
+// downstream systems about recordings, and (next) the dispatcher that
+// sends them to destinations, one folder per destination kind (webhook/,
+// jetstream/).
+//
+// Events are derived from the ledger's fold, never from raw callbacks: the
+// projection engine calls Rules.Derive with a recording's state after each
+// step, and Derive announces what the state newly shows, once. What a
+// recording has announced (Announced) is kept beside its state, so a
+// redelivered callback, or callbacks in any order, never announce a thing
+// twice or announce what a later state contradicts: a file is created
+// before it is uploaded, a recording is completed once, after its end and
+// every file's upload, and only once it has been complete and quiet for
+// Rules.Settle (a segment RC sends late would otherwise arrive after the
+// recording was announced complete).
+package delivery
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/base32"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
+)
+
+// Type is an event's type.
+type Type string
+
+// The event types of CONTRACT.md.
+const (
+	Started       Type = "recording.started"        // RC reported the start
+	FileCreated   Type = "recording.file_created"   // a segment or final file became known
+	Ended         Type = "recording.ended"          // RC reported the end
+	UploadFailed  Type = "recording.upload_failed"  // an upload of a file failed, and none has succeeded yet
+	FileUploaded  Type = "recording.file_uploaded"  // a file reached the customer's storage
+	Failed        Type = "recording.failed"         // a start or end reported a failure
+	Completed     Type = "recording.completed"      // ended, every file uploaded, and quiet for Settle
+	UploadOverdue Type = "recording.upload_overdue" // RC's upload retries are over and a file is still not uploaded
+)
+
+// Types are the event types, in the order Derive announces them within one
+// call.
+var Types = []Type{Started, FileCreated, Ended, UploadFailed, FileUploaded, Failed, Completed, UploadOverdue}
+
+// Announced is what a recording has announced: how many events (the last
+// one's sequence number) and which.
+type Announced struct {
+	Count int
+	Done  map[Type]bool            // the recording-wide types announced
+	Files map[string]map[Type]bool // per file, the file types announced
+}
+
+// Change is one event to announce.
+type Change struct {
+	Type     Type
+	Sequence int    // the recording's own event number: 1, 2, 3, ...
+	File     string // the file it concerns; "" for the recording
+}
+
+// DefaultSettle is Rules.Settle's default: RC answers a callback within
+// 5 s and retries twice, so a late callback arrives well within a minute
+// of the one before it.
+const DefaultSettle = time.Minute
+
+// Rules derive events.
+type Rules struct {
+	// Settle is how long a recording must have been complete without a new
+	// callback before it is announced completed (default DefaultSettle).
+	Settle time.Duration
+}
+
+// Derive returns the events a recording's state st newly shows at now
+// (Unix ms, the projection's clock: a callback's arrival, or the time of
+// a periodic pass), in announcement order, and adds them to a.
+func (r Rules) Derive(st *ledger.State, a *Announced, now int64) []Change {
+	settle := r.Settle
+	if settle <= 0 {
+		settle = DefaultSettle
+	}
+	var out []Change
+	add := func(t Type, file string) {
+		if file == "" {
+			if a.Done == nil {
+				a.Done = map[Type]bool{}
+			}
+			a.Done[t] = true
+		} else {
+			if a.Files == nil {
+				a.Files = map[string]map[Type]bool{}
+			}
+			if a.Files[file] == nil {
+				a.Files[file] = map[Type]bool{}
+			}
+			a.Files[file][t] = true
+		}
+		a.Count++
+		out = append(out, Change{Type: t, Sequence: a.Count, File: file})
+	}
+	done := func(t Type) bool { return a.Done[t] }
+	fileDone := func(name string, t Type) bool { return a.Files[name][t] }
+
+	files := sortedFiles(st)
+	if st.StartFrom != nil && !done(Started) {
+		add(Started, "")
+	}
+	for _, f := range files {
+		if !fileDone(f.name, FileCreated) {
+			add(FileCreated, f.name)
+		}
+	}
+	if st.EndedAt != nil && !done(Ended) {
+		add(Ended, "")
+	}
+	for _, f := range files {
+		if f.UploadFailed && f.UploadFrom == nil && !fileDone(f.name, UploadFailed) { // never after an upload: UploadFrom stays set
+			add(UploadFailed, f.name)
+		}
+	}
+	for _, f := range files {
+		if f.UploadFrom != nil && !fileDone(f.name, FileUploaded) {
+			add(FileUploaded, f.name)
+		}
+	}
+	if st.Failed && !done(Failed) && !done(Completed) {
+		add(Failed, "")
+	}
+	if st.Status() == ledger.StatusComplete && !done(Completed) && now-st.LastEventAt >= settle.Milliseconds() {
+		add(Completed, "")
+	}
+	if st.UploadState(time.UnixMilli(now)) == ledger.UploadOverdue && !done(UploadOverdue) && !done(Completed) {
+		add(UploadOverdue, "")
+	}
+	return out
+}
+
+// Due reports whether st may have an event to announce by time alone
+// (Completed after Settle, UploadOverdue), and from when: the projection
+// engine keeps such recordings on a timer.
+func (r Rules) Due(st *ledger.State, a *Announced) (at int64, ok bool) {
+	settle := r.Settle
+	if settle <= 0 {
+		settle = DefaultSettle
+	}
+	switch {
+	case st.Status() == ledger.StatusComplete && !a.Done[Completed]:
+		return st.LastEventAt + settle.Milliseconds(), true
+	case st.EndReceivedAt != nil && !a.Done[UploadOverdue] && !a.Done[Completed] &&
+		st.BaseUploadState() != ledger.UploadNone && st.BaseUploadState() != ledger.UploadComplete:
+		return *st.EndReceivedAt + ledger.OverdueAfter.Milliseconds() + 1, true
+	}
+	return 0, false
+}
+
+type namedFile struct {
+	name string
+	ledger.FileState
+}
+
+// sortedFiles orders a recording's files by when they were first seen,
+// then by name: the order they are announced in.
+func sortedFiles(st *ledger.State) []namedFile {
+	out := make([]namedFile, 0, len(st.Files))
+	for name, f := range st.Files {
+		out = append(out, namedFile{name, f})
+	}
+	slices.SortFunc(out, func(x, y namedFile) int {
+		return cmp.Or(cmp.Compare(x.FirstSeenAt, y.FirstSeenAt), strings.Compare(x.name, y.name))
+	})
+	return out
+}
+
+// ID is an event's id: derived from the recording and what the event
+// says, not from when it was derived, so a rebuild from the log gives the
+// same ids and receivers can drop what they already have. No two events
+// of a recording share one: each (type, file) is announced at most once.
+func ID(appKey, recordID string, t Type, file string) string {
+	h := sha256.New()
+	for _, s := range []string{appKey, recordID, string(t), file} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return "evt_" + strings.ToLower(idEncoding.EncodeToString(h.Sum(nil)[:20]))
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
