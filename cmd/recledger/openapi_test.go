@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/internal/api"
+	"github.com/recledger/recledger/internal/delivery"
+	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -32,6 +34,7 @@ type openAPIDoc struct {
 	Components struct {
 		Schemas map[string]map[string]any `json:"schemas"`
 	} `json:"components"`
+	Webhooks map[string]map[string]any `json:"webhooks"`
 }
 
 // validate checks v against a JSON Schema, for the keywords the document
@@ -292,5 +295,103 @@ func TestOpenAPIDocumentIsTrue(t *testing.T) {
 		t.Errorf("no token: %d, documented: %v", resp.StatusCode, ok)
 	} else if err := doc.validate(doc.Paths["/v1/recordings"]["get"].Responses["401"].Content["application/json"].Schema, v, "401"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestOutboundEventsMatchTheDocument: events of every type, derived from
+// recordings as the engine will derive them, validate against the
+// OutboundEvent schema, whose type enum and webhooks section name every
+// type and nothing else.
+func TestOutboundEventsMatchTheDocument(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "internal", "api", "openapi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc openAPIDoc
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	schema := doc.Components.Schemas["OutboundEvent"]
+	if schema == nil {
+		t.Fatal("no OutboundEvent schema")
+	}
+	var enum []string
+	for _, v := range schema["properties"].(map[string]any)["type"].(map[string]any)["enum"].([]any) {
+		enum = append(enum, v.(string))
+	}
+	var types, hooks []string
+	for _, ty := range delivery.Types {
+		types = append(types, string(ty))
+	}
+	for name := range doc.Webhooks {
+		hooks = append(hooks, name)
+	}
+	slices.Sort(types)
+	slices.Sort(enum)
+	slices.Sort(hooks)
+	if !slices.Equal(enum, types) || !slices.Equal(hooks, types) {
+		t.Fatalf("event types %v; the schema's enum %v; webhooks %v", types, enum, hooks)
+	}
+
+	const t0 = int64(1_764_000_000_000)
+	cb := func(typ rc.Type, ts int64, file string, code int) rc.Callback {
+		c := rc.Callback{Timestamp: ts, Type: typ, AppKey: "app", RecordID: fmt.Sprint("rec", code), RoomID: "room",
+			SessionID: "sess", UserID: "u1", Mode: rc.ModeVideo, Code: code}
+		c.Output.FileName = file
+		switch typ {
+		case rc.TypeStart:
+			c.Config = &rc.Config{MixLayout: 2, SlicesMin: 30, AudioFormat: "aac", VideoFormat: "mp4"}
+		case rc.TypeSegment, rc.TypeEnd:
+			size := int64(1 << 20)
+			c.Output.FileSize = &size
+		case rc.TypeUpload:
+			c.Output.FileURL = "https://oss.example.com/" + file
+		}
+		return c
+	}
+	seen := map[delivery.Type]bool{}
+	rules := delivery.Rules{}
+	for _, code := range []int{200, 503} { // a recording that completes; one whose end fails and whose upload never comes
+		var (
+			st  ledger.State
+			ann delivery.Announced
+			at  = t0
+		)
+		derive := func(now int64) {
+			for _, c := range rules.Derive(&st, &ann, now) {
+				seen[c.Type] = true
+				body, err := json.Marshal(delivery.NewEvent(&st, c, now))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var v any
+				json.Unmarshal(body, &v)
+				if err := doc.validate(schema, v, string(c.Type)); err != nil {
+					t.Errorf("%s: %v\n%s", c.Type, err, body)
+				}
+			}
+		}
+		for _, c := range []rc.Callback{
+			cb(rc.TypeStart, t0, "", 200),
+			cb(rc.TypeSegment, t0+1_800_000, "a.mp4", 200),
+			cb(rc.TypeUpload, t0+1_805_000, "a.mp4", 500),
+			cb(rc.TypeEnd, t0+2_000_000, "b.mp4", code),
+			cb(rc.TypeUpload, t0+2_005_000, "b.mp4", 200),
+		} {
+			c.RecordID = fmt.Sprint("rec", code)
+			at += 1000
+			st = ledger.Apply(st, c, at)
+			derive(at)
+		}
+		if code == 200 {
+			at += 1000
+			st = ledger.Apply(st, cb(rc.TypeUpload, t0+2_015_000, "a.mp4", 200), at)
+		}
+		derive(at + ledger.OverdueAfter.Milliseconds() + 1) // settled, and past the upload window
+	}
+	for _, ty := range delivery.Types {
+		if !seen[ty] {
+			t.Errorf("no %s event was checked", ty)
+		}
 	}
 }

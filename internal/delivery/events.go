@@ -186,3 +186,38 @@ func ID(appKey, recordID string, t Type, file string) string {
 }
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// Event is an outbound event as destinations receive it (CONTRACT.md, and
+// the OutboundEvent schema of the OpenAPI document).
+type Event struct {
+	ID       string    `json:"id"`
+	Type     Type      `json:"type"`
+	Time     time.Time `json:"time"` // when it was derived, UTC
+	RecordID string    `json:"recordId"`
+	AppKey   string    `json:"appKey"`
+	Sequence int       `json:"sequence"`
+	// Recording is the recording as it stood when the event was derived,
+	// with every file's name, size and URL.
+	Recording ledger.Recording `json:"recording"`
+	File      *ledger.File     `json:"file,omitempty"` // the file it concerns, if one
+}
+
+// NewEvent is change c of the recording in state st, derived at at (Unix
+// ms).
+func NewEvent(st *ledger.State, c Change, at int64) Event {
+	when := time.UnixMilli(at).UTC()
+	e := Event{
+		ID:        ID(st.AppKey, st.RecordID, c.Type, c.File),
+		Type:      c.Type,
+		Time:      when,
+		RecordID:  st.RecordID,
+		AppKey:    st.AppKey,
+		Sequence:  c.Sequence,
+		Recording: st.View(when),
+	}
+	if _, ok := st.Files[c.File]; ok && c.File != "" {
+		f := st.FileView(c.File)
+		e.File = &f
+	}
+	return e
+}
