@@ -10,6 +10,7 @@ import (
 
 	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/ledger/ledgertest"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -151,26 +152,6 @@ func kinds(events []announced) []string {
 	return out
 }
 
-func permute(n int, visit func([]int)) {
-	p := make([]int, n)
-	for i := range p {
-		p[i] = i
-	}
-	var rec func(k int)
-	rec = func(k int) {
-		if k == n {
-			visit(p)
-			return
-		}
-		for i := k; i < n; i++ {
-			p[k], p[i] = p[i], p[k]
-			rec(k + 1)
-			p[k], p[i] = p[i], p[k]
-		}
-	}
-	rec(0)
-}
-
 // TestEveryOrder feeds every order of a recording's eight callbacks
 // (40,320 orders): none announces a thing twice, out of order, or
 // contradicted by a later state, and every order announces the same
@@ -185,7 +166,7 @@ func TestEveryOrder(t *testing.T) {
 		t.Fatalf("RC's order does not complete: %v", inOrder)
 	}
 	orders := 0
-	permute(len(cbs), func(p []int) {
+	ledgertest.Permute(len(cbs), func(p []int) {
 		orders++
 		shuffled := make([]rc.Callback, len(p))
 		for i, j := range p {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/ledger/ledgertest"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -66,26 +67,6 @@ func fold(arrivals []arrival) ledger.State {
 	return s
 }
 
-func permute(n int, visit func([]int)) {
-	p := make([]int, n)
-	for i := range p {
-		p[i] = i
-	}
-	var rec func(k int)
-	rec = func(k int) {
-		if k == n {
-			visit(p)
-			return
-		}
-		for i := k; i < n; i++ {
-			p[k], p[i] = p[i], p[k]
-			rec(k + 1)
-			p[k], p[i] = p[i], p[k]
-		}
-	}
-	rec(0)
-}
-
 // TestApplyOrderIndependentAllPermutations feeds every order of seven
 // callbacks (5040 orders) of two recordings' worth of shapes and compares
 // each final state with the one from arrival in RC's order.
@@ -114,7 +95,7 @@ func TestApplyOrderIndependentAllPermutations(t *testing.T) {
 		t.Run(label, func(t *testing.T) {
 			want := fold(arrivals)
 			orders := 0
-			permute(len(arrivals), func(p []int) {
+			ledgertest.Permute(len(arrivals), func(p []int) {
 				orders++
 				shuffled := make([]arrival, len(p))
 				for i, j := range p {

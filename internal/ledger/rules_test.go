@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/ledger/ledgertest"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -243,7 +244,7 @@ func TestWhichValueWins(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			orders := 0
-			permute(len(tt.arrivals), func(p []int) {
+			ledgertest.Permute(len(tt.arrivals), func(p []int) {
 				orders++
 				shuffled := make([]arrival, len(p))
 				for i, j := range p {
