@@ -128,7 +128,7 @@ func (c *Client) Send(ctx context.Context, url string, s Signer, id string, at t
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return Attempt{Err: fmt.Errorf("webhook request: %w", err)}
+		return Attempt{Err: fmt.Errorf("webhook request: %w", redact(err))}
 	}
 	for k, v := range s.Headers(id, at, body) {
 		req.Header[k] = v
@@ -165,8 +165,8 @@ func (c *Client) Send(ctx context.Context, url string, s Signer, id string, at t
 func readAnswer(r io.Reader, limit int64) ([]byte, error) {
 	buf := make([]byte, 0, 512)
 	lr := io.LimitReader(r, limit)
+	chunk := make([]byte, 4096)
 	for {
-		chunk := make([]byte, 4096)
 		n, err := lr.Read(chunk)
 		if room := ExcerptBytes - len(buf); room > 0 {
 			buf = append(buf, chunk[:min(n, room)]...)

@@ -332,6 +332,10 @@ func TestErrorsLeaveTheURLOut(t *testing.T) {
 	if a.Err == nil || strings.Contains(a.Err.Error(), "s3cr3t") {
 		t.Errorf("attempt error %v", a.Err)
 	}
+	a = New(Options{AllowPrivate: true}).Send(context.Background(), "http://"+addr+"/hook?token=s3cr3t-token\x7f", Signer{}, "evt_1", at, body)
+	if a.Err == nil || strings.Contains(a.Err.Error(), "s3cr3t") {
+		t.Errorf("attempt error for a URL that does not parse: %v", a.Err)
+	}
 }
 
 func TestCheckURL(t *testing.T) {
