@@ -1,0 +1,37 @@
+package delivery
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Filter selects the events a destination receives: the zero Filter
+// selects every event. The fields are ANDed.
+type Filter struct {
+	Types      []Type `json:"events,omitempty"`     // any of these types; empty for all
+	AppKey     string `json:"appKey,omitempty"`     // this app only
+	RoomPrefix string `json:"roomPrefix,omitempty"` // rooms whose id starts with this
+}
+
+// Validate reports a filter that names an unknown event type: a typo
+// would otherwise select nothing, silently.
+func (f Filter) Validate() error {
+	for _, t := range f.Types {
+		if !slices.Contains(Types, t) {
+			names := make([]string, len(Types))
+			for i, t := range Types {
+				names[i] = string(t)
+			}
+			return fmt.Errorf("unknown event type %q (want one of %s)", t, strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
+
+// Match reports whether e passes the filter.
+func (f Filter) Match(e *Event) bool {
+	return (len(f.Types) == 0 || slices.Contains(f.Types, e.Type)) &&
+		(f.AppKey == "" || e.AppKey == f.AppKey) &&
+		strings.HasPrefix(e.Recording.RoomID, f.RoomPrefix)
+}
