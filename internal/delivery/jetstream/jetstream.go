@@ -77,9 +77,10 @@ type Publisher struct {
 }
 
 // Open connects and makes sure the stream exists and takes the prefix's
-// subjects with the retention asked for. An existing stream of that name
-// keeps its other subjects and settings; one that does not take the
-// prefix's subjects is an error rather than something to rewrite.
+// subjects, keeping messages at least MaxAge and ids at least Duplicates.
+// An existing stream of that name keeps its other subjects and settings,
+// and longer ones (they are raised, never lowered); one that does not take
+// the prefix's subjects is an error rather than something to rewrite.
 func Open(ctx context.Context, o Options) (*Publisher, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
@@ -138,10 +139,19 @@ func (p *Publisher) ensure(ctx context.Context) error {
 		return fmt.Errorf("stream %s exists without the subjects %s (it has %s): name another stream, or add them",
 			p.o.Stream, want, strings.Join(cfg.Subjects, ", "))
 	}
-	if cfg.MaxAge == p.o.MaxAge && cfg.Duplicates == p.o.Duplicates {
+	// Raise, never lower: an operator may keep the stream's messages
+	// longer (MaxAge 0 keeps them for ever), and another instance may run
+	// with longer settings; shortening them would delete messages.
+	changed := false
+	if cfg.MaxAge != 0 && cfg.MaxAge < p.o.MaxAge {
+		cfg.MaxAge, changed = p.o.MaxAge, true
+	}
+	if cfg.Duplicates < p.o.Duplicates {
+		cfg.Duplicates, changed = p.o.Duplicates, true
+	}
+	if !changed {
 		return nil
 	}
-	cfg.MaxAge, cfg.Duplicates = p.o.MaxAge, p.o.Duplicates
 	if _, err := p.js.UpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("update stream %s: %w", p.o.Stream, err)
 	}

@@ -139,8 +139,9 @@ func TestPublishOnce(t *testing.T) {
 }
 
 // TestStreamSettings: Open creates the stream with the retention and
-// duplicates window asked for, and a later Open with others updates it;
-// a stream of that name without the prefix's subjects is refused, not
+// duplicates window asked for; a later Open asking for more raises them,
+// one asking for less (the defaults, another instance) leaves them; a
+// stream of that name without the prefix's subjects is refused, not
 // rewritten.
 func TestStreamSettings(t *testing.T) {
 	for name, url := range servers(t) {
@@ -157,6 +158,20 @@ func TestStreamSettings(t *testing.T) {
 			}
 			if c := info.CachedInfo().Config; c.MaxAge != 96*time.Hour || c.Duplicates != 50*time.Hour {
 				t.Errorf("stream kept %v and %v, want 96h and 50h", c.MaxAge, c.Duplicates)
+			}
+			shorter := o
+			shorter.MaxAge, shorter.Duplicates = 0, 0 // the defaults: 7 days and 48 hours
+			open(t, shorter)
+			o.MaxAge = 30 * 24 * time.Hour
+			p = open(t, o)
+			shorter.MaxAge, shorter.Duplicates = 0, 0
+			open(t, shorter)
+			info, err = p.js.Stream(context.Background(), o.Stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := info.CachedInfo().Config; c.MaxAge != 30*24*time.Hour || c.Duplicates != 50*time.Hour {
+				t.Errorf("after an Open with the defaults the stream keeps %v and %v, want 720h and 50h", c.MaxAge, c.Duplicates)
 			}
 			other := o
 			other.Prefix = o.Prefix + "x"
