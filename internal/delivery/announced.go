@@ -10,38 +10,53 @@ import (
 )
 
 // The compact form of Announced, kept in the engine's record beside the
-// state it was derived from: the count, a byte of recording-wide types,
-// then one byte of file types per file of the state, the files in name
-// order, so file names (already in the state) are not stored twice. A
-// bit n of a byte stands for Types[n].
+// state it was derived from: the count, a byte of recording-wide event
+// types, then one byte of file event types per file of the state, the
+// files in name order, so file names (already in the state) are not
+// stored twice. Each type has a fixed bit (flagBits), apart from the
+// order of Types, so that adding a type (file_verified and file_missing
+// are planned) leaves stored records meaning what they meant.
 
 // ErrBadAnnounced is returned by ParseAnnounced for bytes it cannot read.
 var ErrBadAnnounced = errors.New("bad announced events")
 
-func bit(t Type) byte { return 1 << slices.Index(Types, t) }
+// flagBits are the types' bits: recording-wide types in the first byte,
+// file types in the file bytes. Never renumber one; a new type takes a
+// free bit (three left in each byte).
+var flagBits = map[Type]byte{
+	Started: 1 << 0, Ended: 1 << 1, Failed: 1 << 2, Completed: 1 << 3, UploadOverdue: 1 << 4,
+	FileCreated: 1 << 0, UploadFailed: 1 << 1, FileUploaded: 1 << 2,
+}
 
 func flags(done map[Type]bool) byte {
 	var b byte
 	for t, ok := range done {
 		if ok {
-			b |= bit(t)
+			b |= flagBits[t]
 		}
 	}
 	return b
 }
 
-func unflags(b byte) map[Type]bool {
-	if b == 0 {
-		return nil
-	}
-	out := map[Type]bool{}
-	for i, t := range Types {
-		if b&(1<<i) != 0 {
+// unflags reads a byte of the given types' bits; bits of no type are
+// ignored (a later version's types).
+func unflags(b byte, types []Type) map[Type]bool {
+	var out map[Type]bool
+	for _, t := range types {
+		if b&flagBits[t] != 0 {
+			if out == nil {
+				out = map[Type]bool{}
+			}
 			out[t] = true
 		}
 	}
 	return out
 }
+
+var (
+	recordingTypes = []Type{Started, Ended, Failed, Completed, UploadOverdue}
+	fileTypes      = []Type{FileCreated, UploadFailed, FileUploaded}
+)
 
 // AppendBinary appends a's compact form to b; st is the state a was
 // derived from (what it says of files not in st, which Derive never
@@ -66,10 +81,10 @@ func ParseAnnounced(b []byte, st *ledger.State) (Announced, int, error) {
 	if len(b) < n+1+len(names) {
 		return Announced{}, 0, fmt.Errorf("%w: %d bytes for %d files", ErrBadAnnounced, len(b)-n, len(names))
 	}
-	a := Announced{Count: int(count), Done: unflags(b[n])}
+	a := Announced{Count: int(count), Done: unflags(b[n], recordingTypes)}
 	n++
 	for _, name := range names {
-		if f := unflags(b[n]); f != nil {
+		if f := unflags(b[n], fileTypes); f != nil {
 			if a.Files == nil {
 				a.Files = map[string]map[Type]bool{}
 			}
