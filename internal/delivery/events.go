@@ -5,20 +5,26 @@
 //
 // Events are derived from the ledger's fold, never from raw callbacks: the
 // projection engine calls Rules.Derive with a recording's state after each
-// step, and Derive announces what the state newly shows, once. What a
+// callback, and Derive announces what the state newly shows, once. What a
 // recording has announced (Announced) is kept beside its state, so a
 // redelivered callback, or callbacks in any order, never announce a thing
-// twice or announce what a later state contradicts: a file is created
-// before it is uploaded, a recording is completed once, after its end and
-// every file's upload, and only once it has been complete and quiet for
-// Rules.Settle (a segment RC sends late would otherwise arrive after the
-// recording was announced complete).
+// twice: a file is created before it is uploaded (and no upload failure
+// follows its upload), and a recording is completed once, after its end
+// and every file's upload, never together with failed.
+//
+// Callbacks cannot tell that a recording has no more files to come, so
+// completed also waits until the recording has been complete and quiet
+// for Rules.Settle. Callbacks that arrive within Settle of each other, in
+// any order, cannot contradict it; a file whose first callback comes
+// later still gets its own events, after completed, and no second
+// completed.
 package delivery
 
 import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/binary"
 	"slices"
 	"strings"
 	"time"
@@ -31,7 +37,7 @@ type Type string
 
 // The event types of CONTRACT.md.
 const (
-	Started       Type = "recording.started"        // RC reported the start
+	Started       Type = "recording.started"        // RC reported the start (a failed start too: failed follows)
 	FileCreated   Type = "recording.file_created"   // a segment or final file became known
 	Ended         Type = "recording.ended"          // RC reported the end
 	UploadFailed  Type = "recording.upload_failed"  // an upload of a file failed, and none has succeeded yet
@@ -60,9 +66,11 @@ type Change struct {
 	File     string // the file it concerns; "" for the recording
 }
 
-// DefaultSettle is Rules.Settle's default: RC answers a callback within
-// 5 s and retries twice, so a late callback arrives well within a minute
-// of the one before it.
+// DefaultSettle is Rules.Settle's default. RC sends a recording's ends
+// (one per stream in the single modes) together and its uploads seconds
+// later, and retries a callback twice after 5 s; a minute covers those.
+// What it does not cover (a callback held back by an outage longer than
+// that) arrives after completed, as its own events.
 const DefaultSettle = time.Minute
 
 // Rules derive events.
@@ -179,8 +187,10 @@ func sortedFiles(st *ledger.State) []namedFile {
 func ID(appKey, recordID string, t Type, file string) string {
 	h := sha256.New()
 	for _, s := range []string{appKey, recordID, string(t), file} {
+		// Each part behind its length: no choice of parts (NUL bytes
+		// included, which RC's ids may hold) runs into the next.
+		h.Write(binary.AppendUvarint(nil, uint64(len(s))))
 		h.Write([]byte(s))
-		h.Write([]byte{0})
 	}
 	return "evt_" + strings.ToLower(idEncoding.EncodeToString(h.Sum(nil)[:20]))
 }

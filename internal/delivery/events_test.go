@@ -47,7 +47,7 @@ func recording() []rc.Callback {
 		callback(rc.TypeEnd, t0+2_000_000, file(1), 200),
 		callback(rc.TypeUpload, t0+2_005_000, file(1), 500),
 		callback(rc.TypeUpload, t0+2_015_000, file(1), 200),
-		callback(rc.TypeSegment, t0+1_900_000, file(2), 200), // a second stream's segment, never uploaded at first
+		callback(rc.TypeSegment, t0+1_900_000, file(2), 200), // a second stream's segment
 		callback(rc.TypeUpload, t0+1_905_000, file(2), 200),
 	}
 }
@@ -323,6 +323,8 @@ func TestID(t *testing.T) {
 		{"app", "rec2", string(delivery.Completed), ""},
 		{"app2", "rec1", string(delivery.Completed), ""},
 		{"appr", "ec1", string(delivery.Completed), ""}, // the parts do not run into each other
+		{"app", "R", string(delivery.FileCreated), "recording.completed\x00x"},
+		{"app", "R\x00recording.file_created", string(delivery.Completed), "x"}, // not even with NUL bytes
 	} {
 		id := delivery.ID(tc[0], tc[1], delivery.Type(tc[2]), tc[3])
 		if ids[id] {
