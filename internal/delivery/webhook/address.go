@@ -21,12 +21,15 @@ var ErrBadURL = errors.New("bad destination URL")
 // nonPublic are ranges beyond the net/netip predicates (loopback,
 // private, link-local, multicast, unspecified) that no public endpoint
 // uses: "this network", carrier-grade NAT, IETF protocol assignments,
-// benchmarking, documentation, reserved and broadcast, NAT64 (which would
-// reach IPv4 addresses through a translator) and IPv6 documentation.
+// benchmarking, documentation, reserved and broadcast; in IPv6 the forms
+// that carry or reach an IPv4 address (IPv4-compatible, SIIT, NAT64, 6to4,
+// Teredo), the discard prefix, deprecated site-local, and documentation.
 var nonPublic = func() []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15",
-		"198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4", "64:ff9b::/96", "64:ff9b:1::/48", "2001:db8::/32"} {
+		"198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4",
+		"::/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "100::/64",
+		"fec0::/10", "2001:db8::/32"} {
 		out = append(out, netip.MustParsePrefix(p))
 	}
 	return out

@@ -34,16 +34,17 @@ func NewSecret() Secret {
 	return Secret{key: key}
 }
 
-// ParseSecret reads a secret in its whsec_<base64> form: 16 to 64 bytes
-// (receivers' libraries decode the part after the prefix as standard
-// base64, so that is the one form accepted).
+// ParseSecret reads a secret in its whsec_<base64> form: 24 to 64 bytes,
+// 192 bits at least for a key that signs for years (receivers' libraries
+// decode the part after the prefix as standard base64, so that is the one
+// form accepted).
 func ParseSecret(s string) (Secret, error) {
 	key, err := parseKey(s, SecretPrefix, "secret")
 	if err != nil {
 		return Secret{}, err
 	}
-	if len(key) < 16 || len(key) > 64 {
-		return Secret{}, fmt.Errorf("%w: a secret holds 16 to 64 bytes, this one %d", ErrBadKey, len(key))
+	if len(key) < 24 || len(key) > 64 {
+		return Secret{}, fmt.Errorf("%w: a secret holds 24 to 64 bytes, this one %d", ErrBadKey, len(key))
 	}
 	return Secret{key: key}, nil
 }

@@ -65,6 +65,10 @@ type Attempt struct {
 	Err      error // why there was no usable answer; nil when there was one
 }
 
+// ErrNoKey is an attempt's error when its Signer has no secret and no
+// key: a message is never sent unsigned.
+var ErrNoKey = errors.New("webhook: nothing to sign with")
+
 // ExcerptBytes is how much of an answer's body an Attempt keeps.
 const ExcerptBytes = 1024
 
@@ -123,6 +127,10 @@ func New(o Options) *Client {
 // Send makes one attempt: it POSTs body to url with the Standard Webhooks
 // headers of message id at time at, signed by s.
 func (c *Client) Send(ctx context.Context, url string, s Signer, id string, at time.Time, body []byte) Attempt {
+	if len(s.Secrets) == 0 && s.Key == nil {
+		// Receivers refuse it, so every retry would fail too.
+		return Attempt{Err: ErrNoKey}
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	start := time.Now()

@@ -20,8 +20,9 @@ import (
 )
 
 var (
-	at   = time.Now()
-	body = []byte(`{"id":"evt_1","type":"recording.completed","recordId":"r1"}`)
+	at     = time.Now()
+	body   = []byte(`{"id":"evt_1","type":"recording.completed","recordId":"r1"}`)
+	signer = Signer{Secrets: []Secret{NewSecret()}}
 )
 
 // TestSignaturesVerifyWithStandardWebhooks: the specification's own Go
@@ -120,8 +121,8 @@ func TestParseKeys(t *testing.T) {
 		ok         bool
 	}{
 		{"secret", "whsec_" + b64(make([]byte, 24)), secretOK, true},
-		{"secret of 16 bytes", "whsec_" + b64(make([]byte, 16)), secretOK, true},
-		{"secret of 15 bytes", "whsec_" + b64(make([]byte, 15)), secretOK, false},
+		{"secret of 64 bytes", "whsec_" + b64(make([]byte, 64)), secretOK, true},
+		{"secret of 23 bytes", "whsec_" + b64(make([]byte, 23)), secretOK, false},
 		{"secret of 65 bytes", "whsec_" + b64(make([]byte, 65)), secretOK, false},
 		{"secret without prefix", b64(make([]byte, 24)), secretOK, false},
 		{"secret in URL base64", "whsec_" + base64.URLEncoding.EncodeToString([]byte{0xfb, 0xff, 0xfe, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}), secretOK, false},
@@ -261,7 +262,7 @@ func TestPrivateAddressesRefused(t *testing.T) {
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("%d requests reached the loopback endpoint", n)
 	}
-	if a := New(Options{AllowPrivate: true}).Send(context.Background(), srv.URL, Signer{}, "evt_1", at, body); a.Outcome != Delivered {
+	if a := New(Options{AllowPrivate: true}).Send(context.Background(), srv.URL, signer, "evt_1", at, body); a.Outcome != Delivered {
 		t.Errorf("with AllowPrivate: %v %v", a.Outcome, a.Err)
 	}
 }
@@ -280,7 +281,7 @@ func TestAnswersAreBounded(t *testing.T) {
 			}
 		}
 	})
-	a := New(Options{AllowPrivate: true, MaxResponseBytes: 64 << 10}).Send(context.Background(), srv.URL, Signer{}, "evt_1", at, body)
+	a := New(Options{AllowPrivate: true, MaxResponseBytes: 64 << 10}).Send(context.Background(), srv.URL, signer, "evt_1", at, body)
 	if a.Outcome != Delivered || len(a.Response) != ExcerptBytes {
 		t.Errorf("attempt %v, %d bytes kept, want delivered, %d", a.Outcome, len(a.Response), ExcerptBytes)
 	}
@@ -312,7 +313,7 @@ func TestTimeout(t *testing.T) {
 	})
 	c := New(Options{AllowPrivate: true, Timeout: 200 * time.Millisecond})
 	for _, srv := range []*httptest.Server{slowHeaders, slowBody} {
-		a := c.Send(context.Background(), srv.URL, Signer{}, "evt_1", at, body)
+		a := c.Send(context.Background(), srv.URL, signer, "evt_1", at, body)
 		if a.Outcome != Failed || !errors.Is(a.Err, context.DeadlineExceeded) {
 			t.Errorf("attempt %v (status %d), err %v; want failed by the deadline", a.Outcome, a.Status, a.Err)
 		}
@@ -328,13 +329,22 @@ func TestErrorsLeaveTheURLOut(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
-	a := New(Options{AllowPrivate: true}).Send(context.Background(), "http://"+addr+"/hook?token=s3cr3t-token", Signer{}, "evt_1", at, body)
+	a := New(Options{AllowPrivate: true}).Send(context.Background(), "http://"+addr+"/hook?token=s3cr3t-token", signer, "evt_1", at, body)
 	if a.Err == nil || strings.Contains(a.Err.Error(), "s3cr3t") {
 		t.Errorf("attempt error %v", a.Err)
 	}
-	a = New(Options{AllowPrivate: true}).Send(context.Background(), "http://"+addr+"/hook?token=s3cr3t-token\x7f", Signer{}, "evt_1", at, body)
+	a = New(Options{AllowPrivate: true}).Send(context.Background(), "http://"+addr+"/hook?token=s3cr3t-token\x7f", signer, "evt_1", at, body)
 	if a.Err == nil || strings.Contains(a.Err.Error(), "s3cr3t") {
 		t.Errorf("attempt error for a URL that does not parse: %v", a.Err)
+	}
+}
+
+// TestNeverUnsigned: a Signer with nothing to sign with sends nothing.
+func TestNeverUnsigned(t *testing.T) {
+	srv, hits := receiver(t, func(w http.ResponseWriter, r *http.Request) {})
+	a := New(Options{AllowPrivate: true}).Send(context.Background(), srv.URL, Signer{}, "evt_1", at, body)
+	if a.Outcome != Failed || !errors.Is(a.Err, ErrNoKey) || hits.Load() != 0 {
+		t.Errorf("attempt %v, %v, %d requests; want refused before sending", a.Outcome, a.Err, hits.Load())
 	}
 }
 
@@ -374,6 +384,8 @@ func TestPublic(t *testing.T) {
 		"169.254.169.254": false, "fe80::1": false, "0.0.0.0": false, "::": false, "0.1.2.3": false,
 		"100.64.0.1": false, "::ffff:100.64.0.1": false, "192.0.0.8": false, "198.18.0.1": false, "192.0.2.1": false, "240.0.0.1": false,
 		"255.255.255.255": false, "224.0.0.1": false, "ff02::1": false, "64:ff9b::7f00:1": false, "2001:db8::1": false,
+		"::7f00:1": false, "::ffff:0:7f00:1": false, "2002:7f00:1::1": false, "2001:0:4136:e378::1": false, "100::1": false,
+		"fec0::1": false, "2001:4860:4860::8888": true,
 	} {
 		if got := Public(netip.MustParseAddr(ip)); got != want {
 			t.Errorf("Public(%s) = %v, want %v", ip, got, want)
