@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -478,5 +479,47 @@ func TestReplayRaceAcrossInstances(t *testing.T) {
 		if s == stores[1] && len(evs) != logged {
 			t.Errorf("%d events logged, want %d", len(evs), logged)
 		}
+	}
+}
+
+// TestRefusedReplayIsNotCounted: a callback refused because another
+// instance logged its signature with another body was not logged, so the
+// commit report (the committed-callbacks metric) does not count it.
+func TestRefusedReplayIsNotCounted(t *testing.T) {
+	url := databaseURL(t)
+	schema := freshSchema(t, url)
+	a := open(t, url, schema)
+	var committed atomic.Int64
+	b, err := pgstore.Open(context.Background(), url, pgstore.Options{Schema: schema,
+		OnCommit: func(callbacks, _ int, _ time.Duration, err error) {
+			if err == nil {
+				committed.Add(int64(callbacks))
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx, now := context.Background(), time.Now()
+	k := rc.ReplayKey{AppKey: "app", Nonce: "counted", Timestamp: "1530027865231"}
+	bodyA := ledgertest.Callback(t, "rec-a", rc.TypeStart, 0, "", 200)
+	bodyB := ledgertest.Callback(t, "rec-b", rc.TypeStart, 0, "", 200)
+	if _, err := a.Remember(ctx, k, sha256.Sum256(bodyA.Raw), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Append(ctx, ledger.Incoming{Callback: bodyA, ReceivedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Remember(ctx, k, sha256.Sum256(bodyB.Raw), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Append(ctx, ledger.Incoming{Callback: bodyB, ReceivedAt: now}); !errors.Is(err, rc.ErrReplayed) {
+		t.Fatalf("B's append: %v, want rc.ErrReplayed", err)
+	}
+	if _, err := b.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "rec-c", rc.TypeStart, 0, "", 200), ReceivedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if n := committed.Load(); n != 1 {
+		t.Errorf("B reported %d callbacks committed, want 1 (the refused one is not)", n)
 	}
 }

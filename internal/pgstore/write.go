@@ -113,7 +113,7 @@ func (s *Store) probeWrite(ctx context.Context) error {
 // projects after the commit.
 func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []storesql.Result, err error) {
 	report := storesql.ReportCommit(s.opts.OnCommit, ops)
-	defer func() { report(err) }()
+	defer func() { report(results, err) }()
 	s.mu.Lock()
 	s.commits++
 	prune := s.commits%1000 == 1

@@ -49,7 +49,7 @@ func (s *Store) Remember(ctx context.Context, key rc.ReplayKey, digest [32]byte,
 // quarantine row. Nothing else: the engine derives the rest afterwards.
 func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []storesql.Result, err error) {
 	report := storesql.ReportCommit(s.opts.OnCommit, ops)
-	defer func() { report(err) }()
+	defer func() { report(results, err) }()
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)

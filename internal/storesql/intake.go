@@ -81,19 +81,25 @@ func (i Intake) Quarantine(ctx context.Context, r ledger.Rejection) error {
 }
 
 // ReportCommit returns what a backend's commit defers to tell onCommit
-// (may be nil) about a batch: callbacks, rejections, time taken, error.
-func ReportCommit(onCommit func(callbacks, rejections int, took time.Duration, err error), ops []Op) func(err error) {
+// (may be nil) about a batch: callbacks committed, rejections, time taken,
+// error. A callback refused alone (Result.Err: a signature another
+// instance logged with another body) is not counted: it was not logged.
+func ReportCommit(onCommit func(callbacks, rejections int, took time.Duration, err error), ops []Op) func(results []Result, err error) {
 	if onCommit == nil {
-		return func(error) {}
+		return func([]Result, error) {}
 	}
 	start := time.Now()
-	return func(err error) {
-		rejections := 0
-		for _, o := range ops {
-			if o.Rej != nil {
+	return func(results []Result, err error) {
+		callbacks, rejections := 0, 0
+		for i, o := range ops {
+			switch {
+			case o.Rej != nil:
 				rejections++
+			case err == nil && i < len(results) && results[i].Err != nil:
+			default:
+				callbacks++
 			}
 		}
-		onCommit(len(ops)-rejections, rejections, time.Since(start), err)
+		onCommit(callbacks, rejections, time.Since(start), err)
 	}
 }
