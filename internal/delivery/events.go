@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
 )
 
 // Type is an event's type.
@@ -37,7 +38,7 @@ type Type string
 
 // The event types of CONTRACT.md.
 const (
-	Started       Type = "recording.started"        // RC reported the start (a failed start too: failed follows)
+	Started       Type = "recording.started"        // RC reported a successful start
 	FileCreated   Type = "recording.file_created"   // a segment or final file became known
 	Ended         Type = "recording.ended"          // RC reported the end
 	UploadFailed  Type = "recording.upload_failed"  // an upload of a file failed, and none has succeeded yet
@@ -111,7 +112,10 @@ func (r Rules) Derive(st *ledger.State, a *Announced, now int64) []Change {
 	fileDone := func(name string, t Type) bool { return a.Files[name][t] }
 
 	files := sortedFiles(st)
-	if st.StartFrom != nil && !done(Started) {
+	// A failed start is announced as failed alone: the recording never
+	// began (RC sends nothing more for it). The chosen start's key keeps
+	// its code; a missing code (0) reports no failure, as in ledger.Apply.
+	if st.StartFrom != nil && (st.StartFrom.Code == rc.StatusOK || st.StartFrom.Code == 0) && !done(Started) {
 		add(Started, "")
 	}
 	for _, f := range files {

@@ -313,6 +313,16 @@ func TestFailed(t *testing.T) {
 	}
 }
 
+// TestFailedStart: a recording whose start failed (RC sends nothing more
+// for it) is announced failed, never started.
+func TestFailedStart(t *testing.T) {
+	st, events := play(delivery.Rules{Settle: time.Second}, []rc.Callback{callback(rc.TypeStart, t0, "", 500)})
+	check(t, st, events)
+	if len(events) != 1 || events[0].Type != delivery.Failed || events[0].Sequence != 1 {
+		t.Errorf("announced %v, want failed alone", events)
+	}
+}
+
 func TestID(t *testing.T) {
 	ids := map[string]bool{}
 	for _, tc := range [][4]string{
