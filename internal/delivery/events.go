@@ -85,10 +85,6 @@ type Rules struct {
 // (Unix ms, the projection's clock: a callback's arrival, or the time of
 // a periodic pass), in announcement order, and adds them to a.
 func (r Rules) Derive(st *ledger.State, a *Announced, now int64) []Change {
-	settle := r.Settle
-	if settle <= 0 {
-		settle = DefaultSettle
-	}
 	var out []Change
 	add := func(t Type, file string) {
 		if file == "" {
@@ -139,7 +135,7 @@ func (r Rules) Derive(st *ledger.State, a *Announced, now int64) []Change {
 	if st.Failed && !done(Failed) && !done(Completed) {
 		add(Failed, "")
 	}
-	if st.Status() == ledger.StatusComplete && !done(Completed) && now-st.LastEventAt >= settle.Milliseconds() {
+	if st.Status() == ledger.StatusComplete && !done(Completed) && now-st.LastEventAt >= r.settle().Milliseconds() {
 		add(Completed, "")
 	}
 	if st.UploadState(time.UnixMilli(now)) == ledger.UploadOverdue && !done(UploadOverdue) && !done(Completed) {
@@ -152,18 +148,21 @@ func (r Rules) Derive(st *ledger.State, a *Announced, now int64) []Change {
 // (Completed after Settle, UploadOverdue), and from when: the projection
 // engine keeps such recordings on a timer.
 func (r Rules) Due(st *ledger.State, a *Announced) (at int64, ok bool) {
-	settle := r.Settle
-	if settle <= 0 {
-		settle = DefaultSettle
-	}
 	switch {
 	case st.Status() == ledger.StatusComplete && !a.Done[Completed]:
-		return st.LastEventAt + settle.Milliseconds(), true
+		return st.LastEventAt + r.settle().Milliseconds(), true
 	case st.EndReceivedAt != nil && !a.Done[UploadOverdue] && !a.Done[Completed] &&
 		st.BaseUploadState() != ledger.UploadNone && st.BaseUploadState() != ledger.UploadComplete:
 		return *st.EndReceivedAt + ledger.OverdueAfter.Milliseconds() + 1, true
 	}
 	return 0, false
+}
+
+func (r Rules) settle() time.Duration {
+	if r.Settle <= 0 {
+		return DefaultSettle
+	}
+	return r.Settle
 }
 
 type namedFile struct {
@@ -229,7 +228,7 @@ func NewEvent(st *ledger.State, c Change, at int64) Event {
 		Sequence:  c.Sequence,
 		Recording: st.View(when),
 	}
-	if _, ok := st.Files[c.File]; ok && c.File != "" {
+	if _, ok := st.Files[c.File]; c.File != "" && ok {
 		f := st.FileView(c.File)
 		e.File = &f
 	}

@@ -96,6 +96,7 @@ func ReportCommit(onCommit func(callbacks, rejections int, took time.Duration, e
 			case o.Rej != nil:
 				rejections++
 			case err == nil && i < len(results) && results[i].Err != nil:
+				// refused alone: not logged
 			default:
 				callbacks++
 			}

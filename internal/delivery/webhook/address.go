@@ -70,7 +70,7 @@ func CheckURL(raw string, allowPrivate bool) (*url.URL, error) {
 	case u.Fragment != "" || strings.HasSuffix(raw, "#"):
 		return nil, fmt.Errorf("%w: a fragment is never sent", ErrBadURL)
 	}
-	if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && !allowPrivate && !Public(ip) {
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !allowPrivate && !Public(ip) {
 		return nil, fmt.Errorf("%w: %s is not a public address (--allow-private-destinations allows it)", ErrForbiddenAddress, ip)
 	}
 	return u, nil
