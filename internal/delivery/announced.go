@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/recledger/recledger/internal/ledger"
@@ -102,4 +103,20 @@ func sortedNames(st *ledger.State) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// Clone returns a copy of a that shares no map with it: a projection step
+// changes its copy while the cached record stays as stored.
+func (a Announced) Clone() Announced {
+	c := Announced{Count: a.Count}
+	if a.Done != nil {
+		c.Done = maps.Clone(a.Done)
+	}
+	if a.Files != nil {
+		c.Files = make(map[string]map[Type]bool, len(a.Files))
+		for name, f := range a.Files {
+			c.Files[name] = maps.Clone(f)
+		}
+	}
+	return c
 }

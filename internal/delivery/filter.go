@@ -30,8 +30,13 @@ func (f Filter) Validate() error {
 }
 
 // Match reports whether e passes the filter.
-func (f Filter) Match(e *Event) bool {
-	return (len(f.Types) == 0 || slices.Contains(f.Types, e.Type)) &&
-		(f.AppKey == "" || e.AppKey == f.AppKey) &&
-		strings.HasPrefix(e.Recording.RoomID, f.RoomPrefix)
+func (f Filter) Match(e *Event) bool { return f.match(e.Type, e.AppKey, e.Recording.RoomID) }
+
+// Matches reports whether the stored event s passes the filter.
+func (f Filter) Matches(s *Stored) bool { return f.match(s.Type, s.AppKey, s.RoomID) }
+
+func (f Filter) match(t Type, appKey, roomID string) bool {
+	return (len(f.Types) == 0 || slices.Contains(f.Types, t)) &&
+		(f.AppKey == "" || appKey == f.AppKey) &&
+		strings.HasPrefix(roomID, f.RoomPrefix)
 }

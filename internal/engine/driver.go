@@ -72,6 +72,18 @@ type Saved struct {
 	// NewFiles are the names of the files the recording did not have
 	// before, for the stores' lookup of a recording by file name.
 	NewFiles []string
+	// DueAt is when the recording may next announce an event by time
+	// alone (delivery.Rules.Due; Unix ms, 0 for never), and DueBefore what
+	// it was as stored: stores index it for Driver.DueRecords.
+	DueAt, DueBefore int64
+}
+
+// Outbound is an event a step announced (delivery.Event), committed with
+// the step: the store's outbox, which destinations read.
+type Outbound struct {
+	ID, Type, RecordID, AppKey, RoomID string
+	At                                 int64  // when it was derived, Unix ms: a callback's arrival, or the time it fell due
+	Payload                            []byte // the event as destinations receive it (JSON)
 }
 
 // Batch is what one projection step writes, in one transaction.
@@ -84,6 +96,9 @@ type Batch struct {
 	Records  []Saved  // in the order first touched
 	Totals   ledger.TotalsChange
 	Minutes  []ledger.Minute // callbacks and duplicates per minute of arrival
+	// Outbound are the events the step announced, in order; none while
+	// no destination wants them (Engine.SetOutbound).
+	Outbound []Outbound
 }
 
 // ErrMoved is returned by Driver.Save when the stored watermark is not the
@@ -107,6 +122,9 @@ type Driver interface {
 	Save(ctx context.Context, b *Batch) error
 	// Watermark returns the stored projection position.
 	Watermark(ctx context.Context) (Position, error)
+	// DueRecords returns up to limit recordings whose DueAt is at or
+	// before now (Unix ms), the earliest first.
+	DueRecords(ctx context.Context, now int64, limit int) ([]string, error)
 	// Reset empties the projections and sets the watermark to zero, in
 	// one transaction, for a rebuild.
 	Reset(ctx context.Context) error

@@ -2,14 +2,17 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/logbody"
 	"github.com/recledger/recledger/rc"
@@ -34,6 +37,16 @@ type Options struct {
 	// Reported, when set, is told the outcome of every projection step
 	// (nil for success), for readiness and metrics.
 	Reported func(err error)
+	// Rules derive the outbound events (their Settle).
+	Rules delivery.Rules
+	// Now is the clock of the events announced by time alone (default
+	// time.Now); Due how often the engine looks for recordings they fell
+	// due on (default 1 s).
+	Now func() time.Time
+	Due time.Duration
+	// OnOutbound, when set, is called after a step committed outbound
+	// events (to wake the dispatchers).
+	OnOutbound func()
 }
 
 func (o *Options) defaults() {
@@ -49,6 +62,12 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Due <= 0 {
+		o.Due = time.Second
+	}
 }
 
 // Engine keeps a store's projections just behind its log.
@@ -58,8 +77,14 @@ type Engine struct {
 	wake   chan struct{} // an append committed
 	urgent chan struct{} // a reader waits
 
-	work  sync.Mutex  // one step (or rebuild) at a time; guards cache
+	work  sync.Mutex  // one step (or rebuild) at a time; guards cache, dueAt, rebuilding
 	cache recordCache // recent records, so a recording is not read back per step
+	// dueAt: when the step last looked for recordings due; rebuilding:
+	// a rebuild runs, which announces nothing (what it derives again was
+	// announced when it first happened).
+	dueAt      time.Time
+	rebuilding bool
+	outbound   atomic.Bool // some destination wants events: steps derive their payloads
 
 	// Failures, for the log: Run's own.
 	failing      bool
@@ -140,6 +165,12 @@ func (e *Engine) Committed(rows []Row, cbs []rc.Callback) {
 // maxHanded bounds the rows kept in memory for the engine; past it (a
 // projection failing for long) it reads the log.
 const maxHanded = 1 << 16
+
+// SetOutbound says whether steps commit the events they announce to the
+// outbox: on while some destination exists. What a recording announced is
+// kept either way, so a destination added later starts with what happens
+// next, not with every recording's history.
+func (e *Engine) SetOutbound(on bool) { e.outbound.Store(on) }
 
 // Urge makes the engine project now (a reader waits, here or on another
 // instance).
@@ -329,6 +360,12 @@ func (e *Engine) catchUp(ctx context.Context) error {
 // (duplicates and bodies that no longer parse are not applied).
 func (e *Engine) Rebuild(ctx context.Context) (int64, error) {
 	e.work.Lock()
+	e.rebuilding = true
+	defer func() {
+		e.work.Lock()
+		e.rebuilding, e.dueAt = false, time.Time{}
+		e.work.Unlock()
+	}()
 	e.cache.clear()
 	if err := e.d.Reset(ctx); err != nil {
 		e.work.Unlock()
@@ -377,10 +414,19 @@ func (e *Engine) stepCounting(ctx context.Context, limit int) (n int, applied in
 	e.mu.Lock()
 	e.following = false
 	e.mu.Unlock()
-	if len(rows) == 0 {
+	var due []string
+	now := e.o.Now()
+	if len(rows) < limit && (e.rebuilding || now.Sub(e.dueAt) >= e.o.Due) {
+		// Caught up with the log: what fell due by time alone comes next.
+		if due, err = e.d.DueRecords(ctx, now.UnixMilli(), limit); err != nil {
+			return 0, 0, fmt.Errorf("find recordings due: %w", err)
+		}
+		e.dueAt = now
+	}
+	if len(rows) == 0 && len(due) == 0 {
 		return 0, 0, nil
 	}
-	b, applied, err := e.fold(ctx, from, rows, cbs)
+	b, applied, err := e.fold(ctx, from, rows, cbs, due, now.UnixMilli())
 	if err != nil {
 		return 0, 0, err
 	}
@@ -399,6 +445,9 @@ func (e *Engine) stepCounting(ctx context.Context, limit int) (n int, applied in
 		e.cache.put(s.Record)
 	}
 	e.advance(b.To)
+	if len(b.Outbound) > 0 && e.o.OnOutbound != nil {
+		e.o.OnOutbound()
+	}
 	return len(rows), applied, nil
 }
 
@@ -443,17 +492,19 @@ func (e *Engine) next(ctx context.Context, from Position, limit int) ([]Row, []r
 
 // work is a recording being projected in one step.
 type work struct {
-	rec    *Record
-	before ledger.State // as stored, for the totals
-	new    bool
+	rec       *Record
+	before    ledger.State // as stored, for the totals
+	dueBefore int64        // its DueAt as stored
+	new       bool
 	// originals: the identities of its originals, once it has many
 	// (hasOriginal)
 	originals map[uint64]bool
 }
 
-// fold applies rows to their records and returns the batch to save and
-// how many callbacks it applied.
-func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.Callback) (*Batch, int64, error) {
+// fold applies rows to their records, then announces what fell due by
+// now on the recordings due, and returns the batch to save and how many
+// callbacks it applied.
+func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.Callback, due []string, now int64) (*Batch, int64, error) {
 	if cbs == nil {
 		cbs = make([]rc.Callback, len(rows))
 		for i := range rows {
@@ -472,11 +523,12 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 			cbs[i] = cb
 		}
 	}
-	works, order, err := e.load(ctx, cbs)
+	works, order, err := e.load(ctx, cbs, due)
 	if err != nil {
 		return nil, 0, err
 	}
-	b := &Batch{From: from, Events: make([]Logged, 0, len(rows)), Totals: ledger.TotalsChange{}}
+	b := &Batch{From: from, To: from, Events: make([]Logged, 0, len(rows)), Totals: ledger.TotalsChange{}}
+	ann := announcer{rules: e.o.Rules, b: b, payloads: e.outbound.Load() && !e.rebuilding}
 	var (
 		minutes ledger.MinuteCounter
 		seq     = from.Seq
@@ -506,21 +558,46 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 			w.originals[id] = true
 		}
 		if !l.Duplicate {
+			// What fell due before this callback came was announced then
+			// (by the periodic pass) and is announced before it here, at
+			// the time it fell due: a rebuild derives what live
+			// projection did, in the same order.
+			if err := ann.due(w.rec, r.ReceivedAt); err != nil {
+				return nil, 0, err
+			}
 			w.rec.State = ledger.Apply(w.rec.State, *cb, r.ReceivedAt)
 			applied++
+			if err := ann.announce(w.rec, e.o.Rules.Derive(&w.rec.State, &w.rec.Announced, r.ReceivedAt), r.ReceivedAt); err != nil {
+				return nil, 0, err
+			}
 		}
 		b.Events = append(b.Events, l)
 		minutes.Stored(r.ReceivedAt, l.Duplicate)
 	}
-	b.To = Position{Seq: seq, Log: rows[len(rows)-1].Log}
+	if len(rows) > 0 {
+		b.To = Position{Seq: seq, Log: rows[len(rows)-1].Log}
+	}
 	b.Minutes = minutes.Minutes()
+	for _, id := range due {
+		if w := works[id]; w != nil && w.rec != nil {
+			if err := ann.due(w.rec, now); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
 	for _, id := range order {
 		w := works[id]
+		if w.rec == nil {
+			continue // due, but no longer stored (a rebuild emptied the store)
+		}
 		blob, err := EncodeRecord(w.rec)
 		if err != nil {
 			return nil, 0, err
 		}
-		s := Saved{Record: w.rec, Blob: blob, New: w.new, Before: w.before}
+		s := Saved{Record: w.rec, Blob: blob, New: w.new, Before: w.before, DueBefore: w.dueBefore}
+		if at, ok := e.o.Rules.Due(&w.rec.State, &w.rec.Announced); ok {
+			s.DueAt = at
+		}
 		for name := range w.rec.State.Files {
 			if _, ok := w.before.Files[name]; !ok {
 				s.NewFiles = append(s.NewFiles, name)
@@ -533,14 +610,18 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 	return b, applied, nil
 }
 
-// load returns the records the callbacks concern, from the cache or the
-// driver, as copies the step may change, and their ids in the order the
-// callbacks first name them.
-func (e *Engine) load(ctx context.Context, cbs []rc.Callback) (map[string]*work, []string, error) {
+// load returns the records the callbacks and the due list concern, from
+// the cache or the driver, as copies the step may change, and their ids in
+// the order first named.
+func (e *Engine) load(ctx context.Context, cbs []rc.Callback, due []string) (map[string]*work, []string, error) {
 	works := map[string]*work{}
 	var missing, order []string
+	ids := make([]string, 0, len(cbs)+len(due))
 	for i := range cbs {
-		id := cbs[i].RecordID
+		ids = append(ids, cbs[i].RecordID)
+	}
+	ids = append(ids, due...)
+	for _, id := range ids {
 		if id == "" || works[id] != nil {
 			continue
 		}
@@ -548,7 +629,7 @@ func (e *Engine) load(ctx context.Context, cbs []rc.Callback) (map[string]*work,
 		works[id] = w
 		order = append(order, id)
 		if r, ok := e.cache.get(id); ok {
-			w.set(r)
+			w.set(r, e.o.Rules)
 			continue
 		}
 		missing = append(missing, id)
@@ -569,15 +650,60 @@ func (e *Engine) load(ctx context.Context, cbs []rc.Callback) (map[string]*work,
 		if err != nil {
 			return nil, nil, fmt.Errorf("load record %s: %w", id, err)
 		}
-		works[id].set(&r)
+		works[id].set(&r, e.o.Rules)
 	}
 	return works, order, nil
 }
 
-func (w *work) set(r *Record) {
+func (w *work) set(r *Record, rules delivery.Rules) {
 	c := *r
 	c.Events = slices.Clone(r.Events) // the step appends; the cached one stays as stored
+	c.Announced = r.Announced.Clone()
 	w.rec, w.before = &c, r.State
+	if at, ok := rules.Due(&r.State, &r.Announced); ok {
+		w.dueBefore = at
+	}
+}
+
+// announcer turns what a step derives into the batch's outbound events.
+type announcer struct {
+	rules    delivery.Rules
+	b        *Batch
+	payloads bool // the outbox is kept: build the events
+}
+
+// due announces what fell due on rec by time alone up to until, each at
+// the time it fell due.
+func (a *announcer) due(rec *Record, until int64) error {
+	for {
+		at, ok := a.rules.Due(&rec.State, &rec.Announced)
+		if !ok || at > until {
+			return nil
+		}
+		changes := a.rules.Derive(&rec.State, &rec.Announced, at)
+		if len(changes) == 0 {
+			return nil // due promised more than Derive gives: never loop
+		}
+		if err := a.announce(rec, changes, at); err != nil {
+			return err
+		}
+	}
+}
+
+func (a *announcer) announce(rec *Record, changes []delivery.Change, at int64) error {
+	if !a.payloads {
+		return nil
+	}
+	for _, c := range changes {
+		ev := delivery.NewEvent(&rec.State, c, at)
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("announce %s of %s: %w", c.Type, rec.State.RecordID, err)
+		}
+		a.b.Outbound = append(a.b.Outbound, Outbound{ID: ev.ID, Type: string(ev.Type), RecordID: ev.RecordID,
+			AppKey: ev.AppKey, RoomID: rec.State.RoomID, At: at, Payload: payload})
+	}
+	return nil
 }
 
 // hasOriginal reports whether the record logged an original with this

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,12 +12,14 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 
+	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/rc"
 )
@@ -30,7 +34,9 @@ type memDriver struct {
 	watermark Position
 	totals    ledger.TotalsChange
 	minutes   map[int64]ledger.Minute
-	reads     int   // ReadLog calls
+	due       map[string]int64 // Saved.DueAt of the records due
+	outbox    []Outbound       // never reset, as the stores' outbox
+	reads     int              // ReadLog calls
 	follower  bool  // ReadLog answers ErrNotLeader
 	failSave  error // Save fails with it
 	// saving, when set, receives once when a Save begins, which then
@@ -40,7 +46,20 @@ type memDriver struct {
 }
 
 func newMemDriver() *memDriver {
-	return &memDriver{records: map[string][]byte{}, feed: map[int64]Logged{}, totals: ledger.TotalsChange{}, minutes: map[int64]ledger.Minute{}}
+	return &memDriver{records: map[string][]byte{}, feed: map[int64]Logged{}, totals: ledger.TotalsChange{}, minutes: map[int64]ledger.Minute{}, due: map[string]int64{}}
+}
+
+func (d *memDriver) DueRecords(_ context.Context, now int64, limit int) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ids []string
+	for id, at := range d.due {
+		if at <= now {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int { return cmp.Or(cmp.Compare(d.due[a], d.due[b]), strings.Compare(a, b)) })
+	return ids[:min(limit, len(ids))], nil
 }
 
 // add logs a body, numbering rows as SQLite does (numbered: Seq = ID) or
@@ -104,8 +123,18 @@ func (d *memDriver) Save(ctx context.Context, b *Batch) error {
 		return ErrMoved
 	}
 	for _, s := range b.Records {
-		d.records[s.Record.State.RecordID] = s.Blob
+		id := s.Record.State.RecordID
+		d.records[id] = s.Blob
+		if s.DueBefore != d.due[id] {
+			return fmt.Errorf("record %s: DueBefore %d, stored %d", id, s.DueBefore, d.due[id])
+		}
+		if s.DueAt == 0 {
+			delete(d.due, id)
+		} else {
+			d.due[id] = s.DueAt
+		}
 	}
+	d.outbox = append(d.outbox, b.Outbound...)
 	for _, e := range b.Events {
 		if _, ok := d.feed[e.Seq]; ok {
 			return fmt.Errorf("seq %d given twice", e.Seq)
@@ -138,7 +167,7 @@ func (d *memDriver) Watermark(context.Context) (Position, error) {
 func (d *memDriver) Reset(context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.records, d.feed, d.watermark = map[string][]byte{}, map[int64]Logged{}, Position{}
+	d.records, d.feed, d.watermark, d.due = map[string][]byte{}, map[int64]Logged{}, Position{}, map[string]int64{}
 	d.totals, d.minutes = ledger.TotalsChange{}, map[int64]ledger.Minute{}
 	return nil
 }
@@ -222,7 +251,7 @@ func TestDuplicatesAndFold(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if diff := cmp.Diff(st, r.State); diff != "" {
+				if diff := gocmp.Diff(st, r.State); diff != "" {
 					t.Errorf("%s (-Apply +engine):\n%s", id, diff)
 				}
 				if r.FirstSeq != map[string]int64{"r1": 1, "r2": 7}[id] {
@@ -241,7 +270,9 @@ func TestDuplicatesAndFold(t *testing.T) {
 }
 
 // TestRebuildGivesTheSameBytes: records built live, in steps of any size
-// and with the cache, equal a rebuild's byte for byte.
+// and with the cache, equal a rebuild's byte for byte, what they announced
+// included: callbacks come 7 s apart, so recordings settle and are
+// completed by the periodic pass between some callbacks and others.
 func TestRebuildGivesTheSameBytes(t *testing.T) {
 	d := newMemDriver()
 	var bodies [][]byte
@@ -254,9 +285,19 @@ func TestRebuildGivesTheSameBytes(t *testing.T) {
 		bodies = append(bodies, bodies[rng.IntN(len(bodies))])
 		_ = i
 	}
-	e := start(t, d, Options{Batch: 5})
+	// Files that come late, after their recordings were completed: a
+	// rebuild must announce the completed before them, as live did.
+	for i := range 12 {
+		name := fmt.Sprintf("late-%d.mp4", i)
+		bodies = append(bodies, body(fmt.Sprint("rb-", i), rc.TypeSegment, 2*time.Hour, name, 200),
+			body(fmt.Sprint("rb-", i), rc.TypeUpload, 2*time.Hour, name, 200))
+	}
+	var clock time.Time
+	e := start(t, d, Options{Batch: 5, Due: time.Nanosecond, Now: func() time.Time { return clock }})
+	e.SetOutbound(true)
 	for i, b := range bodies {
-		d.add(b, base.UnixMilli()+int64(i), true)
+		clock = base.Add(time.Duration(i) * 7 * time.Second)
+		d.add(b, clock.UnixMilli(), true)
 		if rng.IntN(4) == 0 {
 			if err := e.catchUp(context.Background()); err != nil {
 				t.Fatal(err)
@@ -266,7 +307,16 @@ func TestRebuildGivesTheSameBytes(t *testing.T) {
 	if err := e.catchUp(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	live, feed, totals := maps.Clone(d.records), maps.Clone(d.feed), maps.Clone(d.totals)
+	completed := 0
+	for _, o := range d.outbox {
+		if o.Type == string(delivery.Completed) {
+			completed++
+		}
+	}
+	if completed == 0 {
+		t.Fatal("no recording was completed live: the test would not show the periodic pass")
+	}
+	live, feed, totals, outbox := maps.Clone(d.records), maps.Clone(d.feed), maps.Clone(d.totals), len(d.outbox)
 	n, err := e.Rebuild(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -277,14 +327,17 @@ func TestRebuildGivesTheSameBytes(t *testing.T) {
 	if len(live) != 12 || !maps.EqualFunc(live, d.records, bytes.Equal) {
 		t.Errorf("rebuilt records differ from the live ones")
 	}
-	if diff := cmp.Diff(feed, d.feed); diff != "" {
+	if len(d.outbox) != outbox {
+		t.Errorf("the rebuild announced %d events again", len(d.outbox)-outbox)
+	}
+	if diff := gocmp.Diff(feed, d.feed); diff != "" {
 		t.Errorf("rebuilt feed (-live +rebuilt):\n%s", diff)
 	}
 	nonzero := func(c ledger.TotalsChange) ledger.TotalsChange {
 		maps.DeleteFunc(c, func(_ ledger.TotalKey, t ledger.Total) bool { return t == ledger.Total{} })
 		return c
 	}
-	if diff := cmp.Diff(nonzero(totals), nonzero(d.totals)); diff != "" {
+	if diff := gocmp.Diff(nonzero(totals), nonzero(d.totals)); diff != "" {
 		t.Errorf("rebuilt totals (-live +rebuilt):\n%s", diff)
 	}
 }
@@ -562,4 +615,110 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestOutboundInAnyOrder: a recording's callbacks in random orders, with
+// redeliveries, projected in steps of random sizes with the periodic pass
+// between them, announce each (type, file) once, numbered 1, 2, 3, ...,
+// every upload before the one completed, and nothing while outbound is off.
+func TestOutboundInAnyOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 200 {
+		d := newMemDriver()
+		clock := base
+		e := start(t, d, Options{Batch: 1 + rng.IntN(6), Due: time.Nanosecond, Now: func() time.Time { return clock }})
+		e.SetOutbound(true)
+		bodies := recording("r", 3)
+		failed := body("r", rc.TypeUpload, 5*time.Minute, "sess_room_u1_r_0.mp4", 500) // an upload that failed, then (or before) succeeded
+		bodies = append(bodies, failed)
+		rng.Shuffle(len(bodies), func(i, j int) { bodies[i], bodies[j] = bodies[j], bodies[i] })
+		for range 3 {
+			bodies = append(bodies, bodies[rng.IntN(len(bodies))])
+		}
+		for _, b := range bodies {
+			// Apart by less than Settle: no file comes after completed.
+			clock = clock.Add(time.Duration(rng.IntN(50)) * time.Second)
+			d.add(b, clock.UnixMilli(), true)
+			if rng.IntN(3) == 0 {
+				if err := e.catchUp(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for range 2 { // the last rows, then a periodic pass that sees them stored
+			clock = clock.Add(time.Hour)
+			if err := e.catchUp(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seen := map[string]bool{}
+		uploaded, completed := 0, 0
+		for i, o := range d.outbox {
+			var ev delivery.Event
+			if err := json.Unmarshal(o.Payload, &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Sequence != i+1 || ev.ID != o.ID || string(ev.Type) != o.Type {
+				t.Fatalf("round %d: event %d is %+v (sequence %d, id %s)", round, i, o, ev.Sequence, ev.ID)
+			}
+			if seen[o.ID] {
+				t.Fatalf("round %d: %s announced twice", round, o.ID)
+			}
+			seen[o.ID] = true
+			switch ev.Type {
+			case delivery.FileUploaded:
+				uploaded++
+			case delivery.Completed:
+				completed++
+				if uploaded != 3 || ev.Recording.UploadState != ledger.UploadComplete {
+					t.Fatalf("round %d: completed after %d of 3 uploads, upload state %s", round, uploaded, ev.Recording.UploadState)
+				}
+			case delivery.UploadFailed:
+				if uploaded > 0 && ev.File != nil && ev.File.UploadStatus == ledger.UploadStatusUploaded {
+					t.Fatalf("round %d: upload_failed of an uploaded file", round)
+				}
+			}
+		}
+		if completed != 1 || uploaded != 3 {
+			t.Fatalf("round %d: %d completed, %d uploaded; want 1 and 3", round, completed, uploaded)
+		}
+	}
+}
+
+// TestOutboundOff: while no destination wants events, nothing is put in
+// the outbox, but what a recording announced is kept: once outbound is on,
+// only what happens next is announced.
+func TestOutboundOff(t *testing.T) {
+	d := newMemDriver()
+	clock := base
+	e := start(t, d, Options{Now: func() time.Time { return clock }})
+	bodies := recording("r", 2)
+	for _, b := range bodies[:3] { // the start, a segment and its upload
+		d.add(b, clock.UnixMilli(), true)
+	}
+	if err := e.catchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.outbox) != 0 {
+		t.Fatalf("outbound off, yet %d events in the outbox", len(d.outbox))
+	}
+	e.SetOutbound(true)
+	for _, b := range bodies[3:] {
+		d.add(b, clock.UnixMilli(), true)
+	}
+	if err := e.catchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(2 * delivery.DefaultSettle) // the periodic pass completes it
+	if err := e.catchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range d.outbox {
+		got = append(got, o.Type)
+	}
+	want := []string{"recording.file_created", "recording.file_uploaded", "recording.ended", "recording.completed"}
+	if !slices.Equal(got, want) {
+		t.Errorf("announced %q, want %q", got, want)
+	}
 }

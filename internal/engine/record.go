@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/rc"
 )
@@ -21,6 +22,9 @@ type Record struct {
 	State    ledger.State
 	FirstSeq int64
 	Events   []EventRef
+	// Announced is what the recording has told destinations
+	// (delivery.Rules.Derive), kept so no event is announced twice.
+	Announced delivery.Announced
 }
 
 // EventRef is one logged callback of a recording.
@@ -36,11 +40,16 @@ func Identity(k rc.Key) uint64 { return binary.BigEndian.Uint64(ledger.IdentityH
 
 // The stored encodings. Version 1 (ledger.State as JSON, starting with '{')
 // and version 2 (a version byte, then JSON) were written by earlier builds
-// and are still read; EncodeRecord writes version 3 (record_v3.go), a
-// binary form about a tenth of version 2's size.
+// and are still read; version 3 (record_v3.go) is a binary form about a
+// tenth of version 2's size; EncodeRecord writes version 4, which is
+// version 3 followed by what the recording announced
+// (delivery.Announced.AppendBinary). A version 3 record reads as having
+// announced nothing, so a recording stored before outbound delivery
+// announces its story once, the next time a callback touches it.
 const (
 	recordV2 = 2
 	recordV3 = 3
+	recordV4 = 4
 )
 
 type recordJSON struct {
@@ -49,11 +58,13 @@ type recordJSON struct {
 	Events   []EventRef   `json:"e"`
 }
 
-// EncodeRecord returns the stored form of r: version 3. The same record
+// EncodeRecord returns the stored form of r: version 4. The same record
 // always gives the same bytes (files go in name order), so a rebuild can be
 // compared with the live projection byte for byte.
 func EncodeRecord(r *Record) ([]byte, error) {
-	return encodeV3(r), nil
+	b := encodeV3(r)
+	b[0] = recordV4
+	return r.Announced.AppendBinary(b, &r.State), nil
 }
 
 // ErrBadRecord is returned by DecodeRecord for bytes it cannot read.
@@ -78,11 +89,11 @@ func DecodeRecord(b []byte) (Record, error) {
 		if err := json.Unmarshal(b[1:], &r); err != nil {
 			return Record{}, fmt.Errorf("%w: %w", ErrBadRecord, err)
 		}
-		return Record(r), nil
-	case recordV3:
-		r, err := decodeV3(b[1:])
+		return Record{State: r.State, FirstSeq: r.FirstSeq, Events: r.Events}, nil
+	case recordV3, recordV4:
+		r, err := decodeV3(b[1:], b[0] == recordV4)
 		if err != nil {
-			return Record{}, fmt.Errorf("version 3: %w", err)
+			return Record{}, fmt.Errorf("version %d: %w", b[0], err)
 		}
 		return r, nil
 	}

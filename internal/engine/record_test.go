@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
@@ -41,6 +42,7 @@ func typicalRecord(tb testing.TB, recordID string, firstSeq int64) engine.Record
 		if !ref.Duplicate {
 			seen[id] = true
 			r.State = ledger.Apply(r.State, cb, receivedBase.Add(time.Duration(i)*time.Minute+time.Duration(i*37)*time.Millisecond).UnixMilli())
+			delivery.Rules{}.Derive(&r.State, &r.Announced, r.State.LastEventAt)
 		}
 	}
 	return r
@@ -70,28 +72,34 @@ func roundTrip(t *testing.T, r engine.Record) []byte {
 }
 
 // TestOldBlobsStillLoad reads a blob of each version ever written. The v1
-// and v2 files were written by the builds that wrote those versions and
-// must never be regenerated; the v3 file also pins the current encoding
-// (go test -update rewrites it, which is only right before anything was
-// stored with it).
+// v2 and v3 files were written by the builds that wrote those versions
+// and must never be regenerated; the v4 file also pins the current
+// encoding (go test -update rewrites it, which is only right before
+// anything was stored with it).
 func TestOldBlobsStillLoad(t *testing.T) {
 	want := typicalRecord(t, "rec-golden", 1001)
-	v3, err := engine.EncodeRecord(&want)
+	if want.Announced.Count == 0 {
+		t.Fatal("the typical record announced nothing: the golden file would not show the announced part")
+	}
+	v4, err := engine.EncodeRecord(&want)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if *update {
-		if err := os.WriteFile(filepath.Join("testdata", "record-v3.bin"), v3, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join("testdata", "record-v4.bin"), v4, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	beforeDelivery := want
+	beforeDelivery.Announced = delivery.Announced{}
 	for _, tt := range []struct {
 		file string
 		want engine.Record
 	}{
 		{"record-v1.bin", engine.Record{State: want.State}}, // no event index before the engine
-		{"record-v2.bin", want},
-		{"record-v3.bin", want},
+		{"record-v2.bin", beforeDelivery},
+		{"record-v3.bin", beforeDelivery}, // nothing announced before delivery
+		{"record-v4.bin", want},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join("testdata", tt.file))
@@ -107,12 +115,12 @@ func TestOldBlobsStillLoad(t *testing.T) {
 			}
 		})
 	}
-	stored, err := os.ReadFile(filepath.Join("testdata", "record-v3.bin"))
+	stored, err := os.ReadFile(filepath.Join("testdata", "record-v4.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(v3, stored) {
-		t.Errorf("EncodeRecord gives other bytes than testdata/record-v3.bin: the stored form changed; a new form needs a new version\n got %x\nwant %x", v3, stored)
+	if !bytes.Equal(v4, stored) {
+		t.Errorf("EncodeRecord gives other bytes than testdata/record-v4.bin: the stored form changed; a new form needs a new version\n got %x\nwant %x", v4, stored)
 	}
 }
 
@@ -255,6 +263,9 @@ func randomRecord(r *rand.Rand, n int) engine.Record {
 		rec.Events = append(rec.Events, engine.EventRef{Seq: seq, Identity: id, Duplicate: dup})
 		if !dup {
 			rec.State = ledger.Apply(rec.State, cb, 1530027870000+r.Int64N(1e8))
+			if r.IntN(3) > 0 {
+				delivery.Rules{}.Derive(&rec.State, &rec.Announced, rec.State.LastEventAt+r.Int64N(2e8))
+			}
 		}
 	}
 	return rec
@@ -272,7 +283,7 @@ func TestDecodeRecordRejects(t *testing.T) {
 	}
 	bad = append(bad,
 		append(bytes.Clone(b), 0),
-		[]byte{0}, []byte{1}, []byte{4}, []byte("{"), []byte{2, '{'},
+		[]byte{0}, []byte{1}, []byte{5}, []byte("{"), []byte{2, '{'},
 		[]byte{3, 0x80, 0x80, 0x01}, // a state flag no version 3 has
 	)
 	for _, blob := range bad {

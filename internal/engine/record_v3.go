@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/rc"
 )
@@ -319,7 +320,9 @@ func (w *writer) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
 func (w *writer) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
 func (w *writer) str(s string)     { w.uvarint(uint64(len(s))); w.b = append(w.b, s...) }
 
-func decodeV3(b []byte) (Record, error) {
+// decodeV3 reads version 3, and version 4 (announced: what the recording
+// announced follows).
+func decodeV3(b []byte, announced bool) (Record, error) {
 	rd := reader{b: b, all: string(b)}
 	var r Record
 	s := &r.State
@@ -422,6 +425,13 @@ func decodeV3(b []byte) (Record, error) {
 		if n%8 != 0 && dups != nil && dups[len(dups)-1]>>(n%8) != 0 {
 			rd.fail("duplicate flags past the last event")
 		}
+	}
+	if announced && rd.err == nil {
+		a, n, err := delivery.ParseAnnounced(rd.b, s)
+		if err != nil {
+			rd.fail(err.Error())
+		}
+		r.Announced, rd.b = a, rd.b[n:]
 	}
 	if rd.err == nil && len(rd.b) > 0 {
 		rd.fail(fmt.Sprintf("%d bytes past the end", len(rd.b)))

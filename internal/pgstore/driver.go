@@ -260,6 +260,24 @@ func (d *driver) Watermark(ctx context.Context) (_ engine.Position, err error) {
 	return p, err
 }
 
+// DueRecords implements engine.Driver.
+func (d *driver) DueRecords(ctx context.Context, now int64, limit int) (_ []string, err error) {
+	if d.crashed.Load() {
+		return nil, errCrashed
+	}
+	ctx, done := d.bound(ctx, 1)
+	defer func() { err = done(err) }()
+	rows, err := d.pool.Query(ctx, `SELECT record_id FROM recordings WHERE due_at <= $1 ORDER BY due_at LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("recordings due: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("recordings due: %w", err)
+	}
+	return ids, nil
+}
+
 // Reset implements engine.Driver. Activity keeps its rejected counts; its
 // callback counts start over with the feed, which counts them again.
 func (d *driver) Reset(ctx context.Context) (err error) {
@@ -304,6 +322,7 @@ func (d *driver) Save(ctx context.Context, b *engine.Batch) (err error) {
 		})
 		queueFeed(batch, b.Events)
 		queueRecords(batch, b.Records)
+		queueOutbound(batch, b.Outbound)
 		queueTotals(batch, b.Totals)
 		queueMinutes(batch, b.Minutes)
 		batch.Queue(`SELECT pg_notify($1, $2)`, channel, projectedPayload(d.schema, b.To))
@@ -338,6 +357,7 @@ func queueRecords(batch *pgx.Batch, saved []engine.Saved) {
 		modes, fileCounts, uploaded                          = make([]int32, n), make([]int32, n), make([]int32, n)
 		started, ended                                       = make([]*int64, n), make([]*int64, n)
 		firstSeq, firstSeen, lastEvent                       = make([]int64, n), make([]int64, n), make([]int64, n)
+		due                                                  = make([]*int64, n)
 		blobs                                                = make([][]byte, n)
 		fileNames, fileRecs                                  []string
 	)
@@ -351,20 +371,23 @@ func queueRecords(batch *pgx.Batch, saved []engine.Saved) {
 		}
 		ended[i], firstSeen[i], lastEvent[i] = st.EndReceivedAt, st.FirstSeenAt, st.LastEventAt
 		firstSeq[i], blobs[i] = saved[i].Record.FirstSeq, saved[i].Blob
+		if saved[i].DueAt != 0 {
+			due[i] = &saved[i].DueAt
+		}
 		for _, name := range saved[i].NewFiles {
 			fileNames, fileRecs = append(fileNames, name), append(fileRecs, st.RecordID)
 		}
 	}
 	batch.Queue(`INSERT INTO recordings AS r (record_id, first_seq, app_key, room_id, session_id, user_id, mode, status, upload_state,
-			started_at, end_received_at, first_seen_at, last_event_at, file_count, uploaded_count, state)
+			started_at, end_received_at, first_seen_at, last_event_at, file_count, uploaded_count, state, due_at)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[],
-			$10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::int[], $15::int[], $16::bytea[])
+			$10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::int[], $15::int[], $16::bytea[], $17::bigint[])
 		ON CONFLICT (record_id) DO UPDATE SET app_key = excluded.app_key, room_id = excluded.room_id, session_id = excluded.session_id,
 			user_id = excluded.user_id, mode = excluded.mode, status = excluded.status, upload_state = excluded.upload_state,
 			started_at = excluded.started_at, end_received_at = excluded.end_received_at, first_seen_at = excluded.first_seen_at,
 			last_event_at = excluded.last_event_at, file_count = excluded.file_count, uploaded_count = excluded.uploaded_count,
-			state = excluded.state`,
-		ids, firstSeq, apps, rooms, sessions, users, modes, statuses, uploads, started, ended, firstSeen, lastEvent, fileCounts, uploaded, blobs)
+			state = excluded.state, due_at = excluded.due_at`,
+		ids, firstSeq, apps, rooms, sessions, users, modes, statuses, uploads, started, ended, firstSeen, lastEvent, fileCounts, uploaded, blobs, due)
 	if len(fileNames) > 0 {
 		hashes := make([]int64, len(fileNames))
 		for i, name := range fileNames {
@@ -373,6 +396,25 @@ func queueRecords(batch *pgx.Batch, saved []engine.Saved) {
 		batch.Queue(`INSERT INTO files (name_hash, record_id) SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT DO NOTHING`,
 			hashes, fileRecs)
 	}
+}
+
+// queueOutbound adds the step's events to the outbox, in order: their seqs
+// are drawn after the watermark's row lock is taken, so one projector at a
+// time draws them and they commit in seq order.
+func queueOutbound(batch *pgx.Batch, out []engine.Outbound) {
+	if len(out) == 0 {
+		return
+	}
+	n := len(out)
+	ids, types, recs, apps, rooms := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	at, payloads := make([]int64, n), make([][]byte, n)
+	for i, o := range out {
+		ids[i], types[i], recs[i], apps[i], rooms[i], at[i], payloads[i] = o.ID, o.Type, o.RecordID, o.AppKey, o.RoomID, o.At, o.Payload
+	}
+	batch.Queue(`INSERT INTO outbound (event_id, type, record_id, app_key, room_id, at, committed_at, payload)
+		SELECT e, t, r, a, m, w, $8::bigint, p
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bytea[]) WITH ORDINALITY AS u(e, t, r, a, m, w, p, o)
+		ORDER BY o`, ids, types, recs, apps, rooms, at, payloads, time.Now().UnixMilli())
 }
 
 // queueTotals adds a batch's change of the totals, one statement for all

@@ -15,6 +15,7 @@ package pgstore
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -29,7 +30,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/groupcommit"
 	"github.com/recledger/recledger/internal/ledger"
@@ -57,8 +60,11 @@ type Options struct {
 	// answer; without it a blackholed database held callbacks for minutes.
 	WriteTimeout time.Duration
 	Now          func() time.Time
-	Logger       *slog.Logger
-	OnCommit     func(callbacks, rejections int, took time.Duration, err error)
+	// Settle is how long a recording stays complete and quiet before it is
+	// announced completed (delivery.DefaultSettle when 0).
+	Settle   time.Duration
+	Logger   *slog.Logger
+	OnCommit func(callbacks, rejections int, took time.Duration, err error)
 	// OnProjectionFailure, when set, is told of every projection step that
 	// failed (for metrics; the engine logs failures, sparingly, anyway).
 	OnProjectionFailure func(err error)
@@ -71,6 +77,8 @@ type Store struct {
 	sigs            *storesql.ReplayMemory
 	storesql.Intake // Append and Quarantine: the group commit
 	eng             *engine.Engine
+	announced       chan struct{} // the engine committed outbound events
+	sqlDB           *sql.DB       // the pool as database/sql, for the delivery tables
 	drv             *driver
 	signals         *signals
 	stop            context.CancelFunc // the group commit
@@ -136,7 +144,8 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, opts: o, sigs: storesql.NewReplayMemory(o.Now), done: make(chan struct{}), engineDone: make(chan struct{})}
+	s := &Store{pool: pool, opts: o, sigs: storesql.NewReplayMemory(o.Now), done: make(chan struct{}), engineDone: make(chan struct{}),
+		sqlDB: stdlib.OpenDBFromPool(pool)}
 	if err := s.loadSignatures(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -156,9 +165,13 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.RuntimeParams["application_name"] = "recledger listener"
 	s.signals = newSignals(pool, listenCfg, o.Schema, o.Logger)
+	s.announced = make(chan struct{}, 1)
 	s.eng = engine.New(s.drv, engine.Options{
-		Logger: o.Logger,
-		Nudge:  s.signals.Nudge,
+		Logger:     o.Logger,
+		Now:        o.Now,
+		Rules:      delivery.Rules{Settle: o.Settle},
+		OnOutbound: s.wakeDelivery,
+		Nudge:      s.signals.Nudge,
 		Reported: func(err error) {
 			s.health.Projected(err)
 			if err != nil && o.OnProjectionFailure != nil {
@@ -288,6 +301,7 @@ func (s *Store) Close() error {
 	s.stopSignals()
 	s.signalsDone.Wait()
 	s.drv.close()
+	s.sqlDB.Close()
 	s.pool.Close()
 	return nil
 }
@@ -321,4 +335,23 @@ func itemError(err error) bool {
 		return true
 	}
 	return false
+}
+
+// Delivery implements delivery.Source: destinations and their progress,
+// through the pool.
+func (s *Store) Delivery() delivery.Store {
+	return storesql.Outbound{Write: s.sqlDB, Read: s.sqlDB, Dollar: true}
+}
+
+// Announce implements delivery.Source.
+func (s *Store) Announce(on bool) { s.eng.SetOutbound(on) }
+
+// Announced implements delivery.Source.
+func (s *Store) Announced() <-chan struct{} { return s.announced }
+
+func (s *Store) wakeDelivery() {
+	select {
+	case s.announced <- struct{}{}:
+	default:
+	}
 }

@@ -23,6 +23,7 @@ type driver struct {
 		// only the state and its times (see write).
 		insertRecording, updateAll, updateProgress, updateState *sql.Stmt
 		saveFile, addTotals, countMinute, markDuplicate         *sql.Stmt
+		setDue, announce                                        *sql.Stmt
 	}
 	saves int
 }
@@ -55,6 +56,9 @@ func (d *driver) prepare(ctx context.Context) error {
 	d.stmts.countMinute = prep(`INSERT INTO activity (minute, callbacks, duplicates) VALUES (?, ?, ?)
 		ON CONFLICT (minute) DO UPDATE SET callbacks = callbacks + excluded.callbacks, duplicates = duplicates + excluded.duplicates`)
 	d.stmts.markDuplicate = prep(`INSERT INTO duplicates (seq) VALUES (?) ON CONFLICT DO NOTHING`)
+	d.stmts.setDue = prep(`UPDATE recordings SET due_at = ? WHERE id = ?`)
+	d.stmts.announce = prep(`INSERT INTO outbound (event_id, type, record_id, app_key, room_id, at, committed_at, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("prepare statements: %w", err)
 	}
@@ -135,6 +139,19 @@ func (d *driver) Save(ctx context.Context, b *engine.Batch) error {
 		for _, name := range sv.NewFiles {
 			if _, err := saveFile.ExecContext(ctx, engine.NameHash(name), id); err != nil {
 				return fmt.Errorf("save file %s: %w", name, err)
+			}
+		}
+		if sv.DueAt != sv.DueBefore || sv.New && sv.DueAt != 0 {
+			if _, err := tx.StmtContext(ctx, d.stmts.setDue).ExecContext(ctx, nullZero(sv.DueAt), id); err != nil {
+				return fmt.Errorf("save recording %s: when due: %w", st.RecordID, err)
+			}
+		}
+	}
+	if len(b.Outbound) > 0 {
+		announce, now := tx.StmtContext(ctx, d.stmts.announce), d.s.opts.Now().UnixMilli()
+		for _, o := range b.Outbound {
+			if _, err := announce.ExecContext(ctx, o.ID, o.Type, o.RecordID, o.AppKey, o.RoomID, o.At, now, o.Payload); err != nil {
+				return fmt.Errorf("save outbound event %s: %w", o.ID, err)
 			}
 		}
 	}
@@ -233,6 +250,32 @@ func (d *driver) Watermark(ctx context.Context) (engine.Position, error) {
 		return engine.Position{}, fmt.Errorf("read watermark: %w", err)
 	}
 	return engine.Position{Seq: seq, Log: engine.LogPos{ID: seq}}, nil
+}
+
+// DueRecords implements engine.Driver.
+func (d *driver) DueRecords(ctx context.Context, now int64, limit int) ([]string, error) {
+	rows, err := d.s.ledgerWriter.QueryContext(ctx, `SELECT record_id FROM recordings WHERE due_at <= ? ORDER BY due_at LIMIT ?`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("recordings due: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("recordings due: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// nullZero is v, or NULL for 0.
+func nullZero(v int64) any {
+	if v == 0 {
+		return nil
+	}
+	return v
 }
 
 // Reset implements engine.Driver.

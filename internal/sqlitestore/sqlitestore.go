@@ -19,6 +19,7 @@ import (
 	"modernc.org/sqlite" // registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/groupcommit"
 	"github.com/recledger/recledger/internal/ledger"
@@ -51,7 +52,10 @@ type Options struct {
 	// rows of that window at start.
 	ReplayWindow time.Duration
 	Now          func() time.Time
-	Logger       *slog.Logger // for the projector's failures (none when nil)
+	// Settle is how long a recording stays complete and quiet before it is
+	// announced completed (delivery.DefaultSettle when 0).
+	Settle time.Duration
+	Logger *slog.Logger // for the projector's failures (none when nil)
 	// OnCommit, when set, is told of every group commit: how many callbacks
 	// and rejections it held, how long it took, and its error (for metrics).
 	OnCommit func(callbacks, rejections int, took time.Duration, err error)
@@ -108,11 +112,13 @@ type Store struct {
 	stop            context.CancelFunc
 	done            chan struct{}
 
-	driver  driver
-	eng     *engine.Engine
-	stopEng context.CancelFunc
-	engDone chan struct{}
-	sigs    *storesql.ReplayMemory
+	driver driver
+	eng    *engine.Engine
+	// announced: the engine committed outbound events
+	announced chan struct{}
+	stopEng   context.CancelFunc
+	engDone   chan struct{}
+	sigs      *storesql.ReplayMemory
 
 	checkpointer *sql.DB
 	stopCkpt     context.CancelFunc
@@ -190,7 +196,9 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	}
 	s.sigs = storesql.NewReplayMemory(o.Now)
 	s.driver.s = s
-	s.eng = engine.New(&s.driver, engine.Options{Logger: o.Logger, Reported: s.projected})
+	s.announced = make(chan struct{}, 1)
+	s.eng = engine.New(&s.driver, engine.Options{Logger: o.Logger, Reported: s.projected, Now: o.Now,
+		Rules: delivery.Rules{Settle: o.Settle}, OnOutbound: s.wakeDelivery})
 	if err := s.prepare(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -402,5 +410,24 @@ func (s *Store) checkpoint(ctx context.Context) {
 			}
 			return
 		}
+	}
+}
+
+// Delivery implements delivery.Source: destinations and their progress, in
+// the ledger file beside the outbox.
+func (s *Store) Delivery() delivery.Store {
+	return storesql.Outbound{Write: s.ledgerWriter, Read: s.ledgerReader}
+}
+
+// Announce implements delivery.Source.
+func (s *Store) Announce(on bool) { s.eng.SetOutbound(on) }
+
+// Announced implements delivery.Source.
+func (s *Store) Announced() <-chan struct{} { return s.announced }
+
+func (s *Store) wakeDelivery() {
+	select {
+	case s.announced <- struct{}{}:
+	default:
 	}
 }

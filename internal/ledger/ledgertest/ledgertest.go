@@ -20,7 +20,8 @@ type Opener func() ledger.Store
 
 // ExerciseStore runs the conformance suite, by role: the log (what the
 // acknowledged commit keeps), the engine (what is derived from it), the
-// queries, the quarantine, the replay memory and the revoked sessions.
+// queries, the quarantine, the replay memory, the revoked sessions and the
+// outbound side (delivery.Source).
 func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 	type test struct {
 		name string
@@ -56,6 +57,12 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"Quarantine", []test{{"CapsAndOrder", testQuarantine}}},
 		{"ReplayMemory", []test{{"Verdicts", testReplayMemory}}},
 		{"Sessions", []test{{"Revoked", testRevokedSessions}}},
+		{"Outbound", []test{
+			{"Outbox", testOutbox},
+			{"Destinations", testDestinations},
+			{"Progress", testDeliveryProgress},
+			{"PruneOutbox", testPruneOutbox},
+		}},
 	}
 	for _, r := range roles {
 		t.Run(r.role, func(t *testing.T) {
