@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -35,6 +36,9 @@ type Options struct {
 	// acknowledgement (default 10 s).
 	Timeout time.Duration
 	Name    string // the connection's name, shown by NATS (default recledger)
+	// Dialer, when set, makes the connections (the dispatcher's refuses
+	// non-public addresses unless they are allowed).
+	Dialer *net.Dialer
 }
 
 func (o *Options) defaults() error {
@@ -85,7 +89,7 @@ func Open(ctx context.Context, o Options) (*Publisher, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(o.URL,
+	opts := []nats.Option{
 		nats.Name(o.Name),
 		nats.Timeout(o.Timeout),
 		nats.MaxReconnects(-1), // a NATS restart is waited out, not fatal
@@ -94,7 +98,11 @@ func Open(ctx context.Context, o Options) (*Publisher, error) {
 		// the dispatcher retries it later, instead of waiting in a buffer
 		// for an acknowledgement until the timeout.
 		nats.ReconnectBufSize(-1),
-	)
+	}
+	if o.Dialer != nil {
+		opts = append(opts, nats.SetCustomDialer(o.Dialer))
+	}
+	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}

@@ -76,10 +76,10 @@ func CheckURL(raw string, allowPrivate bool) (*url.URL, error) {
 	return u, nil
 }
 
-// dialControl refuses connections to non-public addresses, after name
+// DialControl refuses connections to non-public addresses, after name
 // resolution: it sees the address being connected to, whatever the URL
-// said.
-func dialControl(allowPrivate bool) func(network, address string, _ syscall.RawConn) error {
+// said. A net.Dialer's Control; other destination kinds (NATS) use it too.
+func DialControl(allowPrivate bool) func(network, address string, _ syscall.RawConn) error {
 	return func(network, address string, _ syscall.RawConn) error {
 		if allowPrivate {
 			return nil

@@ -104,7 +104,7 @@ func New(o Options) *Client {
 	if o.UserAgent == "" {
 		o.UserAgent = "recledger"
 	}
-	dialer := &net.Dialer{Timeout: o.Timeout, Control: dialControl(o.AllowPrivate)}
+	dialer := &net.Dialer{Timeout: o.Timeout, Control: DialControl(o.AllowPrivate)}
 	transport := &http.Transport{
 		Proxy:                  nil, // a proxy would dial on our behalf, past the address check
 		DialContext:            dialer.DialContext,

@@ -89,6 +89,14 @@ func testOutbox(t *testing.T, open Opener) {
 		t.Errorf("announced %v\nwant      %v", types, want)
 	}
 
+	some, err := src.Delivery().OutboxEvents(context.Background(), []int64{got[1].Seq, got[3].Seq, got[len(got)-1].Seq + 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(some) != 2 || some[got[1].Seq].ID != got[1].ID || string(some[got[3].Seq].Payload) != string(got[3].Payload) {
+		t.Errorf("OutboxEvents of two stored seqs and one not: %d events", len(some))
+	}
+
 	src.Announce(false)
 	appendAll(t, s, Recording(t, "out-2", 1, false), time.Now().Add(-10*time.Minute))
 	mustRecording(t, s, "out-2") // reads wait for the projections
