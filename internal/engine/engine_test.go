@@ -37,8 +37,8 @@ type memDriver struct {
 	due       map[string]int64 // Saved.DueAt of the records due
 	outbox    []Outbound       // never reset, as the stores' outbox
 	reads     int              // ReadLog calls
-	follower  bool  // ReadLog answers ErrNotLeader
-	failSave  error // Save fails with it
+	follower  bool             // ReadLog answers ErrNotLeader
+	failSave  error            // Save fails with it
 	// saving, when set, receives once when a Save begins, which then
 	// waits for its context to end and fails with its error (a save cut
 	// short by shutdown).

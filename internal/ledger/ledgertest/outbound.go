@@ -99,7 +99,7 @@ func testOutbox(t *testing.T, open Opener) {
 
 	src.Announce(false)
 	appendAll(t, s, Recording(t, "out-2", 1, false), time.Now().Add(-10*time.Minute))
-	mustRecording(t, s, "out-2") // reads wait for the projections
+	mustRecording(t, s, "out-2")        // reads wait for the projections
 	time.Sleep(1500 * time.Millisecond) // a periodic pass
 	after, err := src.Delivery().Outbox(context.Background(), got[len(got)-1].Seq, 100)
 	if err != nil {
