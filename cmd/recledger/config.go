@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +16,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/recledger/recledger/internal/delivery"
+	"github.com/recledger/recledger/internal/delivery/dispatch"
+	"github.com/recledger/recledger/internal/delivery/webhook"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/rc"
 )
@@ -39,6 +45,26 @@ type Config struct {
 	AllowedHosts          []string       // host names answered without a token besides the loopback ones
 	SessionRefresh        time.Duration  // how often logouts made on other instances are reread
 	MaxStreams            int            // event streams served at once
+	// Outbound delivery.
+	Destinations             []DeclaredDestination // --webhook URL=SECRET and the file's [[destinations]]
+	AllowPrivateDestinations bool                  // destinations may point at loopback and private addresses
+	Settle                   time.Duration         // how long a complete recording stays quiet before it is announced completed
+	RetrySchedule            []time.Duration       // waits before each retry of a failed event
+	DisableAfter             time.Duration         // a destination failing this long is disabled
+}
+
+// DeclaredDestination is a destination given in the configuration: serve
+// creates it, or brings it to what the configuration says, at every start.
+type DeclaredDestination struct {
+	Type       string   `toml:"type"` // webhook (default) or nats
+	URL        string   `toml:"url"`
+	Secret     string   `toml:"secret"` // webhook: whsec_... (or whsk_... for v1a)
+	Events     []string `toml:"events"`
+	AppKey     string   `toml:"app_key"`
+	RoomPrefix string   `toml:"room_prefix"`
+	Stream     string   `toml:"stream"` // nats
+	Prefix     string   `toml:"prefix"` // nats
+	fromFlag   bool     // --webhook, RECLEDGER_WEBHOOKS or the file's webhooks list
 }
 
 func defaultConfig() Config {
@@ -57,6 +83,9 @@ func defaultConfig() Config {
 		DBWriteTimeout:     3 * time.Second,
 		SessionRefresh:     5 * time.Second,
 		MaxStreams:         100,
+		Settle:             delivery.DefaultSettle,
+		RetrySchedule:      webhook.DefaultWaits,
+		DisableAfter:       5 * 24 * time.Hour,
 	}
 }
 
@@ -110,6 +139,17 @@ var settings = []setting{
 		func(c *Config, v string) error { return c.addAllowedHosts(v) }},
 	{"session-refresh", "RECLEDGER_SESSION_REFRESH", "session_refresh", "how often logouts made on other instances are reread from the store", false,
 		durationSetter(func(c *Config) *time.Duration { return &c.SessionRefresh })},
+	{"webhook", "RECLEDGER_WEBHOOKS", "webhooks",
+		"send outbound events to URL=SECRET (SECRET: whsec_<base64>, Standard Webhooks); repeat for more; more kinds with POST /v1/destinations", true,
+		func(c *Config, v string) error { return c.addWebhook(v) }},
+	{"settle", "RECLEDGER_SETTLE", "settle",
+		"how long a recording must be complete and quiet before recording.completed is sent (callbacks that arrive later come after it)", false,
+		durationSetter(func(c *Config) *time.Duration { return &c.Settle })},
+	{"retry-schedule", "RECLEDGER_RETRY_SCHEDULE", "retry_schedule",
+		"waits before each retry of an event a destination failed, comma-separated; after the last it is a dead letter", false,
+		func(c *Config, v string) error { return c.setRetrySchedule(v) }},
+	{"disable-after", "RECLEDGER_DISABLE_AFTER", "disable_after", "a destination whose attempts fail this long without a success is disabled", false,
+		durationSetter(func(c *Config) *time.Duration { return &c.DisableAfter })},
 	{"max-streams", "RECLEDGER_MAX_STREAMS", "max_streams", "event streams (GET /v1/events/stream) served at once; more are answered 503", false,
 		func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
@@ -124,6 +164,38 @@ var listResets = map[string]func(*Config){
 	"app":             func(c *Config) { c.Apps = map[string][]string{} },
 	"trusted-proxies": func(c *Config) { c.TrustedProxies = nil },
 	"allowed-hosts":   func(c *Config) { c.AllowedHosts = nil },
+	"webhook": func(c *Config) {
+		c.Destinations = slices.DeleteFunc(c.Destinations, func(d DeclaredDestination) bool { return d.fromFlag })
+	},
+}
+
+func (c *Config) addWebhook(v string) error {
+	url, secret, ok := strings.Cut(strings.TrimSpace(v), "=")
+	// A URL may hold "=" in its query; the secret never does, but for
+	// base64's padding at its end: cut at the last "=whsec_" or "=whsk_".
+	for _, prefix := range []string{webhook.SecretPrefix, webhook.PrivateKeyPrefix} {
+		if i := strings.LastIndex(v, "="+prefix); i >= 0 {
+			url, secret, ok = strings.TrimSpace(v[:i]), v[i+1:], true
+		}
+	}
+	if !ok || url == "" || secret == "" {
+		return errors.New("want URL=SECRET, the secret in whsec_<base64> form") // never echo the value: it holds a secret
+	}
+	c.Destinations = append(c.Destinations, DeclaredDestination{Type: "webhook", URL: url, Secret: secret, fromFlag: true})
+	return nil
+}
+
+func (c *Config) setRetrySchedule(v string) error {
+	var waits []time.Duration
+	for one := range strings.SplitSeq(v, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(one))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("retry schedule %q: want positive durations such as 5s,5m,30m", v)
+		}
+		waits = append(waits, d)
+	}
+	c.RetrySchedule = waits
+	return nil
 }
 
 func (c *Config) addTrustedProxies(v string) error {
@@ -196,6 +268,7 @@ func addConfigFlags(cmd *cobra.Command) {
 		}
 	}
 	f.Bool("insecure-skip-signature", false, "DEVELOPMENT ONLY: accept callbacks that carry no signature")
+	f.Bool("allow-private-destinations", false, "let destinations point at loopback, private and link-local addresses (tests, development) (env RECLEDGER_ALLOW_PRIVATE_DESTINATIONS)")
 	f.String("config", "", "TOML file with the same settings, names in snake_case (env RECLEDGER_CONFIG)")
 }
 
@@ -249,6 +322,16 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (Config, error
 		}
 	}
 	c.InsecureSkipSignature, _ = flags.GetBool("insecure-skip-signature")
+	if v := getenv("RECLEDGER_ALLOW_PRIVATE_DESTINATIONS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("RECLEDGER_ALLOW_PRIVATE_DESTINATIONS: %w", err)
+		}
+		c.AllowPrivateDestinations = b
+	}
+	if flags.Changed("allow-private-destinations") {
+		c.AllowPrivateDestinations, _ = flags.GetBool("allow-private-destinations")
+	}
 	return c, c.Validate()
 }
 
@@ -258,6 +341,20 @@ func (c *Config) loadFile(path string) error {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 	for key, val := range raw {
+		if key == "destinations" {
+			if err := c.loadDestinations(path, val); err != nil {
+				return err
+			}
+			continue
+		}
+		if key == "allow_private_destinations" {
+			b, ok := val.(bool)
+			if !ok {
+				return fmt.Errorf("config file %s: allow_private_destinations: want true or false", path)
+			}
+			c.AllowPrivateDestinations = b
+			continue
+		}
 		var s *setting
 		for i := range settings {
 			if settings[i].key == key {
@@ -284,6 +381,33 @@ func (c *Config) loadFile(path string) error {
 				return fmt.Errorf("config file %s: %s: %w", path, key, err)
 			}
 		}
+	}
+	return nil
+}
+
+// loadDestinations reads the file's [[destinations]] tables.
+func (c *Config) loadDestinations(path string, val any) error {
+	list, ok := val.([]map[string]any)
+	if !ok {
+		return fmt.Errorf("config file %s: destinations: want [[destinations]] tables", path)
+	}
+	for i, t := range list {
+		var b strings.Builder
+		if err := toml.NewEncoder(&b).Encode(t); err != nil {
+			return fmt.Errorf("config file %s: destination %d: %w", path, i+1, err)
+		}
+		var d DeclaredDestination
+		md, err := toml.Decode(b.String(), &d)
+		if err != nil {
+			return fmt.Errorf("config file %s: destination %d: %w", path, i+1, err)
+		}
+		if un := md.Undecoded(); len(un) > 0 {
+			return fmt.Errorf("config file %s: destination %d: unknown setting %q", path, i+1, un[0].String())
+		}
+		if d.Type == "" {
+			d.Type = string(delivery.Webhook)
+		}
+		c.Destinations = append(c.Destinations, d)
 	}
 	return nil
 }
@@ -335,6 +459,14 @@ func (c *Config) Validate() error {
 	if _, _, err := parseDB(c.DB); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Settle <= 0 || c.DisableAfter <= 0 || len(c.RetrySchedule) == 0 {
+		errs = append(errs, errors.New("settle, disable after and the retry schedule must be positive"))
+	}
+	for i, d := range c.Destinations {
+		if _, err := d.destination(c.AllowPrivateDestinations); err != nil {
+			errs = append(errs, fmt.Errorf("destination %d: %w", i+1, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -366,3 +498,19 @@ func redactURL(s string) string {
 }
 
 func environ(key string) string { return os.Getenv(key) }
+
+// destination is the declared destination as stored: its id follows from
+// its kind and URL, so every start finds the one it created before.
+func (d DeclaredDestination) destination(allowPrivate bool) (delivery.Destination, error) {
+	sum := sha256.Sum256([]byte(d.Type + "\x00" + d.URL))
+	out := delivery.Destination{ID: "dst_cfg_" + hex.EncodeToString(sum[:8]), Kind: delivery.Kind(d.Type), URL: d.URL,
+		Description: "declared in the configuration", Enabled: true, Stream: d.Stream, Prefix: d.Prefix,
+		Filter: delivery.Filter{AppKey: d.AppKey, RoomPrefix: d.RoomPrefix}}
+	for _, e := range d.Events {
+		out.Filter.Types = append(out.Filter.Types, delivery.Type(e))
+	}
+	if d.Secret != "" {
+		out.Keys = []delivery.Key{{Secret: d.Secret}}
+	}
+	return out, dispatch.Check(&out, allowPrivate)
+}

@@ -16,6 +16,9 @@ import (
 	"github.com/recledger/recledger/internal/access"
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/dashboard"
+	"github.com/recledger/recledger/internal/delivery"
+	"github.com/recledger/recledger/internal/delivery/dispatch"
+	"github.com/recledger/recledger/internal/delivery/webhook"
 	"github.com/recledger/recledger/internal/ingest"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/pgstore"
@@ -79,6 +82,7 @@ func openStore(ctx context.Context, cfg Config, hooks storeHooks) (ledger.Store,
 			QuarantineMaxCount:  cfg.QuarantineMaxCount,
 			QuarantineMaxBytes:  cfg.QuarantineMaxBytes,
 			WriteTimeout:        cfg.DBWriteTimeout,
+			Settle:              cfg.Settle,
 			OnCommit:            hooks.onCommit,
 			OnProjectionFailure: hooks.onProjectionFailure,
 			Logger:              hooks.logger,
@@ -92,6 +96,7 @@ func openStore(ctx context.Context, cfg Config, hooks storeHooks) (ledger.Store,
 		// A signature is accepted up to the tolerance from its timestamp on
 		// either side, so it can be replayed for twice that after arrival.
 		ReplayWindow:        2 * cfg.SignatureTolerance,
+		Settle:              cfg.Settle,
 		OnCommit:            hooks.onCommit,
 		OnProjectionFailure: hooks.onProjectionFailure,
 	})
@@ -133,6 +138,29 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 			log.Error("close store", "err", err)
 		}
 	}()
+	src, ok := store.(delivery.Source)
+	if !ok {
+		return fmt.Errorf("store %T keeps no outbox", store)
+	}
+	if err := declareDestinations(ctx, src.Delivery(), cfg, log); err != nil {
+		return fmt.Errorf("destinations: %w", err)
+	}
+	dm := m.delivery()
+	disp := dispatch.New(dispatch.Options{
+		Store: src.Delivery(), Owner: instanceName(), Wake: src.Announced(), Announce: src.Announce,
+		Senders:      dispatch.DefaultSenders(cfg.AllowPrivateDestinations, time.Now),
+		Schedule:     webhook.Schedule{Waits: cfg.RetrySchedule},
+		DisableAfter: cfg.DisableAfter, Logger: log, OnAttempt: dm.onAttempt,
+		OnDisabled: func(id, _ string) { dm.disabled.WithLabelValues(id).Inc() },
+	})
+	dm.watch(m.reg, src.Delivery(), disp)
+	dispCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	dispDone := make(chan struct{})
+	go func() {
+		defer close(dispDone)
+		disp.Run(dispCtx)
+	}()
+	defer func() { stopDispatch(); <-dispDone }() // before the store closes
 	verifier, err := rc.NewVerifier(rc.VerifierConfig{Apps: cfg.Apps, Tolerance: cfg.SignatureTolerance, Replay: store})
 	if err != nil {
 		return err
@@ -169,6 +197,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}()
 	defer func() { stopRefresh(); <-refreshDone }() // before the store closes
 	queries := api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping, MaxStreams: cfg.MaxStreams,
+		Destinations: &api.Destinations{Store: src.Delivery(), AllowPrivate: cfg.AllowPrivateDestinations, Changed: disp.Reload,
+			Senders: dispatch.DefaultSenders(cfg.AllowPrivateDestinations, time.Now)},
 		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})})
 	queries.Register(mux)
 	m.watchStreams(queries)
@@ -208,6 +238,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	} else if len(cfg.APIToken) < minTokenLength {
 		log.Warn(fmt.Sprintf("WEAK TOKEN: --api-token is shorter than %d characters. Wrong tokens are slowed per source, not stopped: "+
 			"only a long random token (e.g. openssl rand -base64 32) makes guessing hopeless", minTokenLength))
+	}
+	if cfg.AllowPrivateDestinations {
+		log.Warn("--allow-private-destinations: destinations may point at loopback and private addresses; development and tests only")
+	}
+	if n := len(cfg.Destinations); n > 0 {
+		log.Info("outbound delivery", "destinations_declared", n, "settle", cfg.Settle)
 	}
 	if cfg.InsecureSkipSignature {
 		log.Warn("INSECURE: --insecure-skip-signature accepts callbacks without a signature; anyone who can reach this port can write to the ledger. Development only.")

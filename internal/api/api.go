@@ -62,6 +62,8 @@ type Options struct {
 	// StreamSocketBuffer is the socket send buffer of a stream's connection
 	// when the server sets ConnContext (64 KiB; Linux doubles it).
 	StreamSocketBuffer int
+	// Destinations, when set, serves /v1/destinations.
+	Destinations *Destinations
 }
 
 // API serves the query endpoints.
@@ -128,6 +130,26 @@ func (a *API) Register(mux *http.ServeMux) []string {
 		{"GET /v1/events/stream", a.guard(a.stream)},
 		{"GET /v1/quarantine", a.guard(a.listQuarantine)},
 	}
+	if a.opts.Destinations != nil {
+		for _, r := range []struct {
+			pattern string
+			h       http.Handler
+		}{
+			{"POST /v1/destinations", a.guard(a.createDestination)},
+			{"GET /v1/destinations", a.guard(a.listDestinations)},
+			{"GET /v1/destinations/{id}", a.guard(a.getDestination)},
+			{"PATCH /v1/destinations/{id}", a.guard(a.patchDestination)},
+			{"DELETE /v1/destinations/{id}", a.guard(a.deleteDestination)},
+			{"GET /v1/destinations/{id}/attempts", a.guard(a.listAttempts)},
+			{"GET /v1/destinations/{id}/dead-letters", a.guard(a.listDeadLetters)},
+			{"POST /v1/destinations/{id}/redeliver", a.guard(a.redeliver)},
+			{"POST /v1/destinations/{id}/test", a.guard(a.testDestination)},
+			{"POST /v1/destinations/{id}/rotate-secret", a.guard(a.rotateSecret)},
+			{"GET /v1/destinations/{id}/public-key", http.HandlerFunc(a.publicKey)},
+		} {
+			routes = append(routes, r)
+		}
+	}
 	if a.opts.Metrics != nil {
 		routes = append(routes, struct {
 			pattern string
@@ -188,6 +210,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var bp *badParam
 	if errors.As(err, &bp) {
 		status, code = http.StatusBadRequest, "bad_parameter"
+	}
+	var bb *errBadBody
+	if errors.As(err, &bb) {
+		status, code = http.StatusBadRequest, "bad_request"
 	}
 	for _, e := range errorAnswers {
 		if errors.Is(err, e.err) {

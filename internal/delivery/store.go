@@ -135,6 +135,8 @@ type Store interface {
 	Lease(ctx context.Context, id, owner string, now, until int64) (bool, error)
 	// Outbox returns up to limit events after seq after, in order.
 	Outbox(ctx context.Context, after int64, limit int) ([]Stored, error)
+	// OutboxEnd returns the newest event's seq (0 when none was stored).
+	OutboxEnd(ctx context.Context) (int64, error)
 	// OutboxEvents returns the events of the seqs given (those still kept).
 	OutboxEvents(ctx context.Context, seqs []int64) (map[int64]Stored, error)
 	// Commit stores a round's progress, or fails with ErrLeaseLost.

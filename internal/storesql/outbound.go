@@ -210,6 +210,15 @@ func (o Outbound) Outbox(ctx context.Context, after int64, limit int) ([]deliver
 	return out, nil
 }
 
+// OutboxEnd implements delivery.Store.
+func (o Outbound) OutboxEnd(ctx context.Context) (int64, error) {
+	var end int64
+	if err := o.Read.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM outbound`).Scan(&end); err != nil {
+		return 0, fmt.Errorf("read outbox end: %w", err)
+	}
+	return end, nil
+}
+
 // OutboxEvents implements delivery.Store.
 func (o Outbound) OutboxEvents(ctx context.Context, seqs []int64) (map[int64]delivery.Stored, error) {
 	out := make(map[int64]delivery.Stored, len(seqs))

@@ -73,6 +73,9 @@ func (o *Options) defaults() error {
 	return nil
 }
 
+// Validate reports options Open would refuse, without connecting.
+func (o Options) Validate() error { return o.defaults() }
+
 // Publisher publishes to one stream; it is safe for concurrent use.
 type Publisher struct {
 	nc *nats.Conn
