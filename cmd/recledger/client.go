@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,13 +63,21 @@ func newClient(cmd *cobra.Command) (*client, error) {
 // request sends a GET and returns the response of a 2xx, or the server's
 // error as a Go error (errNotFound for a 404).
 func (c *client) request(ctx context.Context, path string, q url.Values, timeout bool) (*http.Response, error) {
+	return c.do(ctx, http.MethodGet, path, q, nil, timeout)
+}
+
+// do sends a request with an optional JSON body.
+func (c *client) do(ctx context.Context, method, path string, q url.Values, body []byte, timeout bool) (*http.Response, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -88,9 +97,9 @@ func (c *client) request(ctx context.Context, path string, q url.Values, timeout
 	var e struct {
 		Error struct{ Code, Message string }
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	msg := strings.TrimSpace(string(body))
-	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg := strings.TrimSpace(string(answer))
+	if json.Unmarshal(answer, &e) == nil && e.Error.Message != "" {
 		msg = e.Error.Message
 	}
 	if resp.StatusCode == http.StatusNotFound && e.Error.Code == "not_found" {
@@ -115,6 +124,30 @@ func (c *client) get(ctx context.Context, path string, q url.Values, out any) er
 		return err
 	}
 	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s: read answer: %w", path, err)
+	}
+	return nil
+}
+
+// send makes a request with in as its JSON body (none when nil) and
+// decodes the answer into out (unless nil).
+func (c *client) send(ctx context.Context, method, path string, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	resp, err := c.do(ctx, method, path, nil, body, true)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("%s: read answer: %w", path, err)
 	}

@@ -62,7 +62,7 @@ belong to a room, session, user or recordId, and whether all are uploaded.`,
 		Version:       versionString(),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServeCmd(), newRecordingsCmd(), newFilesCmd(), newEventsCmd(), newQuarantineCmd(),
+	root.AddCommand(newServeCmd(), newRecordingsCmd(), newFilesCmd(), newEventsCmd(), newQuarantineCmd(), newDestinationsCmd(),
 		newSimulateCmd(), newMigrateCmd(), newReplayCmd(), newSignCmd(), newVersionCmd())
 	return root
 }
