@@ -146,8 +146,15 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return fmt.Errorf("destinations: %w", err)
 	}
 	dm := m.delivery()
+	owner := instanceName()
+	if kind, _, _ := parseDB(cfg.DB); kind == "sqlite" {
+		// One process at a time holds a SQLite store (its lock file): a
+		// restart after a crash takes the leases back at once instead of
+		// waiting for the dead process's to expire.
+		owner = "sqlite"
+	}
 	disp := dispatch.New(dispatch.Options{
-		Store: src.Delivery(), Owner: instanceName(), Wake: src.Announced(), Announce: src.Announce,
+		Store: src.Delivery(), Owner: owner, Wake: src.Announced(), Announce: src.Announce,
 		Senders:      dispatch.DefaultSenders(cfg.AllowPrivateDestinations, time.Now),
 		Schedule:     webhook.Schedule{Waits: cfg.RetrySchedule},
 		DisableAfter: cfg.DisableAfter, Logger: log, OnAttempt: dm.onAttempt,

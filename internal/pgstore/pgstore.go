@@ -340,7 +340,7 @@ func itemError(err error) bool {
 // Delivery implements delivery.Source: destinations and their progress,
 // through the pool.
 func (s *Store) Delivery() delivery.Store {
-	return storesql.Outbound{Write: s.sqlDB, Read: s.sqlDB, Dollar: true}
+	return storesql.Outbound{Write: s.sqlDB, Read: s.sqlDB, Dollar: true, Timeout: 4 * s.opts.WriteTimeout, OnTimeout: s.pool.Reset}
 }
 
 // Announce implements delivery.Source.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/recledger/recledger/internal/delivery"
 )
@@ -19,6 +20,25 @@ import (
 type Outbound struct {
 	Write, Read *sql.DB
 	Dollar      bool
+	// Timeout, when set, bounds each call, and OnTimeout is called after
+	// one ran out: PostgreSQL's pool then drops its connections, which a
+	// network that stopped answering left dead (their health checks would
+	// otherwise hang, and the pool's Close with them).
+	Timeout   time.Duration
+	OnTimeout func()
+}
+
+func (o Outbound) bound(ctx context.Context) (context.Context, func()) {
+	if o.Timeout <= 0 {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	return ctx, func() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && o.OnTimeout != nil {
+			o.OnTimeout()
+		}
+		cancel()
+	}
 }
 
 var _ delivery.Store = Outbound{}
@@ -59,6 +79,8 @@ func specOf(d *delivery.Destination) ([]byte, error) {
 
 // AddDestination implements delivery.Store.
 func (o Outbound) AddDestination(ctx context.Context, d *delivery.Destination) error {
+	ctx, done := o.bound(ctx)
+	defer done()
 	sp, err := specOf(d)
 	if err != nil {
 		return fmt.Errorf("add destination: %w", err)
@@ -92,6 +114,8 @@ func scanDestination(r interface{ Scan(...any) error }) (delivery.Destination, e
 
 // Destinations implements delivery.Store.
 func (o Outbound) Destinations(ctx context.Context) ([]delivery.Destination, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
 	rows, err := o.Read.QueryContext(ctx, `SELECT `+destinationColumns+` FROM destinations ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list destinations: %w", err)
@@ -113,6 +137,8 @@ func (o Outbound) Destinations(ctx context.Context) ([]delivery.Destination, err
 
 // Destination implements delivery.Store.
 func (o Outbound) Destination(ctx context.Context, id string) (delivery.Destination, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
 	d, err := scanDestination(o.Read.QueryRowContext(ctx, o.q(`SELECT `+destinationColumns+` FROM destinations WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("destination %s: %w", id, delivery.ErrNoDestination)
@@ -125,6 +151,8 @@ func (o Outbound) Destination(ctx context.Context, id string) (delivery.Destinat
 
 // UpdateDestination implements delivery.Store.
 func (o Outbound) UpdateDestination(ctx context.Context, d *delivery.Destination) error {
+	ctx, done := o.bound(ctx)
+	defer done()
 	sp, err := specOf(d)
 	if err != nil {
 		return fmt.Errorf("update destination: %w", err)
@@ -144,6 +172,8 @@ func (o Outbound) UpdateDestination(ctx context.Context, d *delivery.Destination
 
 // RemoveDestination implements delivery.Store.
 func (o Outbound) RemoveDestination(ctx context.Context, id string) error {
+	ctx, done := o.bound(ctx)
+	defer done()
 	tx, err := o.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("remove destination %s: %w", id, err)
@@ -169,6 +199,8 @@ func (o Outbound) RemoveDestination(ctx context.Context, id string) error {
 
 // Lease implements delivery.Store.
 func (o Outbound) Lease(ctx context.Context, id, owner string, now, until int64) (bool, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
 	res, err := o.Write.ExecContext(ctx, o.q(`UPDATE destinations SET lease_owner = ?, lease_until = ?
 		WHERE id = ? AND (lease_owner IN ('', ?) OR lease_until < ?)`), owner, until, id, owner, now)
 	if err != nil {
@@ -191,6 +223,8 @@ func scanStored(rows *sql.Rows) (delivery.Stored, error) {
 
 // Outbox implements delivery.Store.
 func (o Outbound) Outbox(ctx context.Context, after int64, limit int) ([]delivery.Stored, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
 	rows, err := o.Read.QueryContext(ctx, o.q(`SELECT `+storedColumns+` FROM outbound WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
@@ -212,6 +246,8 @@ func (o Outbound) Outbox(ctx context.Context, after int64, limit int) ([]deliver
 
 // OutboxEnd implements delivery.Store.
 func (o Outbound) OutboxEnd(ctx context.Context) (int64, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
 	var end int64
 	if err := o.Read.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM outbound`).Scan(&end); err != nil {
 		return 0, fmt.Errorf("read outbox end: %w", err)
@@ -221,6 +257,8 @@ func (o Outbound) OutboxEnd(ctx context.Context) (int64, error) {
 
 // OutboxEvents implements delivery.Store.
 func (o Outbound) OutboxEvents(ctx context.Context, seqs []int64) (map[int64]delivery.Stored, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
 	out := make(map[int64]delivery.Stored, len(seqs))
 	for len(seqs) > 0 {
 		chunk := seqs[:min(len(seqs), 500)]
@@ -252,6 +290,8 @@ func (o Outbound) OutboxEvents(ctx context.Context, seqs []int64) (map[int64]del
 
 // Commit implements delivery.Store.
 func (o Outbound) Commit(ctx context.Context, p *delivery.Progress) error {
+	ctx, done := o.bound(ctx)
+	defer done()
 	tx, err := o.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("commit delivery progress: %w", err)
@@ -315,6 +355,8 @@ const AttemptsKept = 200
 
 // Held implements delivery.Store.
 func (o Outbound) Held(ctx context.Context, id string) ([]delivery.Held, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
 	rows, err := o.Read.QueryContext(ctx, o.q(`SELECT seq, record_id, attempts, next_at, last_status, last_error
 		FROM delivery_held WHERE destination = ? ORDER BY seq`), id)
 	if err != nil {
@@ -334,6 +376,8 @@ func (o Outbound) Held(ctx context.Context, id string) ([]delivery.Held, error) 
 
 // DeadLetters implements delivery.Store.
 func (o Outbound) DeadLetters(ctx context.Context, id string, limit int) ([]delivery.DeadLetter, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
 	rows, err := o.Read.QueryContext(ctx, o.q(`SELECT seq, event_id, type, record_id, attempts, last_status, last_error, dead_at
 		FROM dead_letters WHERE destination = ? ORDER BY seq LIMIT ?`), id, limit)
 	if err != nil {
@@ -353,6 +397,8 @@ func (o Outbound) DeadLetters(ctx context.Context, id string, limit int) ([]deli
 
 // Redeliver implements delivery.Store.
 func (o Outbound) Redeliver(ctx context.Context, id string, seqs []int64, now int64) (int, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
 	tx, err := o.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("redeliver: %w", err)
@@ -385,6 +431,8 @@ func (o Outbound) Redeliver(ctx context.Context, id string, seqs []int64, now in
 
 // Attempts implements delivery.Store.
 func (o Outbound) Attempts(ctx context.Context, id string, limit int) ([]delivery.AttemptRecord, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
 	rows, err := o.Read.QueryContext(ctx, o.q(`SELECT at, seq, event_id, type, outcome, status, latency_ms, error
 		FROM delivery_attempts WHERE destination = ? ORDER BY id DESC LIMIT ?`), id, limit)
 	if err != nil {
@@ -404,6 +452,8 @@ func (o Outbound) Attempts(ctx context.Context, id string, limit int) ([]deliver
 
 // PruneOutbox implements delivery.Store.
 func (o Outbound) PruneOutbox(ctx context.Context, before int64) (int64, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
 	res, err := o.Write.ExecContext(ctx, o.q(`DELETE FROM outbound WHERE committed_at < ?
 		AND seq NOT IN (SELECT seq FROM delivery_held) AND seq NOT IN (SELECT seq FROM dead_letters)
 		AND seq <= (SELECT COALESCE(MIN(cursor), (SELECT MAX(seq) FROM outbound)) FROM destinations WHERE enabled = ?)`), before, true)

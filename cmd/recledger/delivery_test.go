@@ -1,0 +1,371 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsd "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/recledger/recledger/internal/delivery"
+	"github.com/recledger/recledger/internal/delivery/webhook"
+	"github.com/recledger/recledger/internal/sqlitestore"
+)
+
+// hookReceiver is the customer's webhook endpoint in the end-to-end test:
+// it verifies every request with the Standard Webhooks library, checks
+// that a recording's event n+1 never comes before n was acknowledged, and
+// answers as script says; it can go down and come back on its address.
+type hookReceiver struct {
+	t      *testing.T
+	wh     *standardwebhooks.Webhook
+	addr   string
+	script func(n int) (int, http.Header)
+
+	mu       sync.Mutex
+	srv      *http.Server
+	requests int
+	acked    map[string][]string // recordId → ids acknowledged, first acknowledgement order
+	seen     map[string]bool
+	last     map[string]int
+}
+
+func newHookReceiver(t *testing.T, secret string) *hookReceiver {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hookReceiver{t: t, wh: wh, addr: ln.Addr().String(), acked: map[string][]string{}, seen: map[string]bool{}, last: map[string]int{}}
+	h.serve(ln)
+	t.Cleanup(h.down)
+	return h
+}
+
+func (h *hookReceiver) serve(ln net.Listener) {
+	srv := &http.Server{Handler: http.HandlerFunc(h.handle)}
+	h.mu.Lock()
+	h.srv = srv
+	h.mu.Unlock()
+	go srv.Serve(ln)
+}
+
+func (h *hookReceiver) down() {
+	h.mu.Lock()
+	srv := h.srv
+	h.srv = nil
+	h.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+func (h *hookReceiver) up(t *testing.T) {
+	ln, err := net.Listen("tcp", h.addr)
+	if err != nil {
+		t.Fatalf("the receiver cannot listen on its address again: %v", err)
+	}
+	h.serve(ln)
+}
+
+func (h *hookReceiver) handle(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return // the receiver went down in the middle of the request
+	}
+	if err := h.wh.Verify(body, r.Header); err != nil {
+		h.t.Errorf("the Standard Webhooks library refuses a request: %v", err)
+		w.WriteHeader(400)
+		return
+	}
+	var ev delivery.Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		h.t.Errorf("a request body is not an event: %v", err)
+	}
+	h.mu.Lock()
+	h.requests++
+	n := h.requests
+	if ev.Sequence > h.last[ev.RecordID]+1 {
+		h.t.Errorf("%s: event %d came before %d was acknowledged", ev.RecordID, ev.Sequence, h.last[ev.RecordID]+1)
+	}
+	h.mu.Unlock()
+	status, header := h.script(n)
+	h.mu.Lock()
+	if status/100 == 2 {
+		if !h.seen[ev.ID] {
+			h.seen[ev.ID] = true
+			h.acked[ev.RecordID] = append(h.acked[ev.RecordID], ev.ID)
+		}
+		h.last[ev.RecordID] = max(h.last[ev.RecordID], ev.Sequence)
+	}
+	h.mu.Unlock()
+	for k, v := range header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(status)
+}
+
+func (h *hookReceiver) got() map[string][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string][]string{}
+	for k, v := range h.acked {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// natsServer runs an embedded NATS with JetStream that can be restarted
+// on its port and store.
+type natsServer struct {
+	dir  string
+	port int
+	s    *natsd.Server
+}
+
+func (n *natsServer) start(t *testing.T) {
+	t.Helper()
+	port := n.port
+	if port == 0 {
+		port = -1
+	}
+	s, err := natsd.NewServer(&natsd.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: n.dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start")
+	}
+	n.s, n.port = s, s.Addr().(*net.TCPAddr).Port
+}
+
+func (n *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+
+// streamIDs reads every message of a stream and returns, per recording,
+// the event ids in stream order, repeats dropped (there should be none:
+// JetStream drops a repeated Nats-Msg-Id).
+func streamIDs(t *testing.T, url, stream string) (map[string][]string, int) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int(info.NumPending)
+	out, seen, n := map[string][]string{}, map[string]bool{}, 0
+	for n < total {
+		batch, err := cons.Fetch(min(total-n, 500), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for msg := range batch.Messages() {
+			n++
+			var ev delivery.Event
+			if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+				t.Fatal(err)
+			}
+			if msg.Headers().Get(jetstream.MsgIDHeader) != ev.ID {
+				t.Errorf("Nats-Msg-Id %q on event %s", msg.Headers().Get(jetstream.MsgIDHeader), ev.ID)
+			}
+			if !strings.HasSuffix(msg.Subject(), "."+string(ev.Type)) {
+				t.Errorf("event %s of type %s on subject %s", ev.ID, ev.Type, msg.Subject())
+			}
+			if !seen[ev.ID] {
+				seen[ev.ID] = true
+				out[ev.RecordID] = append(out[ev.RecordID], ev.ID)
+			}
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out, n
+}
+
+// pendingDelivery reads /metrics: the events destinations have not reached
+// or hold for a retry.
+func pendingDelivery(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := testClient.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	n, lines := 0, 0
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if strings.HasPrefix(line, "recledger_delivery_backlog_events{") || strings.HasPrefix(line, "recledger_delivery_held_events{") {
+			var v float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			n += int(v)
+			lines++
+		}
+	}
+	if lines == 0 {
+		return 1 // not served yet
+	}
+	return n
+}
+
+// TestDeliveryEndToEnd is the proof of outbound delivery: the simulator,
+// every fault on, sends to recledger, which delivers to a webhook receiver
+// (verifying with the Standard Webhooks library; failing with 500, then
+// 429 with Retry-After, then down for a while, then well) and to NATS
+// JetStream (restarted in the middle), across a kill -9 of recledger.
+// Both end with exactly the outbox's events for every recording, in each
+// recording's order.
+func TestDeliveryEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	secret := webhook.NewSecret().Reveal()
+	hook := newHookReceiver(t, secret)
+	hook.script = func(n int) (int, http.Header) {
+		switch {
+		case n <= 40:
+			return 500, nil
+		case n <= 60:
+			return 429, http.Header{"Retry-After": {"1"}}
+		}
+		return 204, nil
+	}
+	ns := &natsServer{dir: t.TempDir()}
+	ns.start(t)
+	t.Cleanup(func() { ns.s.Shutdown() })
+
+	args := []string{"--app", testApp + "=" + testSecret, "--allow-private-destinations", "--settle", "1s",
+		"--retry-schedule", "300ms,500ms,1s,1s,2s,2s,3s,3s,5s,5s,5s,5s", "--webhook", "http://" + hook.addr + "/hooks=" + secret}
+	srv := startServer(t, dir, args...)
+	base := "http://" + srv.addr
+	out, stderr, code := runBinary(t, "", "destinations", "add", ns.url(), "--type", "nats", "--stream", "E2E", "--prefix", "e2e",
+		"--server", base, "--json")
+	if code != 0 {
+		t.Fatalf("destinations add (exit %d): %s%s", code, out, stderr)
+	}
+	realNATS := os.Getenv("RECLEDGER_TEST_NATS_URL")
+	realStream := fmt.Sprintf("E2E_%d_%d", os.Getpid(), time.Now().UnixNano())
+	if realNATS != "" {
+		if out, stderr, code := runBinary(t, "", "destinations", "add", realNATS, "--type", "nats", "--stream", realStream,
+			"--prefix", strings.ToLower(realStream), "--server", base); code != 0 {
+			t.Fatalf("destinations add, the real NATS (exit %d): %s%s", code, out, stderr)
+		}
+		t.Cleanup(func() {
+			if nc, err := nats.Connect(realNATS); err == nil {
+				if js, err := jetstream.New(nc); err == nil {
+					js.DeleteStream(context.Background(), realStream)
+				}
+				nc.Close()
+			}
+		})
+	} else {
+		t.Log("set RECLEDGER_TEST_NATS_URL (e.g. nats://127.0.0.1:4222) to deliver to a real NATS server too")
+	}
+
+	simulate := func(seed string) {
+		t.Helper()
+		out, stderr, code := runBinary(t, "", "simulate", "--to", base+"/v1/callbacks/recording", "--app", testApp+"="+testSecret,
+			"--recordings", "40", "--seed", seed, "--faults", "all=0.1", "--upload-failures", "0.2", "--failed-recordings", "0.05")
+		if code != 0 {
+			t.Fatalf("simulate (exit %d): %s%s", code, out, stderr)
+		}
+	}
+	simulate("31")
+	// NATS goes down and comes back on its store; recledger is killed
+	// while the receiver still fails, and started again.
+	ns.s.Shutdown()
+	ns.s.WaitForShutdown()
+	time.Sleep(time.Second)
+	srv.kill(t)
+	ns.start(t)
+	hook.down()
+	srv = startServer(t, dir, args...)
+	base = "http://" + srv.addr
+	simulate("32")
+	time.Sleep(2 * time.Second)
+	hook.up(t)
+
+	// Everything delivered: the metrics show no event behind a cursor
+	// or held for a retry, three times in a row.
+	deadline := time.Now().Add(120 * time.Second)
+	for quiet := 0; quiet < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery did not finish in 120 s; %d events pending", pendingDelivery(t, base))
+		}
+		time.Sleep(time.Second)
+		if pendingDelivery(t, base) == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+	srv.stop(t)
+
+	store, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "data", "recledger.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	events, err := store.Delivery().Outbox(context.Background(), 0, 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{}
+	completed := 0
+	for _, e := range events {
+		want[e.RecordID] = append(want[e.RecordID], e.ID)
+		if e.Type == delivery.Completed {
+			completed++
+		}
+	}
+	if len(want) < 70 || completed < 20 {
+		t.Fatalf("the outbox holds events of %d recordings, %d completed; want about 80, many completed", len(want), completed)
+	}
+	check := func(name string, got map[string][]string) {
+		t.Helper()
+		for rec, ids := range want {
+			if !slices.Equal(got[rec], ids) {
+				t.Errorf("%s, recording %s:\n got %v\nwant %v", name, rec, got[rec], ids)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s got events of %d recordings, the outbox has %d", name, len(got), len(want))
+		}
+	}
+	check("the webhook", hook.got())
+	got, n := streamIDs(t, ns.url(), "E2E")
+	check("JetStream", got)
+	t.Logf("%d outbox events of %d recordings; webhook requests %d; JetStream messages %d", len(events), len(want), hook.requests, n)
+	if realNATS != "" {
+		got, _ := streamIDs(t, realNATS, realStream)
+		check("the real NATS server", got)
+	}
+}
