@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 20s
 SOAK ?= 30m
-FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName ./internal/access:FuzzSessionCookie ./internal/ingest:FuzzHandler ./internal/ledger:FuzzStorable ./internal/access:FuzzCheck ./internal/dashboard:FuzzSafeNext ./internal/engine:FuzzDecodeRecord ./internal/logbody:FuzzDecode ./internal/delivery/webhook:FuzzParseKeys ./internal/delivery/webhook:FuzzParseRetryAfter ./internal/delivery/webhook:FuzzCheckURL ./internal/delivery:FuzzParseAnnounced
+FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName ./internal/access:FuzzSessionCookie ./internal/ingest:FuzzHandler ./internal/ledger:FuzzStorable ./internal/access:FuzzCheck ./internal/dashboard:FuzzSafeNext ./internal/engine:FuzzDecodeRecord ./internal/logbody:FuzzDecode ./internal/delivery/webhook:FuzzParseKeys ./internal/delivery/webhook:FuzzParseRetryAfter ./internal/delivery/webhook:FuzzCheckURL ./internal/delivery:FuzzParseAnnounced ./internal/delivery/webhook:FuzzVerify
 
 .PHONY: help build test lint fuzz bench bench-ingest bench-query soak
 

@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -367,5 +369,60 @@ func TestDeliveryEndToEnd(t *testing.T) {
 	if realNATS != "" {
 		got, _ := streamIDs(t, realNATS, realStream)
 		check("the real NATS server", got)
+	}
+}
+
+// TestReadmeDeliveryWalkThrough runs the README's "Get told when a
+// recording is ready" block as written, but for the ports: serve with its
+// flags, then its destination, receiver and simulation lines through sh;
+// the receiver prints a verified recording.completed per recording.
+func TestReadmeDeliveryWalkThrough(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## Get told when a recording is ready")
+	_, block, ok2 := strings.Cut(section, "```sh\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("the README has no walk-through block under \"Get told when a recording is ready\"")
+	}
+	lines := strings.Split(strings.TrimSpace(block), "\n")
+	const run = "go run ./cmd/recledger "
+	serveLine, ok := strings.CutPrefix(lines[0], run+"serve ")
+	if !ok || !strings.HasSuffix(serveLine, " &") {
+		t.Fatalf("the block's first line is not a serve in the background: %q", lines[0])
+	}
+	srv := startServer(t, t.TempDir(), strings.Fields(strings.TrimSuffix(serveLine, " &"))...)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiver := ln.Addr().String()
+	ln.Close()
+	script := strings.Join(lines[1:], "\n")
+	script = strings.ReplaceAll(script, run, `"$BIN" `)
+	script = strings.ReplaceAll(script, "127.0.0.1:9000", receiver)
+	script = strings.ReplaceAll(script, "http://127.0.0.1:8080", "http://"+srv.addr)
+	// The receiver has a moment to listen before the simulation's events
+	// come; they would be retried anyway.
+	sh := exec.Command("sh", "-c", script+"\nwait")
+	sh.Env = append(os.Environ(), "BIN="+binary(t), "RECLEDGER_SERVER=http://"+srv.addr)
+	sh.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out syncBuffer
+	sh.Stdout, sh.Stderr = &out, &out
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-sh.Process.Pid, syscall.SIGTERM); sh.Wait() })
+	deadline := time.Now().Add(60 * time.Second)
+	for strings.Count(out.String(), "recording.completed") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver printed no three recording.completed in 60 s:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Contains(out.String(), "refused") || strings.Count(out.String(), "recording.completed") != 3 {
+		t.Errorf("the walk-through's output:\n%s", out.String())
 	}
 }

@@ -1,15 +1,23 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/recledger/recledger/internal/delivery/webhook"
 )
 
 // destination is a destination as the API shows it.
@@ -262,6 +270,87 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 			return nil
 		}),
 		redeliver,
+		newReceiveCmd(),
 	)
+	return cmd
+}
+
+// newReceiveCmd is a webhook receiver for trying destinations out: it
+// checks each message's Standard Webhooks signature and prints a line per
+// event.
+func newReceiveCmd() *cobra.Command {
+	var addr, secret, publicKey string
+	cmd := &cobra.Command{
+		Use:   "receive",
+		Short: "Run a webhook receiver that verifies signatures and prints each event (for trying destinations out)",
+		Long: `receive listens for recledger's webhooks, checks each one's signature
+(Standard Webhooks: --secret for v1, --public-key for v1a), answers 204,
+and prints one line per event: its type, recording, files and id. A
+message whose signature does not verify is answered 401 and printed as
+refused. Your own receiver does the same with any Standard Webhooks
+library; this one is for trying things out.`,
+		Example: `  recledger destinations receive --addr 127.0.0.1:9000 --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var sec *webhook.Secret
+			if secret != "" {
+				s, err := webhook.ParseSecret(secret)
+				if err != nil {
+					return fmt.Errorf("--secret: %w", err)
+				}
+				sec = &s
+			}
+			var pub ed25519.PublicKey
+			if publicKey != "" {
+				var err error
+				if pub, err = webhook.ParsePublicKey(publicKey); err != nil {
+					return fmt.Errorf("--public-key: %w", err)
+				}
+			}
+			if sec == nil && pub == nil {
+				return fmt.Errorf("give --secret (whsec_...) or --public-key (whpk_...)")
+			}
+			out := cmd.OutOrStdout()
+			var mu sync.Mutex
+			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err := webhook.Verify(r.Header, body, sec, pub, 5*time.Minute, time.Now()); err != nil {
+					fmt.Fprintf(out, "refused  %s: %v\n", r.Header.Get(webhook.HeaderID), err)
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				var ev struct {
+					ID, Type, RecordID string
+					Sequence           int
+					Recording          struct{ FileCount int }
+				}
+				json.Unmarshal(body, &ev)
+				fmt.Fprintf(out, "%-26s %s #%d  %d files  %s\n", ev.Type, ev.RecordID, ev.Sequence, ev.Recording.FileCount, ev.ID)
+				w.WriteHeader(http.StatusNoContent)
+			})
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "receiving webhooks on http://%s/ (signatures checked)\n", ln.Addr())
+			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+			go func() {
+				<-cmd.Context().Done()
+				srv.Close()
+			}()
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:9000", "listen address")
+	cmd.Flags().StringVar(&secret, "secret", "", "the destination's whsec_ secret (v1 signatures)")
+	cmd.Flags().StringVar(&publicKey, "public-key", "", "the destination's whpk_ public key (v1a signatures)")
 	return cmd
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -70,6 +71,28 @@ func FuzzCheckURL(f *testing.F) {
 		}
 		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !Public(ip) {
 			t.Fatalf("accepted %q, address %s", s, ip)
+		}
+	})
+}
+
+// FuzzVerify: no headers or body make Verify panic, and a message only
+// verifies when its headers are the ones Signer gave for that body.
+func FuzzVerify(f *testing.F) {
+	sec := NewSecret()
+	now := time.Unix(1_800_000_000, 0)
+	good := Signer{Secrets: []Secret{sec}}.Headers("evt_1", now, []byte("{}"))
+	f.Add("evt_1", good.Get(HeaderTimestamp), good.Get(HeaderSignature), []byte("{}"))
+	f.Add("", "1", "v1,", []byte{0})
+	f.Add("e", "99999999999999999999", "v1a,AAAA v1,=== ,,", []byte("x"))
+	f.Fuzz(func(t *testing.T, id, ts, sig string, body []byte) {
+		h := http.Header{}
+		h.Set(HeaderID, id)
+		h.Set(HeaderTimestamp, ts)
+		h.Set(HeaderSignature, sig)
+		err := Verify(h, body, &sec, nil, 5*time.Minute, now)
+		signed := Signer{Secrets: []Secret{sec}}.Headers(h.Get(HeaderID), now, body)
+		if err == nil && h.Get(HeaderID) != "" && !strings.Contains(sig, signed.Get(HeaderSignature)) && ts == signed.Get(HeaderTimestamp) {
+			t.Fatalf("verified a signature Signer did not give: %q", sig)
 		}
 	})
 }

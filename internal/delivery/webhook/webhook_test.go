@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -441,6 +442,67 @@ func TestParseRetryAfter(t *testing.T) {
 		got, ok := ParseRetryAfter(tc.v, now)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, %v", tc.v, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestVerify: Verify accepts what Signer signs (either secret of a
+// rotation, or the ed25519 key) and what the spec's library signs, and
+// refuses a changed body, another secret, a stale timestamp and missing
+// headers.
+func TestVerify(t *testing.T) {
+	now := time.Now()
+	sec, other := NewSecret(), NewSecret()
+	kp := NewKeyPair()
+	pub, err := ParsePublicKey(kp.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"type":"recording.completed"}`)
+	rotating := Signer{Secrets: []Secret{other, sec}}.Headers("evt_1", now, body)
+	if err := Verify(rotating, body, &sec, nil, 5*time.Minute, now); err != nil {
+		t.Errorf("a rotation's second signature: %v", err)
+	}
+	if err := Verify(Signer{Key: &kp}.Headers("evt_1", now, body), body, nil, pub, 5*time.Minute, now); err != nil {
+		t.Errorf("v1a: %v", err)
+	}
+	lib, err := standardwebhooks.NewWebhook(sec.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := lib.Sign("evt_2", now, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := func(id, ts, sig string) http.Header {
+		h := http.Header{}
+		for k, v := range map[string]string{HeaderID: id, HeaderTimestamp: ts, HeaderSignature: sig} {
+			if v != "" {
+				h.Set(k, v)
+			}
+		}
+		return h
+	}
+	h := header("evt_2", strconv.FormatInt(now.Unix(), 10), sig)
+	if err := Verify(h, body, &sec, nil, 5*time.Minute, now); err != nil {
+		t.Errorf("the library's signature: %v", err)
+	}
+	for name, c := range map[string]struct {
+		h    http.Header
+		body []byte
+		want error
+	}{
+		"changed body":  {h, []byte(`{"type":"recording.failed"}`), ErrNoMatch},
+		"other secret":  {Signer{Secrets: []Secret{other}}.Headers("evt_1", now, body), body, ErrNoMatch},
+		"stale":         {Signer{Secrets: []Secret{sec}}.Headers("evt_1", now.Add(-6*time.Minute), body), body, ErrStale},
+		"future":        {Signer{Secrets: []Secret{sec}}.Headers("evt_1", now.Add(6*time.Minute), body), body, ErrStale},
+		"no signature":  {header("evt_1", "1", ""), body, ErrMissingHeaders},
+		"v1a as v1":     {Signer{Key: &kp}.Headers("evt_1", now, body), body, ErrNoMatch},
+		"garbage":       {header("e", strconv.FormatInt(now.Unix(), 10), "v1,%%% v1 ,"), body, ErrNoMatch},
+		"bad timestamp": {header("e", "x", "v1,AA=="), body, ErrMissingHeaders},
+	} {
+		if err := Verify(c.h, c.body, &sec, nil, 5*time.Minute, now); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
 		}
 	}
 }
