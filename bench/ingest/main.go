@@ -62,6 +62,7 @@ func main() {
 	target := flag.String("target", "", "load already running recledger instances at these host:port, comma-separated, instead (app "+app+"="+secret+")")
 	postgres := flag.String("postgres", "", "also measure recledger on this PostgreSQL (one and two instances), e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 	skipSQLite := flag.Bool("skip-sqlite", false, "do not measure the SQLite configuration")
+	destinations := flag.Bool("destinations", false, "also measure SQLite with two webhook destinations (receivers in this process) taking every event")
 	flag.Parse()
 
 	var clients []int
@@ -112,6 +113,29 @@ func main() {
 				fatal(err)
 			}
 			addr, stop := serveOn("sqlite:"+filepath.Join(dir, "recledger.db"), "--sqlite-synchronous", *sync)
+			return []string{addr}, stop
+		}})
+	}
+	if *destinations {
+		var hooks []string
+		for range 2 {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				fatal(err)
+			}
+			go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			hooks = append(hooks, "--webhook", "http://"+ln.Addr().String()+"/hooks=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+		}
+		configs = append(configs, config{"recledger (sqlite " + *sync + ", 2 webhooks)", func() ([]string, func()) {
+			dir, err := os.MkdirTemp(tmp, "db")
+			if err != nil {
+				fatal(err)
+			}
+			addr, stop := serveOn("sqlite:"+filepath.Join(dir, "recledger.db"),
+				append([]string{"--sqlite-synchronous", *sync, "--allow-private-destinations"}, hooks...)...)
 			return []string{addr}, stop
 		}})
 	}

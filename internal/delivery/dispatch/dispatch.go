@@ -486,13 +486,28 @@ func (w *worker) round(ctx context.Context) (more bool, next time.Time, err erro
 		return false, next, ctx.Err() // attempts cut short: the next holder sends them again
 	}
 
-	var ok, fail, gone bool
+	var (
+		ok, fail, gone bool
+		lastDelivered  *delivery.AttemptRecord
+	)
 	for _, out := range outs {
 		p.Hold = append(p.Hold, out.hold...)
 		p.Release = append(p.Release, out.release...)
 		p.Dead = append(p.Dead, out.dead...)
-		p.Attempts = append(p.Attempts, out.attempts...)
+		// The attempt log keeps every failure, and of a round's
+		// deliveries the last: a row per delivered event would double
+		// the store's writes while all is well.
+		for i, a := range out.attempts {
+			if a.Outcome != webhook.Delivered.String() {
+				p.Attempts = append(p.Attempts, a)
+			} else if lastDelivered == nil || a.At >= lastDelivered.At {
+				lastDelivered = &out.attempts[i]
+			}
+		}
 		ok, fail, gone = ok || out.ok, fail || out.fail, gone || out.gone
+	}
+	if lastDelivered != nil {
+		p.Attempts = append(p.Attempts, *lastDelivered)
 	}
 	failingSince := w.dst.FailingSince
 	switch {
