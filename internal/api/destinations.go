@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/delivery/dispatch"
@@ -208,8 +209,15 @@ func apply(d *delivery.Destination, req *destinationRequest) error {
 			d.DisabledReason = "disabled by a user"
 		}
 	}
-	if len(d.Description) > 1000 || len(d.Filter.AppKey) > 256 || len(d.Filter.RoomPrefix) > 256 || len(d.URL) > 2048 {
-		return &errBadBody{"description (1000), appKey, roomPrefix (256) or url (2048) is too long"}
+	if len(d.Description) > 1000 || len(d.Filter.AppKey) > 256 || len(d.Filter.RoomPrefix) > 256 || len(d.URL) > 2048 ||
+		len(d.Stream) > 256 || len(d.Prefix) > 256 || len(d.Filter.Types) > 64 {
+		return &errBadBody{"description (1000), appKey, roomPrefix, stream, prefix (256), url (2048) or events (64) is too long"}
+	}
+	for name, v := range map[string]string{"url": d.URL, "description": d.Description, "appKey": d.Filter.AppKey,
+		"roomPrefix": d.Filter.RoomPrefix, "stream": d.Stream, "prefix": d.Prefix} {
+		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
+			return &errBadBody{name + " holds a control character or invalid UTF-8"}
+		}
 	}
 	return nil
 }
@@ -227,7 +235,16 @@ func (a *API) listDestinations(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// validID reports whether id could be a destination's: no store is asked
+// about one that could not (PostgreSQL refuses NUL bytes in a query).
+func validID(id string) bool {
+	return len(id) <= 256 && utf8.ValidString(id) && !strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
 func (a *API) destination(r *http.Request) (delivery.Destination, error) {
+	if !validID(r.PathValue("id")) {
+		return delivery.Destination{}, fmt.Errorf("destination %q: %w", r.PathValue("id"), errNotFound)
+	}
 	d, err := a.destinations().Store.Destination(r.Context(), r.PathValue("id"))
 	if errors.Is(err, delivery.ErrNoDestination) {
 		return d, fmt.Errorf("destination %q: %w", r.PathValue("id"), errNotFound)
@@ -275,6 +292,9 @@ func (a *API) patchDestination(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteDestination(w http.ResponseWriter, r *http.Request) error {
+	if !validID(r.PathValue("id")) {
+		return fmt.Errorf("destination %q: %w", r.PathValue("id"), errNotFound)
+	}
 	err := a.destinations().Store.RemoveDestination(r.Context(), r.PathValue("id"))
 	if errors.Is(err, delivery.ErrNoDestination) {
 		return fmt.Errorf("destination %q: %w", r.PathValue("id"), errNotFound)
