@@ -180,3 +180,64 @@ session_refresh = "2s"
 		}
 	}
 }
+
+// TestConfigDestinations: --webhook URL=SECRET (the URL may hold "=" in
+// its query), RECLEDGER_WEBHOOKS and the file's webhooks list and
+// [[destinations]] tables, with flags replacing the quick-start webhooks
+// of lower layers but keeping the file's tables; bad ones are refused
+// without echoing the secret.
+func TestConfigDestinations(t *testing.T) {
+	const sec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	file := writeFile(t, `
+webhooks = ["https://file.example/hook=`+sec+`"]
+allow_private_destinations = true
+settle = "30s"
+retry_schedule = "1s,2s"
+
+[[destinations]]
+type = "nats"
+url = "nats://127.0.0.1:4222"
+stream = "REC"
+prefix = "rec"
+events = ["recording.completed"]
+app_key = "k"
+room_prefix = "room-"
+`)
+	c, err := loadConfig(parseFlags(t, "--config", file, "--webhook", "https://flag.example/h?a=b&c=d="+sec).Flags(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []DeclaredDestination{
+		{Type: "nats", URL: "nats://127.0.0.1:4222", Stream: "REC", Prefix: "rec", Events: []string{"recording.completed"}, AppKey: "k", RoomPrefix: "room-"},
+		{Type: "webhook", URL: "https://flag.example/h?a=b&c=d", Secret: sec, fromFlag: true},
+	}
+	if diff := cmp.Diff(want, c.Destinations, cmp.AllowUnexported(DeclaredDestination{})); diff != "" {
+		t.Errorf("destinations (-want +got):\n%s", diff)
+	}
+	if !c.AllowPrivateDestinations || c.Settle != 30*time.Second || fmt.Sprint(c.RetrySchedule) != "[1s 2s]" {
+		t.Errorf("allow private %v, settle %v, retry schedule %v", c.AllowPrivateDestinations, c.Settle, c.RetrySchedule)
+	}
+	c, err = loadConfig(parseFlags(t).Flags(), env(map[string]string{"RECLEDGER_WEBHOOKS": "http://127.0.0.1:9/x=" + sec,
+		"RECLEDGER_ALLOW_PRIVATE_DESTINATIONS": "true"}))
+	if err != nil || len(c.Destinations) != 1 || c.Destinations[0].URL != "http://127.0.0.1:9/x" {
+		t.Errorf("RECLEDGER_WEBHOOKS: %+v %v", c.Destinations, err)
+	}
+	for name, args := range map[string][]string{
+		"no secret":         {"--webhook", "https://example.com/hook"},
+		"a bad secret":      {"--webhook", "https://example.com/hook=whsec_x" + sec[7:] + "!"},
+		"a private address": {"--webhook", "http://10.0.0.1/hook=" + sec},
+		"a bad schedule":    {"--retry-schedule", "5s,soon"},
+		"no settle":         {"--settle", "0s"},
+	} {
+		_, err := loadConfig(parseFlags(t, args...).Flags(), env(nil))
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if strings.Contains(err.Error(), sec[6:]) {
+			t.Errorf("%s: the error shows the secret: %v", name, err)
+		}
+	}
+	bad := writeFile(t, "[[destinations]]\nurl = \"https://example.com/\"\nsecret = \""+sec+"\"\ncolour = \"red\"\n")
+	if _, err := loadConfig(parseFlags(t, "--config", bad).Flags(), env(nil)); err == nil || !strings.Contains(err.Error(), "colour") {
+		t.Errorf("an unknown destination setting: %v", err)
+	}
+}

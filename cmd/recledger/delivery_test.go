@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	natsd "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -424,5 +425,82 @@ func TestReadmeDeliveryWalkThrough(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "refused") || strings.Count(out.String(), "recording.completed") != 3 {
 		t.Errorf("the walk-through's output:\n%s", out.String())
+	}
+}
+
+// TestPostgresDeliveryInstanceKilled: two instances on one PostgreSQL
+// schema deliver to one webhook; the one holding the destination's lease
+// is killed with SIGKILL in the middle of delivery; the other takes over
+// when the lease runs out: every event arrives, each recording in order.
+func TestPostgresDeliveryInstanceKilled(t *testing.T) {
+	db := postgresURL(t)
+	secret := webhook.NewSecret().Reveal()
+	hook := newHookReceiver(t, secret)
+	hook.script = func(int) (int, http.Header) {
+		time.Sleep(5 * time.Millisecond) // slow enough to be in the middle when the kill comes
+		return 200, nil
+	}
+	args := []string{"--db", db, "--app", testApp + "=" + testSecret, "--allow-private-destinations", "--settle", "1s",
+		"--webhook", "http://" + hook.addr + "/hooks=" + secret}
+	servers := []*server{startServer(t, t.TempDir(), args...), startServer(t, t.TempDir(), args...)}
+	out, stderr, code := runBinary(t, "", "simulate", "--to", "http://"+servers[0].addr+"/v1/callbacks/recording",
+		"--app", testApp+"="+testSecret, "--recordings", "60", "--seed", "41", "--faults", "all=0.1")
+	if code != 0 {
+		t.Fatalf("simulate (exit %d): %s%s", code, out, stderr)
+	}
+	conn, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var owner string
+	waitUntil := time.Now().Add(30 * time.Second)
+	for owner == "" || len(hook.got()) == 0 {
+		if time.Now().After(waitUntil) {
+			t.Fatal("no instance took the destination's lease in 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+		conn.QueryRow(context.Background(), `SELECT lease_owner FROM destinations`).Scan(&owner)
+	}
+	killed := -1
+	for i, s := range servers {
+		if strings.Contains(owner, fmt.Sprintf("/%d/", s.cmd.Process.Pid)) {
+			killed = i
+		}
+	}
+	if killed < 0 {
+		t.Fatalf("the lease owner %q is neither instance", owner)
+	}
+	servers[killed].kill(t)
+	survivor := servers[1-killed]
+	out, stderr, code = runBinary(t, "", "simulate", "--to", "http://"+survivor.addr+"/v1/callbacks/recording",
+		"--app", testApp+"="+testSecret, "--recordings", "20", "--seed", "42")
+	if code != 0 {
+		t.Fatalf("simulate on the survivor (exit %d): %s%s", code, out, stderr)
+	}
+	want := map[string][]string{}
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		rows, err := conn.Query(context.Background(), `SELECT record_id, event_id FROM outbound ORDER BY seq`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = map[string][]string{}
+		for rows.Next() {
+			var rec, id string
+			rows.Scan(&rec, &id)
+			want[rec] = append(want[rec], id)
+		}
+		rows.Close()
+		if fmt.Sprint(hook.got()) == fmt.Sprint(want) && pendingDelivery(t, "http://"+survivor.addr) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 120 s the receiver has events of %d recordings, the outbox %d", len(hook.got()), len(want))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if len(want) < 70 {
+		t.Errorf("the outbox has events of %d recordings; want about 80", len(want))
 	}
 }
