@@ -210,7 +210,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	queries.Register(mux)
 	m.watchStreams(queries)
 	// (The routes Register returns are the ones the OpenAPI document lists; a test holds them equal.)
-	dash, err := dashboard.New(store, dashboard.Options{Access: rule, Logger: log})
+	dash, err := dashboard.New(store, dashboard.Options{Access: rule, Logger: log, Destinations: src.Delivery(), DestinationsChanged: disp.Reload})
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}

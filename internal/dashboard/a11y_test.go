@@ -121,6 +121,8 @@ func TestPagesPassAccessibilitySmokeCheck(t *testing.T) {
 		open.URL + "/recordings/rec-stuck",
 		open.URL + "/recordings/" + url.PathEscape(hostileID),
 		open.URL + "/quarantine",
+		open.URL + "/destinations",
+		open.URL + "/destinations/dst_test",
 		open.URL + "/recordings/nope",
 		open.URL + "/recordings?mode=99",
 		open.URL + "/search?q=nothing",

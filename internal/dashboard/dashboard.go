@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/internal/access"
+	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/ledger"
 )
 
@@ -50,6 +51,10 @@ type Options struct {
 	// StreamPath is the API's event stream the pages follow
 	// (/v1/events/stream).
 	StreamPath string
+	// Destinations, when set, adds the destination pages;
+	// DestinationsChanged is called after a redelivery.
+	Destinations        delivery.Store
+	DestinationsChanged func()
 }
 
 // Dashboard serves the pages.
@@ -99,7 +104,7 @@ func New(store Store, o Options) (*Dashboard, error) {
 		d.assetURLs[n] = "/static/" + n + "?v=" + a.etag
 	}
 	funcs := d.funcs()
-	for _, page := range []string{"overview", "recordings", "recording", "quarantine", "login", "message"} {
+	for _, page := range []string{"overview", "recordings", "recording", "quarantine", "login", "message", "destinations", "destination"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, err
@@ -145,6 +150,11 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	csrf := http.NewCrossOriginProtection()
 	mux.Handle("POST /login", d.headers(csrf.Handler(http.HandlerFunc(d.login))))
 	mux.Handle("POST /logout", d.headers(csrf.Handler(http.HandlerFunc(d.logout))))
+	if d.opts.Destinations != nil {
+		mux.Handle("GET /destinations", page(d.destinations))
+		mux.Handle("GET /destinations/{id}", page(d.destination))
+		mux.Handle("POST /destinations/{id}/redeliver", csrf.Handler(page(d.redeliver)))
+	}
 }
 
 // headers sets what every page carries: no caching, no framing, no

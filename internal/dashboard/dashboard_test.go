@@ -20,6 +20,7 @@ import (
 	"github.com/recledger/recledger/internal/access"
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/dashboard"
+	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
 	"github.com/recledger/recledger/internal/sqlitestore"
@@ -69,6 +70,7 @@ func fill(t *testing.T, now time.Time) *sqlitestore.Store {
 			t.Fatal(err)
 		}
 	}
+	addDestination(t, s, at)
 	for _, reason := range []string{"bad_signature", "invalid_json"} {
 		err := s.Quarantine(context.Background(), ledger.Rejection{At: at.UnixMilli(), Status: 401, Reason: reason, Message: "rc: " + reason,
 			Remote: "192.0.2.7:4000", Method: "POST", Path: "/v1/callbacks/recording",
@@ -93,7 +95,11 @@ func newSite(t *testing.T, s dashboard.Store, token string, now time.Time) site 
 	rule := access.New(token, clock)
 	mux := http.NewServeMux()
 	api.New(s.(api.Store), api.Options{Access: rule, Now: clock, Logger: log}).Register(mux)
-	d, err := dashboard.New(s, dashboard.Options{Access: rule, Now: clock, Logger: log})
+	o := dashboard.Options{Access: rule, Now: clock, Logger: log}
+	if src, ok := s.(delivery.Source); ok {
+		o.Destinations = src.Delivery()
+	}
+	d, err := dashboard.New(s, o)
 	if err != nil {
 		t.Fatal(err)
 	}

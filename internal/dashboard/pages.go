@@ -29,6 +29,8 @@ type page struct {
 	Search   string // the search box's value
 	Now      time.Time
 	Assets   map[string]string // asset name -> its versioned URL (shared; read only)
+	// Destinations: the destination pages are served (the nav links them).
+	Destinations bool
 }
 
 func (p *page) base() *page { return p }
@@ -55,6 +57,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 		p.Now = d.opts.Now()
 	}
 	p.Assets = d.assetURLs
+	p.Destinations = d.opts.Destinations != nil
 	var buf bytes.Buffer
 	if err := d.pages[name].Execute(&buf, v); err != nil {
 		d.opts.Logger.Error("dashboard template", "page", name, "err", err)
