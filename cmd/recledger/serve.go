@@ -155,7 +155,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	disp := dispatch.New(dispatch.Options{
 		Store: src.Delivery(), Owner: owner, Wake: src.Announced(), Announce: src.Announce,
-		Senders:      dispatch.DefaultSenders(cfg.AllowPrivateDestinations, time.Now),
+		Senders:      dispatch.SendersFor(cfg.AllowPrivateDestinations, time.Now, webhook.Schedule{Waits: cfg.RetrySchedule}),
 		Schedule:     webhook.Schedule{Waits: cfg.RetrySchedule},
 		DisableAfter: cfg.DisableAfter, Logger: log, OnAttempt: dm.onAttempt,
 		OnDisabled: func(id, _ string) { dm.disabled.WithLabelValues(id).Inc() },

@@ -10,10 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recledger/recledger/internal/access"
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/delivery/dispatch"
+	"github.com/recledger/recledger/internal/delivery/webhook"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/internal/storetest"
 )
 
@@ -117,4 +120,41 @@ func TestDestinationsHostileInput(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDestinationV1a: a webhook made with signing v1a gets an ed25519
+// key; its public key is in the answer and served without the token at
+// /v1/destinations/{id}/public-key, and rotating gives a new key pair.
+func TestDestinationV1a(t *testing.T) {
+	s := storetest.SQLite(t, sqlitestore.Options{})
+	var src delivery.Source = s
+	rule := access.New("t0ken-for-v1a-tests", time.Now)
+	a := api.New(s, api.Options{Access: rule, Destinations: &api.Destinations{Store: src.Delivery(), Senders: dispatch.DefaultSenders(false, time.Now)}})
+	mux := http.NewServeMux()
+	a.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/destinations", strings.NewReader(`{"url":"https://example.com/h","signing":"v1a"}`))
+	req.Header.Set("Authorization", "Bearer t0ken-for-v1a-tests")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made struct{ ID, Secret, PublicKey string }
+	json.NewDecoder(resp.Body).Decode(&made)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || !strings.HasPrefix(made.Secret, "whsk_") || !strings.HasPrefix(made.PublicKey, "whpk_") {
+		t.Fatalf("POST signing v1a: %d %+v", resp.StatusCode, made)
+	}
+	kp, err := webhook.ParseKeyPair(made.Secret)
+	if err != nil || kp.PublicKey() != made.PublicKey {
+		t.Fatalf("the public key is not the key's: %v", err)
+	}
+	status, body := call(t, srv, "GET", "/v1/destinations/"+made.ID+"/public-key", nil) // no token
+	if status != 200 || !strings.Contains(body, made.PublicKey) {
+		t.Errorf("public-key without a token: %d %s", status, body)
+	}
+	if status, _ := call(t, srv, "GET", "/v1/destinations/"+made.ID, nil); status != 401 {
+		t.Errorf("the destination itself without a token: %d, want 401", status)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -480,4 +481,43 @@ func TestLaterEventsWaitBehindARetry(t *testing.T) {
 	waitFor(t, "the completed event", func() bool { return len(expectedOfType(t, s, delivery.Completed)) == 1 })
 	want := expected(t, s, delivery.Filter{})
 	waitFor(t, "every event", func() bool { return fmt.Sprint(r.ackedOnce()) == fmt.Sprint(want) })
+}
+
+// TestDisabledAfterFailingTooLong: a destination whose attempts keep
+// failing is disabled once it has failed for DisableAfter, with a reason
+// that says since when.
+func TestDisabledAfterFailingTooLong(t *testing.T) {
+	s := sqlite(t)
+	secret := webhook.NewSecret()
+	r := newReceiver(t, secret)
+	r.answer = func(int, *delivery.Event) (int, http.Header) { return 500, nil }
+	addWebhook(t, s, "dst_x", r.srv.URL, secret, delivery.Filter{})
+	var told []string
+	var mu sync.Mutex
+	run(t, s, dispatch.Options{DisableAfter: 300 * time.Millisecond,
+		Schedule:   webhook.Schedule{Waits: []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond, time.Hour}},
+		OnDisabled: func(id, reason string) { mu.Lock(); told = append(told, reason); mu.Unlock() }})
+	feed(t, s, "fail", 1, 1)
+	waitFor(t, "the destination disabled", func() bool {
+		d, err := s.Delivery().Destination(context.Background(), "dst_x")
+		return err == nil && !d.Enabled
+	})
+	d, _ := s.Delivery().Destination(context.Background(), "dst_x")
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.HasPrefix(d.DisabledReason, "failing since ") || len(told) != 1 || told[0] != d.DisabledReason || d.FailingSince == 0 {
+		t.Errorf("disabled with %q (failing since %d); told %q", d.DisabledReason, d.FailingSince, told)
+	}
+}
+
+// TestDuplicatesWindow: a stream remembers ids for the whole retry
+// schedule (jitter included), and never for less than 48 hours.
+func TestDuplicatesWindow(t *testing.T) {
+	if got := dispatch.DuplicatesWindow(webhook.Schedule{}); got != 48*time.Hour {
+		t.Errorf("default schedule (about 33 h with jitter): %v, want 48h", got)
+	}
+	long := webhook.Schedule{Waits: []time.Duration{24 * time.Hour, 24 * time.Hour, 24 * time.Hour}}
+	if got := dispatch.DuplicatesWindow(long); got < 72*time.Hour*12/10 {
+		t.Errorf("three days of retries with 20 %% jitter: %v", got)
+	}
 }

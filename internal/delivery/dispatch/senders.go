@@ -24,9 +24,19 @@ type Senders func(d *delivery.Destination) (Sender, error)
 
 // DefaultSenders sends webhooks with one shared client and publishes to
 // NATS with a connection per destination, both refusing non-public
-// addresses unless allowPrivate.
+// addresses unless allowPrivate; the retry schedule is the default one.
 func DefaultSenders(allowPrivate bool, now func() time.Time) Senders {
+	return SendersFor(allowPrivate, now, webhook.Schedule{})
+}
+
+// SendersFor is DefaultSenders for a retry schedule: a NATS stream
+// remembers message ids (Duplicates) for at least as long as the schedule
+// retries, an hour more, so a retry of a message that was stored after all
+// (its acknowledgement lost) is still dropped; and keeps messages at least
+// that long.
+func SendersFor(allowPrivate bool, now func() time.Time, schedule webhook.Schedule) Senders {
 	client := webhook.New(webhook.Options{AllowPrivate: allowPrivate})
+	dup := DuplicatesWindow(schedule)
 	return func(d *delivery.Destination) (Sender, error) {
 		switch d.Kind {
 		case delivery.Webhook:
@@ -36,11 +46,29 @@ func DefaultSenders(allowPrivate bool, now func() time.Time) Senders {
 			}
 			return &webhookSender{client: client, url: d.URL, signer: signer, now: now}, nil
 		case delivery.NATS:
-			return &natsSender{o: jetstream.Options{URL: d.URL, Stream: d.Stream, Prefix: d.Prefix,
+			return &natsSender{o: jetstream.Options{URL: d.URL, Stream: d.Stream, Prefix: d.Prefix, Duplicates: dup, MaxAge: max(dup, 7*24*time.Hour),
 				Dialer: &net.Dialer{Timeout: 10 * time.Second, Control: webhook.DialControl(allowPrivate)}}}, nil
 		}
 		return nil, fmt.Errorf("destination kind %q", d.Kind)
 	}
+}
+
+// DuplicatesWindow is how long a NATS stream must remember message ids for
+// schedule: all its waits, with their jitter, and an hour, but at least 48
+// hours.
+func DuplicatesWindow(schedule webhook.Schedule) time.Duration {
+	waits, jitter := schedule.Waits, schedule.Jitter
+	if waits == nil {
+		waits = webhook.DefaultWaits
+	}
+	if jitter == 0 {
+		jitter = 0.2
+	}
+	var total time.Duration
+	for _, w := range waits {
+		total += w // NATS sends no Retry-After: the schedule is all
+	}
+	return max(48*time.Hour, time.Duration(float64(total)*(1+jitter))+time.Hour)
 }
 
 // Signer is the webhook signer of a destination's keys at now: the
