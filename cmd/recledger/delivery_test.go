@@ -478,7 +478,7 @@ func TestPostgresDeliveryInstanceKilled(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("simulate on the survivor (exit %d): %s%s", code, out, stderr)
 	}
-	want := map[string][]string{}
+	var want map[string][]string
 	deadline := time.Now().Add(120 * time.Second)
 	for {
 		rows, err := conn.Query(context.Background(), `SELECT record_id, event_id FROM outbound ORDER BY seq`)

@@ -131,7 +131,7 @@ func (a *API) Register(mux *http.ServeMux) []string {
 		{"GET /v1/quarantine", a.guard(a.listQuarantine)},
 	}
 	if a.opts.Destinations != nil {
-		for _, r := range []struct {
+		routes = append(routes, []struct {
 			pattern string
 			h       http.Handler
 		}{
@@ -146,9 +146,7 @@ func (a *API) Register(mux *http.ServeMux) []string {
 			{"POST /v1/destinations/{id}/test", a.guard(a.testDestination)},
 			{"POST /v1/destinations/{id}/rotate-secret", a.guard(a.rotateSecret)},
 			{"GET /v1/destinations/{id}/public-key", http.HandlerFunc(a.publicKey)},
-		} {
-			routes = append(routes, r)
-		}
+		}...)
 	}
 	if a.opts.Metrics != nil {
 		routes = append(routes, struct {
