@@ -229,7 +229,8 @@ func (d *Dispatcher) Depths() map[string]int {
 // worker serves one destination.
 type worker struct {
 	d      *Dispatcher
-	dst    delivery.Destination
+	spec   delivery.Destination // as started: what sync compares (read only)
+	dst    delivery.Destination // the worker's own copy
 	sender Sender
 	wake   chan struct{}
 	quit   chan struct{}
@@ -244,7 +245,7 @@ type worker struct {
 }
 
 func newWorker(d *Dispatcher, dst delivery.Destination, s Sender) *worker {
-	return &worker{d: d, dst: dst, sender: s, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+	return &worker{d: d, spec: dst, dst: dst, sender: s, wake: make(chan struct{}, 1), quit: make(chan struct{})}
 }
 
 func (w *worker) poke(reload bool) {
@@ -264,7 +265,7 @@ func (w *worker) stop() { w.once.Do(func() { close(w.quit) }) }
 // changed reports whether dst differs from what the worker serves in what
 // sending depends on.
 func (w *worker) changed(dst *delivery.Destination) bool {
-	a, b := w.dst, *dst
+	a, b := w.spec, *dst
 	a.Cursor, b.Cursor, a.FailingSince, b.FailingSince = 0, 0, 0, 0
 	return fmt.Sprint(a) != fmt.Sprint(b)
 }
