@@ -142,6 +142,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if !ok {
 		return fmt.Errorf("store %T keeps no outbox", store)
 	}
+	if len(cfg.Destinations) > 0 {
+		src.Announce(true) // before they are added: their cursors start at the outbox's end
+	}
 	if err := declareDestinations(ctx, src.Delivery(), cfg, log); err != nil {
 		return fmt.Errorf("destinations: %w", err)
 	}
@@ -204,7 +207,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}()
 	defer func() { stopRefresh(); <-refreshDone }() // before the store closes
 	queries := api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping, MaxStreams: cfg.MaxStreams,
-		Destinations: &api.Destinations{Store: src.Delivery(), AllowPrivate: cfg.AllowPrivateDestinations, Changed: disp.Reload,
+		Destinations: &api.Destinations{Store: src.Delivery(), AllowPrivate: cfg.AllowPrivateDestinations, Changed: disp.Reload, Announce: src.Announce,
 			Senders: dispatch.DefaultSenders(cfg.AllowPrivateDestinations, time.Now)},
 		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})})
 	queries.Register(mux)

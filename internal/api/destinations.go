@@ -27,6 +27,10 @@ type Destinations struct {
 	Changed func()
 	// Senders make the test attempts (POST .../test).
 	Senders dispatch.Senders
+	// Announce, when set, turns the outbox on before a destination is
+	// added, so the new destination's cursor (the outbox's end) misses
+	// nothing this instance projects after it.
+	Announce func(on bool)
 	Now     func() time.Time
 }
 
@@ -174,6 +178,9 @@ func (a *API) createDestination(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := dispatch.Check(&d, ds.AllowPrivate); err != nil {
 		return &errBadBody{err.Error()}
+	}
+	if ds.Announce != nil {
+		ds.Announce(true)
 	}
 	if err := ds.Store.AddDestination(r.Context(), &d); err != nil {
 		return err

@@ -386,8 +386,8 @@ func (e *Engine) Rebuild(ctx context.Context) (int64, error) {
 	}
 }
 
-// step applies up to limit rows after the watermark and returns how many
-// it read.
+// step applies up to limit rows after the watermark, and what fell due,
+// and returns how many rows it read and due recordings it moved on.
 func (e *Engine) step(ctx context.Context, limit int) (int, error) {
 	n, _, err := e.stepCounting(ctx, limit)
 	return n, err
@@ -430,6 +430,22 @@ func (e *Engine) stepCounting(ctx context.Context, limit int) (n int, applied in
 	if err != nil {
 		return 0, 0, err
 	}
+	// Recordings whose due time moved count as work done, so a rebuild
+	// (and the catch-up at start) goes on while the due pass finds more;
+	// one whose due time did not move is not counted, so it cannot keep
+	// the loop going.
+	moved := 0
+	if len(due) > 0 {
+		isDue := make(map[string]bool, len(due))
+		for _, id := range due {
+			isDue[id] = true
+		}
+		for _, sv := range b.Records {
+			if isDue[sv.Record.State.RecordID] && sv.DueAt != sv.DueBefore {
+				moved++
+			}
+		}
+	}
 	if err := e.d.Save(ctx, b); err != nil {
 		e.cache.clear() // what the step cached is not stored
 		if errors.Is(err, ErrMoved) {
@@ -448,7 +464,7 @@ func (e *Engine) stepCounting(ctx context.Context, limit int) (n int, applied in
 	if len(b.Outbound) > 0 && e.o.OnOutbound != nil {
 		e.o.OnOutbound()
 	}
-	return len(rows), applied, nil
+	return len(rows) + moved, applied, nil
 }
 
 // follow notes that another instance projects, and takes its watermark.
@@ -651,6 +667,11 @@ func (e *Engine) load(ctx context.Context, cbs []rc.Callback, due []string) (map
 			return nil, nil, fmt.Errorf("load record %s: %w", id, err)
 		}
 		works[id].set(&r, e.o.Rules)
+		if blob[0] != recordV4 {
+			// Stored before outbound delivery, so before the due_at
+			// column: its due time is not stored, whatever Due says.
+			works[id].dueBefore = 0
+		}
 	}
 	return works, order, nil
 }

@@ -722,3 +722,47 @@ func TestOutboundOff(t *testing.T) {
 		t.Errorf("announced %q, want %q", got, want)
 	}
 }
+
+// TestRebuildFinishesTheDuePass: a rebuild goes on until the periodic pass
+// finds nothing more, though more recordings are due than a step takes,
+// so the live projection after it announces nothing again.
+func TestRebuildFinishesTheDuePass(t *testing.T) {
+	d := newMemDriver()
+	clock := base
+	e := start(t, d, Options{Batch: 1, Due: time.Nanosecond, Now: func() time.Time { return clock }})
+	e.SetOutbound(true)
+	for i := range 12 {
+		for _, b := range recording(fmt.Sprint("due-", i), 1) {
+			d.add(b, clock.UnixMilli(), true)
+		}
+	}
+	for range 30 { // steps of one row, then passes of one due recording each
+		clock = clock.Add(time.Minute)
+		if err := e.catchUp(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	completed := func() int {
+		n := 0
+		for _, o := range d.outbox {
+			if o.Type == string(delivery.Completed) {
+				n++
+			}
+		}
+		return n
+	}
+	if completed() != 12 {
+		t.Fatalf("%d recordings completed live, want 12", completed())
+	}
+	before := len(d.outbox)
+	if _, err := e.Rebuild(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Minute)
+	if err := e.catchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.outbox) != before {
+		t.Errorf("after the rebuild, %d events announced again", len(d.outbox)-before)
+	}
+}

@@ -184,7 +184,12 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	s.stopSignals = stopSignals
 	s.signalsDone.Go(func() { s.signals.listen(sigCtx) })
 	s.signalsDone.Go(func() { s.signals.send(sigCtx) })
-	if err := s.eng.Start(ctx); err != nil {
+	on, err := s.Delivery().(storesql.Outbound).AnyDestination(ctx)
+	if err == nil {
+		s.eng.SetOutbound(on)
+		err = s.eng.Start(ctx)
+	}
+	if err != nil {
 		stopSignals()
 		s.signalsDone.Wait()
 		s.drv.close()

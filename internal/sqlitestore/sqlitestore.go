@@ -307,6 +307,11 @@ func (s *Store) load(ctx context.Context) error {
 	if projected.Seq == 0 && logged > 0 {
 		s.opts.Logger.Info("projecting the log into the ledger", "callbacks", logged)
 	}
+	on, err := s.Delivery().(storesql.Outbound).AnyDestination(ctx)
+	if err != nil {
+		return err
+	}
+	s.eng.SetOutbound(on)
 	return s.eng.Start(ctx)
 }
 

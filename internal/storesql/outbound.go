@@ -77,6 +77,19 @@ func specOf(d *delivery.Destination) ([]byte, error) {
 		Stream: d.Stream, Prefix: d.Prefix, Keys: d.Keys})
 }
 
+// AnyDestination reports whether a destination is stored: a store sets
+// its engine's outbox on from it before the engine's first step, so what
+// the catch-up at start announces is not lost.
+func (o Outbound) AnyDestination(ctx context.Context) (bool, error) {
+	ctx, done := o.bound(ctx)
+	defer done()
+	var any bool
+	if err := o.Read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM destinations)`).Scan(&any); err != nil {
+		return false, fmt.Errorf("any destination: %w", err)
+	}
+	return any, nil
+}
+
 // AddDestination implements delivery.Store.
 func (o Outbound) AddDestination(ctx context.Context, d *delivery.Destination) error {
 	ctx, done := o.bound(ctx)

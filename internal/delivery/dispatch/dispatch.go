@@ -149,18 +149,29 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				d.o.Logger.Debug("outbox pruned", "events", n)
 			}
 		}
+		if !d.wait(ctx, refresh.C) {
+			return nil
+		}
+	}
+}
+
+// wait passes the engine's wake-ups on to the workers until it is time to
+// reread the destinations; false when ctx ended.
+func (d *Dispatcher) wait(ctx context.Context, refresh <-chan time.Time) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-refresh.C:
+			return false
+		case <-refresh:
+			return true
 		case <-d.reload:
+			return true
 		case <-d.o.Wake:
 			d.mu.Lock()
 			for _, w := range d.workers {
 				w.poke(false)
 			}
 			d.mu.Unlock()
-			continue
 		}
 	}
 }
@@ -185,7 +196,9 @@ func (d *Dispatcher) sync(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		seen[dst.ID] = true
 		if w := d.workers[dst.ID]; w != nil {
-			if w.changed(&dst) {
+			// A worker that stopped itself (it disabled the destination,
+			// which was enabled again since) is replaced too.
+			if w.stopped() || w.changed(&dst) {
 				w.stop()
 				delete(d.workers, dst.ID)
 			} else {
@@ -261,6 +274,15 @@ func (w *worker) poke(reload bool) {
 }
 
 func (w *worker) stop() { w.once.Do(func() { close(w.quit) }) }
+
+func (w *worker) stopped() bool {
+	select {
+	case <-w.quit:
+		return true
+	default:
+		return false
+	}
+}
 
 // changed reports whether dst differs from what the worker serves in what
 // sending depends on.
@@ -356,8 +378,12 @@ func (w *worker) lease(ctx context.Context) (bool, error) {
 			w.leased = false
 			return false, err
 		}
+		// Reread the cursor and the held events at every renewal, not only
+		// when the lease is new: another instance's API may have put dead
+		// letters back, and a lease this instance lost unnoticed (a stall
+		// longer than the lease) may have been served by another.
 		w.mu.Lock()
-		w.reload = w.reload || !w.leased
+		w.reload = true
 		w.mu.Unlock()
 		w.leased, w.leaseAt = true, now
 	}
@@ -471,6 +497,29 @@ func (w *worker) round(ctx context.Context) (more bool, next time.Time, err erro
 		p.Cursor = events[len(events)-1].Seq
 	}
 
+	// The lease is renewed while the attempts run (a round of slow
+	// receivers can outlast it); if it is lost, the attempts stop and the
+	// new holder sends them.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	heartbeat := make(chan struct{})
+	defer close(heartbeat)
+	go func() {
+		tick := time.NewTicker(o.Lease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-heartbeat:
+				return
+			case <-tick.C:
+				now := o.Now()
+				if ok, err := o.Store.Lease(ctx, w.dst.ID, o.Owner, now.UnixMilli(), now.Add(o.Lease).UnixMilli()); err != nil || !ok {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
 	outs := make([]outcome, len(order))
 	sem := make(chan struct{}, o.Concurrency)
 	var wg sync.WaitGroup

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,7 +191,9 @@ func run(t *testing.T, s store, o dispatch.Options) (d *dispatch.Dispatcher, sto
 	if o.Schedule.Waits == nil {
 		o.Schedule = fastRetries
 	}
-	o.Refresh = 50 * time.Millisecond
+	if o.Refresh == 0 {
+		o.Refresh = 50 * time.Millisecond
+	}
 	d = dispatch.New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -304,11 +307,21 @@ func TestGoneDisables(t *testing.T) {
 	s := sqlite(t)
 	secret := webhook.NewSecret()
 	r := newReceiver(t, secret)
-	r.answer = func(int, *delivery.Event) (int, http.Header) { return 410, nil }
+	var gone atomic.Bool
+	gone.Store(true)
+	r.answer = func(int, *delivery.Event) (int, http.Header) {
+		if gone.Load() {
+			return 410, nil
+		}
+		return 200, nil
+	}
 	addWebhook(t, s, "dst_g", r.srv.URL, secret, delivery.Filter{})
 	var disabled []string
 	var mu sync.Mutex
-	run(t, s, dispatch.Options{OnDisabled: func(id, reason string) { mu.Lock(); disabled = append(disabled, id); mu.Unlock() }})
+	// No periodic look at the destinations: only Reload makes one, so the
+	// re-enabling below comes while the stopped worker is still known.
+	disp, _ := run(t, s, dispatch.Options{Refresh: time.Hour,
+		OnDisabled: func(id, reason string) { mu.Lock(); disabled = append(disabled, id); mu.Unlock() }})
 	feed(t, s, "gone", 2, 1)
 	waitFor(t, "the destination disabled", func() bool {
 		d, err := s.Delivery().Destination(context.Background(), "dst_g")
@@ -329,6 +342,18 @@ func TestGoneDisables(t *testing.T) {
 	if r.requests != n || n > 2 {
 		t.Errorf("%d requests, then %d; want one per recording in flight, then none", n, r.requests)
 	}
+	r.mu.Unlock()
+	// Enabled again at once (before the dispatcher's next look at the
+	// destinations), it is served again: from where it stood.
+	gone.Store(false)
+	d.Enabled = true
+	if err := s.Delivery().UpdateDestination(context.Background(), &d); err != nil {
+		t.Fatal(err)
+	}
+	disp.Reload()
+	want := expected(t, s, delivery.Filter{})
+	waitFor(t, "every event after enabling", func() bool { return fmt.Sprint(r.ackedOnce()) == fmt.Sprint(want) })
+	r.mu.Lock()
 }
 
 // TestDeadLettersAndRedelivery: an event whose retries are spent becomes a

@@ -59,6 +59,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"Sessions", []test{{"Revoked", testRevokedSessions}}},
 		{"Outbound", []test{
 			{"Outbox", testOutbox},
+			{"OutboxOnAtStart", testOutboxOnAtStart},
 			{"Destinations", testDestinations},
 			{"Progress", testDeliveryProgress},
 			{"PruneOutbox", testPruneOutbox},

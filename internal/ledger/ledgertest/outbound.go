@@ -110,6 +110,23 @@ func testOutbox(t *testing.T, open Opener) {
 	}
 }
 
+// testOutboxOnAtStart: a store reopened with a destination stored keeps
+// its outbox from the first step, before any dispatcher says so: what the
+// catch-up at start announces is not lost.
+func testOutboxOnAtStart(t *testing.T, open Opener) {
+	s := open()
+	d := source(t, s).Delivery()
+	dst := delivery.Destination{ID: "dst_s", Kind: delivery.Webhook, URL: "https://example.com/", Enabled: true}
+	if err := d.AddDestination(context.Background(), &dst); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	s = open()
+	defer closeStore(t, s)
+	appendAll(t, s, Recording(t, "start-1", 1, false), time.Now().Add(-10*time.Minute))
+	outboxUntil(t, source(t, s).Delivery(), 0, hasType(delivery.Completed)) // nobody called Announce
+}
+
 // testDestinations: destinations are stored, listed, changed and removed;
 // a new one starts at the outbox's end.
 func testDestinations(t *testing.T, open Opener) {
