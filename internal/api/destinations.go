@@ -31,7 +31,7 @@ type Destinations struct {
 	// added, so the new destination's cursor (the outbox's end) misses
 	// nothing this instance projects after it.
 	Announce func(on bool)
-	Now     func() time.Time
+	Now      func() time.Time
 }
 
 // errBadBody is a request body that cannot be used.
