@@ -62,8 +62,9 @@ type DeclaredDestination struct {
 	Events     []string `toml:"events"`
 	AppKey     string   `toml:"app_key"`
 	RoomPrefix string   `toml:"room_prefix"`
-	Stream     string   `toml:"stream"` // nats
-	Prefix     string   `toml:"prefix"` // nats
+	Stream     string   `toml:"stream"`  // nats
+	Prefix     string   `toml:"prefix"`  // nats
+	MaxAge     string   `toml:"max_age"` // nats: the stream's retention, e.g. "336h"
 	fromFlag   bool     // --webhook, RECLEDGER_WEBHOOKS or the file's webhooks list
 }
 
@@ -511,6 +512,13 @@ func (d DeclaredDestination) destination(allowPrivate bool) (delivery.Destinatio
 	}
 	if d.Secret != "" {
 		out.Keys = []delivery.Key{{Secret: d.Secret}}
+	}
+	if d.MaxAge != "" {
+		age, err := time.ParseDuration(d.MaxAge)
+		if err != nil {
+			return out, fmt.Errorf("max_age %q: want a duration such as 336h", d.MaxAge)
+		}
+		out.MaxAge = age
 	}
 	return out, dispatch.Check(&out, allowPrivate)
 }

@@ -103,9 +103,9 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 			}
 			f := cmd.Flags()
 			body := map[string]any{"url": args[0]}
-			for _, name := range []string{"type", "secret", "signing", "description", "app-key", "room-prefix", "stream", "prefix"} {
+			for _, name := range []string{"type", "secret", "signing", "description", "app-key", "room-prefix", "stream", "prefix", "max-age"} {
 				if v, _ := f.GetString(name); v != "" {
-					key := map[string]string{"app-key": "appKey", "room-prefix": "roomPrefix"}[name]
+					key := map[string]string{"app-key": "appKey", "room-prefix": "roomPrefix", "max-age": "maxAge"}[name]
 					if key == "" {
 						key = name
 					}
@@ -142,6 +142,7 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 	add.Flags().String("description", "", "a note for people")
 	add.Flags().String("stream", "", "nats: the stream (default RECLEDGER)")
 	add.Flags().String("prefix", "", "nats: the subjects' first token (default recledger)")
+	add.Flags().String("max-age", "", "nats: how long the stream keeps messages (default 168h; at least 48h)")
 
 	ls := &cobra.Command{
 		Use:   "ls",

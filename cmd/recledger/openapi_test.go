@@ -232,7 +232,7 @@ func TestOpenAPIDocumentIsTrue(t *testing.T) {
 		{"GET", "/v1/events/stream", "", nil, "", false, 200},
 		{"GET", "/v1/destinations", "", nil, "", false, 200},
 		{"POST", "/v1/destinations", "", []byte(`{"url":"https://example.com/b","events":["recording.completed"]}`), "application/json", false, 201},
-		{"POST", "/v1/destinations", "", []byte(`{"type":"nats","url":"nats://nats.example.com:4222","appKey":"k"}`), "application/json", false, 201},
+		{"POST", "/v1/destinations", "", []byte(`{"type":"nats","url":"nats://nats.example.com:4222","appKey":"k","maxAge":"336h"}`), "application/json", false, 201},
 		{"POST", "/v1/destinations", "", []byte(`{"url":"http://127.0.0.1:9/x"}`), "application/json", false, 400},
 		{"POST", "/v1/destinations", "", []byte(`{"url":"https://example.com/c","events":["recording.nope"]}`), "application/json", false, 400},
 		{"POST", "/v1/destinations", "", []byte(`{"url":"https://example.com/c","colour":"red"}`), "application/json", false, 400},

@@ -51,6 +51,7 @@ type destinationView struct {
 	RoomPrefix     string          `json:"roomPrefix,omitempty"`
 	Stream         string          `json:"stream,omitempty"`
 	Prefix         string          `json:"prefix,omitempty"`
+	MaxAge         string          `json:"maxAge,omitempty"` // nats: the stream's retention, e.g. 168h0m0s
 	Keys           []keyView       `json:"keys"`
 	PublicKey      string          `json:"publicKey,omitempty"` // whpk_..., when it signs v1a
 	Enabled        bool            `json:"enabled"`
@@ -72,6 +73,9 @@ func viewOf(d *delivery.Destination) destinationView {
 	v := destinationView{ID: d.ID, Type: d.Kind, URL: dispatch.RedactURL(d.URL), Description: d.Description,
 		Events: d.Filter.Types, AppKey: d.Filter.AppKey, RoomPrefix: d.Filter.RoomPrefix, Stream: d.Stream, Prefix: d.Prefix,
 		Keys: []keyView{}, Enabled: d.Enabled, DisabledReason: d.DisabledReason, CreatedAt: d.CreatedAt, Cursor: d.Cursor}
+	if d.MaxAge != 0 {
+		v.MaxAge = d.MaxAge.String()
+	}
 	if v.Events == nil {
 		v.Events = []delivery.Type{}
 	}
@@ -112,6 +116,7 @@ type destinationRequest struct {
 	RoomPrefix  *string          `json:"roomPrefix"`
 	Stream      *string          `json:"stream"`
 	Prefix      *string          `json:"prefix"`
+	MaxAge      *string          `json:"maxAge"` // nats: how long the stream keeps messages, e.g. 336h
 	Enabled     *bool            `json:"enabled"`
 }
 
@@ -207,6 +212,13 @@ func apply(d *delivery.Destination, req *destinationRequest) error {
 	set(&d.Prefix, req.Prefix)
 	if req.Events != nil {
 		d.Filter.Types = *req.Events
+	}
+	if req.MaxAge != nil {
+		age, err := time.ParseDuration(*req.MaxAge)
+		if err != nil || age < 0 {
+			return &errBadBody{"maxAge: want a duration such as 336h"}
+		}
+		d.MaxAge = age
 	}
 	if req.Enabled != nil {
 		d.Enabled = *req.Enabled

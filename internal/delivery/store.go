@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Kind is a destination's kind.
@@ -25,6 +26,9 @@ type Destination struct {
 	// (jetstream's defaults when empty).
 	Stream string `json:"stream,omitempty"`
 	Prefix string `json:"prefix,omitempty"`
+	// MaxAge is how long a nats destination's stream keeps messages (at
+	// least what the retry schedule needs, and 7 days when 0).
+	MaxAge time.Duration `json:"maxAge,omitempty"`
 	// Keys sign a webhook destination's messages: whsec_ secrets (v1) and
 	// at most one whsk_ key (v1a), as their revealed text. A key being
 	// rotated out has Expires (Unix ms): it signs beside the new one

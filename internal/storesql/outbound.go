@@ -69,12 +69,13 @@ type spec struct {
 	Filter      delivery.Filter `json:"filter"`
 	Stream      string          `json:"stream,omitempty"`
 	Prefix      string          `json:"prefix,omitempty"`
+	MaxAge      time.Duration   `json:"maxAge,omitempty"` // nanoseconds
 	Keys        []delivery.Key  `json:"keys,omitempty"`
 }
 
 func specOf(d *delivery.Destination) ([]byte, error) {
 	return json.Marshal(spec{Kind: d.Kind, URL: d.URL, Description: d.Description, Filter: d.Filter,
-		Stream: d.Stream, Prefix: d.Prefix, Keys: d.Keys})
+		Stream: d.Stream, Prefix: d.Prefix, MaxAge: d.MaxAge, Keys: d.Keys})
 }
 
 // AnyDestination reports whether a destination is stored: a store sets
@@ -121,7 +122,7 @@ func scanDestination(r interface{ Scan(...any) error }) (delivery.Destination, e
 	if err := json.Unmarshal([]byte(sp), &s); err != nil {
 		return d, fmt.Errorf("destination %s: %w", d.ID, err)
 	}
-	d.Kind, d.URL, d.Description, d.Filter, d.Stream, d.Prefix, d.Keys = s.Kind, s.URL, s.Description, s.Filter, s.Stream, s.Prefix, s.Keys
+	d.Kind, d.URL, d.Description, d.Filter, d.Stream, d.Prefix, d.MaxAge, d.Keys = s.Kind, s.URL, s.Description, s.Filter, s.Stream, s.Prefix, s.MaxAge, s.Keys
 	return d, nil
 }
 

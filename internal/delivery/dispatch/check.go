@@ -12,6 +12,10 @@ import (
 	"github.com/recledger/recledger/internal/delivery/webhook"
 )
 
+// MinMaxAge is the shortest retention a nats destination may ask for: the
+// shortest duplicates window (DuplicatesWindow).
+const MinMaxAge = 48 * time.Hour
+
 // ErrBadDestination wraps what Check finds wrong with a destination.
 var ErrBadDestination = errors.New("bad destination")
 
@@ -45,6 +49,8 @@ func Check(d *delivery.Destination, allowPrivate bool) error {
 			return bad("credentials in the URL would be shown with it")
 		case len(d.Keys) > 0:
 			return bad("nats destinations are not signed; give no secret")
+		case d.MaxAge != 0 && d.MaxAge < MinMaxAge:
+			return bad("a stream must keep messages at least %v (its duplicates window covers the retries)", MinMaxAge)
 		}
 		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !allowPrivate && !webhook.Public(ip) {
 			return bad("%s is not a public address (--allow-private-destinations allows it)", ip)
@@ -54,6 +60,9 @@ func Check(d *delivery.Destination, allowPrivate bool) error {
 		}
 	default:
 		return bad("type %q: want webhook or nats", d.Kind)
+	}
+	if d.Kind != delivery.NATS && d.MaxAge != 0 {
+		return bad("maxAge is for nats destinations")
 	}
 	if err := d.Filter.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadDestination, err)

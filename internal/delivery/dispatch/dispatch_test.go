@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	natsd "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/recledger/recledger/internal/delivery"
@@ -545,4 +548,67 @@ func TestDuplicatesWindow(t *testing.T) {
 	if got := dispatch.DuplicatesWindow(long); got < 72*time.Hour*12/10 {
 		t.Errorf("three days of retries with 20 %% jitter: %v", got)
 	}
+}
+
+// TestNATSDestination: a nats destination publishes every event once, in
+// order, to <prefix>.<appKey>.<type> of a stream that keeps messages for
+// the destination's maxAge.
+func TestNATSDestination(t *testing.T) {
+	ns, err := natsd.NewServer(&natsd.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start")
+	}
+	defer ns.Shutdown()
+	s := sqlite(t)
+	dst := delivery.Destination{ID: "dst_n", Kind: delivery.NATS, URL: ns.ClientURL(), Stream: "T", Prefix: "t", MaxAge: 96 * time.Hour, Enabled: true}
+	if err := dispatch.Check(&dst, true); err != nil {
+		t.Fatal(err)
+	}
+	short := dst
+	short.MaxAge = time.Hour
+	if err := dispatch.Check(&short, true); err == nil {
+		t.Error("a stream keeping messages an hour was accepted")
+	}
+	if err := s.Delivery().AddDestination(context.Background(), &dst); err != nil {
+		t.Fatal(err)
+	}
+	s.Announce(true)
+	run(t, s, dispatch.Options{})
+	feed(t, s, "nats", 3, 1)
+	want := expected(t, s, delivery.Filter{})
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	got := map[string][]string{}
+	waitFor(t, "every event in the stream", func() bool {
+		str, err := js.Stream(context.Background(), "T")
+		if err != nil {
+			return false
+		}
+		info, err := str.Info(context.Background())
+		if err != nil || info.Config.MaxAge != 96*time.Hour {
+			return false
+		}
+		got = map[string][]string{}
+		for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+			m, err := str.GetMsg(context.Background(), seq)
+			if err != nil {
+				return false
+			}
+			var ev delivery.Event
+			json.Unmarshal(m.Data, &ev)
+			if m.Subject != "t.app."+string(ev.Type) {
+				t.Errorf("event %s on subject %s", ev.ID, m.Subject)
+			}
+			got[ev.RecordID] = append(got[ev.RecordID], ev.ID)
+		}
+		return fmt.Sprint(got) == fmt.Sprint(want)
+	})
 }

@@ -46,7 +46,11 @@ func SendersFor(allowPrivate bool, now func() time.Time, schedule webhook.Schedu
 			}
 			return &webhookSender{client: client, url: d.URL, signer: signer, now: now}, nil
 		case delivery.NATS:
-			return &natsSender{o: jetstream.Options{URL: d.URL, Stream: d.Stream, Prefix: d.Prefix, Duplicates: dup, MaxAge: max(dup, 7*24*time.Hour),
+			maxAge := d.MaxAge
+			if maxAge == 0 {
+				maxAge = 7 * 24 * time.Hour
+			}
+			return &natsSender{o: jetstream.Options{URL: d.URL, Stream: d.Stream, Prefix: d.Prefix, Duplicates: dup, MaxAge: max(dup, maxAge),
 				Dialer: &net.Dialer{Timeout: 10 * time.Second, Control: webhook.DialControl(allowPrivate)}}}, nil
 		}
 		return nil, fmt.Errorf("destination kind %q", d.Kind)
