@@ -347,18 +347,29 @@ func TestOutboundEventsMatchTheDocument(t *testing.T) {
 	for _, v := range schema["properties"].(map[string]any)["type"].(map[string]any)["enum"].([]any) {
 		enum = append(enum, v.(string))
 	}
-	var types, hooks []string
+	var types, hooks, all []string
 	for _, ty := range delivery.Types {
 		types = append(types, string(ty))
+	}
+	for _, ty := range slices.Concat(delivery.Types, delivery.SystemTypes) {
+		all = append(all, string(ty))
 	}
 	for name := range doc.Webhooks {
 		hooks = append(hooks, name)
 	}
 	slices.Sort(types)
+	slices.Sort(all)
 	slices.Sort(enum)
 	slices.Sort(hooks)
-	if !slices.Equal(enum, types) || !slices.Equal(hooks, types) {
-		t.Fatalf("event types %v; the schema's enum %v; webhooks %v", types, enum, hooks)
+	if !slices.Equal(enum, types) || !slices.Equal(hooks, all) {
+		t.Fatalf("recording event types %v, the OutboundEvent enum %v; every type %v, webhooks %v", types, enum, all, hooks)
+	}
+	disabled := delivery.NewDisabledEvent(&delivery.Destination{ID: "dst_x", Kind: delivery.Webhook}, "https://example.com/?t=REDACTED", "the receiver answered 410 Gone", 1_764_000_000_000)
+	body, _ := json.Marshal(disabled)
+	var dv any
+	json.Unmarshal(body, &dv)
+	if err := doc.validate(doc.Components.Schemas["DestinationDisabledEvent"], dv, "destination.disabled"); err != nil {
+		t.Errorf("%v\n%s", err, body)
 	}
 
 	const t0 = int64(1_764_000_000_000)

@@ -26,6 +26,7 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,36 @@ const (
 // Types are the event types, in the order Derive announces them within one
 // call.
 var Types = []Type{Started, FileCreated, Ended, UploadFailed, FileUploaded, Failed, Completed, UploadOverdue}
+
+// DestinationDisabled is announced to the other destinations when the
+// dispatcher disables one (410 Gone, or failing for too long): an event
+// about recledger itself, not a recording.
+const DestinationDisabled Type = "destination.disabled"
+
+// SystemTypes are the types of events about recledger itself.
+var SystemTypes = []Type{DestinationDisabled}
+
+// DisabledEvent is a DestinationDisabled event as destinations receive it.
+type DisabledEvent struct {
+	ID          string    `json:"id"`
+	Type        Type      `json:"type"`
+	Time        time.Time `json:"time"` // when it was disabled, UTC
+	Destination struct {
+		ID   string `json:"id"`
+		Type Kind   `json:"type"`
+		URL  string `json:"url"` // its query's values hidden
+	} `json:"destination"`
+	Reason string `json:"reason"`
+}
+
+// NewDisabledEvent is the event that destination d was disabled at at
+// (Unix ms) for reason; url is d's URL as it may be shown.
+func NewDisabledEvent(d *Destination, url, reason string, at int64) DisabledEvent {
+	e := DisabledEvent{ID: ID("", d.ID, DestinationDisabled, strconv.FormatInt(at, 10)), Type: DestinationDisabled,
+		Time: time.UnixMilli(at).UTC(), Reason: reason}
+	e.Destination.ID, e.Destination.Type, e.Destination.URL = d.ID, d.Kind, url
+	return e
+}
 
 // Announced is what a recording has announced: how many events (the last
 // one's sequence number) and which.

@@ -17,10 +17,11 @@ type Filter struct {
 // Validate reports a filter that names an unknown event type: a typo
 // would otherwise select nothing, silently.
 func (f Filter) Validate() error {
+	all := slices.Concat(Types, SystemTypes)
 	for _, t := range f.Types {
-		if !slices.Contains(Types, t) {
-			names := make([]string, len(Types))
-			for i, t := range Types {
+		if !slices.Contains(all, t) {
+			names := make([]string, len(all))
+			for i, t := range all {
 				names[i] = string(t)
 			}
 			return fmt.Errorf("unknown event type %q (want one of %s)", t, strings.Join(names, ", "))

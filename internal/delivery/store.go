@@ -113,8 +113,11 @@ type Progress struct {
 	Attempts    []AttemptRecord
 	// FailingSince, when not nil, sets Destination.FailingSince.
 	FailingSince *int64
-	// Disable, when not empty, disables the destination for this reason.
-	Disable string
+	// Disable, when not empty, disables the destination for this reason,
+	// and Announce (its DestinationDisabled event) is added to the outbox
+	// for the other destinations.
+	Disable  string
+	Announce *Stored
 }
 
 // Store keeps destinations and their progress beside the outbox the

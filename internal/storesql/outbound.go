@@ -355,6 +355,16 @@ func (o Outbound) Commit(ctx context.Context, p *delivery.Progress) error {
 	if p.Disable != "" {
 		exec(`UPDATE destinations SET enabled = ?, disabled_reason = ? WHERE id = ?`, false, p.Disable, p.Destination)
 	}
+	if a := p.Announce; a != nil && err == nil {
+		if o.Dollar {
+			// The projector's row lock, as its commits take it: outbox seqs
+			// are drawn by one transaction at a time, so they commit in
+			// order and no reader's cursor passes one still to commit.
+			exec(`SELECT 1 FROM projection WHERE id = 1 FOR UPDATE`)
+		}
+		exec(`INSERT INTO outbound (event_id, type, record_id, app_key, room_id, at, committed_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, string(a.Type), a.RecordID, a.AppKey, a.RoomID, a.At, a.CommittedAt, a.Payload)
+	}
 	if err != nil {
 		return fmt.Errorf("commit delivery progress: %w", err)
 	}

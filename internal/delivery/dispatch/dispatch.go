@@ -16,6 +16,7 @@ package dispatch
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -574,6 +575,14 @@ func (w *worker) round(ctx context.Context) (more bool, next time.Time, err erro
 	}
 	if !gone && failingSince != 0 && now.Sub(time.UnixMilli(failingSince)) >= o.DisableAfter {
 		p.Disable = fmt.Sprintf("failing since %s", time.UnixMilli(failingSince).UTC().Format(time.RFC3339))
+	}
+	if p.Disable != "" {
+		ev := delivery.NewDisabledEvent(&w.dst, RedactURL(w.dst.URL), p.Disable, now.UnixMilli())
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			return false, next, err
+		}
+		p.Announce = &delivery.Stored{ID: ev.ID, Type: ev.Type, At: now.UnixMilli(), CommittedAt: now.UnixMilli(), Payload: payload}
 	}
 	if p.Cursor == 0 && len(p.Hold) == 0 && len(p.Release) == 0 && len(p.Dead) == 0 && len(p.Attempts) == 0 && p.Disable == "" && p.FailingSince == nil {
 		return false, w.nextDue(), nil

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -610,5 +611,38 @@ func TestNATSDestination(t *testing.T) {
 			got[ev.RecordID] = append(got[ev.RecordID], ev.ID)
 		}
 		return fmt.Sprint(got) == fmt.Sprint(want)
+	})
+}
+
+// TestDisablingIsAnnounced: when a destination is disabled, the other
+// destinations receive a destination.disabled event naming it and why;
+// the outbox keeps it in order with the recordings' events.
+func TestDisablingIsAnnounced(t *testing.T) {
+	eachStore(t, func(t *testing.T, s store) {
+		secret := webhook.NewSecret()
+		goneRecv, okRecv := newReceiver(t, secret), newReceiver(t, secret)
+		goneRecv.answer = func(int, *delivery.Event) (int, http.Header) { return 410, nil }
+		addWebhook(t, s, "dst_gone", goneRecv.srv.URL+"/x?token=hide-me", secret, delivery.Filter{})
+		addWebhook(t, s, "dst_ok", okRecv.srv.URL, secret, delivery.Filter{})
+		run(t, s, dispatch.Options{})
+		feed(t, s, "ann", 1, 1)
+		var ev delivery.Stored
+		waitFor(t, "the destination.disabled event delivered", func() bool {
+			events, _ := s.Delivery().Outbox(context.Background(), 0, 1000)
+			for _, e := range events {
+				if e.Type == delivery.DestinationDisabled {
+					ev = e
+				}
+			}
+			return ev.ID != "" && slices.Contains(okRecv.ackedOnce()[""], ev.ID)
+		})
+		var got delivery.DisabledEvent
+		if err := json.Unmarshal(ev.Payload, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Destination.ID != "dst_gone" || got.Reason == "" || got.ID != ev.ID ||
+			strings.Contains(string(ev.Payload), "hide-me") || !strings.Contains(got.Destination.URL, "REDACTED") {
+			t.Errorf("the event: %s", ev.Payload)
+		}
 	})
 }
