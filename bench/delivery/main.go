@@ -34,6 +34,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/recledger/recledger/bench/internal/proc"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -94,18 +95,15 @@ func main() {
 
 	tmp, err := os.MkdirTemp("", "recledger-bench-delivery")
 	if err != nil {
-		fatal(err)
+		proc.Fatal(err)
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "recledger")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/recledger").CombinedOutput(); err != nil {
-		fatal(fmt.Errorf("build recledger (run from the repository root): %v\n%s", err, out))
-	}
+	bin := proc.Build(tmp)
 
 	hook := &sink{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		fatal(err)
+		proc.Fatal(err)
 	}
 	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -118,10 +116,10 @@ func main() {
 	if !*none {
 		args = append(args, "--webhook", "http://"+ln.Addr().String()+"/hooks="+hookSecret)
 	} else if *natsURL != "" {
-		fatal(fmt.Errorf("-no-destinations and -nats: choose one"))
+		proc.Fatal(fmt.Errorf("-no-destinations and -nats: choose one"))
 	}
 	cmd := exec.Command(bin, args...)
-	addr, stop := start(cmd)
+	addr, stop := proc.Start(cmd)
 	defer stop()
 	base := "http://" + addr
 
@@ -131,12 +129,12 @@ func main() {
 		body := fmt.Sprintf(`{"type":"nats","url":%q,"stream":%q,"prefix":"bench"}`, *natsURL, stream)
 		resp, err := http.Post(base+"/v1/destinations", "application/json", strings.NewReader(body))
 		if err != nil || resp.StatusCode != 201 {
-			fatal(fmt.Errorf("add the nats destination: %v %v", err, resp))
+			proc.Fatal(fmt.Errorf("add the nats destination: %v %v", err, resp))
 		}
 		resp.Body.Close()
 		nc, err := nats.Connect(*natsURL)
 		if err != nil {
-			fatal(err)
+			proc.Fatal(err)
 		}
 		defer nc.Close()
 		jsc, _ := jetstream.New(nc)
@@ -264,7 +262,7 @@ func (s *sink) count() int {
 func commitToAck(base string) {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
-		fatal(err)
+		proc.Fatal(err)
 	}
 	defer resp.Body.Close()
 	buckets := map[string][][2]float64{} // destination → (le, cumulative count)
@@ -323,36 +321,4 @@ func callback(i int) []byte {
 		ts, typ, app, rec, rec, out)
 }
 
-// start runs recledger and returns the address it listens on.
-func start(cmd *exec.Cmd) (string, func()) {
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var entry struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &entry) == nil && entry.Msg == "listening" {
-				addr <- entry.Addr
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return a, func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		fatal(fmt.Errorf("recledger did not start"))
-	}
-	return "", nil
-}
 
-func fatal(err error) {
-	fmt.Fprintln(os.Stderr, "bench:", err)
-	os.Exit(1)
-}

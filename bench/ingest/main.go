@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -30,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/recledger/recledger/bench/internal/proc"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -69,7 +69,7 @@ func main() {
 	for _, s := range strings.Split(*clientsFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
-			fatal(fmt.Errorf("-clients %q: want positive numbers", *clientsFlag))
+			proc.Fatal(fmt.Errorf("-clients %q: want positive numbers", *clientsFlag))
 		}
 		clients = append(clients, n)
 	}
@@ -82,16 +82,13 @@ func main() {
 	}
 	tmp, err := os.MkdirTemp("", "recledger-bench")
 	if err != nil {
-		fatal(err)
+		proc.Fatal(err)
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "recledger")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/recledger").CombinedOutput(); err != nil {
-		fatal(fmt.Errorf("build recledger (run from the repository root): %v\n%s", err, out))
-	}
+	bin := proc.Build(tmp)
 	self, err := os.Executable()
 	if err != nil {
-		fatal(err)
+		proc.Fatal(err)
 	}
 
 	type config struct {
@@ -100,17 +97,17 @@ func main() {
 	}
 	serveOn := func(db string, extra ...string) (string, func()) {
 		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--app", app + "=" + secret, "--log-format", "json"}, extra...)
-		return start(exec.Command(bin, args...))
+		return proc.Start(exec.Command(bin, args...))
 	}
 	configs := []config{{"bare net/http handler", func() ([]string, func()) {
-		addr, stop := start(exec.Command(self, "bare-server"))
+		addr, stop := proc.Start(exec.Command(self, "bare-server"))
 		return []string{addr}, stop
 	}}}
 	if !*skipSQLite {
 		configs = append(configs, config{"recledger (sqlite " + *sync + ")", func() ([]string, func()) {
 			dir, err := os.MkdirTemp(tmp, "db")
 			if err != nil {
-				fatal(err)
+				proc.Fatal(err)
 			}
 			addr, stop := serveOn("sqlite:"+filepath.Join(dir, "recledger.db"), "--sqlite-synchronous", *sync)
 			return []string{addr}, stop
@@ -121,7 +118,7 @@ func main() {
 		for range 2 {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
-				fatal(err)
+				proc.Fatal(err)
 			}
 			go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.Copy(io.Discard, r.Body)
@@ -132,7 +129,7 @@ func main() {
 		configs = append(configs, config{"recledger (sqlite " + *sync + ", 2 webhooks)", func() ([]string, func()) {
 			dir, err := os.MkdirTemp(tmp, "db")
 			if err != nil {
-				fatal(err)
+				proc.Fatal(err)
 			}
 			addr, stop := serveOn("sqlite:"+filepath.Join(dir, "recledger.db"),
 				append([]string{"--sqlite-synchronous", *sync, "--allow-private-destinations"}, hooks...)...)
@@ -191,55 +188,12 @@ func main() {
 		time.Now().UTC().Format("2006-01-02"), *duration, *warmup)
 }
 
-// start runs a server process and returns the address it listens on: the
-// bare server prints it, recledger logs it.
-func start(cmd *exec.Cmd) (string, func()) {
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		fatal(err)
-	}
-	addr := make(chan string, 2)
-	scan := func(r io.Reader) {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			line := sc.Text()
-			var entry struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "listening" {
-				addr <- entry.Addr
-			} else if a, ok := strings.CutPrefix(line, "listening "); ok {
-				addr <- a
-			} else {
-				fmt.Fprintln(os.Stderr, "server:", line)
-			}
-		}
-	}
-	go scan(stderr)
-	go scan(stdout)
-	select {
-	case a := <-addr:
-		return a, func() {
-			cmd.Process.Signal(os.Interrupt)
-			cmd.Wait()
-		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		fatal(fmt.Errorf("%s did not start", cmd.Path))
-	}
-	return "", nil
-}
 
 // bareServer is the baseline: read the body, answer 200.
 func bareServer() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		fatal(err)
+		proc.Fatal(err)
 	}
 	fmt.Println("listening", ln.Addr())
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -341,7 +295,3 @@ func callback(w, i int) []byte {
 		ts, typ, app, w, rec, rec, w, w, out)
 }
 
-func fatal(err error) {
-	fmt.Fprintln(os.Stderr, "bench:", err)
-	os.Exit(1)
-}

@@ -504,3 +504,59 @@ func TestPostgresDeliveryInstanceKilled(t *testing.T) {
 		t.Errorf("the outbox has events of %d recordings; want about 80", len(want))
 	}
 }
+
+// TestDestinationsCommands runs each destinations subcommand against a
+// server: add, ls, test (a signed test event the receiver verifies with
+// the Standard Webhooks library), disable, enable, rotate-secret (two keys
+// until the old one expires), redeliver, rm.
+func TestDestinationsCommands(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "--allow-private-destinations")
+	server := "http://" + srv.addr
+	secret := webhook.NewSecret().Reveal()
+	hook := newHookReceiver(t, secret)
+	hook.script = func(int) (int, http.Header) { return 204, nil }
+	cli := func(want int, args ...string) string {
+		t.Helper()
+		out, stderr, code := runBinary(t, "", append(append([]string{"destinations"}, args...), "--server", server)...)
+		if code != want {
+			t.Fatalf("destinations %v: exit %d, want %d\n%s%s", args, code, want, out, stderr)
+		}
+		return out
+	}
+	var made struct{ ID, Secret string }
+	if err := json.Unmarshal([]byte(cli(0, "add", "http://"+hook.addr+"/h", "--secret", secret, "--events", "recording.completed", "--json")), &made); err != nil || made.ID == "" || made.Secret != secret {
+		t.Fatalf("add --json: %+v %v", made, err)
+	}
+	if out := cli(0, "ls"); !strings.Contains(out, made.ID) || !strings.Contains(out, "recording.completed") || !strings.Contains(out, " ok") {
+		t.Errorf("ls:\n%s", out)
+	}
+	if out := cli(0, "test", made.ID); !strings.HasPrefix(out, "delivered: status 204") {
+		t.Errorf("test:\n%s", out)
+	}
+	if got := hook.got()[""]; len(got) != 1 || !strings.HasPrefix(got[0], "evt_test_") {
+		t.Errorf("the receiver got %v, want one verified test event", got)
+	}
+	if out := cli(0, "disable", made.ID); !strings.Contains(out, "disabled: disabled by a user") {
+		t.Errorf("disable: %s", out)
+	}
+	if out := cli(0, "ls"); !strings.Contains(out, "disabled") {
+		t.Errorf("ls after disable:\n%s", out)
+	}
+	if out := cli(0, "enable", made.ID); strings.TrimSpace(out) != made.ID+": ok" {
+		t.Errorf("enable: %s", out)
+	}
+	rotated := cli(0, "rotate-secret", made.ID)
+	newSecret, _, _ := strings.Cut(strings.TrimPrefix(rotated, "new secret: "), "\n")
+	if _, err := webhook.ParseSecret(newSecret); err != nil || newSecret == secret {
+		t.Errorf("rotate-secret: %q (%v)", rotated, err)
+	}
+	if out := cli(0, "show", made.ID); strings.Count(out, "whsec_") != 2 || !strings.Contains(out, "rotating out") ||
+		strings.Contains(out, newSecret[6:]) || strings.Contains(out, secret[6:]) {
+		t.Errorf("show after a rotation: want two keys as hints, the old one rotating out:\n%s", out)
+	}
+	if out := cli(0, "redeliver", made.ID); !strings.HasPrefix(out, "0 dead letters") {
+		t.Errorf("redeliver: %s", out)
+	}
+	cli(0, "rm", made.ID)
+	cli(exitNotFound, "show", made.ID)
+}

@@ -17,34 +17,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/recledger/recledger/internal/api"
+	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/delivery/webhook"
 )
 
 // destination is a destination as the API shows it.
-type destination struct {
-	ID          string   `json:"id"`
-	Type        string   `json:"type"`
-	URL         string   `json:"url"`
-	Description string   `json:"description,omitempty"`
-	Events      []string `json:"events"`
-	AppKey      string   `json:"appKey,omitempty"`
-	RoomPrefix  string   `json:"roomPrefix,omitempty"`
-	Stream      string   `json:"stream,omitempty"`
-	Prefix      string   `json:"prefix,omitempty"`
-	Keys        []struct {
-		Hint    string `json:"hint"`
-		Expires *int64 `json:"expires,omitempty"`
-	} `json:"keys"`
-	PublicKey      string `json:"publicKey,omitempty"`
-	Enabled        bool   `json:"enabled"`
-	DisabledReason string `json:"disabledReason,omitempty"`
-	FailingSince   *int64 `json:"failingSince"`
-	CreatedAt      int64  `json:"createdAt"`
-	Cursor         int64  `json:"cursor"`
-	Secret         string `json:"secret,omitempty"`
-}
+type destination = api.DestinationView
 
-func (d *destination) state() string {
+// state is a destination's state in a word or a few.
+func state(d *destination) string {
 	switch {
 	case !d.Enabled:
 		return "disabled: " + d.DisabledReason
@@ -169,9 +151,9 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 			for _, d := range page.Items {
 				events := "all"
 				if len(d.Events) > 0 {
-					events = strings.Join(d.Events, ",")
+					events = joinTypes(d.Events)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.Type, d.URL, events, d.state())
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.Type, d.URL, events, state(&d))
 			}
 			return tw.Flush()
 		},
@@ -184,7 +166,7 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 			if err := c.send(cmd.Context(), http.MethodPatch, path(id), map[string]bool{"enabled": on}, &d); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", d.ID, d.state())
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", d.ID, state(&d))
 			return nil
 		}
 	}
@@ -223,8 +205,8 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 			out := cmd.OutOrStdout()
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			now := time.Now()
-			for _, kv := range [][2]string{{"id", d.ID}, {"type", d.Type}, {"url", d.URL}, {"state", d.state()},
-				{"events", orDash(strings.Join(d.Events, ","))}, {"app key", orDash(d.AppKey)}, {"room prefix", orDash(d.RoomPrefix)},
+			for _, kv := range [][2]string{{"id", d.ID}, {"type", string(d.Type)}, {"url", d.URL}, {"state", state(&d)},
+				{"events", orDash(joinTypes(d.Events))}, {"app key", orDash(d.AppKey)}, {"room prefix", orDash(d.RoomPrefix)},
 				{"created", when(&d.CreatedAt, now)}, {"dead letters", strconv.Itoa(len(dead.Items))}} {
 				fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 			}
@@ -354,4 +336,12 @@ library; this one is for trying things out.`,
 	cmd.Flags().StringVar(&secret, "secret", "", "the destination's whsec_ secret (v1 signatures)")
 	cmd.Flags().StringVar(&publicKey, "public-key", "", "the destination's whpk_ public key (v1a signatures)")
 	return cmd
+}
+
+func joinTypes(types []delivery.Type) string {
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ",")
 }

@@ -156,9 +156,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		// waiting for the dead process's to expire.
 		owner = "sqlite"
 	}
+	// One set of senders (one HTTP client) for the dispatcher and the API's
+	// test attempts.
+	senders := dispatch.SendersFor(cfg.AllowPrivateDestinations, time.Now, webhook.Schedule{Waits: cfg.RetrySchedule})
 	disp := dispatch.New(dispatch.Options{
 		Store: src.Delivery(), Owner: owner, Wake: src.Announced(), Announce: src.Announce,
-		Senders:      dispatch.SendersFor(cfg.AllowPrivateDestinations, time.Now, webhook.Schedule{Waits: cfg.RetrySchedule}),
+		Senders:      senders,
 		Schedule:     webhook.Schedule{Waits: cfg.RetrySchedule},
 		DisableAfter: cfg.DisableAfter, Logger: log, OnAttempt: dm.onAttempt,
 		OnDisabled: func(id, _ string) { dm.disabled.WithLabelValues(id).Inc() },
@@ -208,7 +211,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	defer func() { stopRefresh(); <-refreshDone }() // before the store closes
 	queries := api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping, MaxStreams: cfg.MaxStreams,
 		Destinations: &api.Destinations{Store: src.Delivery(), AllowPrivate: cfg.AllowPrivateDestinations, Changed: disp.Reload, Announce: src.Announce,
-			Senders: dispatch.DefaultSenders(cfg.AllowPrivateDestinations, time.Now)},
+			Senders: senders},
 		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})})
 	queries.Register(mux)
 	m.watchStreams(queries)

@@ -39,9 +39,9 @@ type errBadBody struct{ reason string }
 
 func (e *errBadBody) Error() string { return e.reason }
 
-// destinationView is a destination as the API shows it: keys as hints,
-// the URL's query values hidden.
-type destinationView struct {
+// DestinationView is a destination as the API shows it (and the CLI reads
+// it): keys as hints, the URL's query values hidden.
+type DestinationView struct {
 	ID             string          `json:"id"`
 	Type           delivery.Kind   `json:"type"`
 	URL            string          `json:"url"`
@@ -52,7 +52,7 @@ type destinationView struct {
 	Stream         string          `json:"stream,omitempty"`
 	Prefix         string          `json:"prefix,omitempty"`
 	MaxAge         string          `json:"maxAge,omitempty"` // nats: the stream's retention, e.g. 168h0m0s
-	Keys           []keyView       `json:"keys"`
+	Keys           []KeyView       `json:"keys"`
 	PublicKey      string          `json:"publicKey,omitempty"` // whpk_..., when it signs v1a
 	Enabled        bool            `json:"enabled"`
 	DisabledReason string          `json:"disabledReason,omitempty"`
@@ -64,15 +64,16 @@ type destinationView struct {
 	Secret string `json:"secret,omitempty"`
 }
 
-type keyView struct {
+// KeyView is a signing key as the API shows it.
+type KeyView struct {
 	Hint    string `json:"hint"`              // the start of the key, for telling keys apart
 	Expires *int64 `json:"expires,omitempty"` // a key being rotated out: when it stops signing
 }
 
-func viewOf(d *delivery.Destination) destinationView {
-	v := destinationView{ID: d.ID, Type: d.Kind, URL: dispatch.RedactURL(d.URL), Description: d.Description,
+func viewOf(d *delivery.Destination) DestinationView {
+	v := DestinationView{ID: d.ID, Type: d.Kind, URL: dispatch.RedactURL(d.URL), Description: d.Description,
 		Events: d.Filter.Types, AppKey: d.Filter.AppKey, RoomPrefix: d.Filter.RoomPrefix, Stream: d.Stream, Prefix: d.Prefix,
-		Keys: []keyView{}, Enabled: d.Enabled, DisabledReason: d.DisabledReason, CreatedAt: d.CreatedAt, Cursor: d.Cursor}
+		Keys: []KeyView{}, Enabled: d.Enabled, DisabledReason: d.DisabledReason, CreatedAt: d.CreatedAt, Cursor: d.Cursor}
 	if d.MaxAge != 0 {
 		v.MaxAge = d.MaxAge.String()
 	}
@@ -83,7 +84,7 @@ func viewOf(d *delivery.Destination) destinationView {
 		v.FailingSince = &d.FailingSince
 	}
 	for _, k := range d.Keys {
-		kv := keyView{Hint: hint(k.Secret)}
+		kv := KeyView{Hint: webhook.Hint(k.Secret)}
 		if k.Expires != 0 {
 			kv.Expires = &k.Expires
 		}
@@ -95,13 +96,6 @@ func viewOf(d *delivery.Destination) destinationView {
 		}
 	}
 	return v
-}
-
-// hint shows a key's prefix and first characters only.
-func hint(secret string) string {
-	_, rest, _ := strings.Cut(secret, "_")
-	prefix := strings.TrimSuffix(secret, rest)
-	return prefix + rest[:min(4, len(rest))] + "..."
 }
 
 // destinationRequest is the body of POST and PATCH.
@@ -234,7 +228,7 @@ func apply(d *delivery.Destination, req *destinationRequest) error {
 	}
 	for name, v := range map[string]string{"url": d.URL, "description": d.Description, "appKey": d.Filter.AppKey,
 		"roomPrefix": d.Filter.RoomPrefix, "stream": d.Stream, "prefix": d.Prefix} {
-		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
+		if !delivery.PlainText(v) || strings.ContainsRune(v, utf8.RuneError) {
 			return &errBadBody{name + " holds a control character or invalid UTF-8"}
 		}
 	}
@@ -246,7 +240,7 @@ func (a *API) listDestinations(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	items := make([]destinationView, 0, len(list))
+	items := make([]DestinationView, 0, len(list))
 	for i := range list {
 		items = append(items, viewOf(&list[i]))
 	}
@@ -254,14 +248,8 @@ func (a *API) listDestinations(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// validID reports whether id could be a destination's: no store is asked
-// about one that could not (PostgreSQL refuses NUL bytes in a query).
-func validID(id string) bool {
-	return len(id) <= 256 && utf8.ValidString(id) && !strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f })
-}
-
 func (a *API) destination(r *http.Request) (delivery.Destination, error) {
-	if !validID(r.PathValue("id")) {
+	if !delivery.ValidID(r.PathValue("id")) {
 		return delivery.Destination{}, fmt.Errorf("destination %q: %w", r.PathValue("id"), errNotFound)
 	}
 	d, err := a.destinations().Store.Destination(r.Context(), r.PathValue("id"))
@@ -311,7 +299,7 @@ func (a *API) patchDestination(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteDestination(w http.ResponseWriter, r *http.Request) error {
-	if !validID(r.PathValue("id")) {
+	if !delivery.ValidID(r.PathValue("id")) {
 		return fmt.Errorf("destination %q: %w", r.PathValue("id"), errNotFound)
 	}
 	err := a.destinations().Store.RemoveDestination(r.Context(), r.PathValue("id"))

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/delivery/dispatch"
@@ -81,7 +80,7 @@ func (d *Dashboard) destinations(w http.ResponseWriter, r *http.Request) error {
 // not be a destination's.
 func destinationID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
-	if len(id) > 256 || !utf8.ValidString(id) || strings.ContainsFunc(id, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+	if !delivery.ValidID(id) {
 		return "", &notFound{"No such destination."}
 	}
 	return id, nil

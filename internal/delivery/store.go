@@ -3,7 +3,9 @@ package delivery
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind is a destination's kind.
@@ -158,6 +160,17 @@ type Store interface {
 	// PruneOutbox removes events committed before before that no
 	// destination holds or keeps as a dead letter, and returns how many.
 	PruneOutbox(ctx context.Context, before int64) (int64, error)
+}
+
+// ValidID reports whether id could be a destination's: short, UTF-8, no
+// control characters. Callers answer "not found" for any other without
+// asking a store (PostgreSQL refuses NUL bytes in a query).
+func ValidID(id string) bool { return len(id) <= 256 && PlainText(id) }
+
+// PlainText reports whether s is UTF-8 without control characters: what a
+// destination's ids and settings may hold.
+func PlainText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // ErrNoDestination is returned for a destination id not stored.

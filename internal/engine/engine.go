@@ -645,7 +645,7 @@ func (e *Engine) load(ctx context.Context, cbs []rc.Callback, due []string) (map
 		works[id] = w
 		order = append(order, id)
 		if r, ok := e.cache.get(id); ok {
-			w.set(r, e.o.Rules)
+			w.set(r, e.o.Rules, true) // cached: written by this build
 			continue
 		}
 		missing = append(missing, id)
@@ -666,22 +666,21 @@ func (e *Engine) load(ctx context.Context, cbs []rc.Callback, due []string) (map
 		if err != nil {
 			return nil, nil, fmt.Errorf("load record %s: %w", id, err)
 		}
-		works[id].set(&r, e.o.Rules)
-		if blob[0] != recordV4 {
-			// Stored before outbound delivery, so before the due_at
-			// column: its due time is not stored, whatever Due says.
-			works[id].dueBefore = 0
-		}
+		// A record stored before outbound delivery predates the due_at
+		// column: its due time is not stored, whatever Due says.
+		works[id].set(&r, e.o.Rules, blob[0] == recordV4)
 	}
 	return works, order, nil
 }
 
-func (w *work) set(r *Record, rules delivery.Rules) {
+// set makes w a copy of r to change; dueStored says r's due time is in
+// the store (it was written with it).
+func (w *work) set(r *Record, rules delivery.Rules, dueStored bool) {
 	c := *r
 	c.Events = slices.Clone(r.Events) // the step appends; the cached one stays as stored
 	c.Announced = r.Announced.Clone()
 	w.rec, w.before = &c, r.State
-	if at, ok := rules.Due(&r.State, &r.Announced); ok {
+	if at, ok := rules.Due(&r.State, &r.Announced); ok && dueStored {
 		w.dueBefore = at
 	}
 }

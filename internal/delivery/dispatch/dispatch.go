@@ -374,7 +374,7 @@ func (w *worker) lease(ctx context.Context) (bool, error) {
 	o := &w.d.o
 	now := o.Now()
 	if !w.leased || now.Sub(w.leaseAt) > o.Lease/3 {
-		ok, err := o.Store.Lease(ctx, w.dst.ID, o.Owner, now.UnixMilli(), now.Add(o.Lease).UnixMilli())
+		ok, err := w.renew(ctx, now)
 		if err != nil || !ok {
 			w.leased = false
 			return false, err
@@ -415,6 +415,11 @@ func (w *worker) lease(ctx context.Context) (bool, error) {
 	return false, err
 }
 
+// renew takes or extends the lease from now for Options.Lease.
+func (w *worker) renew(ctx context.Context, now time.Time) (bool, error) {
+	return w.d.o.Store.Lease(ctx, w.dst.ID, w.d.o.Owner, now.UnixMilli(), now.Add(w.d.o.Lease).UnixMilli())
+}
+
 // item is an event to attempt in a round.
 type item struct {
 	ev   delivery.Stored
@@ -450,38 +455,34 @@ func (w *worker) round(ctx context.Context) (more bool, next time.Time, err erro
 		groups[rec] = append(groups[rec], it)
 	}
 	p := delivery.Progress{Destination: w.dst.ID, Owner: o.Owner}
+	// Retries due: each recording's held events, when the first is due.
 	w.mu.Lock()
-	// Retries due: a recording's held events, from the first, which is due.
-	var dueSeqs []int64
+	var due []delivery.Held
 	for _, hs := range w.held {
 		if hs[0].NextAt <= now.UnixMilli() {
-			for i := range hs {
-				dueSeqs = append(dueSeqs, hs[i].Seq)
-			}
+			due = append(due, hs...)
 		}
 	}
 	w.mu.Unlock()
-	var stored map[int64]delivery.Stored
-	if len(dueSeqs) > 0 {
-		if stored, err = o.Store.OutboxEvents(ctx, dueSeqs); err != nil {
+	if len(due) > 0 {
+		seqs := make([]int64, len(due))
+		for i, h := range due {
+			seqs[i] = h.Seq
+		}
+		stored, err := o.Store.OutboxEvents(ctx, seqs)
+		if err != nil {
 			return false, next, err
+		}
+		for _, h := range due {
+			ev, ok := stored[h.Seq]
+			if !ok { // pruned while held: nothing left to send
+				p.Release = append(p.Release, h.Seq)
+				continue
+			}
+			add(h.RecordID, item{ev: ev, held: &h})
 		}
 	}
 	w.mu.Lock()
-	for rec, hs := range w.held {
-		if hs[0].NextAt > now.UnixMilli() {
-			continue
-		}
-		for i := range hs {
-			ev, ok := stored[hs[i].Seq]
-			if !ok { // pruned while held: nothing left to send
-				p.Release = append(p.Release, hs[i].Seq)
-				continue
-			}
-			h := hs[i]
-			add(rec, item{ev: ev, held: &h})
-		}
-	}
 	for _, ev := range events {
 		if !w.dst.Filter.Matches(&ev) {
 			continue
@@ -513,8 +514,7 @@ func (w *worker) round(ctx context.Context) (more bool, next time.Time, err erro
 			case <-heartbeat:
 				return
 			case <-tick.C:
-				now := o.Now()
-				if ok, err := o.Store.Lease(ctx, w.dst.ID, o.Owner, now.UnixMilli(), now.Add(o.Lease).UnixMilli()); err != nil || !ok {
+				if ok, err := w.renew(ctx, o.Now()); err != nil || !ok {
 					cancel()
 					return
 				}

@@ -58,21 +58,10 @@ func SendersFor(allowPrivate bool, now func() time.Time, schedule webhook.Schedu
 }
 
 // DuplicatesWindow is how long a NATS stream must remember message ids for
-// schedule: all its waits, with their jitter, and an hour, but at least 48
-// hours.
+// schedule: all its waits, jitter included, and an hour, but at least
+// MinMaxAge. NATS sends no Retry-After, so the schedule is all.
 func DuplicatesWindow(schedule webhook.Schedule) time.Duration {
-	waits, jitter := schedule.Waits, schedule.Jitter
-	if waits == nil {
-		waits = webhook.DefaultWaits
-	}
-	if jitter == 0 {
-		jitter = 0.2
-	}
-	var total time.Duration
-	for _, w := range waits {
-		total += w // NATS sends no Retry-After: the schedule is all
-	}
-	return max(48*time.Hour, time.Duration(float64(total)*(1+jitter))+time.Hour)
+	return max(MinMaxAge, schedule.Longest()+time.Hour)
 }
 
 // Signer is the webhook signer of a destination's keys at now: the

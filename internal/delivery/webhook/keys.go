@@ -128,6 +128,17 @@ func parseKey(s, prefix, what string) ([]byte, error) {
 	return key, nil
 }
 
+// Hint is what may be shown of a secret or key given as text (whsec_,
+// whsk_, whpk_): hint of it under its prefix.
+func Hint(text string) string {
+	for _, prefix := range []string{SecretPrefix, PrivateKeyPrefix, PublicKeyPrefix} {
+		if strings.HasPrefix(text, prefix) {
+			return hint(text, prefix)
+		}
+	}
+	return hint(text, "")
+}
+
 // hint is the prefix and the first four characters after it: about 24
 // bits, enough to tell a destination's secrets apart, far too few to
 // guess the rest from.

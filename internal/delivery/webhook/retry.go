@@ -32,13 +32,7 @@ type Schedule struct {
 // honoured (up to MaxRetryAfter) where it asks for longer than the
 // schedule. rnd gives numbers in [0, 1) (rand.Float64 when nil).
 func (s Schedule) Next(n int, a Attempt, rnd func() float64) (time.Duration, bool) {
-	waits, jitter := s.Waits, s.Jitter
-	if waits == nil {
-		waits = DefaultWaits
-	}
-	if jitter == 0 {
-		jitter = 0.2
-	}
+	waits, jitter := s.settings()
 	if n < 1 || n > len(waits) {
 		return 0, false
 	}
@@ -50,6 +44,30 @@ func (s Schedule) Next(n int, a Attempt, rnd func() float64) (time.Duration, boo
 		wait = min(a.RetryAfter, MaxRetryAfter)
 	}
 	return wait, true
+}
+
+// Longest is the most all of the schedule's waits can add up to, jitter
+// included: how long after a message's first attempt its last can come
+// (a receiver's Retry-After aside).
+func (s Schedule) Longest() time.Duration {
+	waits, jitter := s.settings()
+	var total time.Duration
+	for _, w := range waits {
+		total += w
+	}
+	return time.Duration(float64(total) * (1 + jitter))
+}
+
+// settings are the waits and jitter, defaults filled in.
+func (s Schedule) settings() ([]time.Duration, float64) {
+	waits, jitter := s.Waits, s.Jitter
+	if waits == nil {
+		waits = DefaultWaits
+	}
+	if jitter == 0 {
+		jitter = 0.2
+	}
+	return waits, jitter
 }
 
 // ParseRetryAfter reads a Retry-After header (RFC 9110: delay-seconds or
