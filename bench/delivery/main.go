@@ -320,5 +320,3 @@ func callback(i int) []byte {
 	return fmt.Appendf(nil, `{"timestamp":%d,"type":%d,"appKey":%q,"recordId":"bench-%d","roomId":"room%d","sessionId":"sess","userId":"user","mode":0,"extra":"","code":200,"errorMessage":"Success"%s}`,
 		ts, typ, app, rec, rec, out)
 }
-
-

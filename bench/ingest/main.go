@@ -188,7 +188,6 @@ func main() {
 		time.Now().UTC().Format("2006-01-02"), *duration, *warmup)
 }
 
-
 // bareServer is the baseline: read the body, answer 200.
 func bareServer() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -294,4 +293,3 @@ func callback(w, i int) []byte {
 	return fmt.Appendf(nil, `{"timestamp":%d,"type":%d,"appKey":%q,"recordId":"bench-%d-%d","roomId":"room%d","sessionId":"sess%d","userId":"user%d","mode":0,"extra":"","code":200,"errorMessage":"Success"%s}`,
 		ts, typ, app, w, rec, rec, w, w, out)
 }
-
