@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
+
+	"github.com/recledger/recledger/internal/delivery/webhook"
+	"github.com/recledger/recledger/internal/sqlitestore"
 )
 
 func parseFlags(t *testing.T, args ...string) *cobra.Command {
@@ -239,5 +244,42 @@ room_prefix = "room-"
 	bad := writeFile(t, "[[destinations]]\nurl = \"https://example.com/\"\nsecret = \""+sec+"\"\ncolour = \"red\"\n")
 	if _, err := loadConfig(parseFlags(t, "--config", bad).Flags(), env(nil)); err == nil || !strings.Contains(err.Error(), "colour") {
 		t.Errorf("an unknown destination setting: %v", err)
+	}
+}
+
+// TestDeclaredDestinationRotates: a declared webhook keeps its id across
+// starts; when the configuration gives it a new secret, the old one signs
+// beside it for delivery.RotationOverlap, and a destination a user
+// disabled stays disabled.
+func TestDeclaredDestinationRotates(t *testing.T) {
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	store := s.Delivery()
+	log := slog.New(slog.DiscardHandler)
+	first, second := webhook.NewSecret().Reveal(), webhook.NewSecret().Reveal()
+	cfg := defaultConfig()
+	cfg.Destinations = []DeclaredDestination{{Type: "webhook", URL: "https://example.com/hook", Secret: first}}
+	if err := declareDestinations(context.Background(), store, cfg, log); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := store.Destinations(context.Background())
+	if len(list) != 1 || len(list[0].Keys) != 1 {
+		t.Fatalf("after the first start: %+v", list)
+	}
+	list[0].Enabled = false
+	if err := store.UpdateDestination(context.Background(), &list[0]); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Destinations[0].Secret = second
+	if err := declareDestinations(context.Background(), store, cfg, log); err != nil {
+		t.Fatal(err)
+	}
+	list, _ = store.Destinations(context.Background())
+	if len(list) != 1 || len(list[0].Keys) != 2 || list[0].Keys[0].Secret != second || list[0].Keys[1].Secret != first ||
+		list[0].Keys[1].Expires == 0 || list[0].Enabled {
+		t.Errorf("after a start with a new secret: %+v", list)
 	}
 }

@@ -17,14 +17,10 @@ import (
 	"github.com/recledger/recledger/internal/delivery/webhook"
 )
 
-// rotationOverlap is how long a replaced secret keeps signing beside the
-// new one, so receivers can switch without losing a message.
-const rotationOverlap = 24 * time.Hour
-
 // declareDestinations creates the destinations the configuration declares,
 // or brings them to what it says; a destination a user disabled stays
 // disabled (the log says so). A secret the configuration replaced keeps
-// signing for rotationOverlap.
+// signing for delivery.RotationOverlap.
 func declareDestinations(ctx context.Context, store delivery.Store, cfg Config, log *slog.Logger) error {
 	now := time.Now()
 	for _, decl := range cfg.Destinations {
@@ -45,14 +41,7 @@ func declareDestinations(ctx context.Context, store delivery.Store, cfg Config, 
 			return err
 		}
 		if len(want.Keys) > 0 && (len(have.Keys) == 0 || have.Keys[0].Secret != want.Keys[0].Secret) {
-			for _, k := range have.Keys {
-				if k.Expires == 0 {
-					k.Expires = now.Add(rotationOverlap).UnixMilli()
-				}
-				if k.Expires > now.UnixMilli() && k.Secret != want.Keys[0].Secret {
-					want.Keys = append(want.Keys, k)
-				}
-			}
+			want.Keys = delivery.Rotate(have.Keys, want.Keys[0].Secret, now)
 		} else {
 			want.Keys = have.Keys
 		}

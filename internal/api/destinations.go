@@ -331,16 +331,7 @@ func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		secret = webhook.NewSecret().Reveal()
 	}
-	keys := []delivery.Key{{Secret: secret}}
-	for _, k := range d.Keys {
-		if k.Expires == 0 {
-			k.Expires = now.Add(24 * time.Hour).UnixMilli()
-		}
-		if k.Expires > now.UnixMilli() {
-			keys = append(keys, k)
-		}
-	}
-	d.Keys = keys
+	d.Keys = delivery.Rotate(d.Keys, secret, now)
 	if err := a.destinations().Store.UpdateDestination(r.Context(), &d); err != nil {
 		return err
 	}

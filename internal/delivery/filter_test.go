@@ -1,8 +1,10 @@
 package delivery_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/ledger"
@@ -40,5 +42,24 @@ func TestFilterValidate(t *testing.T) {
 	err := delivery.Filter{Types: []delivery.Type{"recording.complete"}}.Validate()
 	if err == nil || !strings.Contains(err.Error(), `"recording.complete"`) || !strings.Contains(err.Error(), "recording.completed") {
 		t.Errorf("a misspelt type: %v", err)
+	}
+}
+
+// TestRotate: the new secret signs first; current old keys sign beside it
+// until RotationOverlap from now; expired ones and a copy of the new one
+// go.
+func TestRotate(t *testing.T) {
+	now := time.UnixMilli(1_800_000_000_000)
+	old := []delivery.Key{
+		{Secret: "whsec_current"},
+		{Secret: "whsec_rotating", Expires: now.Add(time.Hour).UnixMilli()},
+		{Secret: "whsec_expired", Expires: now.UnixMilli()},
+		{Secret: "whsec_new"},
+	}
+	got := delivery.Rotate(old, "whsec_new", now)
+	want := []delivery.Key{{Secret: "whsec_new"}, {Secret: "whsec_current", Expires: now.Add(delivery.RotationOverlap).UnixMilli()},
+		{Secret: "whsec_rotating", Expires: now.Add(time.Hour).UnixMilli()}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Rotate:\n got %v\nwant %v", got, want)
 	}
 }

@@ -54,6 +54,26 @@ type Key struct {
 	Expires int64  `json:"expires,omitempty"` // Unix ms; 0 while current
 }
 
+// RotationOverlap is how long a replaced key keeps signing beside the new
+// one, so receivers can switch without refusing a message.
+const RotationOverlap = 24 * time.Hour
+
+// Rotate returns keys with secret first and the keys of old that still
+// sign after now behind it, each current one now expiring RotationOverlap
+// from now (a copy of secret among them is dropped).
+func Rotate(old []Key, secret string, now time.Time) []Key {
+	keys := []Key{{Secret: secret}}
+	for _, k := range old {
+		if k.Expires == 0 {
+			k.Expires = now.Add(RotationOverlap).UnixMilli()
+		}
+		if k.Expires > now.UnixMilli() && k.Secret != secret {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 // Stored is an event in the outbox.
 type Stored struct {
 	Seq         int64
