@@ -110,7 +110,29 @@ func (o Outbound) AddDestination(ctx context.Context, d *delivery.Destination) e
 
 const destinationColumns = `id, spec, enabled, disabled_reason, failing_since, created_at, cursor`
 
-func scanDestination(r interface{ Scan(...any) error }) (delivery.Destination, error) {
+// scanner is a row to scan: *sql.Row or *sql.Rows.
+type scanner interface{ Scan(...any) error }
+
+// queryAll runs a query and scans every row; the slice is empty, not nil,
+// when there is none (the API answers [] for it).
+func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func scanDestination(r scanner) (delivery.Destination, error) {
 	var (
 		d  delivery.Destination
 		sp string
@@ -130,20 +152,8 @@ func scanDestination(r interface{ Scan(...any) error }) (delivery.Destination, e
 func (o Outbound) Destinations(ctx context.Context) ([]delivery.Destination, error) {
 	ctx, done := o.bound(ctx)
 	defer done()
-	rows, err := o.Read.QueryContext(ctx, `SELECT `+destinationColumns+` FROM destinations ORDER BY created_at, id`)
+	out, err := queryAll(ctx, o.Read, scanDestination, `SELECT `+destinationColumns+` FROM destinations ORDER BY created_at, id`)
 	if err != nil {
-		return nil, fmt.Errorf("list destinations: %w", err)
-	}
-	defer rows.Close()
-	var out []delivery.Destination
-	for rows.Next() {
-		d, err := scanDestination(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list destinations: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list destinations: %w", err)
 	}
 	return out, nil
@@ -229,7 +239,7 @@ func (o Outbound) Lease(ctx context.Context, id, owner string, now, until int64)
 
 const storedColumns = `seq, event_id, type, record_id, app_key, room_id, at, committed_at, payload`
 
-func scanStored(rows *sql.Rows) (delivery.Stored, error) {
+func scanStored(rows scanner) (delivery.Stored, error) {
 	var s delivery.Stored
 	err := rows.Scan(&s.Seq, &s.ID, &s.Type, &s.RecordID, &s.AppKey, &s.RoomID, &s.At, &s.CommittedAt, &s.Payload)
 	return s, err
@@ -239,20 +249,8 @@ func scanStored(rows *sql.Rows) (delivery.Stored, error) {
 func (o Outbound) Outbox(ctx context.Context, after int64, limit int) ([]delivery.Stored, error) {
 	ctx, done := o.bound(ctx)
 	defer done()
-	rows, err := o.Read.QueryContext(ctx, o.q(`SELECT `+storedColumns+` FROM outbound WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
+	out, err := queryAll(ctx, o.Read, scanStored, o.q(`SELECT `+storedColumns+` FROM outbound WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	defer rows.Close()
-	var out []delivery.Stored
-	for rows.Next() {
-		s, err := scanStored(rows)
-		if err != nil {
-			return nil, fmt.Errorf("read outbox: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
 	return out, nil
@@ -275,28 +273,19 @@ func (o Outbound) OutboxEvents(ctx context.Context, seqs []int64) (map[int64]del
 	defer done()
 	out := make(map[int64]delivery.Stored, len(seqs))
 	for len(seqs) > 0 {
-		chunk := seqs[:min(len(seqs), 500)]
+		chunk := seqs[:min(len(seqs), 500)] // SQLite bounds a statement's parameters
 		seqs = seqs[len(chunk):]
 		args := make([]any, len(chunk))
 		for i, s := range chunk {
 			args[i] = s
 		}
-		rows, err := o.Read.QueryContext(ctx, o.q(`SELECT `+storedColumns+` FROM outbound WHERE seq IN (`+
+		events, err := queryAll(ctx, o.Read, scanStored, o.q(`SELECT `+storedColumns+` FROM outbound WHERE seq IN (`+
 			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+`)`), args...)
 		if err != nil {
 			return nil, fmt.Errorf("read outbox: %w", err)
 		}
-		for rows.Next() {
-			s, err := scanStored(rows)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read outbox: %w", err)
-			}
-			out[s.Seq] = s
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read outbox: %w", err)
+		for _, e := range events {
+			out[e.Seq] = e
 		}
 	}
 	return out, nil
@@ -381,42 +370,29 @@ const AttemptsKept = 200
 func (o Outbound) Held(ctx context.Context, id string) ([]delivery.Held, error) {
 	ctx, done := o.bound(ctx)
 	defer done()
-	rows, err := o.Read.QueryContext(ctx, o.q(`SELECT seq, record_id, attempts, next_at, last_status, last_error
-		FROM delivery_held WHERE destination = ? ORDER BY seq`), id)
+	out, err := queryAll(ctx, o.Read, func(r scanner) (h delivery.Held, err error) {
+		err = r.Scan(&h.Seq, &h.RecordID, &h.Attempts, &h.NextAt, &h.LastStatus, &h.LastError)
+		return h, err
+	}, o.q(`SELECT seq, record_id, attempts, next_at, last_status, last_error FROM delivery_held WHERE destination = ? ORDER BY seq`), id)
 	if err != nil {
 		return nil, fmt.Errorf("held events of %s: %w", id, err)
 	}
-	defer rows.Close()
-	var out []delivery.Held
-	for rows.Next() {
-		var h delivery.Held
-		if err := rows.Scan(&h.Seq, &h.RecordID, &h.Attempts, &h.NextAt, &h.LastStatus, &h.LastError); err != nil {
-			return nil, fmt.Errorf("held events of %s: %w", id, err)
-		}
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DeadLetters implements delivery.Store.
 func (o Outbound) DeadLetters(ctx context.Context, id string, limit int) ([]delivery.DeadLetter, error) {
 	ctx, done := o.bound(ctx)
 	defer done()
-	rows, err := o.Read.QueryContext(ctx, o.q(`SELECT seq, event_id, type, record_id, attempts, last_status, last_error, dead_at
+	out, err := queryAll(ctx, o.Read, func(r scanner) (d delivery.DeadLetter, err error) {
+		err = r.Scan(&d.Seq, &d.EventID, &d.Type, &d.RecordID, &d.Attempts, &d.LastStatus, &d.LastError, &d.DeadAt)
+		return d, err
+	}, o.q(`SELECT seq, event_id, type, record_id, attempts, last_status, last_error, dead_at
 		FROM dead_letters WHERE destination = ? ORDER BY seq LIMIT ?`), id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("dead letters of %s: %w", id, err)
 	}
-	defer rows.Close()
-	out := []delivery.DeadLetter{}
-	for rows.Next() {
-		var d delivery.DeadLetter
-		if err := rows.Scan(&d.Seq, &d.EventID, &d.Type, &d.RecordID, &d.Attempts, &d.LastStatus, &d.LastError, &d.DeadAt); err != nil {
-			return nil, fmt.Errorf("dead letters of %s: %w", id, err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Redeliver implements delivery.Store.
@@ -457,21 +433,15 @@ func (o Outbound) Redeliver(ctx context.Context, id string, seqs []int64, now in
 func (o Outbound) Attempts(ctx context.Context, id string, limit int) ([]delivery.AttemptRecord, error) {
 	ctx, done := o.bound(ctx)
 	defer done()
-	rows, err := o.Read.QueryContext(ctx, o.q(`SELECT at, seq, event_id, type, outcome, status, latency_ms, error
+	out, err := queryAll(ctx, o.Read, func(r scanner) (a delivery.AttemptRecord, err error) {
+		err = r.Scan(&a.At, &a.Seq, &a.EventID, &a.Type, &a.Outcome, &a.Status, &a.LatencyMs, &a.Error)
+		return a, err
+	}, o.q(`SELECT at, seq, event_id, type, outcome, status, latency_ms, error
 		FROM delivery_attempts WHERE destination = ? ORDER BY id DESC LIMIT ?`), id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("attempts of %s: %w", id, err)
 	}
-	defer rows.Close()
-	out := []delivery.AttemptRecord{}
-	for rows.Next() {
-		var a delivery.AttemptRecord
-		if err := rows.Scan(&a.At, &a.Seq, &a.EventID, &a.Type, &a.Outcome, &a.Status, &a.LatencyMs, &a.Error); err != nil {
-			return nil, fmt.Errorf("attempts of %s: %w", id, err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // PruneOutbox implements delivery.Store.
