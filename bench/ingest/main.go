@@ -11,7 +11,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -51,7 +50,7 @@ type result struct {
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "bare-server" {
-		bareServer()
+		proc.BareServer()
 		return
 	}
 	clientsFlag := flag.String("clients", "16,64", "client counts to measure, comma-separated")
@@ -186,25 +185,6 @@ func main() {
 	}
 	fmt.Printf("\n%d cores, %s, %s, %s per configuration after %s warm-up\n", runtime.NumCPU(), runtime.Version(),
 		time.Now().UTC().Format("2006-01-02"), *duration, *warmup)
-}
-
-// bareServer is the baseline: read the body, answer 200.
-func bareServer() {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		proc.Fatal(err)
-	}
-	fmt.Println("listening", ln.Addr())
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok"}`)
-	})}
-	go srv.Serve(ln)
-	sig := make(chan os.Signal, 1)
-	notify(sig)
-	<-sig
-	srv.Shutdown(context.Background())
 }
 
 // load runs clients workers, each posting a recording's callbacks in a loop

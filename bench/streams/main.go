@@ -26,10 +26,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -41,6 +39,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/recledger/recledger/bench/internal/proc"
 )
 
 const (
@@ -50,7 +50,7 @@ const (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "bare-server" {
-		bareServer()
+		proc.BareServer()
 		return
 	}
 	events := flag.Int("events", 100_000, "callbacks in the log before the streams open")
@@ -67,22 +67,18 @@ func main() {
 
 	tmp, err := os.MkdirTemp("", "recledger-bench-streams")
 	if err != nil {
-		fatal(err)
+		proc.Fatal(err)
 	}
 	defer os.RemoveAll(tmp)
 	type build struct{ name, bin, args string }
 	var builds []build
 	if *bins == "" {
-		bin := filepath.Join(tmp, "recledger")
-		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/recledger").CombinedOutput(); err != nil {
-			fatal(fmt.Errorf("build recledger (run from the repository root): %v\n%s", err, out))
-		}
-		builds = append(builds, build{"recledger", bin, *serveArgs})
+		builds = append(builds, build{"recledger", proc.Build(tmp), *serveArgs})
 	} else {
 		for b := range strings.SplitSeq(*bins, ",") {
 			name, rest, ok := strings.Cut(b, "=")
 			if !ok {
-				fatal(fmt.Errorf("-bins %q: want NAME=BINARY[:ARGS]", b))
+				proc.Fatal(fmt.Errorf("-bins %q: want NAME=BINARY[:ARGS]", b))
 			}
 			bin, args, _ := strings.Cut(rest, ":")
 			builds = append(builds, build{name, bin, args})
@@ -90,7 +86,7 @@ func main() {
 	}
 	self, err := os.Executable()
 	if err != nil {
-		fatal(err)
+		proc.Fatal(err)
 	}
 	db := "sqlite:" + filepath.Join(tmp, "recledger.db")
 	serve := func(b build) server {
@@ -157,7 +153,7 @@ func measureRSS(srv server, n int, settle time.Duration) {
 	for range n {
 		c, err := net.Dial("tcp", srv.addr)
 		if err != nil {
-			fatal(err)
+			proc.Fatal(err)
 		}
 		fmt.Fprintf(c, "GET /v1/events/stream HTTP/1.1\r\nHost: %s\r\n\r\n", srv.addr)
 		conns = append(conns, c)
@@ -227,7 +223,7 @@ func openStreams(ctx context.Context, addr string, n int) *streamSet {
 func rss(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		fatal(err)
+		proc.Fatal(err)
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
@@ -313,70 +309,8 @@ type server struct {
 	stop func()
 }
 
-// start runs a server process and returns the address it listens on: the
-// bare server prints it, recledger logs it.
+// start runs a server process (proc.Start) and keeps its pid, for RSS.
 func start(cmd *exec.Cmd) server {
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		fatal(err)
-	}
-	addr := make(chan string, 2)
-	scan := func(r io.Reader) {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			line := sc.Text()
-			var entry struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "listening" {
-				addr <- entry.Addr
-			} else if a, ok := strings.CutPrefix(line, "listening "); ok {
-				addr <- a
-			} else {
-				fmt.Fprintln(os.Stderr, "server:", line)
-			}
-		}
-	}
-	go scan(stderr)
-	go scan(stdout)
-	select {
-	case a := <-addr:
-		return server{addr: a, pid: cmd.Process.Pid, stop: func() {
-			cmd.Process.Signal(os.Interrupt)
-			cmd.Wait()
-		}}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		fatal(fmt.Errorf("%s did not start", cmd.Path))
-	}
-	return server{}
-}
-
-// bareServer is the baseline: read the body, answer 200.
-func bareServer() {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fatal(err)
-	}
-	fmt.Println("listening", ln.Addr())
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok"}`)
-	})}
-	go srv.Serve(ln)
-	sig := make(chan os.Signal, 1)
-	notify(sig)
-	<-sig
-	srv.Shutdown(context.Background())
-}
-
-func fatal(err error) {
-	fmt.Fprintln(os.Stderr, "bench:", err)
-	os.Exit(1)
+	addr, stop := proc.Start(cmd)
+	return server{addr: addr, pid: cmd.Process.Pid, stop: stop}
 }

@@ -1,17 +1,22 @@
 // Package proc runs the processes the benchmark harnesses measure: it
 // builds recledger, starts a server and finds the address it listens on,
-// and stops a harness on an error.
+// serves the bare baseline, and stops a harness on an error.
 package proc
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -68,6 +73,27 @@ func Start(cmd *exec.Cmd) (string, func()) {
 		Fatal(fmt.Errorf("%s did not start", cmd.Path))
 	}
 	return "", nil
+}
+
+// BareServer is the baseline the harnesses compare recledger with: it
+// prints "listening ADDR", reads each request's body and answers 200, until
+// SIGINT or SIGTERM.
+func BareServer() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		Fatal(err)
+	}
+	fmt.Println("listening", ln.Addr())
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	})}
+	go srv.Serve(ln)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	srv.Shutdown(context.Background())
 }
 
 // Fatal prints err and exits 1.
