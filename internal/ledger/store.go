@@ -69,6 +69,11 @@ type Store interface {
 	// stable under concurrent inserts: following Next from the first page
 	// never repeats or skips a recording that existed when it was read.
 	ListRecordings(ctx context.Context, f RecordingFilter) (RecordingPage, error)
+	// ListFiles returns a page of the files f selects across recordings
+	// (see FilePage for the order). Like ListRecordings' pages, following
+	// Next never repeats or skips a file that existed when the first page
+	// was read.
+	ListFiles(ctx context.Context, f FileFilter) (FilePage, error)
 	// FileRecordings returns the recordings holding a file of that name,
 	// newest first (RC's names are unique in practice; empty when unknown).
 	FileRecordings(ctx context.Context, fileName string) ([]State, error)

@@ -167,6 +167,22 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 	return storesql.ScanRecordingPage(rows, f, limit)
 }
 
+// ListFiles implements ledger.Store (storesql.ListFiles); PostgreSQL's
+// planner picks its indexes itself.
+func (s *Store) ListFiles(ctx context.Context, f ledger.FileFilter) (ledger.FilePage, error) {
+	if err := s.eng.Fresh(ctx); err != nil {
+		return ledger.FilePage{}, fmt.Errorf("list files: %w", err)
+	}
+	query := func(ctx context.Context, q string, args ...any) (storesql.Rows, func(), error) {
+		rows, err := s.pool.Query(ctx, q, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rows, rows.Close, nil
+	}
+	return storesql.ListFiles(ctx, query, f, func(n int) string { return "$" + strconv.Itoa(n) }, func(string) string { return "" })
+}
+
 // FileRecordings implements ledger.Store. Files are indexed by a hash of
 // their name; the records found are checked for the name itself.
 func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error) {

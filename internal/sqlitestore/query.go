@@ -37,6 +37,23 @@ func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (l
 	return storesql.ScanRecordingPage(rows, f, limit)
 }
 
+// ListFiles implements ledger.Store (storesql.ListFiles), pinning the
+// partial index where it applies: without statistics SQLite's planner
+// would rather walk first_seq's own index over every recording.
+func (s *Store) ListFiles(ctx context.Context, f ledger.FileFilter) (ledger.FilePage, error) {
+	if err := s.eng.Fresh(ctx); err != nil {
+		return ledger.FilePage{}, fmt.Errorf("list files: %w", err)
+	}
+	query := func(ctx context.Context, q string, args ...any) (storesql.Rows, func(), error) {
+		rows, err := s.ledgerReader.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rows, func() { rows.Close() }, nil
+	}
+	return storesql.ListFiles(ctx, query, f, func(int) string { return "?" }, func(index string) string { return "INDEXED BY " + index })
+}
+
 // FileRecordings implements ledger.Store. Files are indexed by a hash of
 // their name; the records found are checked for the name itself.
 func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error) {
