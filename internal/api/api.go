@@ -24,6 +24,7 @@ type Store interface {
 	RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error)
 	ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error)
 	FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error)
+	ListFiles(ctx context.Context, f ledger.FileFilter) (ledger.FilePage, error)
 	Events(ctx context.Context, after int64, limit int) ([]ledger.Event, error)
 	LatestEvents(ctx context.Context, n int) ([]ledger.Event, error)
 	QuarantineList(ctx context.Context, before int64, limit int) ([]ledger.Rejection, error)
@@ -125,6 +126,7 @@ func (a *API) Register(mux *http.ServeMux) []string {
 		{"GET /readyz", a.guard(a.readyz)},
 		{"GET /v1/recordings", a.guard(a.listRecordings)},
 		{"GET /v1/recordings/{recordId}", a.guard(a.getRecording)},
+		{"GET /v1/files", a.guard(a.listFiles)},
 		{"GET /v1/files/{fileName}", a.guard(a.getFile)},
 		{"GET /v1/events", a.guard(a.listEvents)},
 		{"GET /v1/events/stream", a.guard(a.stream)},
@@ -200,6 +202,7 @@ var errorAnswers = []struct {
 	{errNotFound, http.StatusNotFound, "not_found"},
 	{ledger.ErrBadCursor, http.StatusBadRequest, "bad_parameter"},
 	{ledger.ErrBadLimit, http.StatusBadRequest, "bad_parameter"},
+	{ledger.ErrBadFilter, http.StatusBadRequest, "bad_parameter"},
 	{errTooManyStreams, http.StatusServiceUnavailable, "too_many_streams"},
 }
 

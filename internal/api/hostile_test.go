@@ -78,6 +78,12 @@ func TestHostileFiltersAndIDs(t *testing.T) {
 	for _, p := range []string{"cursor", "status", "uploadState", "mode", "limit", "since", "until"} {
 		targets = append(targets, target{query("/v1/recordings", p), p, "strict"})
 	}
+	for _, p := range []string{"appKey", "roomId"} {
+		targets = append(targets, target{query("/v1/files", p), p, "filter"})
+	}
+	for _, p := range []string{"cursor", "uploadState", "limit", "since", "until"} {
+		targets = append(targets, target{query("/v1/files", p), p, "strict"})
+	}
 	for _, p := range []string{"after", "limit", "tail"} {
 		targets = append(targets, target{query("/v1/events", p), p, "strict"})
 	}

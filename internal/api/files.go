@@ -1,0 +1,109 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/recledger/recledger/internal/ledger"
+)
+
+// FileList is the answer of GET /v1/files: files across recordings, each
+// with its recordId and its recording's appKey and roomId.
+type FileList struct {
+	Items      []ledger.ListedFile `json:"items"`
+	NextCursor string              `json:"nextCursor,omitempty"`
+}
+
+// fileListParams are the parameters GET /v1/files knows; any other is
+// refused, so a misspelt filter is not silently ignored.
+var fileListParams = []string{"uploadState", "roomId", "appKey", "since", "until", "limit", "cursor"}
+
+// uploadChoices says which values uploadState takes, for its error.
+var uploadChoices = func() string {
+	var s []string
+	for _, u := range ledger.FileUploads {
+		s = append(s, string(u))
+	}
+	return strings.Join(s, ", ")
+}()
+
+// FileFilter reads GET /v1/files' query parameters (the dashboard's files
+// page takes the same), or returns a *badParam naming the first unusable
+// one. Its Now is left zero.
+func FileFilter(q url.Values) (ledger.FileFilter, error) {
+	var unknown []string
+	for name := range q {
+		if !slices.Contains(fileListParams, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		name := unknown[0]
+		if len(name) > 64 {
+			name = name[:64] + "..."
+		}
+		return ledger.FileFilter{}, &badParam{strconv.Quote(name), "unknown; want one of " + strings.Join(fileListParams, ", ")}
+	}
+	f := ledger.FileFilter{Cursor: q.Get("cursor")}
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"appKey", &f.AppKey}, {"roomId", &f.RoomID}} {
+		v, err := idFilter(q, p.name)
+		if err != nil {
+			return ledger.FileFilter{}, err
+		}
+		*p.dst = v
+	}
+	f.Upload = ledger.FileUpload(q.Get("uploadState"))
+	if f.Check() != nil {
+		return ledger.FileFilter{}, &badParam{"uploadState", "want " + uploadChoices}
+	}
+	var err error
+	if f.Limit, err = intParam(q.Get("limit"), "limit", ledger.DefaultPage, 1, ledger.MaxPage); err != nil {
+		return ledger.FileFilter{}, err
+	}
+	for _, p := range []struct {
+		name string
+		dst  **int64
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return ledger.FileFilter{}, &badParam{p.name, "want Unix milliseconds"}
+			}
+			*p.dst = &n
+		}
+	}
+	return f, nil
+}
+
+func (a *API) listFiles(w http.ResponseWriter, r *http.Request) error {
+	f, err := FileFilter(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	f.Now = a.opts.Now()
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	page, err := a.store.ListFiles(ctx, f)
+	if errors.Is(err, ledger.ErrBadCursor) {
+		return &badParam{"cursor", "not one this server issued for these filters"}
+	}
+	if err != nil {
+		return err
+	}
+	out := FileList{Items: page.Items, NextCursor: page.Next}
+	if out.Items == nil {
+		out.Items = []ledger.ListedFile{}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
