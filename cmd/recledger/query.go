@@ -22,7 +22,7 @@ import (
 func newFilesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "files",
-		Short:   "Look up recording files by name",
+		Short:   "List recording files, or look one up by name",
 		Example: "  recledger files show lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4",
 	}
 	show := &cobra.Command{
@@ -64,7 +64,7 @@ func newFilesCmd() *cobra.Command {
 		},
 	}
 	addClientFlags(show)
-	cmd.AddCommand(show)
+	cmd.AddCommand(show, newFilesLsCmd())
 	return cmd
 }
 
