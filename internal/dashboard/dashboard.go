@@ -35,6 +35,7 @@ type Store interface {
 	RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error)
 	ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error)
 	FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error)
+	ListFiles(ctx context.Context, f ledger.FileFilter) (ledger.FilePage, error)
 	LatestEvents(ctx context.Context, n int) ([]ledger.Event, error)
 	QuarantineList(ctx context.Context, before int64, limit int) ([]ledger.Rejection, error)
 	Stats(ctx context.Context, now time.Time) (ledger.Stats, error)
@@ -104,7 +105,7 @@ func New(store Store, o Options) (*Dashboard, error) {
 		d.assetURLs[n] = "/static/" + n + "?v=" + a.etag
 	}
 	funcs := d.funcs()
-	for _, page := range []string{"overview", "recordings", "recording", "quarantine", "login", "message", "destinations", "destination"} {
+	for _, page := range []string{"overview", "recordings", "recording", "quarantine", "login", "message", "destinations", "destination", "files"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, err
@@ -141,6 +142,9 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", page(d.overview))
 	mux.Handle("GET /recordings", page(d.recordings))
 	mux.Handle("GET /recordings/{recordId}", page(d.recording))
+	mux.Handle("GET /recordings/{recordId}/files.csv", page(d.recordingFilesCSV))
+	mux.Handle("GET /files", page(d.files))
+	mux.Handle("GET /files.csv", page(d.filesCSV))
 	mux.Handle("GET /quarantine", page(d.quarantine))
 	mux.Handle("GET /search", page(d.search))
 	mux.Handle("GET /static/{name}", http.HandlerFunc(d.static))
