@@ -34,6 +34,7 @@ type Store interface {
 	Recording(ctx context.Context, recordID string) (ledger.State, error)
 	RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error)
 	ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error)
+	CountRecordings(ctx context.Context, f ledger.RecordingFilter, upTo int) (int64, error)
 	FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error)
 	LatestEvents(ctx context.Context, n int) ([]ledger.Event, error)
 	QuarantineList(ctx context.Context, before int64, limit int) ([]ledger.Rejection, error)

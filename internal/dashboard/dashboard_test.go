@@ -255,6 +255,14 @@ func TestRecordingsListAndFilters(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tt.query, got, tt.want)
 		}
 	}
+	for query, want := range map[string]string{
+		"":              "4 recordings, newest first seen first",
+		"?status=ended": "1 recording, newest first seen first, filtered",
+	} {
+		if _, doc, _ := fetch(t, nil, st.URL+"/recordings"+query); caption(doc) != want {
+			t.Errorf("%s: caption %q, want %q", query, caption(doc), want)
+		}
+	}
 	for _, bad := range []string{"?status=done", "?mode=9", "?since=yesterday", "?uploadState=x", "?cursor=zzz"} {
 		if code, _, _ := fetch(t, nil, st.URL+"/recordings"+bad); code != 400 {
 			t.Errorf("%s: %d, want 400", bad, code)
@@ -289,14 +297,80 @@ func TestPagination(t *testing.T) {
 	if len(rows) != 50 || len(next) != 1 {
 		t.Fatalf("first page: %d rows, %d next links", len(rows), len(next))
 	}
+	// The caption counts what matches, not the page's size.
+	if got := caption(doc); got != "50 shown of 57 recordings, newest first seen first, filtered" {
+		t.Errorf("first page's caption %q", got)
+	}
 	href, _ := attr(next[0], "href")
 	_, doc, _ = fetch(t, nil, st.URL+href)
 	rows = find(doc, func(n *html.Node) bool { _, ok := attr(n, "data-record-id"); return ok })
 	if len(rows) != 7 || len(find(doc, hasAttr("rel", "next"))) != 0 { // 55 + rec-live + the hostile one
 		t.Errorf("second page: %d rows", len(rows))
 	}
+	if got := caption(doc); got != "7 older shown of 57 recordings, newest first seen first, filtered" {
+		t.Errorf("second page's caption %q", got)
+	}
 	if body := find(doc, tag("body")); func() string { v, _ := attr(body[0], "data-live"); return v }() != "off" {
 		t.Error("a later page follows the stream; rows would shift under the reader")
+	}
+}
+
+// caption is the text of the page's count caption.
+func caption(doc *html.Node) string {
+	c := find(doc, hasAttr("data-count-caption", ""))
+	if len(c) != 1 {
+		return fmt.Sprintf("%d count captions", len(c))
+	}
+	return text(c[0])
+}
+
+// The list is in the order of the column it marks sorted: first seen (the
+// server's clock), not RC's start time, which may run in another order.
+func TestListOrderIsTheSortedColumn(t *testing.T) {
+	s := fill(t, now)
+	// late-stamped arrives first, stamped an hour after early-stamped.
+	for i, cb := range []rc.Callback{
+		ledgertest.Callback(t, "late-stamped", rc.TypeStart, time.Hour, "", 200),
+		ledgertest.Callback(t, "early-stamped", rc.TypeStart, 0, "", 200),
+	} {
+		if _, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: now.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := newSite(t, s, "", now)
+	_, doc, _ := fetch(t, nil, st.URL+"/recordings")
+	sorted := find(doc, func(n *html.Node) bool { _, ok := attr(n, "aria-sort"); return ok })
+	if len(sorted) != 1 || !strings.HasPrefix(text(sorted[0]), "First seen") {
+		t.Fatalf("sorted column header: %d headers marked, want First seen", len(sorted))
+	}
+	if v, _ := attr(sorted[0], "aria-sort"); v != "descending" {
+		t.Errorf("aria-sort=%q, want descending", v)
+	}
+	var order []string
+	var last time.Time
+	for i, row := range find(doc, func(n *html.Node) bool { _, ok := attr(n, "data-record-id"); return ok && n.Data == "tr" }) {
+		id, _ := attr(row, "data-record-id")
+		order = append(order, id)
+		cell := find(row, hasAttr("data-first-seen", ""))
+		if len(cell) != 1 {
+			t.Fatalf("%s: no first-seen cell", id)
+		}
+		times := find(cell[0], tag("time"))
+		if len(times) == 0 {
+			t.Fatalf("%s: the first-seen cell shows no time", id)
+		}
+		dt, _ := attr(times[0], "datetime")
+		at, err := time.Parse(time.RFC3339Nano, dt)
+		if err != nil {
+			t.Fatalf("%s: first seen %q: %v", id, dt, err)
+		}
+		if i > 0 && at.After(last) {
+			t.Errorf("%s first seen %s, after the row above (%s): the list is not in the sorted column's order", id, at, last)
+		}
+		last = at
+	}
+	if got := strings.Join(order[:2], " "); got != "early-stamped late-stamped" {
+		t.Errorf("newest first seen first: %s", got)
 	}
 }
 
@@ -422,6 +496,9 @@ func TestQuarantinePage(t *testing.T) {
 	}
 	if !strings.Contains(text(rows[0]), "192.0.2.7:4000") || !strings.Contains(text(rows[0]), `{"x":"<b>bold</b>"}`) {
 		t.Errorf("row lacks sender or body: %q", text(rows[0]))
+	}
+	if got := caption(doc); got != "2 refused requests, newest first" {
+		t.Errorf("caption %q", got)
 	}
 }
 

@@ -62,3 +62,32 @@ func TestTimelineCountsCrossings(t *testing.T) {
 		t.Errorf("class %q", got.Marks[0].Class)
 	}
 }
+
+func TestCountCaption(t *testing.T) {
+	for _, tt := range []struct {
+		shown int
+		total int64
+		later bool
+		want  string
+	}{
+		{0, 0, false, "0 recordings"},
+		{1, 1, false, "1 recording"},
+		{3, 3, false, "3 recordings"},
+		{4, 3, false, "4 recordings"}, // counted a moment before the page
+		{50, 57, false, "50 shown of 57 recordings"},
+		{50, 1234, false, "50 shown of 1,234 recordings"},
+		{50, countUpTo, false, "50 shown of 10,000 recordings"},
+		{50, countUpTo + 1, false, "50 shown of 10,000+ recordings"},
+		{7, 57, true, "7 older shown of 57 recordings"},
+		{50, countUpTo + 1, true, "50 older shown of 10,000+ recordings"},
+	} {
+		if got := countCaption(tt.shown, tt.total, tt.later, "recording", "recordings"); got != tt.want {
+			t.Errorf("countCaption(%d, %d, %v) = %q, want %q", tt.shown, tt.total, tt.later, got, tt.want)
+		}
+	}
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567"} {
+		if got := groupDigits(n); got != want {
+			t.Errorf("groupDigits(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
