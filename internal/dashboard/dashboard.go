@@ -194,7 +194,7 @@ func (d *Dashboard) guard(h func(w http.ResponseWriter, r *http.Request) error) 
 		}
 		switch {
 		case errors.Is(err, access.ErrTooManyAttempts):
-			d.render(w, r, http.StatusTooManyRequests, "message", &messageView{page: page{Title: "Too many wrong tokens"},
+			d.render(w, r, http.StatusTooManyRequests, "message", &messageView{page: page{Title: "Too many wrong tokens", Outside: true},
 				Message: "Too many wrong tokens came from your address. Wait a little and try again."})
 			return
 		case errors.Is(err, access.ErrUnauthorized):
@@ -205,11 +205,11 @@ func (d *Dashboard) guard(h func(w http.ResponseWriter, r *http.Request) error) 
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		case errors.Is(err, access.ErrHost):
-			d.render(w, r, http.StatusForbidden, "message", &messageView{page: page{Title: "Not allowed under this name"},
+			d.render(w, r, http.StatusForbidden, "message", &messageView{page: page{Title: "Not allowed under this name", Outside: true},
 				Message: "This recledger has no API token, so it answers only under a loopback name (localhost, 127.0.0.1, [::1]) or a name set with --allowed-hosts (RECLEDGER_ALLOWED_HOSTS): a web page on another name could otherwise read it. Open it as http://localhost:PORT/, or set --allowed-hosts or --api-token."})
 			return
 		case errors.Is(err, access.ErrForbidden):
-			d.render(w, r, http.StatusForbidden, "message", &messageView{page: page{Title: "Not allowed"},
+			d.render(w, r, http.StatusForbidden, "message", &messageView{page: page{Title: "Not allowed", Outside: true},
 				Message: "This recledger has no API token, so it answers only browsers on its own machine (and not through a proxy). Set --api-token (RECLEDGER_API_TOKEN) to open it to others."})
 			return
 		}

@@ -31,6 +31,10 @@ type page struct {
 	Assets   map[string]string // asset name -> its versioned URL (shared; read only)
 	// Destinations: the destination pages are served (the nav links them).
 	Destinations bool
+	// Outside: the page is shown to someone not (or no longer) let in, so
+	// it offers no navigation, search or logout, which would only lead
+	// back to the login.
+	Outside bool
 }
 
 func (p *page) base() *page { return p }
