@@ -3,6 +3,8 @@ package dashboard_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -661,25 +664,64 @@ func TestHeadersAndAssets(t *testing.T) {
 	if resp.Header.Get("Referrer-Policy") != "no-referrer" || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("headers: %v", resp.Header)
 	}
-	for _, name := range []string{"app.css", "app.js", "icon.svg"} {
-		resp, err := http.Get(st.URL + "/static/" + name)
+	// The pages name each asset by its content's hash: kept a year.
+	_, doc, _ := fetch(t, nil, st.URL+"/")
+	var assets []string
+	for _, n := range find(doc, func(n *html.Node) bool { return n.Data == "link" || n.Data == "script" }) {
+		for _, k := range []string{"href", "src"} {
+			if v, ok := attr(n, k); ok {
+				assets = append(assets, v)
+			}
+		}
+	}
+	if len(assets) != 3 {
+		t.Fatalf("the page links %d assets (%v), want app.css, icon.svg and app.js", len(assets), assets)
+	}
+	get := func(u string, header map[string]string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", st.URL+u, nil)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		etag := resp.Header.Get("ETag")
-		if resp.StatusCode != 200 || etag == "" {
-			t.Errorf("%s: %d etag %q", name, resp.StatusCode, etag)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	for _, u := range assets {
+		m := regexp.MustCompile(`^/static/(\w+)\.([0-9a-f]{16})\.(\w+)$`).FindStringSubmatch(u)
+		if m == nil {
+			t.Errorf("asset URL %s carries no content hash", u)
 			continue
 		}
-		req, _ := http.NewRequest("GET", st.URL+"/static/"+name, nil)
-		req.Header.Set("If-None-Match", etag)
-		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 304 {
-			t.Errorf("%s revalidation: %v %v", name, resp, err)
+		resp, body := get(u, nil)
+		sum := sha256.Sum256(body)
+		if resp.StatusCode != 200 || m[2] != hex.EncodeToString(sum[:8]) {
+			t.Errorf("%s: %d, content hash %x", u, resp.StatusCode, sum[:8])
+		}
+		if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=31536000, immutable" {
+			t.Errorf("%s: Cache-Control %q, want a year, immutable", u, cc)
+		}
+		etag := resp.Header.Get("ETag")
+		if resp, _ := get(u, map[string]string{"If-None-Match": etag}); etag == "" || resp.StatusCode != 304 {
+			t.Errorf("%s revalidation with %q: %d", u, etag, resp.StatusCode)
+		}
+		// Its plain name, or another build's hash: this build's content,
+		// asked again each time.
+		for _, other := range []string{"/static/" + m[1] + "." + m[3], "/static/" + m[1] + ".0123456789abcdef." + m[3], "/static/" + m[1] + ".x." + m[3]} {
+			resp, b := get(other, nil)
+			if cc := resp.Header.Get("Cache-Control"); resp.StatusCode != 200 || cc != "no-cache" || !bytes.Equal(b, body) {
+				t.Errorf("%s: %d, Cache-Control %q, want this build's content under no-cache", other, resp.StatusCode, cc)
+			}
 		}
 	}
-	if resp, err := http.Get(st.URL + "/static/nope.js"); err != nil || resp.StatusCode != 404 {
-		t.Errorf("unknown asset: %v %v", resp, err)
+	for _, u := range []string{"/static/nope.js", "/static/nope.0123456789abcdef.js", "/static/"} {
+		if resp, _ := get(u, nil); resp.StatusCode != 404 || strings.Contains(resp.Header.Get("Cache-Control"), "max-age") {
+			t.Errorf("unknown asset %s: %d, Cache-Control %q", u, resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
 	}
 }
 
