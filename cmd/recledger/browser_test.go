@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/recledger/recledger/internal/api"
+	"github.com/recledger/recledger/internal/display"
 	"github.com/recledger/recledger/internal/ledger"
 )
 
@@ -177,6 +178,30 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+// checkLocalTimes checks that the page's script rewrote every time the
+// server wrote in UTC into the browser's zone (zone) under display's rule,
+// keeping the UTC text as the title.
+func checkLocalTimes(t *testing.T, ctx context.Context, page string, zone *time.Location) {
+	t.Helper()
+	times := eval[[][3]string](t, ctx, `[...document.querySelectorAll('time[data-local]')].map(e => [e.getAttribute('datetime'), e.textContent, e.title])`)
+	if len(times) == 0 {
+		t.Errorf("%s: no times to show in the browser's zone", page)
+	}
+	for _, tm := range times {
+		at, err := time.Parse(time.RFC3339Nano, tm[0])
+		if err != nil {
+			t.Errorf("%s: datetime %q: %v", page, tm[0], err)
+			continue
+		}
+		if want := display.Time(at.UnixMilli(), zone); tm[1] != want {
+			t.Errorf("%s: <time datetime=%q> shows %q, want %q (the browser's zone)", page, tm[0], tm[1], want)
+		}
+		if want := display.Time(at.UnixMilli(), time.UTC); tm[2] != want {
+			t.Errorf("%s: <time datetime=%q> has title %q, want the UTC %q", page, tm[0], tm[2], want)
+		}
+	}
+}
+
 // lowContrast lists the visible text on the page whose colour against its
 // background is below WCAG's 4.5:1 for body text.
 const lowContrast = `(() => {
@@ -233,6 +258,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		byStatus[string(r.Status)]++
 	}
 
+	// The browser's zone is India's (+05:30, no summer time): the pages'
+	// times are shown in it, under the rule, offset included.
+	viewerZone := time.FixedZone("IST", 5*3600+30*60)
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kolkata"}); err != nil {
+		t.Fatalf("emulate a time zone: %v", err)
+	}
+
 	// Login: the dashboard sends the browser to the form, the token opens it.
 	do(t, ctx, "open the dashboard", chromedp.EmulateViewport(1280, 1000), chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS("#token")))
@@ -287,6 +319,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("post a start: %d %v", status, err)
 	}
 	waitFor(t, ctx, "the new recording's row", `window.__sameDocument === true && document.querySelector('tr[data-record-id]').dataset.recordId === 'browser-live-2'`)
+	// The times, the new row's included, are in the browser's zone.
+	checkLocalTimes(t, ctx, "recordings", viewerZone)
 	screenshot(t, ctx, "recordings")
 	checkContrast(t, ctx, "recordings")
 
@@ -346,6 +380,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "recording")
 	checkContrast(t, ctx, "recording")
+	checkLocalTimes(t, ctx, "recording", viewerZone)
 	do(t, ctx, "open a callback's JSON", chromedp.Click(chromedp.CSS("details.raw summary")))
 	raw := eval[string](t, ctx, `(() => { const d = document.querySelector('details.raw'); return d.open && d.querySelector('pre').checkVisibility() ? d.querySelector('pre').textContent : '' })()`)
 	if !strings.Contains(raw, `"recordId": "`+known.RecordID+`"`) {

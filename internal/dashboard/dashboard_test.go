@@ -24,6 +24,7 @@ import (
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/dashboard"
 	"github.com/recledger/recledger/internal/delivery"
+	"github.com/recledger/recledger/internal/display"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
 	"github.com/recledger/recledger/internal/sqlitestore"
@@ -733,6 +734,50 @@ func TestStoreDown(t *testing.T) {
 		code, _, body := fetch(t, nil, st.URL+p)
 		if code != 503 || !strings.Contains(body, "could not answer") || strings.Contains(body, "sql") {
 			t.Errorf("%s with the store closed: %d\n%s", p, code, body)
+		}
+	}
+}
+
+// Every time a page shows follows display's rule with its zone: the server
+// writes UTC ("2026-11-27 09:30:00 +00:00") inside <time datetime=...
+// data-local> for the page's script to show in the browser's zone; no
+// time is written without its offset.
+func TestTimesFollowTheRule(t *testing.T) {
+	st := newSite(t, fill(t, now), "", now)
+	wall := regexp.MustCompile(`\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?( [+-]\d\d:\d\d)?`)
+	for _, p := range []string{"/", "/recordings", "/recordings/rec-stuck", "/recordings/rec-done", "/quarantine", "/destinations", "/destinations/dst_test"} {
+		code, doc, _ := fetch(t, nil, st.URL+p)
+		if code != 200 {
+			t.Fatalf("%s: %d", p, code)
+		}
+		times := find(doc, func(n *html.Node) bool { _, ok := attr(n, "data-local"); return ok })
+		if len(times) == 0 {
+			t.Errorf("%s: no time marked for the browser's zone", p)
+		}
+		for _, n := range times {
+			dt, _ := attr(n, "datetime")
+			at, err := time.Parse(time.RFC3339Nano, dt)
+			if err != nil {
+				t.Errorf("%s: datetime %q: %v", p, dt, err)
+				continue
+			}
+			if want := display.Time(at.UnixMilli(), time.UTC); n.Data != "time" || text(n) != want {
+				t.Errorf("%s: <%s datetime=%q> shows %q, want %q", p, n.Data, dt, text(n), want)
+			}
+		}
+		// Any wall-clock time in the page's text, in an element or not,
+		// carries its offset.
+		for _, m := range wall.FindAllStringSubmatch(text(find(doc, tag("body"))[0]), -1) {
+			if m[2] == "" {
+				t.Errorf("%s: %q is shown without its zone", p, m[0])
+			}
+		}
+		for _, n := range find(doc, func(n *html.Node) bool { return n.Data == "title" || n.Data == "desc" }) {
+			for _, m := range wall.FindAllStringSubmatch(text(n), -1) {
+				if m[2] == "" {
+					t.Errorf("%s: <%s> has %q without its zone", p, n.Data, m[0])
+				}
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recledger/recledger/internal/display"
 	"github.com/recledger/recledger/internal/ledger"
 )
 
@@ -32,7 +33,7 @@ func TestActivityChart(t *testing.T) {
 		if b.OkH != tt.okH || b.RejH != tt.rejH || b.OkY != tt.okY || b.RejY != tt.rejY {
 			t.Errorf("bar %d: %+v", tt.i, b)
 		}
-		if want := time.UnixMilli(from+int64(tt.i)*60_000).UTC().Format("15:04 UTC") + tt.label; b.Label != want {
+		if want := display.Time(from+int64(tt.i)*60_000, time.UTC) + tt.label; b.Label != want {
 			t.Errorf("bar %d label %q, want %q", tt.i, b.Label, want)
 		}
 	}
