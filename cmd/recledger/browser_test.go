@@ -178,6 +178,57 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+// chartText measures the overview chart: its tick text's rendered height
+// and whether the y-axis label and legend show whole.
+const chartText = `(() => {
+  const fig = document.querySelector('figure.chart').getBoundingClientRect();
+  const inside = r => r.width > 0 && r.height > 0 && r.left >= fig.left - 0.5 && r.right <= fig.right + 0.5 && r.top >= fig.top - 0.5 && r.bottom <= fig.bottom + 0.5;
+  const ticks = [...document.querySelectorAll('figure.chart .tick, figure.chart svg text')].map(e => e.getBoundingClientRect());
+  const y = document.querySelector('figure.chart [data-y-label]');
+  const legend = [...document.querySelectorAll('figure.chart [data-legend] li')];
+  const bar = document.querySelector('figure.chart rect.ok');
+  const swatch = document.querySelector('figure.chart [data-legend] .swatch.ok');
+  return {
+    tickHeights: ticks.map(r => r.height),
+    ticksInside: ticks.every(inside),
+    yLabel: y ? y.textContent : '',
+    yLabelInside: !!y && inside(y.getBoundingClientRect()) && y.scrollHeight <= y.clientHeight + 1 && y.scrollWidth <= y.clientWidth + 1,
+    legend: legend.map(li => li.textContent.trim()),
+    legendInside: legend.every(li => inside(li.getBoundingClientRect())),
+    swatchIsBar: !!bar && !!swatch && getComputedStyle(swatch).backgroundColor === getComputedStyle(bar).fill,
+  };
+})()`
+
+// checkChart checks the overview's chart at the current width: the y-axis
+// label shows whole, a legend names both kinds of bar in their colours,
+// and the tick text is readable (12 px or more), not shrunk or blown up
+// with the chart's width.
+func checkChart(t *testing.T, ctx context.Context, width string) {
+	t.Helper()
+	c := eval[struct {
+		TickHeights               []float64
+		TicksInside               bool
+		YLabel                    string
+		YLabelInside              bool
+		Legend                    []string
+		LegendInside, SwatchIsBar bool
+	}](t, ctx, chartText)
+	if c.YLabel == "" || !c.YLabelInside {
+		t.Errorf("%s: the chart's y-axis label %q is missing or clipped", width, c.YLabel)
+	}
+	if strings.Join(c.Legend, ", ") != "stored callbacks, refused requests" || !c.LegendInside || !c.SwatchIsBar {
+		t.Errorf("%s: the chart's legend %q (whole: %v, in the bars' colour: %v)", width, c.Legend, c.LegendInside, c.SwatchIsBar)
+	}
+	if len(c.TickHeights) < 4 || !c.TicksInside {
+		t.Errorf("%s: %d tick labels, all inside the chart: %v", width, len(c.TickHeights), c.TicksInside)
+	}
+	for _, h := range c.TickHeights {
+		if h < 12 || h > 24 {
+			t.Errorf("%s: a tick label %.1f px high; want 12 to 24 px at any width", width, h)
+		}
+	}
+}
+
 // checkLocalTimes checks that the page's script rewrote every time the
 // server wrote in UTC into the browser's zone (zone) under display's rule,
 // keeping the UTC text as the title.
@@ -291,6 +342,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "overview")
 	checkContrast(t, ctx, "overview")
+	checkChart(t, ctx, "desktop")
 
 	// Live: a new callback shows on the overview without a reload.
 	before := eval[int](t, ctx, `Number(document.querySelector('[data-callbacks-hour]').textContent)`)
@@ -412,6 +464,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if wide := eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`); wide {
 		t.Errorf("the overview is wider than a phone: %v > %v", eval[int](t, ctx, "document.documentElement.scrollWidth"), eval[int](t, ctx, "window.innerWidth"))
 	}
+	checkChart(t, ctx, "phone")
 	screenshot(t, ctx, "overview-phone")
 
 	// Dark mode (prefers-color-scheme: dark) keeps the contrast too.

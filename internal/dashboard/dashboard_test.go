@@ -219,6 +219,16 @@ func TestOverview(t *testing.T) {
 	if got := text(find(doc, hasAttr("data-rejected-hour", ""))[0]); got != "2" {
 		t.Errorf("rejected last hour = %s, want 2", got)
 	}
+	// The chart has a legend naming both kinds of bar, and its axis text
+	// outside the scaled SVG.
+	legend := find(doc, hasAttr("data-legend", ""))
+	if len(legend) != 1 || len(find(legend[0], hasAttr("class", "swatch ok"))) != 1 || len(find(legend[0], hasAttr("class", "swatch rej"))) != 1 ||
+		text(legend[0]) != "stored callbacks refused requests" {
+		t.Errorf("the chart's legend: %d, want one naming stored callbacks and refused requests", len(legend))
+	}
+	if svgText := find(find(doc, tag("svg"))[0], tag("text")); len(svgText) != 0 {
+		t.Errorf("%d texts inside the chart's SVG: they shrink with it on a phone", len(svgText))
+	}
 	bars := find(doc, func(n *html.Node) bool { c, _ := attr(n, "class"); return n.Data == "rect" && c == "ok" })
 	if len(bars) != 1 {
 		t.Errorf("bars with callbacks: %d, want 1 (all arrived in one minute)", len(bars))
