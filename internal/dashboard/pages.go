@@ -169,6 +169,7 @@ type filterForm struct {
 	AppKey, RoomID, SessionID, UserID, Status, UploadState, Mode, Since, Until string
 	Statuses, UploadStates, Modes                                              []option
 	Active                                                                     bool // some filter is set
+	Set                                                                        int  // how many are set
 }
 
 type recordingsView struct {
@@ -238,8 +239,12 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 	if f.Until, err = parseDate("to", form.Until); err != nil {
 		return err
 	}
-	form.Active = form.AppKey != "" || form.RoomID != "" || form.SessionID != "" || form.UserID != "" || form.Status != "" ||
-		form.UploadState != "" || form.Mode != "" || form.Since != "" || form.Until != ""
+	for _, v := range []string{form.AppKey, form.RoomID, form.SessionID, form.UserID, form.Status, form.UploadState, form.Mode, form.Since, form.Until} {
+		if v != "" {
+			form.Set++
+		}
+	}
+	form.Active = form.Set > 0
 
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()

@@ -39,6 +39,13 @@
   }
   localize(document);
 
+  // On a phone the filter form would fill the screen before the list: it
+  // starts folded there (without this script it is simply open).
+  var filters = document.querySelector('details.filter-box');
+  if (filters && window.matchMedia && window.matchMedia('(max-width: 40rem)').matches) {
+    filters.open = false;
+  }
+
   if (body.dataset.live !== 'on' || !window.EventSource || !window.fetch || !window.DOMParser) {
     return;
   }
