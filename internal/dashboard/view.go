@@ -21,7 +21,7 @@ func (d *Dashboard) funcs() template.FuncMap {
 			}
 			return at(*ms)
 		},
-		"iso": iso,
+		"iso":   iso,
 		"ago":   ago,
 		"bytes": humanBytes,
 		"bytesp": func(n *int64) string {
