@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/recledger/recledger/internal/api"
+	"github.com/recledger/recledger/internal/display"
 	"github.com/recledger/recledger/internal/ledger"
 )
 
@@ -177,6 +178,110 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+// chartText measures the overview chart: its tick text's rendered height
+// and whether the y-axis label and legend show whole.
+const chartText = `(() => {
+  const fig = document.querySelector('figure.chart').getBoundingClientRect();
+  const inside = r => r.width > 0 && r.height > 0 && r.left >= fig.left - 0.5 && r.right <= fig.right + 0.5 && r.top >= fig.top - 0.5 && r.bottom <= fig.bottom + 0.5;
+  const ticks = [...document.querySelectorAll('figure.chart .tick, figure.chart svg text')].map(e => e.getBoundingClientRect());
+  const y = document.querySelector('figure.chart [data-y-label]');
+  const legend = [...document.querySelectorAll('figure.chart [data-legend] li')];
+  const bar = document.querySelector('figure.chart rect.ok');
+  const swatch = document.querySelector('figure.chart [data-legend] .swatch.ok');
+  return {
+    tickHeights: ticks.map(r => r.height),
+    ticksInside: ticks.every(inside),
+    yLabel: y ? y.textContent : '',
+    yLabelInside: !!y && inside(y.getBoundingClientRect()) && y.scrollHeight <= y.clientHeight + 1 && y.scrollWidth <= y.clientWidth + 1,
+    legend: legend.map(li => li.textContent.trim()),
+    legendInside: legend.every(li => inside(li.getBoundingClientRect())),
+    swatchIsBar: !!bar && !!swatch && getComputedStyle(swatch).backgroundColor === getComputedStyle(bar).fill,
+  };
+})()`
+
+// checkChart checks the overview's chart at the current width: the y-axis
+// label shows whole, a legend names both kinds of bar in their colours,
+// and the tick text is readable (12 px or more), not shrunk or blown up
+// with the chart's width.
+func checkChart(t *testing.T, ctx context.Context, width string) {
+	t.Helper()
+	c := eval[struct {
+		TickHeights               []float64
+		TicksInside               bool
+		YLabel                    string
+		YLabelInside              bool
+		Legend                    []string
+		LegendInside, SwatchIsBar bool
+	}](t, ctx, chartText)
+	if c.YLabel == "" || !c.YLabelInside {
+		t.Errorf("%s: the chart's y-axis label %q is missing or clipped", width, c.YLabel)
+	}
+	if strings.Join(c.Legend, ", ") != "stored callbacks, refused requests" || !c.LegendInside || !c.SwatchIsBar {
+		t.Errorf("%s: the chart's legend %q (whole: %v, in the bars' colour: %v)", width, c.Legend, c.LegendInside, c.SwatchIsBar)
+	}
+	if len(c.TickHeights) < 4 || !c.TicksInside {
+		t.Errorf("%s: %d tick labels, all inside the chart: %v", width, len(c.TickHeights), c.TicksInside)
+	}
+	for _, h := range c.TickHeights {
+		if h < 12 || h > 24 {
+			t.Errorf("%s: a tick label %.1f px high; want 12 to 24 px at any width", width, h)
+		}
+	}
+}
+
+// tooWide names the outermost elements that reach past the viewport's
+// right edge, to say what makes a page scroll sideways.
+const tooWide = `(() => {
+  const w = document.documentElement.clientWidth, out = [];
+  document.querySelectorAll('body *').forEach(e => {
+    if (e.getBoundingClientRect().right <= w + 0.5 || !e.checkVisibility()) return;
+    if (e.parentElement && e.parentElement.getBoundingClientRect().right > w + 0.5 && e.parentElement !== document.body) return;
+    for (let a = e.parentElement; a; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== 'visible') return; // it scrolls in there
+    }
+    out.push(e.tagName.toLowerCase() + (e.className ? '.' + e.className : '') + ' ' + Math.round(e.getBoundingClientRect().right) + 'px');
+  });
+  return out.slice(0, 5);
+})()`
+
+// brokenValues lists the ids, names, times and sizes in the page's tables
+// that are laid out on more than one line.
+const brokenValues = `(() => {
+  const broken = [];
+  document.querySelectorAll('table code, table time, table .badge, td.nowrap, table a.file-url').forEach(e => {
+    if (!e.checkVisibility()) return;
+    const r = document.createRange();
+    r.selectNodeContents(e);
+    const lines = new Set([...r.getClientRects()].filter(q => q.width > 0).map(q => Math.round(q.top)));
+    if (lines.size > 1) broken.push(lines.size + ' lines: ' + e.textContent.trim().slice(0, 60));
+  });
+  return broken;
+})()`
+
+// checkLocalTimes checks that the page's script rewrote every time the
+// server wrote in UTC into the browser's zone (zone) under display's rule,
+// keeping the UTC text as the title.
+func checkLocalTimes(t *testing.T, ctx context.Context, page string, zone *time.Location) {
+	t.Helper()
+	times := eval[[][3]string](t, ctx, `[...document.querySelectorAll('time[data-local]')].map(e => [e.getAttribute('datetime'), e.textContent, e.title])`)
+	if len(times) == 0 {
+		t.Errorf("%s: no times to show in the browser's zone", page)
+	}
+	for _, tm := range times {
+		at, err := time.Parse(time.RFC3339Nano, tm[0])
+		if err != nil {
+			t.Errorf("%s: datetime %q: %v", page, tm[0], err)
+			continue
+		}
+		if want := display.Time(at.UnixMilli(), zone); tm[1] != want {
+			t.Errorf("%s: <time datetime=%q> shows %q, want %q (the browser's zone)", page, tm[0], tm[1], want)
+		}
+		if want := display.Time(at.UnixMilli(), time.UTC); tm[2] != want {
+			t.Errorf("%s: <time datetime=%q> has title %q, want the UTC %q", page, tm[0], tm[2], want)
+		}
+	}
+}
+
 // lowContrast lists the visible text on the page whose colour against its
 // background is below WCAG's 4.5:1 for body text.
 const lowContrast = `(() => {
@@ -233,6 +338,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		byStatus[string(r.Status)]++
 	}
 
+	// The browser's zone is India's (+05:30, no summer time): the pages'
+	// times are shown in it, under the rule, offset included.
+	viewerZone := time.FixedZone("IST", 5*3600+30*60)
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kolkata"}); err != nil {
+		t.Fatalf("emulate a time zone: %v", err)
+	}
+
 	// Login: the dashboard sends the browser to the form, the token opens it.
 	do(t, ctx, "open the dashboard", chromedp.EmulateViewport(1280, 1000), chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS("#token")))
@@ -259,6 +371,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "overview")
 	checkContrast(t, ctx, "overview")
+	checkChart(t, ctx, "desktop")
 
 	// Live: a new callback shows on the overview without a reload.
 	before := eval[int](t, ctx, `Number(document.querySelector('[data-callbacks-hour]').textContent)`)
@@ -287,6 +400,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("post a start: %d %v", status, err)
 	}
 	waitFor(t, ctx, "the new recording's row", `window.__sameDocument === true && document.querySelector('tr[data-record-id]').dataset.recordId === 'browser-live-2'`)
+	// The times, the new row's included, are in the browser's zone.
+	checkLocalTimes(t, ctx, "recordings", viewerZone)
 	screenshot(t, ctx, "recordings")
 	checkContrast(t, ctx, "recordings")
 
@@ -346,6 +461,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "recording")
 	checkContrast(t, ctx, "recording")
+	checkLocalTimes(t, ctx, "recording", viewerZone)
 	do(t, ctx, "open a callback's JSON", chromedp.Click(chromedp.CSS("details.raw summary")))
 	raw := eval[string](t, ctx, `(() => { const d = document.querySelector('details.raw'); return d.open && d.querySelector('pre').checkVisibility() ? d.querySelector('pre').textContent : '' })()`)
 	if !strings.Contains(raw, `"recordId": "`+known.RecordID+`"`) {
@@ -374,10 +490,44 @@ func TestDashboardInBrowser(t *testing.T) {
 	// A phone's width: the overview still reads without sideways scrolling.
 	do(t, ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS("[data-count]")))
-	if wide := eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`); wide {
-		t.Errorf("the overview is wider than a phone: %v > %v", eval[int](t, ctx, "document.documentElement.scrollWidth"), eval[int](t, ctx, "window.innerWidth"))
-	}
+	checkChart(t, ctx, "phone")
 	screenshot(t, ctx, "overview-phone")
+	// No page scrolls sideways on a phone (a wide table scrolls in its own
+	// region), and the filter form starts folded.
+	phonePages := []string{"/", "/recordings", "/recordings/" + known.RecordID, "/quarantine", "/destinations"}
+	for _, p := range phonePages {
+		do(t, ctx, "open "+p+" on a phone", chromedp.Navigate(base+p), chromedp.WaitVisible(chromedp.CSS("h1")))
+		// (A mobile browser widens innerWidth to a page too wide for it; the
+		// layout viewport, clientWidth, stays the phone's.)
+		if w := eval[[2]float64](t, ctx, `[document.scrollingElement.scrollWidth, document.documentElement.clientWidth]`); w[0] > w[1] {
+			t.Errorf("%s on a phone scrolls sideways: %v px wide in a %v px viewport; too wide: %v", p, w[0], w[1], eval[[]string](t, ctx, tooWide))
+		}
+		if p == "/recordings" {
+			if folded := eval[bool](t, ctx, `(() => { const d = document.querySelector('details.filter-box');
+				return !!d && !d.open && d.querySelector('summary').checkVisibility() && !document.querySelector('#f-app').checkVisibility() })()`); !folded {
+				t.Error("on a phone the filter form is not folded behind its summary")
+			}
+			screenshot(t, ctx, "recordings-phone")
+		}
+	}
+	// On a desktop: the filter form is open, and no table breaks an id, a
+	// name, a time or a size across lines.
+	do(t, ctx, "desktop viewport", chromedp.EmulateViewport(1280, 1000))
+	for _, p := range phonePages {
+		do(t, ctx, "open "+p+" on a desktop", chromedp.Navigate(base+p), chromedp.WaitVisible(chromedp.CSS("h1")))
+		if p == "/recordings" {
+			if open := eval[bool](t, ctx, `document.querySelector('details.filter-box').open && document.querySelector('#f-app').checkVisibility()`); !open {
+				t.Error("on a desktop the filter form is folded")
+			}
+			// The list fits a desktop whole, ids unbroken.
+			if w := eval[[2]float64](t, ctx, `(e => [e.scrollWidth, e.clientWidth])(document.querySelector('table.recordings').parentElement)`); w[0] > w[1] {
+				t.Errorf("the recordings table needs %v px at 1280 px, its region has %v", w[0], w[1])
+			}
+		}
+		for _, b := range eval[[]string](t, ctx, brokenValues) {
+			t.Errorf("%s at 1280 px: %s", p, b)
+		}
+	}
 
 	// Dark mode (prefers-color-scheme: dark) keeps the contrast too.
 	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{

@@ -108,7 +108,76 @@ func accessibilityProblems(doc *html.Node) []string {
 			add("<%s> without a name", n.Data)
 		}
 	}
+	// axe-core's landmark-unique: landmarks of one role are told apart by
+	// their names.
+	seen := map[[2]string]int{}
+	for _, n := range find(doc, func(*html.Node) bool { return true }) {
+		if role := landmarkRole(n, doc); role != "" {
+			seen[[2]string{role, accessibleName(n, doc)}]++
+		}
+	}
+	for k, n := range seen {
+		if n > 1 {
+			add("landmark-unique: %d %s landmarks named %q", n, k[0], k[1])
+		}
+	}
 	return problems
+}
+
+// landmarkRole is the landmark role of n under HTML-AAM, or "" when n is
+// not one: header and footer are banner and contentinfo outside sectioning
+// content, section and form landmarks only when named.
+func landmarkRole(n *html.Node, doc *html.Node) string {
+	if role, ok := attr(n, "role"); ok {
+		switch role {
+		case "banner", "complementary", "contentinfo", "main", "navigation", "search":
+			return role
+		case "region", "form":
+			if accessibleName(n, doc) != "" {
+				return role
+			}
+		}
+		return ""
+	}
+	switch n.Data {
+	case "nav":
+		return "navigation"
+	case "main":
+		return "main"
+	case "aside":
+		return "complementary"
+	case "header", "footer":
+		for p := n.Parent; p != nil; p = p.Parent {
+			switch p.Data {
+			case "article", "aside", "main", "nav", "section":
+				return ""
+			}
+		}
+		if n.Data == "header" {
+			return "banner"
+		}
+		return "contentinfo"
+	case "section", "form":
+		if accessibleName(n, doc) != "" {
+			return map[string]string{"section": "region", "form": "form"}[n.Data]
+		}
+	}
+	return ""
+}
+
+// accessibleName is n's aria-labelledby text, else its aria-label.
+func accessibleName(n *html.Node, doc *html.Node) string {
+	if ids, ok := attr(n, "aria-labelledby"); ok {
+		var parts []string
+		for _, id := range strings.Fields(ids) {
+			for _, m := range find(doc, hasAttr("id", id)) {
+				parts = append(parts, text(m))
+			}
+		}
+		return strings.Join(parts, " ")
+	}
+	v, _ := attr(n, "aria-label")
+	return strings.TrimSpace(v)
 }
 
 func TestPagesPassAccessibilitySmokeCheck(t *testing.T) {
@@ -141,15 +210,23 @@ func TestAccessibilityCheckFindsProblems(t *testing.T) {
 		<h2>Skipped</h2><h1>One</h1><h1>Two</h1><h4>Deep</h4>
 		<input name="q"><select id="s"></select><label for="s"></label>
 		<img src="x.png"><a href="/"></a><button></button><svg></svg><video src="v.mp4"></video>
-		<p id="dup"></p><p id="dup"></p></body></html>`
+		<p id="dup"></p><p id="dup"></p>
+		<nav></nav><nav aria-label="Pages"></nav><nav></nav>
+		<section aria-labelledby="h-x"><h2 id="h-x">X</h2><div role="region" aria-label="X"></div></section>
+		<section></section><section></section><nav aria-label="Pages"><header></header><header></header></nav></body></html>`
 	doc, err := html.Parse(strings.NewReader(page))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(accessibilityProblems(doc), "\n")
+	// Unnamed sections and headers inside sectioning content are no landmarks.
+	if strings.Contains(got, "region landmarks named \"\"") || strings.Contains(got, "banner") {
+		t.Errorf("the check counts what is no landmark:\n%s", got)
+	}
 	for _, want := range []string{"no lang", "no <title>", `id "dup"`, `<input name="q"> has no label`, `<select name="">`,
 		`<h4> "Deep" follows h1`, "2 <h1>", "<img> without alt", "<a> without a name", "<button> without a name",
-		"<svg> is not an image", "<video> without a name"} {
+		"<svg> is not an image", "<video> without a name", `landmark-unique: 2 navigation landmarks named ""`,
+		`landmark-unique: 2 navigation landmarks named "Pages"`, `landmark-unique: 2 region landmarks named "X"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the check missed %q; it said:\n%s", want, got)
 		}

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/recledger/recledger/internal/access"
@@ -34,6 +35,7 @@ type Store interface {
 	Recording(ctx context.Context, recordID string) (ledger.State, error)
 	RecordingEvents(ctx context.Context, recordID string) ([]ledger.Event, error)
 	ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error)
+	CountRecordings(ctx context.Context, f ledger.RecordingFilter, upTo int) (int64, error)
 	FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error)
 	ListFiles(ctx context.Context, f ledger.FileFilter) (ledger.FilePage, error)
 	LatestEvents(ctx context.Context, n int) ([]ledger.Event, error)
@@ -64,7 +66,7 @@ type Dashboard struct {
 	opts      Options
 	pages     map[string]*template.Template
 	assets    map[string]asset
-	assetURLs map[string]string // name -> /static/NAME?v=HASH, for the pages
+	assetURLs map[string]string // name -> /static/BASE.HASH.EXT, for the pages
 }
 
 type asset struct {
@@ -102,7 +104,7 @@ func New(store Store, o Options) (*Dashboard, error) {
 	}
 	d.assetURLs = make(map[string]string, len(d.assets))
 	for n, a := range d.assets {
-		d.assetURLs[n] = "/static/" + n + "?v=" + a.etag
+		d.assetURLs[n] = "/static/" + hashedName(n, a.etag)
 	}
 	funcs := d.funcs()
 	for _, page := range []string{"overview", "recordings", "recording", "quarantine", "login", "message", "destinations", "destination", "files"} {
@@ -197,7 +199,7 @@ func (d *Dashboard) guard(h func(w http.ResponseWriter, r *http.Request) error) 
 		}
 		switch {
 		case errors.Is(err, access.ErrTooManyAttempts):
-			d.render(w, r, http.StatusTooManyRequests, "message", &messageView{page: page{Title: "Too many wrong tokens"},
+			d.render(w, r, http.StatusTooManyRequests, "message", &messageView{page: page{Title: "Too many wrong tokens", Outside: true},
 				Message: "Too many wrong tokens came from your address. Wait a little and try again."})
 			return
 		case errors.Is(err, access.ErrUnauthorized):
@@ -208,11 +210,11 @@ func (d *Dashboard) guard(h func(w http.ResponseWriter, r *http.Request) error) 
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		case errors.Is(err, access.ErrHost):
-			d.render(w, r, http.StatusForbidden, "message", &messageView{page: page{Title: "Not allowed under this name"},
+			d.render(w, r, http.StatusForbidden, "message", &messageView{page: page{Title: "Not allowed under this name", Outside: true},
 				Message: "This recledger has no API token, so it answers only under a loopback name (localhost, 127.0.0.1, [::1]) or a name set with --allowed-hosts (RECLEDGER_ALLOWED_HOSTS): a web page on another name could otherwise read it. Open it as http://localhost:PORT/, or set --allowed-hosts or --api-token."})
 			return
 		case errors.Is(err, access.ErrForbidden):
-			d.render(w, r, http.StatusForbidden, "message", &messageView{page: page{Title: "Not allowed"},
+			d.render(w, r, http.StatusForbidden, "message", &messageView{page: page{Title: "Not allowed", Outside: true},
 				Message: "This recledger has no API token, so it answers only browsers on its own machine (and not through a proxy). Set --api-token (RECLEDGER_API_TOKEN) to open it to others."})
 			return
 		}
@@ -238,8 +240,16 @@ func (d *Dashboard) guard(h func(w http.ResponseWriter, r *http.Request) error) 
 // liveHeader marks the page script's refresh requests.
 const liveHeader = "X-Recledger-Live"
 
+// static serves the embedded assets. The pages ask for them under names
+// carrying their content's hash (app.3f2a9c1d0e4b5a67.css), so that URL
+// never changes meaning: a browser keeps it a year without asking again,
+// and a new build's assets are new URLs. Any other name of an asset (its
+// plain name, a hash of another build: a page from an older or newer
+// instance during a rolling upgrade) gets this build's content, not to be
+// kept without asking again.
 func (d *Dashboard) static(w http.ResponseWriter, r *http.Request) {
-	a, ok := d.assets[r.PathValue("name")]
+	name, hash := splitHashedName(r.PathValue("name"))
+	a, ok := d.assets[name]
 	if !ok {
 		http.NotFound(w, r)
 		return
@@ -247,11 +257,32 @@ func (d *Dashboard) static(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", a.contentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("ETag", `"`+a.etag+`"`)
-	// Pages ask for /static/NAME?v=HASH, so a new build's assets are new URLs.
-	w.Header().Set("Cache-Control", "public, max-age=86400")
+	if hash == a.etag {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
 	if r.Header.Get("If-None-Match") == `"`+a.etag+`"` {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	w.Write(a.body)
+}
+
+// hashedName puts hash before name's extension: app.css -> app.HASH.css.
+func hashedName(name, hash string) string {
+	ext := path.Ext(name)
+	return strings.TrimSuffix(name, ext) + "." + hash + ext
+}
+
+// splitHashedName undoes hashedName; a name without a hash comes back
+// whole, with an empty hash.
+func splitHashedName(p string) (name, hash string) {
+	ext := path.Ext(p)
+	stem := strings.TrimSuffix(p, ext)
+	h := path.Ext(stem)
+	if len(h) < 2 {
+		return p, ""
+	}
+	return strings.TrimSuffix(stem, h) + ext, h[1:]
 }

@@ -3,6 +3,8 @@ package dashboard_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +24,7 @@ import (
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/dashboard"
 	"github.com/recledger/recledger/internal/delivery"
+	"github.com/recledger/recledger/internal/display"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
 	"github.com/recledger/recledger/internal/sqlitestore"
@@ -215,6 +219,16 @@ func TestOverview(t *testing.T) {
 	if got := text(find(doc, hasAttr("data-rejected-hour", ""))[0]); got != "2" {
 		t.Errorf("rejected last hour = %s, want 2", got)
 	}
+	// The chart has a legend naming both kinds of bar, and its axis text
+	// outside the scaled SVG.
+	legend := find(doc, hasAttr("data-legend", ""))
+	if len(legend) != 1 || len(find(legend[0], hasAttr("class", "swatch ok"))) != 1 || len(find(legend[0], hasAttr("class", "swatch rej"))) != 1 ||
+		text(legend[0]) != "stored callbacks refused requests" {
+		t.Errorf("the chart's legend: %d, want one naming stored callbacks and refused requests", len(legend))
+	}
+	if svgText := find(find(doc, tag("svg"))[0], tag("text")); len(svgText) != 0 {
+		t.Errorf("%d texts inside the chart's SVG: they shrink with it on a phone", len(svgText))
+	}
 	bars := find(doc, func(n *html.Node) bool { c, _ := attr(n, "class"); return n.Data == "rect" && c == "ok" })
 	if len(bars) != 1 {
 		t.Errorf("bars with callbacks: %d, want 1 (all arrived in one minute)", len(bars))
@@ -255,6 +269,14 @@ func TestRecordingsListAndFilters(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tt.query, got, tt.want)
 		}
 	}
+	for query, want := range map[string]string{
+		"":              "4 recordings, newest first seen first",
+		"?status=ended": "1 recording, newest first seen first, filtered",
+	} {
+		if _, doc, _ := fetch(t, nil, st.URL+"/recordings"+query); caption(doc) != want {
+			t.Errorf("%s: caption %q, want %q", query, caption(doc), want)
+		}
+	}
 	for _, bad := range []string{"?status=done", "?mode=9", "?since=yesterday", "?uploadState=x", "?cursor=zzz"} {
 		if code, _, _ := fetch(t, nil, st.URL+"/recordings"+bad); code != 400 {
 			t.Errorf("%s: %d, want 400", bad, code)
@@ -289,14 +311,80 @@ func TestPagination(t *testing.T) {
 	if len(rows) != 50 || len(next) != 1 {
 		t.Fatalf("first page: %d rows, %d next links", len(rows), len(next))
 	}
+	// The caption counts what matches, not the page's size.
+	if got := caption(doc); got != "50 shown of 57 recordings, newest first seen first, filtered" {
+		t.Errorf("first page's caption %q", got)
+	}
 	href, _ := attr(next[0], "href")
 	_, doc, _ = fetch(t, nil, st.URL+href)
 	rows = find(doc, func(n *html.Node) bool { _, ok := attr(n, "data-record-id"); return ok })
 	if len(rows) != 7 || len(find(doc, hasAttr("rel", "next"))) != 0 { // 55 + rec-live + the hostile one
 		t.Errorf("second page: %d rows", len(rows))
 	}
+	if got := caption(doc); got != "7 older shown of 57 recordings, newest first seen first, filtered" {
+		t.Errorf("second page's caption %q", got)
+	}
 	if body := find(doc, tag("body")); func() string { v, _ := attr(body[0], "data-live"); return v }() != "off" {
 		t.Error("a later page follows the stream; rows would shift under the reader")
+	}
+}
+
+// caption is the text of the page's count caption.
+func caption(doc *html.Node) string {
+	c := find(doc, hasAttr("data-count-caption", ""))
+	if len(c) != 1 {
+		return fmt.Sprintf("%d count captions", len(c))
+	}
+	return text(c[0])
+}
+
+// The list is in the order of the column it marks sorted: first seen (the
+// server's clock), not RC's start time, which may run in another order.
+func TestListOrderIsTheSortedColumn(t *testing.T) {
+	s := fill(t, now)
+	// late-stamped arrives first, stamped an hour after early-stamped.
+	for i, cb := range []rc.Callback{
+		ledgertest.Callback(t, "late-stamped", rc.TypeStart, time.Hour, "", 200),
+		ledgertest.Callback(t, "early-stamped", rc.TypeStart, 0, "", 200),
+	} {
+		if _, err := s.Append(context.Background(), ledger.Incoming{Callback: cb, ReceivedAt: now.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := newSite(t, s, "", now)
+	_, doc, _ := fetch(t, nil, st.URL+"/recordings")
+	sorted := find(doc, func(n *html.Node) bool { _, ok := attr(n, "aria-sort"); return ok })
+	if len(sorted) != 1 || !strings.HasPrefix(text(sorted[0]), "First seen") {
+		t.Fatalf("sorted column header: %d headers marked, want First seen", len(sorted))
+	}
+	if v, _ := attr(sorted[0], "aria-sort"); v != "descending" {
+		t.Errorf("aria-sort=%q, want descending", v)
+	}
+	var order []string
+	var last time.Time
+	for i, row := range find(doc, func(n *html.Node) bool { _, ok := attr(n, "data-record-id"); return ok && n.Data == "tr" }) {
+		id, _ := attr(row, "data-record-id")
+		order = append(order, id)
+		cell := find(row, hasAttr("data-first-seen", ""))
+		if len(cell) != 1 {
+			t.Fatalf("%s: no first-seen cell", id)
+		}
+		times := find(cell[0], tag("time"))
+		if len(times) == 0 {
+			t.Fatalf("%s: the first-seen cell shows no time", id)
+		}
+		dt, _ := attr(times[0], "datetime")
+		at, err := time.Parse(time.RFC3339Nano, dt)
+		if err != nil {
+			t.Fatalf("%s: first seen %q: %v", id, dt, err)
+		}
+		if i > 0 && at.After(last) {
+			t.Errorf("%s first seen %s, after the row above (%s): the list is not in the sorted column's order", id, at, last)
+		}
+		last = at
+	}
+	if got := strings.Join(order[:2], " "); got != "early-stamped late-stamped" {
+		t.Errorf("newest first seen first: %s", got)
 	}
 }
 
@@ -422,6 +510,9 @@ func TestQuarantinePage(t *testing.T) {
 	}
 	if !strings.Contains(text(rows[0]), "192.0.2.7:4000") || !strings.Contains(text(rows[0]), `{"x":"<b>bold</b>"}`) {
 		t.Errorf("row lacks sender or body: %q", text(rows[0]))
+	}
+	if got := caption(doc); got != "2 refused requests, newest first" {
+		t.Errorf("caption %q", got)
 	}
 }
 
@@ -584,25 +675,64 @@ func TestHeadersAndAssets(t *testing.T) {
 	if resp.Header.Get("Referrer-Policy") != "no-referrer" || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("headers: %v", resp.Header)
 	}
-	for _, name := range []string{"app.css", "app.js", "icon.svg"} {
-		resp, err := http.Get(st.URL + "/static/" + name)
+	// The pages name each asset by its content's hash: kept a year.
+	_, doc, _ := fetch(t, nil, st.URL+"/")
+	var assets []string
+	for _, n := range find(doc, func(n *html.Node) bool { return n.Data == "link" || n.Data == "script" }) {
+		for _, k := range []string{"href", "src"} {
+			if v, ok := attr(n, k); ok {
+				assets = append(assets, v)
+			}
+		}
+	}
+	if len(assets) != 3 {
+		t.Fatalf("the page links %d assets (%v), want app.css, icon.svg and app.js", len(assets), assets)
+	}
+	get := func(u string, header map[string]string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", st.URL+u, nil)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		etag := resp.Header.Get("ETag")
-		if resp.StatusCode != 200 || etag == "" {
-			t.Errorf("%s: %d etag %q", name, resp.StatusCode, etag)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	for _, u := range assets {
+		m := regexp.MustCompile(`^/static/(\w+)\.([0-9a-f]{16})\.(\w+)$`).FindStringSubmatch(u)
+		if m == nil {
+			t.Errorf("asset URL %s carries no content hash", u)
 			continue
 		}
-		req, _ := http.NewRequest("GET", st.URL+"/static/"+name, nil)
-		req.Header.Set("If-None-Match", etag)
-		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 304 {
-			t.Errorf("%s revalidation: %v %v", name, resp, err)
+		resp, body := get(u, nil)
+		sum := sha256.Sum256(body)
+		if resp.StatusCode != 200 || m[2] != hex.EncodeToString(sum[:8]) {
+			t.Errorf("%s: %d, content hash %x", u, resp.StatusCode, sum[:8])
+		}
+		if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=31536000, immutable" {
+			t.Errorf("%s: Cache-Control %q, want a year, immutable", u, cc)
+		}
+		etag := resp.Header.Get("ETag")
+		if resp, _ := get(u, map[string]string{"If-None-Match": etag}); etag == "" || resp.StatusCode != 304 {
+			t.Errorf("%s revalidation with %q: %d", u, etag, resp.StatusCode)
+		}
+		// Its plain name, or another build's hash: this build's content,
+		// asked again each time.
+		for _, other := range []string{"/static/" + m[1] + "." + m[3], "/static/" + m[1] + ".0123456789abcdef." + m[3], "/static/" + m[1] + ".x." + m[3]} {
+			resp, b := get(other, nil)
+			if cc := resp.Header.Get("Cache-Control"); resp.StatusCode != 200 || cc != "no-cache" || !bytes.Equal(b, body) {
+				t.Errorf("%s: %d, Cache-Control %q, want this build's content under no-cache", other, resp.StatusCode, cc)
+			}
 		}
 	}
-	if resp, err := http.Get(st.URL + "/static/nope.js"); err != nil || resp.StatusCode != 404 {
-		t.Errorf("unknown asset: %v %v", resp, err)
+	for _, u := range []string{"/static/nope.js", "/static/nope.0123456789abcdef.js", "/static/"} {
+		if resp, _ := get(u, nil); resp.StatusCode != 404 || strings.Contains(resp.Header.Get("Cache-Control"), "max-age") {
+			t.Errorf("unknown asset %s: %d, Cache-Control %q", u, resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
 	}
 }
 
@@ -614,6 +744,50 @@ func TestStoreDown(t *testing.T) {
 		code, _, body := fetch(t, nil, st.URL+p)
 		if code != 503 || !strings.Contains(body, "could not answer") || strings.Contains(body, "sql") {
 			t.Errorf("%s with the store closed: %d\n%s", p, code, body)
+		}
+	}
+}
+
+// Every time a page shows follows display's rule with its zone: the server
+// writes UTC ("2026-11-27 09:30:00 +00:00") inside <time datetime=...
+// data-local> for the page's script to show in the browser's zone; no
+// time is written without its offset.
+func TestTimesFollowTheRule(t *testing.T) {
+	st := newSite(t, fill(t, now), "", now)
+	wall := regexp.MustCompile(`\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?( [+-]\d\d:\d\d)?`)
+	for _, p := range []string{"/", "/recordings", "/recordings/rec-stuck", "/recordings/rec-done", "/quarantine", "/destinations", "/destinations/dst_test"} {
+		code, doc, _ := fetch(t, nil, st.URL+p)
+		if code != 200 {
+			t.Fatalf("%s: %d", p, code)
+		}
+		times := find(doc, func(n *html.Node) bool { _, ok := attr(n, "data-local"); return ok })
+		if len(times) == 0 {
+			t.Errorf("%s: no time marked for the browser's zone", p)
+		}
+		for _, n := range times {
+			dt, _ := attr(n, "datetime")
+			at, err := time.Parse(time.RFC3339Nano, dt)
+			if err != nil {
+				t.Errorf("%s: datetime %q: %v", p, dt, err)
+				continue
+			}
+			if want := display.Time(at.UnixMilli(), time.UTC); n.Data != "time" || text(n) != want {
+				t.Errorf("%s: <%s datetime=%q> shows %q, want %q", p, n.Data, dt, text(n), want)
+			}
+		}
+		// Any wall-clock time in the page's text, in an element or not,
+		// carries its offset.
+		for _, m := range wall.FindAllStringSubmatch(text(find(doc, tag("body"))[0]), -1) {
+			if m[2] == "" {
+				t.Errorf("%s: %q is shown without its zone", p, m[0])
+			}
+		}
+		for _, n := range find(doc, func(n *html.Node) bool { return n.Data == "title" || n.Data == "desc" }) {
+			for _, m := range wall.FindAllStringSubmatch(text(n), -1) {
+				if m[2] == "" {
+					t.Errorf("%s: <%s> has %q without its zone", p, n.Data, m[0])
+				}
+			}
 		}
 	}
 }

@@ -22,7 +22,7 @@ func (d *Dashboard) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) loginView(r *http.Request, next, problem string) *loginView {
-	return &loginView{page: page{Title: "Log in"}, Next: safeNext(next), Problem: problem, Insecure: !secureContext(r)}
+	return &loginView{page: page{Title: "Log in", Outside: true}, Next: safeNext(next), Problem: problem, Insecure: !secureContext(r)}
 }
 
 // login checks the typed token under the API's limiter: a wrong one from a
@@ -63,7 +63,7 @@ func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, cookie)
 	if err != nil {
 		d.opts.Logger.Error("logout not recorded for the other instances", "err", err)
-		d.render(w, r, http.StatusServiceUnavailable, "message", &messageView{page: page{Title: "Logged out here only"},
+		d.render(w, r, http.StatusServiceUnavailable, "message", &messageView{page: page{Title: "Logged out here only", Outside: true},
 			Message: "You are logged out of this server, but the store could not record it for the others. Log in and out again when the store is back."})
 		return
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/html"
+
 	"github.com/recledger/recledger/internal/access"
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/dashboard"
@@ -202,4 +204,69 @@ func TestLogoutEndsTheSession(t *testing.T) {
 			t.Errorf("another session after the logout: %d", resp.StatusCode)
 		}
 	}
+}
+
+// Someone not let in sees no navigation, search or "Log out": they would
+// only lead back to the login. Someone let in sees all three.
+func TestOutsidePagesOfferNoNavigation(t *testing.T) {
+	locked := newSite(t, fill(t, now), "tok-outside", now)
+	open := newSite(t, fill(t, now), "", now)
+	chrome := func(doc *html.Node) []string {
+		var got []string
+		if len(find(doc, tag("nav"))) > 0 {
+			got = append(got, "navigation")
+		}
+		if len(find(doc, hasAttr("role", "search"))) > 0 {
+			got = append(got, "search")
+		}
+		if len(find(doc, hasAttr("action", "/logout"))) > 0 {
+			got = append(got, "log out")
+		}
+		return got
+	}
+	rebound, _ := http.NewRequest("GET", open.URL+"/recordings", nil)
+	rebound.Host = "evil.example"
+	login := postForm(t, locked.URL+"/login", url.Values{"token": {"tok-outside"}}, nil, nil)
+	if len(login.Cookies()) != 1 {
+		t.Fatalf("login: %d, cookies %v", login.StatusCode, login.Cookies())
+	}
+	session := mustRequest(t, locked.URL+"/recordings")
+	session.AddCookie(login.Cookies()[0])
+	for _, tt := range []struct {
+		name string
+		req  *http.Request
+		want string
+	}{
+		{"login form", mustRequest(t, locked.URL+"/login?next=%2Frecordings"), ""},
+		{"wrong token", func() *http.Request {
+			r, _ := http.NewRequest("POST", locked.URL+"/login", strings.NewReader("token=wrong"))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return r
+		}(), ""},
+		{"refused host name", rebound, ""},
+		{"let in (no token, loopback)", mustRequest(t, open.URL+"/recordings"), "navigation search"},
+		{"logged in", session, "navigation search log out"},
+	} {
+		resp, err := http.DefaultTransport.RoundTrip(tt.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := html.Parse(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(chrome(doc), " "); got != tt.want {
+			t.Errorf("%s (%d): shows %q, want %q", tt.name, resp.StatusCode, got, tt.want)
+		}
+	}
+}
+
+func mustRequest(t *testing.T, u string) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest("GET", u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

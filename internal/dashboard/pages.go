@@ -31,6 +31,10 @@ type page struct {
 	Assets   map[string]string // asset name -> its versioned URL (shared; read only)
 	// Destinations: the destination pages are served (the nav links them).
 	Destinations bool
+	// Outside: the page is shown to someone not (or no longer) let in, so
+	// it offers no navigation, search or logout, which would only lead
+	// back to the login.
+	Outside bool
 }
 
 func (p *page) base() *page { return p }
@@ -165,12 +169,14 @@ type filterForm struct {
 	AppKey, RoomID, SessionID, UserID, Status, UploadState, Mode, Since, Until string
 	Statuses, UploadStates, Modes                                              []option
 	Active                                                                     bool // some filter is set
+	Set                                                                        int  // how many are set
 }
 
 type recordingsView struct {
 	page
 	Filter filterForm
 	Items  []ledger.Recording
+	Count  string // how many match: "3 recordings", "50 shown of 1,234 recordings"
 	Older  string // the next page's URL
 	First  string // the first page's URL, when this is a later one
 	Notice string
@@ -233,8 +239,12 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 	if f.Until, err = parseDate("to", form.Until); err != nil {
 		return err
 	}
-	form.Active = form.AppKey != "" || form.RoomID != "" || form.SessionID != "" || form.UserID != "" || form.Status != "" ||
-		form.UploadState != "" || form.Mode != "" || form.Since != "" || form.Until != ""
+	for _, v := range []string{form.AppKey, form.RoomID, form.SessionID, form.UserID, form.Status, form.UploadState, form.Mode, form.Since, form.Until} {
+		if v != "" {
+			form.Set++
+		}
+	}
+	form.Active = form.Set > 0
 
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
@@ -254,6 +264,11 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 	for _, st := range pg.Items {
 		v.Items = append(v.Items, st.View(now))
 	}
+	total, err := d.store.CountRecordings(ctx, f, countUpTo+1)
+	if err != nil {
+		return err
+	}
+	v.Count = countCaption(len(v.Items), total, f.Cursor != "", "recording", "recordings")
 	if pg.Next != "" {
 		next := cloneQuery(q)
 		next.Set("cursor", pg.Next)
@@ -274,6 +289,47 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 	}
 	d.render(w, r, http.StatusOK, "recordings", v)
 	return nil
+}
+
+// countUpTo bounds the recordings a list counts (ledger.Store's
+// CountRecordings): past it the page says "10,000+", and a broad filter on
+// millions of recordings stays a cheap query.
+const countUpTo = 10_000
+
+// countCaption says how many of total match and how many a page shows;
+// total counts up to countUpTo+1, which reads "10,000+". A total read a
+// moment before the page (fewer than its rows) is the page's rows.
+func countCaption(shown int, total int64, later bool, one, many string) string {
+	noun := many
+	if total == 1 {
+		noun = one
+	}
+	all := groupDigits(total)
+	if total > countUpTo {
+		all, noun = groupDigits(countUpTo)+"+", many
+	}
+	switch {
+	case later:
+		return fmt.Sprintf("%s older shown of %s %s", groupDigits(int64(shown)), all, noun)
+	case int64(shown) >= total:
+		if shown == 1 {
+			noun = one
+		}
+		return fmt.Sprintf("%s %s", groupDigits(int64(shown)), noun)
+	}
+	return fmt.Sprintf("%s shown of %s %s", groupDigits(int64(shown)), all, noun)
+}
+
+// groupDigits writes n with thousands separators: 12,345.
+func groupDigits(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	if n < 0 {
+		return "-" + groupDigits(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // searchedBy names the filters a search can land on.
@@ -403,6 +459,7 @@ type rejectionRow struct {
 type quarantineView struct {
 	page
 	Items []rejectionRow
+	Count string // "2 refused requests", "50 shown of 1,234 refused requests"
 	Older string
 	First bool
 }
@@ -422,11 +479,18 @@ func (d *Dashboard) quarantine(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := &quarantineView{page: page{Title: "Quarantine", Nav: "quarantine"}, First: before == 0}
+	now := d.opts.Now()
+	st, err := d.store.Stats(ctx, now)
+	if err != nil {
+		return err
+	}
+	v := &quarantineView{page: page{Title: "Quarantine", Nav: "quarantine", Now: now}, First: before == 0}
 	if len(items) > ledger.DefaultPage {
 		items = items[:ledger.DefaultPage]
 		v.Older = "/quarantine?cursor=" + strconv.FormatInt(items[len(items)-1].ID, 10)
 	}
+	// The quarantine is capped, so its count is exact and cheap.
+	v.Count = countCaption(len(items), st.QuarantineCount, !v.First, "refused request", "refused requests")
 	for _, it := range items {
 		var h strings.Builder
 		names := make([]string, 0, len(it.Header))

@@ -7,16 +7,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/recledger/recledger/internal/display"
 	"github.com/recledger/recledger/internal/ledger"
 )
 
 func (d *Dashboard) funcs() template.FuncMap {
 	return template.FuncMap{
-		"when":  when,
-		"whenp": func(ms *int64) string { return whenPtr(ms) },
-		"iso": func(ms int64) string {
-			return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+		"when": when,
+		"at":   at,
+		"atp": func(ms *int64) template.HTML {
+			if ms == nil {
+				return "—"
+			}
+			return at(*ms)
 		},
+		"iso":   iso,
 		"ago":   ago,
 		"bytes": humanBytes,
 		"bytesp": func(n *int64) string {
@@ -51,16 +56,23 @@ func (d *Dashboard) funcs() template.FuncMap {
 	}
 }
 
-// when formats a Unix ms time for the pages: UTC, to the second.
+// when shows a Unix ms time under the one rule (package display), in UTC:
+// the server cannot know the viewer's zone. For text where no element can
+// go (attributes, an SVG's title); elsewhere at marks it up.
 func when(ms int64) string {
-	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05 UTC")
+	return display.Time(ms, time.UTC)
 }
 
-func whenPtr(ms *int64) string {
-	if ms == nil {
-		return "—"
-	}
-	return when(*ms)
+// at is when inside a <time> element that carries the instant: the page's
+// script (app.js) rewrites its text under the same rule in the browser's
+// zone, so the zone shows either way.
+func at(ms int64) template.HTML {
+	return template.HTML(`<time datetime="` + iso(ms) + `" data-local>` + template.HTMLEscapeString(when(ms)) + `</time>`)
+}
+
+// iso is a Unix ms time in RFC 3339, UTC, for machines (datetime).
+func iso(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
 }
 
 // ago says how long before now a Unix ms time was, roughly.
@@ -169,7 +181,7 @@ func activityChart(ms []ledger.Minute, from int64) chart {
 			OkY: chartH - okH, OkH: okH,
 			RejY: chartH - okH - rejH, RejH: rejH,
 			Minute: m,
-			Label: fmt.Sprintf("%s: %d callbacks (%d duplicate), %d rejected", time.UnixMilli(start).UTC().Format("15:04 UTC"),
+			Label: fmt.Sprintf("%s: %d callbacks (%d duplicate), %d rejected", when(start),
 				m.Callbacks, m.Duplicates, m.Rejected),
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recledger/recledger/internal/display"
 	"github.com/recledger/recledger/internal/ledger"
 )
 
@@ -32,7 +33,7 @@ func TestActivityChart(t *testing.T) {
 		if b.OkH != tt.okH || b.RejH != tt.rejH || b.OkY != tt.okY || b.RejY != tt.rejY {
 			t.Errorf("bar %d: %+v", tt.i, b)
 		}
-		if want := time.UnixMilli(from+int64(tt.i)*60_000).UTC().Format("15:04 UTC") + tt.label; b.Label != want {
+		if want := display.Time(from+int64(tt.i)*60_000, time.UTC) + tt.label; b.Label != want {
 			t.Errorf("bar %d label %q, want %q", tt.i, b.Label, want)
 		}
 	}
@@ -60,5 +61,34 @@ func TestTimelineCountsCrossings(t *testing.T) {
 	failedDup := ledger.Event{Seq: 9, Timestamp: 1, ReceivedAt: 2, Type: 4, Code: 500, Duplicate: true}
 	if got := newTimeline([]ledger.Event{failedDup}); got.Marks[0].Class != "t4 failed dup" {
 		t.Errorf("class %q", got.Marks[0].Class)
+	}
+}
+
+func TestCountCaption(t *testing.T) {
+	for _, tt := range []struct {
+		shown int
+		total int64
+		later bool
+		want  string
+	}{
+		{0, 0, false, "0 recordings"},
+		{1, 1, false, "1 recording"},
+		{3, 3, false, "3 recordings"},
+		{4, 3, false, "4 recordings"}, // counted a moment before the page
+		{50, 57, false, "50 shown of 57 recordings"},
+		{50, 1234, false, "50 shown of 1,234 recordings"},
+		{50, countUpTo, false, "50 shown of 10,000 recordings"},
+		{50, countUpTo + 1, false, "50 shown of 10,000+ recordings"},
+		{7, 57, true, "7 older shown of 57 recordings"},
+		{50, countUpTo + 1, true, "50 older shown of 10,000+ recordings"},
+	} {
+		if got := countCaption(tt.shown, tt.total, tt.later, "recording", "recordings"); got != tt.want {
+			t.Errorf("countCaption(%d, %d, %v) = %q, want %q", tt.shown, tt.total, tt.later, got, tt.want)
+		}
+	}
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567"} {
+		if got := groupDigits(n); got != want {
+			t.Errorf("groupDigits(%d) = %q, want %q", n, got, want)
+		}
 	}
 }

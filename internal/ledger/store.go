@@ -74,6 +74,11 @@ type Store interface {
 	// Next never repeats or skips a file that existed when the first page
 	// was read.
 	ListFiles(ctx context.Context, f FileFilter) (FilePage, error)
+	// CountRecordings counts the recordings f selects on all its pages
+	// (f's Cursor and Limit are ignored), stopping at upTo: the answer
+	// upTo means upTo or more. The bound keeps a broad filter cheap on
+	// millions of recordings.
+	CountRecordings(ctx context.Context, f RecordingFilter, upTo int) (int64, error)
 	// FileRecordings returns the recordings holding a file of that name,
 	// newest first (RC's names are unique in practice; empty when unknown).
 	FileRecordings(ctx context.Context, fileName string) ([]State, error)

@@ -54,6 +54,19 @@ func (s *Store) ListFiles(ctx context.Context, f ledger.FileFilter) (ledger.File
 	return storesql.ListFiles(ctx, query, f, func(int) string { return "?" }, func(index string) string { return "INDEXED BY " + index })
 }
 
+// CountRecordings implements ledger.Store.
+func (s *Store) CountRecordings(ctx context.Context, f ledger.RecordingFilter, upTo int) (int64, error) {
+	q, args := storesql.RecordingCountQuery(f, upTo, func(int) string { return "?" })
+	if err := s.eng.Fresh(ctx); err != nil {
+		return 0, fmt.Errorf("count recordings: %w", err)
+	}
+	var n int64
+	if err := s.ledgerReader.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count recordings: %w", err)
+	}
+	return n, nil
+}
+
 // FileRecordings implements ledger.Store. Files are indexed by a hash of
 // their name; the records found are checked for the name itself.
 func (s *Store) FileRecordings(ctx context.Context, fileName string) ([]ledger.State, error) {

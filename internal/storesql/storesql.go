@@ -33,28 +33,58 @@ const OverdueClause = "(end_received_at IS NOT NULL AND end_received_at < ? AND 
 // whether a next one exists. placeholder(n) writes the n-th parameter ("?"
 // or "$n").
 func RecordingPageQuery(f ledger.RecordingFilter, limit int, placeholder func(n int) string) (string, []any, error) {
-	where := []string{"first_seq IS NOT NULL"}
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", placeholder(len(args))))
-	}
+	w := recordingWhere{placeholder: placeholder}
 	if f.Cursor != "" {
 		before, err := ledger.DecodeCursor(f)
 		if err != nil {
 			return "", nil, err
 		}
-		add("first_seq < ?", before)
+		w.add("first_seq < ?", before)
 	}
+	w.filter(f)
+	w.args = append(w.args, limit+1)
+	q := `SELECT first_seq, state FROM recordings WHERE ` + strings.Join(w.conds, " AND ") +
+		` ORDER BY first_seq DESC LIMIT ` + placeholder(len(w.args))
+	return q, w.args, nil
+}
+
+// RecordingCountQuery builds the query counting the recordings f selects
+// (all pages: its Cursor and Limit are ignored), stopping at upTo rows so
+// that a broad filter over millions of recordings reads at most upTo index
+// entries; the answer upTo means upTo or more.
+func RecordingCountQuery(f ledger.RecordingFilter, upTo int, placeholder func(n int) string) (string, []any) {
+	w := recordingWhere{placeholder: placeholder}
+	w.filter(f)
+	w.args = append(w.args, upTo)
+	return `SELECT COUNT(*) FROM (SELECT 1 FROM recordings WHERE ` + strings.Join(w.conds, " AND ") +
+		` LIMIT ` + placeholder(len(w.args)) + `) AS matched`, w.args
+}
+
+// recordingWhere collects a recordings query's conditions and their
+// arguments, numbered as they are added.
+type recordingWhere struct {
+	placeholder func(n int) string
+	conds       []string
+	args        []any
+}
+
+func (w *recordingWhere) add(cond string, v any) {
+	w.args = append(w.args, v)
+	w.conds = append(w.conds, strings.ReplaceAll(cond, "?", w.placeholder(len(w.args))))
+}
+
+// filter adds the conditions of f's fields other than Cursor and Limit.
+func (w *recordingWhere) filter(f ledger.RecordingFilter) {
+	w.conds = append(w.conds, "first_seq IS NOT NULL")
 	for _, eq := range []struct{ col, v string }{
 		{"app_key", f.AppKey}, {"room_id", f.RoomID}, {"session_id", f.SessionID}, {"user_id", f.UserID}, {"status", string(f.Status)},
 	} {
 		if eq.v != "" {
-			add(eq.col+" = ?", eq.v)
+			w.add(eq.col+" = ?", eq.v)
 		}
 	}
 	if f.Mode != nil {
-		add("mode = ?", int64(*f.Mode))
+		w.add("mode = ?", int64(*f.Mode))
 	}
 	if f.UploadState != "" {
 		now := f.Now
@@ -64,24 +94,20 @@ func RecordingPageQuery(f ledger.RecordingFilter, limit int, placeholder func(n 
 		deadline := now.Add(-ledger.OverdueAfter).UnixMilli()
 		switch f.UploadState {
 		case ledger.UploadOverdue:
-			add(OverdueClause, deadline)
+			w.add(OverdueClause, deadline)
 		case ledger.UploadNone, ledger.UploadComplete: // never overdue
-			add("upload_state = ?", string(f.UploadState))
+			w.add("upload_state = ?", string(f.UploadState))
 		default:
-			add("upload_state = ?", string(f.UploadState))
-			add("NOT "+OverdueClause, deadline)
+			w.add("upload_state = ?", string(f.UploadState))
+			w.add("NOT "+OverdueClause, deadline)
 		}
 	}
 	if f.Since != nil {
-		add("COALESCE(started_at, first_seen_at) >= ?", *f.Since)
+		w.add("COALESCE(started_at, first_seen_at) >= ?", *f.Since)
 	}
 	if f.Until != nil {
-		add("COALESCE(started_at, first_seen_at) <= ?", *f.Until)
+		w.add("COALESCE(started_at, first_seen_at) <= ?", *f.Until)
 	}
-	args = append(args, limit+1)
-	q := `SELECT first_seq, state FROM recordings WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY first_seq DESC LIMIT ` + placeholder(len(args))
-	return q, args, nil
 }
 
 // ScanRecordingPage reads the rows of RecordingPageQuery into a page, with

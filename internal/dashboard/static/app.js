@@ -2,9 +2,50 @@
 // script; with it, a page that shows live data follows the API's event
 // stream and, when a callback that concerns it arrives, fetches itself
 // again and swaps in the parts marked data-live. No framework, no CDN.
+//
+// Times: the server writes every time in UTC under the one rule
+// ("2006-01-02 15:04:05 -07:00", package display) inside
+// <time datetime=... data-local>; this script rewrites them in the
+// browser's zone under the same rule, so the zone shows either way. The
+// UTC text stays as the element's title.
 (function () {
   'use strict';
   var body = document.body;
+
+  function pad(n) {
+    return (n < 10 ? '0' : '') + n;
+  }
+
+  // localTime is display.Time in the browser's zone.
+  function localTime(d) {
+    var off = -d.getTimezoneOffset();
+    var sign = off < 0 ? '-' : '+';
+    off = Math.abs(off);
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' +
+      pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds()) + ' ' +
+      sign + pad(Math.floor(off / 60)) + ':' + pad(off % 60);
+  }
+
+  function localize(root) {
+    root.querySelectorAll('time[data-local]').forEach(function (el) {
+      var d = new Date(el.getAttribute('datetime'));
+      if (isNaN(d.getTime()) || el.dataset.local === 'done') {
+        return;
+      }
+      el.title = el.textContent;
+      el.textContent = localTime(d);
+      el.dataset.local = 'done';
+    });
+  }
+  localize(document);
+
+  // On a phone the filter form would fill the screen before the list: it
+  // starts folded there (without this script it is simply open).
+  var filters = document.querySelector('details.filter-box');
+  if (filters && window.matchMedia && window.matchMedia('(max-width: 40rem)').matches) {
+    filters.open = false;
+  }
+
   if (body.dataset.live !== 'on' || !window.EventSource || !window.fetch || !window.DOMParser) {
     return;
   }
@@ -73,11 +114,12 @@
       .then(function (html) {
         if (html === null) { return; }
         var doc = new DOMParser().parseFromString(html, 'text/html');
+        localize(doc); // before comparing, so unchanged rows stay unchanged
         document.querySelectorAll('[data-live]:not(body)').forEach(function (region) {
           var fresh = doc.querySelector('[data-live="' + region.dataset.live + '"]');
           if (fresh) { swap(region, fresh); }
         });
-        say('Live · updated ' + new Date().toLocaleTimeString());
+        say('Live · updated ' + localTime(new Date()));
         body.dataset.updated = String(Date.now());
       })
       .catch(function () {

@@ -96,6 +96,16 @@ func testListRecordings(t *testing.T, open Opener) {
 		if diff := cmp.Diff(tt.want, recordIDs(page.Items)); diff != "" || page.Next != "" {
 			t.Errorf("%s (-want +got):\n%s next %q", tt.name, diff, page.Next)
 		}
+		// The count is of every page, whatever the page's size, and stops
+		// at its bound.
+		for _, upTo := range []int{100, len(tt.want), 2} {
+			f := tt.f
+			f.Limit = 1
+			n, err := s.CountRecordings(ctx, f, upTo)
+			if want := int64(min(len(tt.want), upTo)); err != nil || n != want {
+				t.Errorf("%s: CountRecordings(up to %d) = %d, %v; want %d", tt.name, upTo, n, err, want)
+			}
+		}
 	}
 	for _, bad := range []ledger.RecordingFilter{{Limit: -1}, {Limit: ledger.MaxPage + 1}} {
 		if _, err := s.ListRecordings(ctx, bad); !errors.Is(err, ledger.ErrBadLimit) {
@@ -105,6 +115,9 @@ func testListRecordings(t *testing.T, open Opener) {
 	first, err := s.ListRecordings(ctx, ledger.RecordingFilter{RoomID: "roomA", Limit: 1})
 	if err != nil || first.Next == "" {
 		t.Fatalf("first page of roomA: %+v, %v", first, err)
+	}
+	if n, err := s.CountRecordings(ctx, ledger.RecordingFilter{RoomID: "roomA", Limit: 1, Cursor: first.Next}, 100); err != nil || n != 2 {
+		t.Errorf("CountRecordings(roomA, from the second page) = %d, %v; want 2, all pages", n, err)
 	}
 	if _, err := s.ListRecordings(ctx, ledger.RecordingFilter{RoomID: "roomB", Cursor: first.Next}); !errors.Is(err, ledger.ErrBadCursor) {
 		t.Errorf("roomA's cursor used for roomB: %v, want ErrBadCursor", err)
@@ -271,6 +284,9 @@ func testUploadStateFilter(t *testing.T, open Opener) {
 		}
 		if diff := cmp.Diff(tt.want, recordIDs(page.Items)); diff != "" {
 			t.Errorf("uploadState %s at +%v (-want +got):\n%s", tt.state, tt.now.Sub(at).Round(time.Hour), diff)
+		}
+		if n, err := s.CountRecordings(ctx, ledger.RecordingFilter{UploadState: tt.state, Now: tt.now}, 100); err != nil || n != int64(len(tt.want)) {
+			t.Errorf("uploadState %s at +%v: CountRecordings = %d, %v; want %d", tt.state, tt.now.Sub(at).Round(time.Hour), n, err, len(tt.want))
 		}
 		for _, st := range page.Items {
 			if got := st.UploadState(tt.now); got != tt.state {
