@@ -54,7 +54,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 			{"StatsAgreeWithRecordings", testStatsAgreeWithRecordings},
 			{"FiltersFollowChanges", testFiltersFollowChanges},
 		}},
-		{"Quarantine", []test{{"CapsAndOrder", testQuarantine}}},
+		{"Quarantine", []test{{"CapsAndOrder", testQuarantine}, {"ClaimedAppKey", testQuarantineAppKey}}},
 		{"ReplayMemory", []test{{"Verdicts", testReplayMemory}}},
 		{"Sessions", []test{{"Revoked", testRevokedSessions}}},
 		{"Outbound", []test{
