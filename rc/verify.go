@@ -204,6 +204,18 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (string, error) {
 	return appKey, nil
 }
 
+// ClaimedAppKey returns the app key a request claims, signed or not, for
+// telling apart refused requests: the body's appKey (the one Verify judges
+// by), else an appKey, App-Key or RC-App-Key header, else such a query
+// parameter; "" when it names none. The value is the sender's, unchecked
+// and unbounded: bound and clean it before storing or logging it.
+func ClaimedAppKey(r *http.Request, body []byte) string {
+	if k, err := bodyAppKey(body); err == nil {
+		return k
+	}
+	return firstValue(r, appKeyNames, true)
+}
+
 // signatureParams reads nonce, timestamp and signature from the headers or
 // the query and checks their shape.
 func signatureParams(r *http.Request) (nonce, ts, sig string, err error) {

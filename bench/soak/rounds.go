@@ -121,7 +121,7 @@ func (s *soak) run(ctx context.Context, srv *server, lat *latencies, out io.Writ
 func (s *soak) round(ctx context.Context, seed uint64, n int) {
 	recs := simulator.Generate(roundOptions(n, seed, time.Now(), time.Duration(float64(s.c.interval)*speed)))
 	res := simulator.Run(ctx, s.d, app, recs, simulator.RunOptions{Speed: speed, Concurrency: n, Faults: s.faults, Seed: seed})
-	var mismatches []string
+	var mismatches []simulator.Mismatch
 	var verr error
 	if ctx.Err() == nil {
 		mismatches, verr = simulator.Verify(ctx, s.server, "", recs, res.Acked)
@@ -151,7 +151,7 @@ func (s *soak) round(ctx context.Context, seed uint64, n int) {
 	}
 	t.Mismatches += len(mismatches)
 	for _, m := range mismatches {
-		t.note("MISMATCH " + m)
+		t.note("MISMATCH " + m.String())
 	}
 }
 

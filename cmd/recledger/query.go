@@ -251,9 +251,9 @@ func newQuarantineCmd() *cobra.Command {
 
 func printQuarantine(w io.Writer, items []ledger.Rejection, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAT\tSTATUS\tREASON\tREMOTE\tBODY\tMESSAGE")
+	fmt.Fprintln(tw, "ID\tAT\tSTATUS\tREASON\tAPP KEY\tREMOTE\tBODY\tMESSAGE")
 	for _, r := range items {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d B\t%s\n", r.ID, when(&r.At, now), r.Status, r.Reason, orDash(r.Remote), r.BodySize, r.Message)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%d B\t%s\n", r.ID, when(&r.At, now), r.Status, r.Reason, orDash(r.AppKey), orDash(r.Remote), r.BodySize, r.Message)
 	}
 	tw.Flush()
 }

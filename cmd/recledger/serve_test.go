@@ -427,8 +427,8 @@ done`
 	}
 	postSigned(srv.addr, []byte(`{"appKey":"your_appkey"}`)) // refused: no recordId
 	out, _, code = runBinary(t, "", "quarantine", "ls", "--server", server)
-	if code != 0 || !strings.Contains(out, "missing_field") {
-		t.Errorf("quarantine ls (exit %d):\n%s", code, out)
+	if code != 0 || !strings.Contains(out, "missing_field") || !strings.Contains(out, "your_appkey") {
+		t.Errorf("quarantine ls (exit %d), want the reason and the app key claimed:\n%s", code, out)
 	}
 	if _, stderr, code := runBinary(t, "", "recordings", "ls", "--server", "http://127.0.0.1:1"); code != 1 || stderr == "" {
 		t.Errorf("unreachable server: exit %d %q, want 1 and a message", code, stderr)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +28,7 @@ type simulateOptions struct {
 	duration                     time.Duration
 	recordings, concurrency      int
 	seed                         uint64
+	seeded                       bool // --seed was given
 	speed                        float64
 	uploadFailures, never        float64
 	failed                       float64
@@ -42,8 +44,14 @@ func newSimulateCmd() *cobra.Command {
 uploads by RC's rules), and delivers their callbacks to a receiver the way RC
 does: signed afresh for every attempt, a 5 s timeout, two retries, and only a
 200 counts. Simulated time is compressed by --speed (3600 plays an hour in a
-second; 0 sends as fast as possible) while the callbacks' timestamps follow
-simulated time. The same --seed gives the same recordings.
+second, starting now; 0 sends as fast as possible, and the scenario then ends
+now: no callback's timestamp lies in the future) while the callbacks'
+timestamps follow simulated time.
+
+Every run makes new recordings (fresh recordIds), so runs against one server
+never mix. --seed N repeats a run exactly instead: the same recordIds, file
+names and timestamps (simulated time then ends at ` + seededEndText + `), so
+sending it again is a redelivery the receiver must recognise.
 
 With --print it writes the signed requests (curl commands or JSON lines)
 instead of sending them, to test another receiver by hand.`,
@@ -59,7 +67,7 @@ instead of sending them, to test another receiver by hand.`,
 	f.StringVar(&o.app, "app", "", "the RC app KEY=SECRET to sign with")
 	f.IntVar(&o.recordings, "recordings", 10, "how many recordings")
 	f.StringVar(&o.modes, "modes", "", "recording modes to draw from, comma-separated (default all, 0-6)")
-	f.Uint64Var(&o.seed, "seed", 1, "the scenario's seed: the same seed gives the same recordings")
+	f.Uint64Var(&o.seed, "seed", 0, "repeat a scenario exactly: the same seed gives the same recordings and timestamps (default: new recordings every run)")
 	f.Float64Var(&o.speed, "speed", 0, "simulated seconds per real second (0: no waiting)")
 	f.IntVar(&o.concurrency, "concurrency", 64, "recordings played at once")
 	f.StringVar(&o.style, "signature-style", string(rc.StyleHeaders), "where the signature goes: "+styleNames())
@@ -109,8 +117,9 @@ func runSimulate(cmd *cobra.Command, o simulateOptions) error {
 	if o.recordings < 0 {
 		return errors.New("--recordings: want 0 or more")
 	}
-	recs := simulator.Generate(simulator.Options{AppKey: key, Recordings: o.recordings, Modes: modes, Seed: o.seed,
-		Start: time.Now().Truncate(time.Second), UploadFailures: o.uploadFailures, NeverUploaded: o.never, FailedRecordings: o.failed})
+	o.seed, o.seeded = scenarioSeed(cmd, o.seed)
+	recs := simulator.Generate(placed(simulator.Options{AppKey: key, Recordings: o.recordings, Modes: modes, Seed: o.seed,
+		UploadFailures: o.uploadFailures, NeverUploaded: o.never, FailedRecordings: o.failed}, o))
 	signer := rc.Signer{AppKey: key, Secret: secret, Style: style}
 	if o.print != "" {
 		return printRequests(cmd.OutOrStdout(), o, key, signer, recs)
@@ -162,7 +171,7 @@ func runSimulate(cmd *cobra.Command, o simulateOptions) error {
 	// (docs/architecture.md). So mismatches are looked at again for a few
 	// seconds before they count: a wrong ledger stays wrong.
 	settle := time.Now().Add(verifySettle)
-	var mismatches []string
+	var mismatches []simulator.Mismatch
 	for {
 		var err error
 		mismatches, err = simulator.Verify(cmd.Context(), server, token, recs, out.Acked)
@@ -178,16 +187,88 @@ func runSimulate(cmd *cobra.Command, o simulateOptions) error {
 			return cmd.Context().Err()
 		}
 	}
-	for _, m := range mismatches {
-		fmt.Fprintln(cmd.OutOrStdout(), "MISMATCH", m)
-	}
 	if len(mismatches) > 0 {
-		return fmt.Errorf("verify: %d mismatches", len(mismatches))
+		affected := printMismatches(cmd.OutOrStdout(), mismatches, mismatchLines)
+		return fmt.Errorf("verify: %d mismatches in %d of %d recordings", len(mismatches), affected, len(recs))
 	}
 	if !o.asJSON {
 		fmt.Fprintf(cmd.OutOrStdout(), "verify: %d recordings match what was acknowledged\n", len(recs))
 	}
 	return nil
+}
+
+// scenarioSeed returns the --seed when given, and reports so; otherwise a
+// fresh seed, so that this run's recordIds are its own: a second run
+// against the same server must not add files to the first run's
+// recordings (its file names carry the new run's times).
+func scenarioSeed(cmd *cobra.Command, seed uint64) (uint64, bool) {
+	if cmd.Flags().Changed("seed") {
+		return seed, true
+	}
+	return rand.Uint64(), false
+}
+
+// seededEnd is where a seeded scenario's simulated time ends (or, with
+// --speed, starts): fixed, so the same seed gives byte-identical
+// callbacks on any day, and in the past, so none lies in the future.
+var seededEnd = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const seededEndText = "2025-01-01 00:00:00 UTC"
+
+// placed sets the scenario's place in time. Unseeded, it ends now when the
+// run does not wait for simulated time (everything it reports has then
+// happened), and starts now when --speed plays it out.
+func placed(opts simulator.Options, o simulateOptions) simulator.Options {
+	switch {
+	case o.seeded:
+		opts.End = seededEnd
+	case o.speed > 0 && o.rate <= 0 && o.duration <= 0:
+		opts.Start = time.Now().Truncate(time.Millisecond)
+	default:
+		opts.End = time.Now()
+	}
+	return opts
+}
+
+// mismatchLines is how many mismatches --verify prints one by one; the
+// rest are counted by kind. A ledger wrong in one way is wrong in the same
+// way for every recording, and thousands of lines hide that.
+const mismatchLines = 20
+
+// printMismatches writes the first limit mismatches, then a count of the
+// rest and of every mismatch by kind, and returns how many recordings are
+// affected.
+func printMismatches(w io.Writer, ms []simulator.Mismatch, limit int) int {
+	recs := map[string]bool{}
+	kinds := map[string]int{}
+	for i, m := range ms {
+		if i < limit {
+			fmt.Fprintln(w, "MISMATCH", m)
+		}
+		recs[m.RecordID] = true
+		kinds[m.Kind]++
+	}
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	// Most frequent first; ties by name, so the line reads the same each time.
+	sort.Slice(names, func(i, j int) bool {
+		if kinds[names[i]] != kinds[names[j]] {
+			return kinds[names[i]] > kinds[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	byKind := make([]string, len(names))
+	for i, k := range names {
+		byKind[i] = fmt.Sprintf("%s ×%d", k, kinds[k])
+	}
+	more := ""
+	if len(ms) > limit {
+		more = fmt.Sprintf("... and %d more; ", len(ms)-limit)
+	}
+	fmt.Fprintf(w, "%s%d mismatches in %d recordings by kind: %s\n", more, len(ms), len(recs), strings.Join(byKind, ", "))
+	return len(recs)
 }
 
 // verifySettle is how long --verify lets the server's projections settle
@@ -207,7 +288,7 @@ func runLoad(cmd *cobra.Command, o simulateOptions, d *simulator.Deliverer, key 
 		rate = 100_000
 	}
 	n := int(rate*o.duration.Seconds()/5) + 100
-	recs := simulator.Generate(simulator.Options{AppKey: key, Recordings: n, Seed: o.seed, Start: time.Now().Truncate(time.Second)})
+	recs := simulator.Generate(placed(simulator.Options{AppKey: key, Recordings: n, Seed: o.seed}, o))
 	res := simulator.Load(cmd.Context(), d, key, recs, simulator.LoadOptions{Rate: o.rate, Duration: o.duration, Concurrency: o.concurrency})
 	if o.asJSON {
 		return printJSON(cmd.OutOrStdout(), res)

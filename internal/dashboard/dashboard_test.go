@@ -76,7 +76,7 @@ func fill(t *testing.T, now time.Time) *sqlitestore.Store {
 	}
 	addDestination(t, s, at)
 	for _, reason := range []string{"bad_signature", "invalid_json"} {
-		err := s.Quarantine(context.Background(), ledger.Rejection{At: at.UnixMilli(), Status: 401, Reason: reason, Message: "rc: " + reason,
+		err := s.Quarantine(context.Background(), ledger.Rejection{At: at.UnixMilli(), Status: 401, Reason: reason, AppKey: "app_" + reason, Message: "rc: " + reason,
 			Remote: "192.0.2.7:4000", Method: "POST", Path: "/v1/callbacks/recording",
 			Header: http.Header{"Signature": {"(masked)"}}, Body: []byte(`{"x":"<b>bold</b>"}`), BodySize: 18})
 		if err != nil {
@@ -513,6 +513,9 @@ func TestQuarantinePage(t *testing.T) {
 	}
 	if got := caption(doc); got != "2 refused requests, newest first" {
 		t.Errorf("caption %q", got)
+	}
+	if !strings.Contains(text(rows[1]), "app key app_bad_signature") {
+		t.Errorf("row lacks the app key the request claimed: %q", text(rows[1]))
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
@@ -46,36 +45,13 @@ type Options struct {
 type Handler struct {
 	store   Store
 	opts    Options
-	refused logLimiter
+	refused *refusalLog
 }
 
 // statusRecorder carries what OnAnswer reports through the handler.
 type statusRecorder struct {
 	http.ResponseWriter
 	typ, outcome string
-}
-
-// logLimiter lets one line through per interval and counts the rest, so a
-// flood of refused requests (each of them kept in the quarantine) cannot
-// flood the log too.
-type logLimiter struct {
-	mu         sync.Mutex
-	next       time.Time
-	suppressed int
-}
-
-// allow reports whether to log now and how many lines were held back since
-// the last one logged.
-func (l *logLimiter) allow(now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Before(l.next) {
-		l.suppressed++
-		return false, 0
-	}
-	n := l.suppressed
-	l.next, l.suppressed = now.Add(time.Second), 0
-	return true, n
 }
 
 // New returns a Handler appending to store.
@@ -92,7 +68,7 @@ func New(store Store, o Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{store: store, opts: o}, nil
+	return &Handler{store: store, opts: o, refused: &refusalLog{logger: o.Logger}}, nil
 }
 
 // Answer is the JSON body of a 200.
@@ -200,10 +176,12 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, er
 			size = max(r.ContentLength, 0) // what it said it would send
 		}
 	}
+	claimed := rc.ClaimedAppKey(r, body)
 	rej := ledger.Rejection{
 		At:       h.opts.Now().UnixMilli(),
 		Status:   status,
 		Reason:   code,
+		AppKey:   claimed, // bounded and cleaned by the store, as the log line's below
 		Message:  msg,
 		Remote:   r.RemoteAddr,
 		Method:   r.Method,
@@ -215,9 +193,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, er
 	if qerr := h.store.Quarantine(r.Context(), rej); qerr != nil {
 		h.opts.Logger.Error("quarantine failed", "err", clip(qerr.Error()))
 	}
-	if ok, held := h.refused.allow(h.opts.Now()); ok {
-		h.opts.Logger.Warn("callback refused", "status", status, "reason", code, "err", msg, "remote", clip(r.RemoteAddr),
-			"not_logged_since_last", held)
+	appKey := ledger.Printable(claimed, ledger.MaxRejectionShort) // the sender chose it
+	if h.refused.allow(h.opts.Now(), code, appKey) {
+		h.opts.Logger.Warn("callback refused", "status", status, "reason", code, "appKey", appKey, "err", msg, "remote", clip(r.RemoteAddr))
 	}
 	writeJSON(w, status, errorBody(code, msg))
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
+	"unicode"
 )
 
 // Bounds of what a quarantined request keeps besides its body (bytes).
@@ -48,6 +50,7 @@ func PrepareRejection(r Rejection) StoredRejection {
 		r.Body = []byte{}
 	}
 	r.Reason = Clip(TextColumn(r.Reason), MaxRejectionShort)
+	r.AppKey = Printable(r.AppKey, MaxRejectionShort)
 	r.Method = Clip(TextColumn(r.Method), MaxRejectionShort)
 	r.Remote = Clip(TextColumn(r.Remote), MaxRejectionRemote)
 	r.Path = Clip(TextColumn(r.Path), MaxRejectionText)
@@ -57,8 +60,23 @@ func PrepareRejection(r Rejection) StoredRejection {
 	if err != nil { // a map of strings always marshals; be safe anyway
 		header = []byte("{}")
 	}
-	size := RejectionRowOverhead + len(r.Body) + len(header) + len(r.Reason) + len(r.Method) + len(r.Remote) + len(r.Path) + len(r.Message)
+	size := RejectionRowOverhead + len(r.Body) + len(header) + len(r.Reason) + len(r.AppKey) + len(r.Method) + len(r.Remote) + len(r.Path) + len(r.Message)
 	return StoredRejection{Rejection: r, HeaderJSON: header, Size: int64(size)}
+}
+
+// Printable returns s as a one-line label safe to store, show and log
+// although its sender chose it (an app key a refused request claimed):
+// without control characters (NUL, line breaks, terminal escapes) or
+// invisible format characters (bidirectional overrides), invalid UTF-8 as
+// U+FFFD, at most n bytes and a note of the full size.
+func Printable(s string, n int) string {
+	clean := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	return Clip(clean, n)
 }
 
 // BoundHeader returns a copy of h that a quarantine row can hold: at most

@@ -31,8 +31,11 @@ func FuzzStorable(f *testing.F) {
 		if tc := ledger.TextColumn(s); !utf8.ValidString(tc) || strings.IndexByte(tc, 0) >= 0 {
 			t.Fatalf("TextColumn(%q) = %q", s, tc)
 		}
-		sr := ledger.PrepareRejection(ledger.Rejection{Message: s, Remote: s, Path: s, Reason: s, Method: s,
+		sr := ledger.PrepareRejection(ledger.Rejection{Message: s, Remote: s, Path: s, Reason: s, AppKey: s, Method: s,
 			Header: http.Header{s: {s, s}}, Body: body})
+		if !utf8.ValidString(sr.AppKey) || strings.IndexFunc(sr.AppKey, unicode.IsControl) >= 0 || len(sr.AppKey) > ledger.MaxRejectionShort+len("…(12345678 bytes)") {
+			t.Fatalf("PrepareRejection kept a claimed app key that is not a bounded printable label: %q", sr.AppKey)
+		}
 		for _, v := range []string{sr.Message, sr.Remote, sr.Path, sr.Reason, sr.Method, string(sr.HeaderJSON)} {
 			if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 || bytes.Contains(sr.HeaderJSON, []byte(`\u0000`)) {
 				t.Fatalf("PrepareRejection kept text a TEXT/JSONB column refuses: %q", v)

@@ -75,13 +75,36 @@ func TestTextColumnAndClip(t *testing.T) {
 	}
 }
 
+// TestPrintable: a label its sender chose (a claimed app key) loses what
+// could break a log line, a terminal or a TEXT column, or hide what it
+// says, and is bounded.
+func TestPrintable(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"your_appkey", "your_appkey"},
+		{"", ""},
+		{"k\x00e\x00y", "key"},
+		{"key\nlevel=ERROR msg=forged", "keylevel=ERROR msg=forged"},
+		{"\x1b[31mred\x1b[0m", "[31mred[0m"},
+		{"key\u0085\u009b", "key"},         // C1 controls
+		{"\u202egnp.exe\u200b", "gnp.exe"}, // bidi override, zero-width space
+		{"k\xffey", "k\uFFFDey"},           // invalid UTF-8
+		{"应用", "应用"},                       // any language's letters stay
+		{strings.Repeat("a", 65), strings.Repeat("a", 64) + "…(65 bytes)"},
+		{strings.Repeat("\x00", 1000) + "k", "k"}, // cleaned before it is measured
+	} {
+		if got := ledger.Printable(tt.in, 64); got != tt.want {
+			t.Errorf("Printable(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestPrepareRejectionBoundsEverything(t *testing.T) {
 	h := http.Header{"Signature": {"***"}, "Nul": {"a\x00b"}}
 	for i := range 200 {
 		h.Set(fmt.Sprintf("X-Forged-%03d", i), strings.Repeat("v", 60_000/200))
 	}
 	h.Set("X-Huge", strings.Repeat("h", 60_000))
-	r := ledger.Rejection{Reason: "bad_signature", Message: strings.Repeat("m\x00", 10_000), Remote: strings.Repeat("r", 1000),
+	r := ledger.Rejection{Reason: "bad_signature", AppKey: strings.Repeat("k\x00", 10_000), Message: strings.Repeat("m\x00", 10_000), Remote: strings.Repeat("r", 1000),
 		Method: "POST", Path: "/" + strings.Repeat("p", 5000), Header: h, Body: make([]byte, 2*ledger.MaxQuarantineBody)}
 	sr := ledger.PrepareRejection(r)
 	if len(sr.Header) > ledger.MaxRejectionHeaderFields+1 {
@@ -109,12 +132,12 @@ func TestPrepareRejectionBoundsEverything(t *testing.T) {
 	if total > ledger.MaxRejectionHeaderBytes {
 		t.Errorf("%d bytes of header kept, want at most %d", total, ledger.MaxRejectionHeaderBytes)
 	}
-	if len(sr.Message) > ledger.MaxRejectionText+20 || strings.ContainsRune(sr.Message, 0) || len(sr.Remote) > ledger.MaxRejectionRemote+20 ||
+	if len(sr.Message) > ledger.MaxRejectionText+20 || strings.ContainsRune(sr.Message, 0) || len(sr.AppKey) > ledger.MaxRejectionShort+20 || strings.ContainsRune(sr.AppKey, 0) || len(sr.Remote) > ledger.MaxRejectionRemote+20 ||
 		len(sr.Path) > ledger.MaxRejectionText+20 || len(sr.Body) != ledger.MaxQuarantineBody {
-		t.Errorf("not bounded: message %d, remote %d, path %d, body %d bytes", len(sr.Message), len(sr.Remote), len(sr.Path), len(sr.Body))
+		t.Errorf("not bounded: message %d, app key %d, remote %d, path %d, body %d bytes", len(sr.Message), len(sr.AppKey), len(sr.Remote), len(sr.Path), len(sr.Body))
 	}
 	header, _ := json.Marshal(sr.Header)
-	want := ledger.RejectionRowOverhead + len(sr.Body) + len(header) + len(sr.Message) + len(sr.Remote) + len(sr.Path) + len(sr.Reason) + len(sr.Method)
+	want := ledger.RejectionRowOverhead + len(sr.Body) + len(header) + len(sr.Message) + len(sr.Remote) + len(sr.Path) + len(sr.Reason) + len(sr.AppKey) + len(sr.Method)
 	if sr.Size != int64(want) || string(sr.HeaderJSON) != string(header) {
 		t.Errorf("size %d, want %d: every stored byte counts", sr.Size, want)
 	}

@@ -28,10 +28,14 @@ type Appended struct {
 
 // Rejection is a refused request kept for inspection.
 type Rejection struct {
-	ID       int64       `json:"id"`
-	At       int64       `json:"at"`     // server clock, Unix ms
-	Status   int         `json:"status"` // the HTTP status answered
-	Reason   string      `json:"reason"` // the error code answered, e.g. "bad_signature"
+	ID     int64  `json:"id"`
+	At     int64  `json:"at"`     // server clock, Unix ms
+	Status int    `json:"status"` // the HTTP status answered
+	Reason string `json:"reason"` // the error code answered, e.g. "bad_signature"
+	// AppKey is the app key the request claimed (rc.ClaimedAppKey), ""
+	// when it named none: which app a wrong secret or an unknown key is
+	// about. The sender chose it; see Printable.
+	AppKey   string      `json:"appKey"`
 	Message  string      `json:"message"`
 	Remote   string      `json:"remote"`
 	Method   string      `json:"method"`

@@ -85,8 +85,8 @@ func TestQuarantineSizeMigration(t *testing.T) {
 	defer conn.Close(context.Background())
 	q := pgx.Identifier{schema}.Sanitize()
 	// Back to version 3: migration 6's tables give way to the old log's
-	// (only what migration 6 reads and drops), and migration 7's and 8's go.
-	if _, err := conn.Exec(context.Background(), `ALTER TABLE `+q+`.quarantine DROP COLUMN stored_size; DROP TABLE `+q+`.revoked_sessions;
+	// (only what migration 6 reads and drops), and migrations 7, 8 and 9 are undone.
+	if _, err := conn.Exec(context.Background(), `ALTER TABLE `+q+`.quarantine DROP COLUMN stored_size, DROP COLUMN app_key; DROP TABLE `+q+`.revoked_sessions;
 		DROP TABLE `+q+`.log, `+q+`.feed, `+q+`.projection;
 		CREATE TABLE `+q+`.events (seq BIGINT PRIMARY KEY, received_at BIGINT NOT NULL, body BYTEA NOT NULL);
 		CREATE TABLE `+q+`.feed (id INTEGER PRIMARY KEY);

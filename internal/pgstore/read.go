@@ -122,7 +122,7 @@ func (s *Store) QuarantineList(ctx context.Context, before int64, limit int) ([]
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, at, status, reason, message, remote, method, path, header, body, body_size
+	rows, err := s.pool.Query(ctx, `SELECT id, at, status, reason, app_key, message, remote, method, path, header, body, body_size
 		FROM quarantine WHERE id < $1 ORDER BY id DESC LIMIT $2`, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read quarantine: %w", err)
@@ -134,7 +134,7 @@ func (s *Store) QuarantineList(ctx context.Context, before int64, limit int) ([]
 			r      ledger.Rejection
 			header []byte
 		)
-		if err := rows.Scan(&r.ID, &r.At, &r.Status, &r.Reason, &r.Message, &r.Remote, &r.Method, &r.Path, &header, &r.Body, &r.BodySize); err != nil {
+		if err := rows.Scan(&r.ID, &r.At, &r.Status, &r.Reason, &r.AppKey, &r.Message, &r.Remote, &r.Method, &r.Path, &header, &r.Body, &r.BodySize); err != nil {
 			return nil, fmt.Errorf("read quarantine: %w", err)
 		}
 		if err := json.Unmarshal(header, &r.Header); err != nil {

@@ -321,8 +321,8 @@ func queueMinutes(b *pgx.Batch, ms []ledger.Minute) {
 }
 
 func queueRejection(b *pgx.Batch, r *ledger.StoredRejection) {
-	b.Queue(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size, stored_size)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, r.At, r.Status, r.Reason, r.Message, r.Remote, r.Method, r.Path,
+	b.Queue(`INSERT INTO quarantine (at, status, reason, app_key, message, remote, method, path, header, body, body_size, stored_size)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, r.At, r.Status, r.Reason, r.AppKey, r.Message, r.Remote, r.Method, r.Path,
 		r.HeaderJSON, r.Body, r.BodySize, r.Size)
 }
 

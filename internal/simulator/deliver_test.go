@@ -165,3 +165,52 @@ func TestSpeedCompressesSimulatedTime(t *testing.T) {
 		t.Errorf("received %d callbacks, sent %d", len(stamp), sum.Callbacks)
 	}
 }
+
+// TestNoTimestampPastTheEnd plays a scenario placed to end at a time with
+// every fault on: delays hold callbacks back, but every callback sent,
+// the unknown ones beside them included, carries a time of the scenario,
+// so none lies past its end.
+func TestNoTimestampPastTheEnd(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		stamp []int64
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Timestamp int64 }
+		if json.NewDecoder(r.Body).Decode(&body) != nil {
+			return // the malformed fault's half body
+		}
+		mu.Lock()
+		stamp = append(stamp, body.Timestamp)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	recs := simulator.Generate(simulator.Options{AppKey: "app", Recordings: 40, Seed: 8, End: epoch, UploadFailures: 0.3})
+	times := map[int64]bool{}
+	for _, r := range recs {
+		for _, c := range r.Callbacks("app") {
+			times[c.At.UnixMilli()] = true
+		}
+	}
+	d := &simulator.Deliverer{URL: srv.URL, Signer: rc.Signer{AppKey: "app", Secret: "s"}}
+	faults, err := simulator.ParseFaults("all=0.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := simulator.Run(context.Background(), d, "app", recs, simulator.RunOptions{Faults: faults, Seed: 8}).Summary
+	mu.Lock()
+	defer mu.Unlock()
+	if sum.Injected["delay"] == 0 || sum.Injected["unknown"] == 0 {
+		t.Fatalf("the run injected no delay or unknown callback: %v", sum.Injected)
+	}
+	latest := int64(0)
+	for _, ts := range stamp {
+		if !times[ts] {
+			t.Errorf("a callback carried timestamp %d, not a time of the scenario", ts)
+		}
+		latest = max(latest, ts)
+	}
+	if latest != epoch.UnixMilli() {
+		t.Errorf("the latest timestamp sent is %d, want the scenario's end %d", latest, epoch.UnixMilli())
+	}
+}

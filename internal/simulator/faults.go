@@ -134,7 +134,9 @@ func script(r *rand.Rand, cbs []Callback, rec Recording, appKey string, f Faults
 			}
 		}
 		if r.Float64() < f.Unknown {
-			steps = append(steps, step{kind: stepSend, at: at, callback: unknownCallback(rec, appKey, at)})
+			// Stamped with the callback's own time, not the delayed send
+			// time: a delay must not carry a timestamp past the scenario's end.
+			steps = append(steps, step{kind: stepSend, at: at, callback: unknownCallback(rec, appKey, c.At)})
 		}
 	}
 	sort.SliceStable(steps, func(i, j int) bool { return steps[i].at.Before(steps[j].at) })

@@ -27,6 +27,12 @@ type Options struct {
 	Seed       uint64
 	// Start is the simulated time of the first recording's start.
 	Start time.Time
+	// End, when set, replaces Start: the scenario is placed so that its
+	// last callback falls exactly at End, and nothing it sends lies
+	// beyond. A run that does not wait for simulated time (no speed) ends
+	// by now this way: a receiver is never told of a file closed in its
+	// future.
+	End time.Time
 	// Spread is the simulated time over which recordings start (default 1h).
 	Spread time.Duration
 	// UploadFailures is the share of uploads whose first attempt fails;
@@ -92,6 +98,37 @@ var (
 
 // Generate returns the scenario's recordings, the same for the same options.
 func Generate(o Options) []Recording {
+	if o.End.IsZero() {
+		return generate(o)
+	}
+	// Every time in a scenario is an offset from Start, drawn independently
+	// of Start, so one draw from End measures the span and a second draw,
+	// that span earlier, ends at End.
+	end := o.End.Truncate(time.Millisecond)
+	o.Start, o.End = end, time.Time{}
+	if o.Recordings <= 0 {
+		return nil
+	}
+	span := Last(generate(o)).Sub(end)
+	o.Start = end.Add(-span)
+	return generate(o)
+}
+
+// Last is the simulated time of the latest callback of recs (zero without
+// any).
+func Last(recs []Recording) time.Time {
+	var last time.Time
+	for _, rec := range recs {
+		for _, c := range rec.Callbacks("") {
+			if c.At.After(last) {
+				last = c.At
+			}
+		}
+	}
+	return last
+}
+
+func generate(o Options) []Recording {
 	modes := o.Modes
 	if len(modes) == 0 {
 		for m := rc.ModeAudioVideo; m <= rc.ModeUserAudioVideo; m++ {

@@ -154,3 +154,20 @@ func TestCallbacksAreWhatRCSends(t *testing.T) {
 		}
 	}
 }
+
+// TestEndPlacesTheLastCallback: a scenario placed by End ends exactly
+// there, whatever its seed, and is otherwise the scenario of its seed.
+func TestEndPlacesTheLastCallback(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, 99} {
+		ended := simulator.Generate(simulator.Options{AppKey: "app", Recordings: 30, Seed: seed, End: epoch, UploadFailures: 0.3})
+		started := simulator.Generate(simulator.Options{AppKey: "app", Recordings: 30, Seed: seed, Start: epoch, UploadFailures: 0.3})
+		if last := simulator.Last(ended); !last.Equal(epoch) {
+			t.Errorf("seed %d: the last callback is at %s, want %s", seed, last, epoch)
+		}
+		for i := range ended {
+			if ended[i].RecordID != started[i].RecordID || len(ended[i].Files) != len(started[i].Files) {
+				t.Fatalf("seed %d: placing by End changed recording %d", seed, i)
+			}
+		}
+	}
+}

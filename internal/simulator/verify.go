@@ -216,12 +216,25 @@ type shownFile struct {
 	UploadStatus string  `json:"uploadStatus"`
 }
 
+// Mismatch is one way a recording the API shows differs from what its
+// acknowledged callbacks imply.
+type Mismatch struct {
+	RecordID string
+	// Kind is what differs, the same for the same fault in any recording
+	// ("status", "file size", "file not shown", "answer"), so that many
+	// mismatches can be counted by cause.
+	Kind   string
+	Detail string
+}
+
+func (m Mismatch) String() string { return m.RecordID + ": " + m.Detail }
+
 // Verify reads every recording from recledger's query API at server and
 // compares it with what the acknowledged callbacks imply. It returns one
-// line per mismatch; none means the receiver's ledger is right.
-func Verify(ctx context.Context, server, token string, recs []Recording, acked map[string][]Callback) ([]string, error) {
+// mismatch per difference; none means the receiver's ledger is right.
+func Verify(ctx context.Context, server, token string, recs []Recording, acked map[string][]Callback) ([]Mismatch, error) {
 	client := &http.Client{Timeout: 10 * time.Second}
-	var mismatches []string
+	var mismatches []Mismatch
 	for _, rec := range recs {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+"/v1/recordings/"+url.PathEscape(rec.RecordID), nil)
 		if err != nil {
@@ -246,12 +259,12 @@ func Verify(ctx context.Context, server, token string, recs []Recording, acked m
 		cbs := acked[rec.RecordID]
 		if len(cbs) == 0 {
 			if status != http.StatusNotFound {
-				mismatches = append(mismatches, fmt.Sprintf("%s: nothing of it was acknowledged, but the API answers %d", rec.RecordID, status))
+				mismatches = append(mismatches, Mismatch{rec.RecordID, "answer", fmt.Sprintf("nothing of it was acknowledged, but the API answers %d", status)})
 			}
 			continue
 		}
 		if status != http.StatusOK {
-			mismatches = append(mismatches, fmt.Sprintf("%s: %d callbacks acknowledged, but the API answers %d", rec.RecordID, len(cbs), status))
+			mismatches = append(mismatches, Mismatch{rec.RecordID, "answer", fmt.Sprintf("%d callbacks acknowledged, but the API answers %d", len(cbs), status)})
 			continue
 		}
 		want, err := Expect(cbs)
@@ -263,11 +276,19 @@ func Verify(ctx context.Context, server, token string, recs []Recording, acked m
 	return mismatches, nil
 }
 
-func compare(want Expected, got shown) []string {
-	var out []string
+func compare(want Expected, got shown) []Mismatch {
+	var out []Mismatch
+	add := func(kind, format string, args ...any) {
+		out = append(out, Mismatch{want.RecordID, kind, fmt.Sprintf(format, args...)})
+	}
 	diff := func(field string, w, g any) {
 		if fmt.Sprint(w) != fmt.Sprint(g) {
-			out = append(out, fmt.Sprintf("%s: %s is %v, want %v", want.RecordID, field, g, w))
+			add(field, "%s is %v, want %v", field, g, w)
+		}
+	}
+	fileDiff := func(name, attr string, w, g any) {
+		if fmt.Sprint(w) != fmt.Sprint(g) {
+			add("file "+attr, "file %s %s is %v, want %v", name, attr, g, w)
 		}
 	}
 	diff("roomId", want.RoomID, got.RoomID)
@@ -288,13 +309,13 @@ func compare(want Expected, got shown) []string {
 		seen[f.FileName] = true
 		w, ok := want.Files[f.FileName]
 		if !ok {
-			out = append(out, fmt.Sprintf("%s: file %s is shown but was never acknowledged", want.RecordID, f.FileName))
+			add("file not acknowledged", "file %s is shown but was never acknowledged", f.FileName)
 			continue
 		}
-		diff("file "+f.FileName+" kind", w.Kind, f.Kind)
-		diff("file "+f.FileName+" size", deref(w.Size), deref(f.FileSize))
-		diff("file "+f.FileName+" url", deref(w.URL), deref(f.FileURL))
-		diff("file "+f.FileName+" uploadStatus", w.UploadStatus, f.UploadStatus)
+		fileDiff(f.FileName, "kind", w.Kind, f.Kind)
+		fileDiff(f.FileName, "size", deref(w.Size), deref(f.FileSize))
+		fileDiff(f.FileName, "url", deref(w.URL), deref(f.FileURL))
+		fileDiff(f.FileName, "uploadStatus", w.UploadStatus, f.UploadStatus)
 	}
 	var missing []string
 	for name := range want.Files {
@@ -304,7 +325,7 @@ func compare(want Expected, got shown) []string {
 	}
 	sort.Strings(missing)
 	for _, name := range missing {
-		out = append(out, fmt.Sprintf("%s: file %s was acknowledged but is not shown", want.RecordID, name))
+		add("file not shown", "file %s was acknowledged but is not shown", name)
 	}
 	return out
 }

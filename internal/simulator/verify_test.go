@@ -169,44 +169,45 @@ func TestCompare(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		field, from, to string
+		kind            string
 	}{
-		{"roomId", `"roomId":"room"`, `"roomId":"room2"`},
-		{"sessionId", `"sessionId":"sess"`, `"sessionId":"sess2"`},
-		{"userId", `"userId":"alice"`, `"userId":"bob"`},
-		{"mode", `"mode":0`, `"mode":1`},
-		{"status", `"status":"ended"`, `"status":"complete"`},
-		{"uploadState", `"uploadState":"partial"`, `"uploadState":"pending"`},
-		{"fileCount", `"fileCount":2`, `"fileCount":3`},
-		{"uploadedCount", `"uploadedCount":1`, `"uploadedCount":2`},
-		{"totalBytes", `"totalBytes":300`, `"totalBytes":200`},
-		{"startedAt", `"startedAt":1700000000000`, `"startedAt":1700000000001`},
-		{"startedAt", `"startedAt":1700000000000`, `"startedAt":null`},
-		{"endedAt", `"endedAt":1700000000400`, `"endedAt":1700000000300`},
-		{"endedAt", `"endedAt":1700000000400`, `"endedAt":null`},
-		{"lastError", `"code":500`, `"code":502`},
-		{"lastError", `"message":"failed 500 at 1700000000200"`, `"message":"other"`},
-		{"lastError", `"at":1700000000200}`, `"at":1700000000300}`},
-		{"lastError", `"lastError":{"code":500,"message":"failed 500 at 1700000000200","at":1700000000200}`, `"lastError":null`},
-		{"config", `"slicesMin":30`, `"slicesMin":60`},
-		{"config", `"audioFormat":"aac"`, `"audioFormat":"mp3"`},
-		{"config", `"config":{"trigger":1,"mixLayout":2,"slicesMin":30,"audioFormat":"aac","videoFormat":"mp4"}`, `"config":null`},
-		{"file a.mp4 kind", `"kind":"segment"`, `"kind":"final"`},
-		{"file a.mp4 size", `"fileSize":100`, `"fileSize":101`},
-		{"file a.mp4 url", `"fileUrl":"https://s/a.mp4"`, `"fileUrl":"https://s/other.mp4"`},
-		{"file a.mp4 uploadStatus", `"uploadStatus":"uploaded"`, `"uploadStatus":"failed"`},
-		{"file b.mp4 size", `"fileSize":200`, `"fileSize":null`},
-		{"file b.mp4 url", `"fileUrl":null`, `"fileUrl":"https://s/b.mp4"`},
-		{"file c.mp4 is shown but was never acknowledged", `"files":[`, `"files":[{"fileName":"c.mp4","kind":"final","uploadStatus":"pending"},`},
+		{"roomId", `"roomId":"room"`, `"roomId":"room2"`, "roomId"},
+		{"sessionId", `"sessionId":"sess"`, `"sessionId":"sess2"`, "sessionId"},
+		{"userId", `"userId":"alice"`, `"userId":"bob"`, "userId"},
+		{"mode", `"mode":0`, `"mode":1`, "mode"},
+		{"status", `"status":"ended"`, `"status":"complete"`, "status"},
+		{"uploadState", `"uploadState":"partial"`, `"uploadState":"pending"`, "uploadState"},
+		{"fileCount", `"fileCount":2`, `"fileCount":3`, "fileCount"},
+		{"uploadedCount", `"uploadedCount":1`, `"uploadedCount":2`, "uploadedCount"},
+		{"totalBytes", `"totalBytes":300`, `"totalBytes":200`, "totalBytes"},
+		{"startedAt", `"startedAt":1700000000000`, `"startedAt":1700000000001`, "startedAt"},
+		{"startedAt", `"startedAt":1700000000000`, `"startedAt":null`, "startedAt"},
+		{"endedAt", `"endedAt":1700000000400`, `"endedAt":1700000000300`, "endedAt"},
+		{"endedAt", `"endedAt":1700000000400`, `"endedAt":null`, "endedAt"},
+		{"lastError", `"code":500`, `"code":502`, "lastError"},
+		{"lastError", `"message":"failed 500 at 1700000000200"`, `"message":"other"`, "lastError"},
+		{"lastError", `"at":1700000000200}`, `"at":1700000000300}`, "lastError"},
+		{"lastError", `"lastError":{"code":500,"message":"failed 500 at 1700000000200","at":1700000000200}`, `"lastError":null`, "lastError"},
+		{"config", `"slicesMin":30`, `"slicesMin":60`, "config"},
+		{"config", `"audioFormat":"aac"`, `"audioFormat":"mp3"`, "config"},
+		{"config", `"config":{"trigger":1,"mixLayout":2,"slicesMin":30,"audioFormat":"aac","videoFormat":"mp4"}`, `"config":null`, "config"},
+		{"file a.mp4 kind", `"kind":"segment"`, `"kind":"final"`, "file kind"},
+		{"file a.mp4 size", `"fileSize":100`, `"fileSize":101`, "file size"},
+		{"file a.mp4 url", `"fileUrl":"https://s/a.mp4"`, `"fileUrl":"https://s/other.mp4"`, "file url"},
+		{"file a.mp4 uploadStatus", `"uploadStatus":"uploaded"`, `"uploadStatus":"failed"`, "file uploadStatus"},
+		{"file b.mp4 size", `"fileSize":200`, `"fileSize":null`, "file size"},
+		{"file b.mp4 url", `"fileUrl":null`, `"fileUrl":"https://s/b.mp4"`, "file url"},
+		{"file c.mp4 is shown but was never acknowledged", `"files":[`, `"files":[{"fileName":"c.mp4","kind":"final","uploadStatus":"pending"},`, "file not acknowledged"},
 		{"file b.mp4 was acknowledged but is not shown", `,
-{"fileName":"b.mp4","recordId":"rec","kind":"final","fileSize":200,"fileUrl":null,"uploadStatus":"pending"}`, ``},
+{"fileName":"b.mp4","recordId":"rec","kind":"final","fileSize":200,"fileUrl":null,"uploadStatus":"pending"}`, ``, "file not shown"},
 	} {
 		changed := strings.Replace(answer, tt.from, tt.to, 1)
 		if changed == answer {
 			t.Fatalf("%s: %q is not in the answer", tt.field, tt.from)
 		}
 		m := compare(want, decode(changed))
-		if len(m) != 1 || !strings.Contains(m[0], "rec: "+tt.field) {
-			t.Errorf("changing %s to %s: reported %q, want one line about %s", tt.from, tt.to, m, tt.field)
+		if len(m) != 1 || !strings.HasPrefix(m[0].String(), "rec: "+tt.field) || m[0].Kind != tt.kind {
+			t.Errorf("changing %s to %s: reported %v, want one line about %s of kind %q", tt.from, tt.to, m, tt.field, tt.kind)
 		}
 	}
 }

@@ -149,7 +149,7 @@ func (s *Store) QuarantineList(ctx context.Context, before int64, limit int) ([]
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT id, at, status, reason, message, remote, method, path, header, body, body_size
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, at, status, reason, app_key, message, remote, method, path, header, body, body_size
 		FROM quarantine WHERE id < ? ORDER BY id DESC LIMIT ?`, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read quarantine: %w", err)
@@ -161,7 +161,7 @@ func (s *Store) QuarantineList(ctx context.Context, before int64, limit int) ([]
 			r      ledger.Rejection
 			header string
 		)
-		if err := rows.Scan(&r.ID, &r.At, &r.Status, &r.Reason, &r.Message, &r.Remote, &r.Method, &r.Path, &header, &r.Body, &r.BodySize); err != nil {
+		if err := rows.Scan(&r.ID, &r.At, &r.Status, &r.Reason, &r.AppKey, &r.Message, &r.Remote, &r.Method, &r.Path, &header, &r.Body, &r.BodySize); err != nil {
 			return nil, fmt.Errorf("read quarantine: %w", err)
 		}
 		if err := json.Unmarshal([]byte(header), &r.Header); err != nil {

@@ -28,8 +28,8 @@ func (s *Store) prepare(ctx context.Context) error {
 	}
 	s.stmts = writeStmts{
 		insertLog: prep(`INSERT INTO log (received_at, body, sig) VALUES (?, ?, ?)`),
-		insertRejection: prep(`INSERT INTO quarantine (at, status, reason, message, remote, method, path, header, body, body_size, stored_size)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		insertRejection: prep(`INSERT INTO quarantine (at, status, reason, app_key, message, remote, method, path, header, body, body_size, stored_size)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		countRejected: prep(`INSERT INTO activity (minute, rejected) VALUES (?, ?)
 			ON CONFLICT (minute) DO UPDATE SET rejected = rejected + excluded.rejected`),
 	}
@@ -123,7 +123,7 @@ func (s *Store) commit(ctx context.Context, ops []storesql.Op) (results []stores
 }
 
 func insertRejection(ctx context.Context, tx *sql.Tx, st *sql.Stmt, r *ledger.StoredRejection) error {
-	_, err := tx.StmtContext(ctx, st).ExecContext(ctx, r.At, r.Status, r.Reason, r.Message, r.Remote, r.Method, r.Path,
+	_, err := tx.StmtContext(ctx, st).ExecContext(ctx, r.At, r.Status, r.Reason, r.AppKey, r.Message, r.Remote, r.Method, r.Path,
 		string(r.HeaderJSON), r.Body, r.BodySize, r.Size)
 	if err != nil {
 		return fmt.Errorf("quarantine: %w", err)
