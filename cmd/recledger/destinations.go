@@ -200,6 +200,11 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 				return err
 			}
 			if c.json {
+				for _, items := range []*[]map[string]any{&attempts.Items, &dead.Items} {
+					if *items == nil {
+						*items = []map[string]any{} // [] when there are none, as the API answers
+					}
+				}
 				return printJSON(cmd.OutOrStdout(), map[string]any{"destination": d, "attempts": attempts.Items, "deadLetters": dead.Items})
 			}
 			out := cmd.OutOrStdout()

@@ -50,7 +50,7 @@ milliseconds, and apply to startedAt (or first seen).` + exitCodesHelp,
 				return err
 			}
 			all, _ := cmd.Flags().GetBool("all")
-			var list api.RecordingList
+			list := api.RecordingList{Items: []ledger.Recording{}} // [] when nothing matches, as the API answers
 			for {
 				var page api.RecordingList
 				if err := c.get(cmd.Context(), "/v1/recordings", q, &page); err != nil {
