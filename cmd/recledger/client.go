@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/recledger/recledger/internal/display"
 )
 
 // exitNotFound is the exit code of a query that found nothing.
@@ -26,7 +28,8 @@ type client struct {
 	base  string
 	token string
 	http  *http.Client
-	json  bool // print JSON instead of tables
+	json  bool           // print JSON instead of tables
+	loc   *time.Location // the zone times are shown in: local, or UTC under --utc
 }
 
 const defaultServer = "http://127.0.0.1:8080"
@@ -37,6 +40,7 @@ func addClientFlags(cmd *cobra.Command) {
 	f.String("server", "", "recledger server URL (env RECLEDGER_SERVER; default "+defaultServer+")")
 	f.String("api-token", "", "bearer token of the server's query API (env RECLEDGER_API_TOKEN)")
 	f.Bool("json", false, "print JSON for scripts instead of a table")
+	f.Bool("utc", false, "show times in UTC instead of the local zone (the offset is always shown)")
 }
 
 func newClient(cmd *cobra.Command) (*client, error) {
@@ -57,7 +61,27 @@ func newClient(cmd *cobra.Command) (*client, error) {
 		token = environ("RECLEDGER_API_TOKEN")
 	}
 	asJSON, _ := f.GetBool("json")
-	return &client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}, json: asJSON}, nil
+	return &client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}, json: asJSON,
+		loc: zone(cmd)}, nil
+}
+
+// zone is where cmd shows times: UTC under --utc, else the local zone.
+func zone(cmd *cobra.Command) *time.Location {
+	if utc, _ := cmd.Flags().GetBool("utc"); utc {
+		return time.UTC
+	}
+	return time.Local
+}
+
+// clock shows times to people under display's rule, in one zone, with how
+// long ago they were as of now.
+type clock struct {
+	now time.Time
+	loc *time.Location
+}
+
+// clock is the view of times for one command's output.
+func (c *client) clock() clock { return clock{now: time.Now(), loc: c.loc}
 }
 
 // request sends a GET and returns the response of a 2xx, or the server's
@@ -162,14 +186,16 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// when shows a Unix-millisecond time in local time with how long ago it was.
-func when(ms *int64, now time.Time) string {
+// when shows a Unix-millisecond time with its zone and how long ago it was.
+func (k clock) when(ms *int64) string {
 	if ms == nil || *ms == 0 {
 		return "-"
 	}
-	t := time.UnixMilli(*ms)
-	return t.Local().Format("2006-01-02 15:04:05") + " (" + ago(now.Sub(t)) + ")"
+	return display.Time(*ms, k.loc) + " (" + ago(k.now.Sub(time.UnixMilli(*ms))) + ")"
 }
+
+// timeOfDay shows a Unix-millisecond time of day, to the ms, with its zone.
+func (k clock) timeOfDay(ms int64) string { return display.Clock(ms, k.loc) }
 
 // ago says how long ago d was, to the largest whole unit.
 func ago(d time.Duration) string {

@@ -44,7 +44,7 @@ func newFilesCmd() *cobra.Command {
 			if c.json {
 				return printJSON(cmd.OutOrStdout(), f)
 			}
-			now := time.Now()
+			k := c.clock()
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 			u := "-"
 			if f.FileURL != nil {
@@ -52,8 +52,8 @@ func newFilesCmd() *cobra.Command {
 			}
 			for _, kv := range [][2]string{
 				{"fileName", f.FileName}, {"recordId", f.RecordID}, {"kind", string(f.Kind)}, {"format", orDash(f.Format)},
-				{"size", size(f.FileSize)}, {"upload", string(f.UploadStatus)}, {"uploaded", when(f.UploadedAt, now)},
-				{"url", u}, {"first seen", when(&f.FirstSeenAt, now)},
+				{"size", size(f.FileSize)}, {"upload", string(f.UploadStatus)}, {"uploaded", k.when(f.UploadedAt)},
+				{"url", u}, {"first seen", k.when(&f.FirstSeenAt)},
 			} {
 				fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 			}
@@ -109,7 +109,7 @@ interrupted, resuming where it was if the connection drops.` + exitCodesHelp,
 					return nil
 				}
 				if len(events) > 0 || !headed {
-					printEvents(w, events, time.Now(), !headed)
+					printEvents(w, events, c.clock(), !headed)
 					headed = true
 				}
 				return nil
@@ -239,7 +239,7 @@ func newQuarantineCmd() *cobra.Command {
 			if c.json {
 				return printJSON(cmd.OutOrStdout(), list)
 			}
-			printQuarantine(cmd.OutOrStdout(), list.Items, time.Now())
+			printQuarantine(cmd.OutOrStdout(), list.Items, c.clock())
 			return nil
 		},
 	}
@@ -249,11 +249,11 @@ func newQuarantineCmd() *cobra.Command {
 	return cmd
 }
 
-func printQuarantine(w io.Writer, items []ledger.Rejection, now time.Time) {
+func printQuarantine(w io.Writer, items []ledger.Rejection, k clock) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tAT\tSTATUS\tREASON\tREMOTE\tBODY\tMESSAGE")
 	for _, r := range items {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d B\t%s\n", r.ID, when(&r.At, now), r.Status, r.Reason, orDash(r.Remote), r.BodySize, r.Message)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d B\t%s\n", r.ID, k.when(&r.At), r.Status, r.Reason, orDash(r.Remote), r.BodySize, r.Message)
 	}
 	tw.Flush()
 }

@@ -66,7 +66,7 @@ milliseconds, and apply to startedAt (or first seen).` + exitCodesHelp,
 			if c.json {
 				return printJSON(cmd.OutOrStdout(), list)
 			}
-			printRecordings(cmd.OutOrStdout(), list, time.Now())
+			printRecordings(cmd.OutOrStdout(), list, c.clock())
 			return nil
 		},
 	}
@@ -126,7 +126,7 @@ func parseTime(v string, now time.Time) (int64, error) {
 	return 0, fmt.Errorf("%q: want a duration (2h), a time (2026-11-27T10:00:00Z) or Unix milliseconds", v)
 }
 
-func printRecordings(w io.Writer, list api.RecordingList, now time.Time) {
+func printRecordings(w io.Writer, list api.RecordingList, k clock) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RECORD ID\tSTATUS\tUPLOADS\tROOM\tSESSION\tUSER\tMODE\tFILES\tSTARTED")
 	for _, r := range list.Items {
@@ -135,7 +135,7 @@ func printRecordings(w io.Writer, list api.RecordingList, now time.Time) {
 			started = r.FirstSeenAt
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", r.RecordID, r.Status, r.UploadState, orDash(r.RoomID),
-			orDash(r.SessionID), orDash(r.UserID), r.ModeName, r.UploadedCount, r.FileCount, when(started, now))
+			orDash(r.SessionID), orDash(r.UserID), r.ModeName, r.UploadedCount, r.FileCount, k.when(started))
 	}
 	tw.Flush()
 	if list.NextCursor != "" {
@@ -163,7 +163,7 @@ func newRecordingsShowCmd() *cobra.Command {
 			if c.json {
 				return printJSON(cmd.OutOrStdout(), r)
 			}
-			printRecording(cmd.OutOrStdout(), r, time.Now())
+			printRecording(cmd.OutOrStdout(), r, c.clock())
 			return nil
 		},
 	}
@@ -171,7 +171,7 @@ func newRecordingsShowCmd() *cobra.Command {
 	return cmd
 }
 
-func printRecording(w io.Writer, r ledger.Recording, now time.Time) {
+func printRecording(w io.Writer, r ledger.Recording, k clock) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	field := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	field("recordId", r.RecordID)
@@ -180,15 +180,15 @@ func printRecording(w io.Writer, r ledger.Recording, now time.Time) {
 	field("uploads", fmt.Sprintf("%s (%d of %d files, %s)", r.UploadState, r.UploadedCount, r.FileCount, size(&r.TotalBytes)))
 	field("room / session / user", orDash(r.RoomID)+" / "+orDash(r.SessionID)+" / "+orDash(r.UserID))
 	field("mode", fmt.Sprintf("%d %s", r.Mode, r.ModeName))
-	field("started", when(r.StartedAt, now))
-	field("ended", when(r.EndedAt, now))
-	field("first seen", when(r.FirstSeenAt, now))
+	field("started", k.when(r.StartedAt))
+	field("ended", k.when(r.EndedAt))
+	field("first seen", k.when(r.FirstSeenAt))
 	if r.Config != nil {
 		field("config", fmt.Sprintf("slices %d min, audio %s, video %s, layout %d, trigger %d",
 			r.Config.SlicesMin, orDash(r.Config.AudioFormat), orDash(r.Config.VideoFormat), r.Config.MixLayout, r.Config.Trigger))
 	}
 	if r.LastError != nil {
-		field("last error", fmt.Sprintf("%d %s (%s)", r.LastError.Code, r.LastError.Message, when(&r.LastError.At, now)))
+		field("last error", fmt.Sprintf("%d %s (%s)", r.LastError.Code, r.LastError.Message, k.when(&r.LastError.At)))
 	}
 	if r.Extra != "" {
 		field("extra", r.Extra)
@@ -208,10 +208,10 @@ func printRecording(w io.Writer, r ledger.Recording, now time.Time) {
 	tw.Flush()
 
 	fmt.Fprintln(w, "\nTIMELINE")
-	printEvents(w, r.Events, now, true)
+	printEvents(w, r.Events, k, true)
 }
 
-func printEvents(w io.Writer, events []ledger.Event, now time.Time, header bool) {
+func printEvents(w io.Writer, events []ledger.Event, k clock, header bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if header {
 		fmt.Fprintln(tw, "SEQ\tRECEIVED\tTYPE\tRC TIME\tCODE\tRECORD ID\tFILE\tNOTE")
@@ -224,8 +224,8 @@ func printEvents(w io.Writer, events []ledger.Event, now time.Time, header bool)
 		if e.Code != 200 && e.Code != 0 {
 			note = strings.TrimSpace(note + " failed: " + e.ErrorMessage)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Seq, when(&e.ReceivedAt, now), e.TypeName,
-			time.UnixMilli(e.Timestamp).Local().Format("15:04:05.000"), e.Code, e.RecordID, orDash(e.FileName), note)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Seq, k.when(&e.ReceivedAt), e.TypeName,
+			k.timeOfDay(e.Timestamp), e.Code, e.RecordID, orDash(e.FileName), note)
 	}
 	tw.Flush()
 }
