@@ -81,7 +81,8 @@ type clock struct {
 }
 
 // clock is the view of times for one command's output.
-func (c *client) clock() clock { return clock{now: time.Now(), loc: c.loc}
+func (c *client) clock() clock {
+	return clock{now: time.Now(), loc: c.loc}
 }
 
 // request sends a GET and returns the response of a 2xx, or the server's
