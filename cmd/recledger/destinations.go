@@ -143,11 +143,19 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 			if err := c.get(cmd.Context(), "/v1/destinations", nil, &page); err != nil {
 				return err
 			}
-			if c.json {
+			switch {
+			case c.json:
 				return printJSON(cmd.OutOrStdout(), page)
+			case c.ids:
+				for _, d := range page.Items {
+					fmt.Fprintln(cmd.OutOrStdout(), d.ID)
+				}
+				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTYPE\tURL\tEVENTS\tSTATE")
+			if !c.noHeaders {
+				fmt.Fprintln(tw, "ID\tTYPE\tURL\tEVENTS\tSTATE")
+			}
 			for _, d := range page.Items {
 				events := "all"
 				if len(d.Events) > 0 {
@@ -159,6 +167,7 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 		},
 	}
 	addClientFlags(ls)
+	addListFlags(ls)
 
 	setEnabled := func(on bool) func(cmd *cobra.Command, c *client, id string) error {
 		return func(cmd *cobra.Command, c *client, id string) error {

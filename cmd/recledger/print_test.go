@@ -41,7 +41,7 @@ func sampleRecording() ledger.Recording {
 	url := "http://oss/record/XXXXXXXX.mp4?abc"
 	return ledger.Recording{
 		RecordID: "8329208b99410743dcfeb80548e2c0ec", AppKey: "your_appkey", RoomID: "111", SessionID: "lSA2G6CUf9A-6nnoNwXCx8",
-		UserID: "222", Mode: 1, ModeName: "video", Status: ledger.StatusComplete, UploadState: ledger.UploadComplete,
+		UserID: "222", Mode: 1, ModeName: "single-video", Status: ledger.StatusComplete, UploadState: ledger.UploadComplete,
 		StartedAt: ms(1764454766123), EndedAt: ms(1764458366123), FirstSeenAt: ms(1764454766500),
 		FileCount: 1, UploadedCount: 1, TotalBytes: 333,
 		Files: []ledger.File{{FileName: "lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4", Kind: ledger.KindFinal,
@@ -74,7 +74,7 @@ func TestPrintedTimesCarryTheirZone(t *testing.T) {
 			golden(t, "recording-show-"+tt.name+".txt", b.Bytes())
 			b.Reset()
 			r.Files, r.Events = nil, nil
-			printRecordings(&b, api.RecordingList{Items: []ledger.Recording{r}}, k)
+			printRecordings(&b, api.RecordingList{Items: []ledger.Recording{r}}, k, true)
 			golden(t, "recordings-ls-"+tt.name+".txt", b.Bytes())
 		})
 	}

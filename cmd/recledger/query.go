@@ -96,9 +96,13 @@ interrupted, resuming where it was if the connection drops.` + exitCodesHelp,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			headed := false
+			table := eventColumns(w)
+			if !c.json && !c.ids && !c.noHeaders {
+				table.row(eventHeader)
+			}
 			show := func(events []ledger.Event) error {
-				if c.json {
+				switch {
+				case c.json:
 					enc := json.NewEncoder(w)
 					enc.SetEscapeHTML(false)
 					for _, e := range events {
@@ -106,11 +110,15 @@ interrupted, resuming where it was if the connection drops.` + exitCodesHelp,
 							return err
 						}
 					}
-					return nil
-				}
-				if len(events) > 0 || !headed {
-					printEvents(w, events, c.clock(), !headed)
-					headed = true
+				case c.ids:
+					for _, e := range events {
+						fmt.Fprintln(w, e.Seq)
+					}
+				default:
+					k := c.clock()
+					for _, e := range events {
+						table.row(eventCells(e, k))
+					}
 				}
 				return nil
 			}
@@ -123,6 +131,7 @@ interrupted, resuming where it was if the connection drops.` + exitCodesHelp,
 	tail.Flags().IntP("lines", "n", 20, "how many of the newest callbacks to print (at most 1000)")
 	tail.Flags().BoolP("follow", "f", false, "follow new callbacks as they arrive")
 	addClientFlags(tail)
+	addListFlags(tail)
 	cmd.AddCommand(tail)
 	return cmd
 }
@@ -236,22 +245,31 @@ func newQuarantineCmd() *cobra.Command {
 			if err := c.get(cmd.Context(), "/v1/quarantine", url.Values{"limit": {strconv.Itoa(limit)}}, &list); err != nil {
 				return err
 			}
-			if c.json {
+			switch {
+			case c.json:
 				return printJSON(cmd.OutOrStdout(), list)
+			case c.ids:
+				for _, r := range list.Items {
+					fmt.Fprintln(cmd.OutOrStdout(), r.ID)
+				}
+				return nil
 			}
-			printQuarantine(cmd.OutOrStdout(), list.Items, c.clock())
+			printQuarantine(cmd.OutOrStdout(), list.Items, c.clock(), !c.noHeaders)
 			return nil
 		},
 	}
 	ls.Flags().Int("limit", 50, "how many (at most 500)")
 	addClientFlags(ls)
+	addListFlags(ls)
 	cmd.AddCommand(ls)
 	return cmd
 }
 
-func printQuarantine(w io.Writer, items []ledger.Rejection, k clock) {
+func printQuarantine(w io.Writer, items []ledger.Rejection, k clock, header bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAT\tSTATUS\tREASON\tREMOTE\tBODY\tMESSAGE")
+	if header {
+		fmt.Fprintln(tw, "ID\tAT\tSTATUS\tREASON\tREMOTE\tBODY\tMESSAGE")
+	}
 	for _, r := range items {
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d B\t%s\n", r.ID, k.when(&r.At), r.Status, r.Reason, orDash(r.Remote), r.BodySize, r.Message)
 	}

@@ -129,6 +129,13 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// The port first: a server that cannot listen must not create or
+	// migrate a database on its way to failing.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close() // on an early return; Shutdown closes it otherwise
 	var m *metrics
 	store, err := openStore(ctx, cfg, storeHooks{
 		logger: log,
@@ -246,17 +253,16 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 		ConnContext:       api.ConnContext, // lets an event stream bound its socket buffer
 	}
 	srv.RegisterOnShutdown(func() { close(stopping) })
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 
 	keys := verifier.AppKeys()
 	sort.Strings(keys)
-	_, dbPath, _ := parseDB(cfg.DB)
-	log.Info("listening", "addr", ln.Addr().String(), "callbacks", "http://"+ln.Addr().String()+"/v1/callbacks/recording",
-		"dashboard", "http://"+ln.Addr().String()+"/",
-		"db", redactURL(dbPath), "sqlite_synchronous", cfg.SQLiteSynchronous, "apps", keys)
+	kind, dbPath, _ := parseDB(cfg.DB)
+	attrs := []any{"addr", ln.Addr().String(), "callbacks", "http://" + ln.Addr().String() + "/v1/callbacks/recording",
+		"dashboard", "http://" + ln.Addr().String() + "/", "db", redactURL(dbPath)}
+	if kind == "sqlite" { // the settings of the backend in use only
+		attrs = append(attrs, "sqlite_synchronous", cfg.SQLiteSynchronous)
+	}
+	log.Info("listening", append(attrs, "apps", keys)...)
 	if len(keys) == 0 {
 		log.Warn("no RC app configured: callbacks are refused until you add one with --app KEY=SECRET or RECLEDGER_APPS=KEY=SECRET")
 	}
