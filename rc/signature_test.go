@@ -557,3 +557,37 @@ func validHeaderValue(s string) bool {
 	}
 	return strings.TrimSpace(s) == s
 }
+
+// TestVerifierSetApps: a reload's secret is in force at once and the
+// replaced one refused; a bad set leaves the one in force.
+func TestVerifierSetApps(t *testing.T) {
+	body := seedBody(t)
+	v := newTestVerifier(t, fixedClock(testNow))
+	const newSecret = "n3w-secret"
+	if err := v.SetApps(map[string][]string{testApp: {newSecret}}); err != nil {
+		t.Fatal(err)
+	}
+	signed := func(secret, nonce string) *http.Request {
+		s := rc.Signer{AppKey: testApp, Secret: secret, Now: fixedClock(testNow), Nonce: func() string { return nonce }}
+		req := httptest.NewRequest(http.MethodPost, "/v1/callbacks/recording", bytes.NewReader(body))
+		s.Apply(req, s.Sign())
+		return req
+	}
+	if _, err := v.Verify(signed(newSecret, "new1"), body); err != nil {
+		t.Errorf("new secret: %v", err)
+	}
+	if _, err := v.Verify(signed(testSecret, "old1"), body); !errors.Is(err, rc.ErrBadSignature) {
+		t.Errorf("old secret: %v, want ErrBadSignature", err)
+	}
+	for _, bad := range []map[string][]string{{"": {"s"}}, {testApp: {}}, {testApp: {""}}, {testApp: {"a", "b", "c"}}} {
+		if err := v.SetApps(bad); err == nil {
+			t.Errorf("SetApps(%v) = nil, want an error", bad)
+		}
+	}
+	if _, err := v.Verify(signed(newSecret, "new2"), body); err != nil {
+		t.Errorf("new secret after refused sets: %v", err)
+	}
+	if got := v.AppKeys(); len(got) != 1 || got[0] != testApp {
+		t.Errorf("AppKeys = %v", got)
+	}
+}

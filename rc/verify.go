@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,7 +70,7 @@ type VerifierConfig struct {
 // Verifier checks RC's signature on incoming callbacks. It is safe for
 // concurrent use.
 type Verifier struct {
-	apps      map[string][]string
+	apps      atomic.Pointer[map[string][]string] // swapped whole by SetApps
 	now       func() time.Time
 	tolerance time.Duration
 	checkTime bool
@@ -80,7 +81,6 @@ type Verifier struct {
 // empty one, or more than two.
 func NewVerifier(c VerifierConfig) (*Verifier, error) {
 	v := &Verifier{
-		apps:      make(map[string][]string, len(c.Apps)),
 		now:       c.Now,
 		tolerance: c.Tolerance,
 		checkTime: !c.SkipTimestampCheck,
@@ -100,27 +100,42 @@ func NewVerifier(c VerifierConfig) (*Verifier, error) {
 	} else if v.replay == nil {
 		v.replay = NewMemoryReplay(v.now)
 	}
-	for key, secrets := range c.Apps {
-		if key == "" {
-			return nil, errors.New("rc: empty app key")
-		}
-		if len(secrets) == 0 || len(secrets) > 2 {
-			return nil, fmt.Errorf("rc: app %s: want one or two secrets, got %d", key, len(secrets))
-		}
-		for _, s := range secrets {
-			if s == "" {
-				return nil, fmt.Errorf("rc: app %s: empty secret", key)
-			}
-		}
-		v.apps[key] = append([]string(nil), secrets...)
+	if err := v.SetApps(c.Apps); err != nil {
+		return nil, err
 	}
 	return v, nil
 }
 
+// SetApps replaces the accepted apps and their secrets, as a server's
+// configuration reload does: every Verify that starts after it returns sees
+// the new set whole, one in progress the old one. On an error (an empty key,
+// an app with no secret, an empty one or more than two) the set in force is
+// kept.
+func (v *Verifier) SetApps(apps map[string][]string) error {
+	next := make(map[string][]string, len(apps))
+	for key, secrets := range apps {
+		if key == "" {
+			return errors.New("rc: empty app key")
+		}
+		if len(secrets) == 0 || len(secrets) > 2 {
+			return fmt.Errorf("rc: app %s: want one or two secrets, got %d", key, len(secrets))
+		}
+		for _, s := range secrets {
+			if s == "" {
+				return fmt.Errorf("rc: app %s: empty secret", key)
+			}
+		}
+		next[key] = append([]string(nil), secrets...)
+	}
+	v.apps.Store(&next)
+	return nil
+}
+
 // AppKeys returns the app keys the Verifier accepts (never their secrets).
 func (v *Verifier) AppKeys() []string {
-	keys := make([]string, 0, len(v.apps))
-	for k := range v.apps {
+	apps := *v.apps.Load()
+	keys := make([]string, 0, len(apps))
+	for k := range apps {
 		keys = append(keys, k)
 	}
 	return keys
@@ -161,7 +176,7 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (string, error) {
 	if h := firstValue(r, appKeyNames, false); h != "" && h != appKey {
 		return "", &SignatureError{Err: ErrAppKeyMismatch}
 	}
-	secrets, ok := v.apps[appKey]
+	secrets, ok := (*v.apps.Load())[appKey]
 	if !ok {
 		return "", sigErr(ErrUnknownApp, "%s", quoteShort(appKey))
 	}

@@ -10,9 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/recledger/recledger/internal/display"
 )
 
 // exitNotFound is the exit code of a query that found nothing.
@@ -26,27 +29,37 @@ type client struct {
 	base  string
 	token string
 	http  *http.Client
-	json  bool // print JSON instead of tables
+	json  bool           // print JSON instead of tables
+	loc   *time.Location // the zone times are shown in: local, or UTC under --utc
+	// A list command's -o ids and --no-headers.
+	ids, noHeaders bool
+	// flags names the command's flag for each API query parameter, so an
+	// answer about a parameter names what the user typed.
+	flags map[string]string
 }
 
 const defaultServer = "http://127.0.0.1:8080"
 
+// addListFlags gives a list command -o and --no-headers.
+func addListFlags(cmd *cobra.Command) {
+	cmd.Flags().StringP("output", "o", "table", "table; ids (one id a line, for xargs); or json (as --json)")
+	cmd.Flags().Bool("no-headers", false, "print the table's rows without its header line")
+}
+
 // addClientFlags gives a query command --server, --api-token and --json.
 func addClientFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.String("server", "", "recledger server URL (env RECLEDGER_SERVER; default "+defaultServer+")")
+	f.String("server", defaultServer, "recledger server URL (env RECLEDGER_SERVER)")
 	f.String("api-token", "", "bearer token of the server's query API (env RECLEDGER_API_TOKEN)")
 	f.Bool("json", false, "print JSON for scripts instead of a table")
+	f.Bool("utc", false, "show times in UTC instead of the local zone (the offset is always shown)")
 }
 
 func newClient(cmd *cobra.Command) (*client, error) {
 	f := cmd.Flags()
 	server, _ := f.GetString("server")
-	if server == "" {
-		server = environ("RECLEDGER_SERVER")
-	}
-	if server == "" {
-		server = defaultServer
+	if env := environ("RECLEDGER_SERVER"); env != "" && !f.Changed("server") {
+		server = env
 	}
 	u, err := url.Parse(server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -57,7 +70,45 @@ func newClient(cmd *cobra.Command) (*client, error) {
 		token = environ("RECLEDGER_API_TOKEN")
 	}
 	asJSON, _ := f.GetBool("json")
-	return &client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}, json: asJSON}, nil
+	c := &client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}, json: asJSON,
+		loc: zone(cmd)}
+	if f.Lookup("output") != nil {
+		output, _ := f.GetString("output")
+		switch output {
+		case "table":
+		case "ids":
+			c.ids = true
+		case "json":
+			c.json = true
+		default:
+			return nil, fmt.Errorf("--output %q: want table, ids or json", output)
+		}
+		if c.ids && asJSON {
+			return nil, errors.New("--json and -o ids: give one")
+		}
+		c.noHeaders, _ = f.GetBool("no-headers")
+	}
+	return c, nil
+}
+
+// zone is where cmd shows times: UTC under --utc, else the local zone.
+func zone(cmd *cobra.Command) *time.Location {
+	if utc, _ := cmd.Flags().GetBool("utc"); utc {
+		return time.UTC
+	}
+	return time.Local
+}
+
+// clock shows times to people under display's rule, in one zone, with how
+// long ago they were as of now.
+type clock struct {
+	now time.Time
+	loc *time.Location
+}
+
+// clock is the view of times for one command's output.
+func (c *client) clock() clock {
+	return clock{now: time.Now(), loc: c.loc}
 }
 
 // request sends a GET and returns the response of a 2xx, or the server's
@@ -87,6 +138,9 @@ func (c *client) do(ctx context.Context, method, path string, q url.Values, body
 		hc = &http.Client{} // a stream stays open
 	}
 	resp, err := hc.Do(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil, fmt.Errorf("%s: connection refused: is `recledger serve` running? (--server or RECLEDGER_SERVER names another address)", c.base)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.base, err)
 	}
@@ -104,6 +158,22 @@ func (c *client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	if resp.StatusCode == http.StatusNotFound && e.Error.Code == "not_found" {
 		return nil, fmt.Errorf("%s: %w", path, errNotFound)
+	}
+	if e.Error.Code == "bad_parameter" {
+		// The API names its parameter ("query parameter roomId: ..."); the
+		// user typed a flag.
+		for param, flag := range c.flags {
+			if rest, ok := strings.CutPrefix(msg, "query parameter "+param+": "); ok {
+				return nil, &httpError{status: resp.StatusCode, msg: "--" + flag + ": " + rest}
+			}
+		}
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		hint := "give the server's token with --api-token or RECLEDGER_API_TOKEN"
+		if c.token != "" {
+			hint = "the token given with --api-token (or RECLEDGER_API_TOKEN) is not the server's"
+		}
+		msg += "; " + hint
 	}
 	return nil, &httpError{status: resp.StatusCode, msg: fmt.Sprintf("%s: %s: %s", path, resp.Status, msg)}
 }
@@ -162,14 +232,16 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// when shows a Unix-millisecond time in local time with how long ago it was.
-func when(ms *int64, now time.Time) string {
+// when shows a Unix-millisecond time with its zone and how long ago it was.
+func (k clock) when(ms *int64) string {
 	if ms == nil || *ms == 0 {
 		return "-"
 	}
-	t := time.UnixMilli(*ms)
-	return t.Local().Format("2006-01-02 15:04:05") + " (" + ago(now.Sub(t)) + ")"
+	return display.Time(*ms, k.loc) + " (" + ago(k.now.Sub(time.UnixMilli(*ms))) + ")"
 }
+
+// timeOfDay shows a Unix-millisecond time of day, to the ms, with its zone.
+func (k clock) timeOfDay(ms int64) string { return display.Clock(ms, k.loc) }
 
 // ago says how long ago d was, to the largest whole unit.
 func ago(d time.Duration) string {

@@ -102,7 +102,7 @@ type setting struct {
 var settings = []setting{
 	{"addr", "RECLEDGER_ADDR", "addr", "listen address", false,
 		func(c *Config, v string) error { c.Addr = v; return nil }},
-	{"db", "RECLEDGER_DB", "db", "sqlite:PATH (embedded) or a postgres:// URL", false,
+	{"db", "RECLEDGER_DB", "db", "sqlite:PATH or just PATH (embedded), or a postgres:// URL", false,
 		func(c *Config, v string) error { c.DB = v; return nil }},
 	{"app", "RECLEDGER_APPS", "apps", "RC app KEY=SECRET whose callbacks are accepted; repeat for more apps, or a key twice while rotating its secret", true,
 		func(c *Config, v string) error { return c.addApp(v) }},
@@ -257,20 +257,46 @@ func (c *Config) addApp(v string) error {
 	return nil
 }
 
-// addConfigFlags registers the settings as flags of cmd.
-func addConfigFlags(cmd *cobra.Command) {
+// addConfigFlags registers the settings as flags of cmd: all of them, or
+// only the ones named (a command that uses a few lists only those).
+func addConfigFlags(cmd *cobra.Command, only ...string) {
 	f := cmd.Flags()
+	defaults := settingDefaults(defaultConfig())
 	for _, s := range settings {
+		if len(only) > 0 && !slices.Contains(only, s.flag) {
+			continue
+		}
 		usage := s.usage + " (env " + s.env + ")"
+		// The default is shown, not used: loadConfig reads only the flags
+		// given, after the file and the environment.
 		if s.list {
 			f.StringArray(s.flag, nil, usage)
 		} else {
-			f.String(s.flag, "", usage)
+			f.String(s.flag, defaults[s.flag], usage)
 		}
 	}
-	f.Bool("insecure-skip-signature", false, "DEVELOPMENT ONLY: accept callbacks that carry no signature")
-	f.Bool("allow-private-destinations", false, "let destinations point at loopback, private and link-local addresses (tests, development) (env RECLEDGER_ALLOW_PRIVATE_DESTINATIONS)")
+	if len(only) == 0 {
+		f.Bool("insecure-skip-signature", false, "DEVELOPMENT ONLY: accept callbacks that carry no signature")
+		f.Bool("allow-private-destinations", false, "let destinations point at loopback, private and link-local addresses (tests, development) (env RECLEDGER_ALLOW_PRIVATE_DESTINATIONS)")
+	}
 	f.String("config", "", "TOML file with the same settings, names in snake_case (env RECLEDGER_CONFIG)")
+}
+
+// settingDefaults are c's values of the single-valued settings as a flag
+// takes them, for the help.
+func settingDefaults(c Config) map[string]string {
+	waits := make([]string, len(c.RetrySchedule))
+	for i, w := range c.RetrySchedule {
+		waits[i] = w.String()
+	}
+	return map[string]string{
+		"addr": c.Addr, "db": c.DB, "signature-tolerance": c.SignatureTolerance.String(), "log-format": c.LogFormat,
+		"log-level": c.LogLevel, "max-body-bytes": strconv.FormatInt(c.MaxBodyBytes, 10), "sqlite-synchronous": c.SQLiteSynchronous,
+		"quarantine-max-count": strconv.Itoa(c.QuarantineMaxCount), "quarantine-max-bytes": strconv.FormatInt(c.QuarantineMaxBytes, 10),
+		"shutdown-timeout": c.ShutdownTimeout.String(), "db-write-timeout": c.DBWriteTimeout.String(),
+		"session-refresh": c.SessionRefresh.String(), "settle": c.Settle.String(), "retry-schedule": strings.Join(waits, ","),
+		"disable-after": c.DisableAfter.String(), "max-streams": strconv.Itoa(c.MaxStreams),
+	}
 }
 
 // loadConfig fills a Config from defaults, the file, the environment and
@@ -472,6 +498,7 @@ func (c *Config) Validate() error {
 }
 
 // parseDB splits --db into its kind ("sqlite" or "postgres") and location.
+// A bare path (no scheme) is a SQLite file.
 func parseDB(db string) (kind, location string, err error) {
 	switch {
 	case strings.HasPrefix(db, "sqlite:"):
@@ -480,8 +507,10 @@ func parseDB(db string) (kind, location string, err error) {
 		}
 	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
 		return "postgres", db, nil
+	case db != "" && !strings.Contains(db, "://"):
+		return "sqlite", db, nil
 	}
-	return "", "", fmt.Errorf("db %q: want sqlite:PATH or a postgres:// URL", redactURL(db))
+	return "", "", fmt.Errorf("db %q: want sqlite:PATH, a file path or a postgres:// URL", redactURL(db))
 }
 
 // redactURL hides a password in a database URL.

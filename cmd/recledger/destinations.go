@@ -26,12 +26,12 @@ import (
 type destination = api.DestinationView
 
 // state is a destination's state in a word or a few.
-func state(d *destination) string {
+func state(d *destination, k clock) string {
 	switch {
 	case !d.Enabled:
 		return "disabled: " + d.DisabledReason
 	case d.FailingSince != nil:
-		return "failing since " + when(d.FailingSince, time.Now())
+		return "failing since " + k.when(d.FailingSince)
 	}
 	return "ok"
 }
@@ -143,22 +143,31 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 			if err := c.get(cmd.Context(), "/v1/destinations", nil, &page); err != nil {
 				return err
 			}
-			if c.json {
+			switch {
+			case c.json:
 				return printJSON(cmd.OutOrStdout(), page)
+			case c.ids:
+				for _, d := range page.Items {
+					fmt.Fprintln(cmd.OutOrStdout(), d.ID)
+				}
+				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTYPE\tURL\tEVENTS\tSTATE")
+			if !c.noHeaders {
+				fmt.Fprintln(tw, "ID\tTYPE\tURL\tEVENTS\tSTATE")
+			}
 			for _, d := range page.Items {
 				events := "all"
 				if len(d.Events) > 0 {
 					events = joinTypes(d.Events)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.Type, d.URL, events, state(&d))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.Type, d.URL, events, state(&d, c.clock()))
 			}
 			return tw.Flush()
 		},
 	}
 	addClientFlags(ls)
+	addListFlags(ls)
 
 	setEnabled := func(on bool) func(cmd *cobra.Command, c *client, id string) error {
 		return func(cmd *cobra.Command, c *client, id string) error {
@@ -166,7 +175,7 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 			if err := c.send(cmd.Context(), http.MethodPatch, path(id), map[string]bool{"enabled": on}, &d); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", d.ID, state(&d))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", d.ID, state(&d, c.clock()))
 			return nil
 		}
 	}
@@ -200,18 +209,23 @@ the webhook-signature header with it (any Standard Webhooks library).`,
 				return err
 			}
 			if c.json {
+				for _, items := range []*[]map[string]any{&attempts.Items, &dead.Items} {
+					if *items == nil {
+						*items = []map[string]any{} // [] when there are none, as the API answers
+					}
+				}
 				return printJSON(cmd.OutOrStdout(), map[string]any{"destination": d, "attempts": attempts.Items, "deadLetters": dead.Items})
 			}
 			out := cmd.OutOrStdout()
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			now := time.Now()
-			for _, kv := range [][2]string{{"id", d.ID}, {"type", string(d.Type)}, {"url", d.URL}, {"state", state(&d)},
+			now := c.clock()
+			for _, kv := range [][2]string{{"id", d.ID}, {"type", string(d.Type)}, {"url", d.URL}, {"state", state(&d, now)},
 				{"events", orDash(joinTypes(d.Events))}, {"app key", orDash(d.AppKey)}, {"room prefix", orDash(d.RoomPrefix)},
-				{"created", when(&d.CreatedAt, now)}, {"dead letters", strconv.Itoa(len(dead.Items))}} {
+				{"created", now.when(&d.CreatedAt)}, {"dead letters", strconv.Itoa(len(dead.Items))}} {
 				fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 			}
 			for _, k := range d.Keys {
-				fmt.Fprintf(tw, "key\t%s %s\n", k.Hint, map[bool]string{true: "(rotating out " + when(k.Expires, now) + ")", false: ""}[k.Expires != nil])
+				fmt.Fprintf(tw, "key\t%s %s\n", k.Hint, map[bool]string{true: "(rotating out " + now.when(k.Expires) + ")", false: ""}[k.Expires != nil])
 			}
 			tw.Flush()
 			fmt.Fprintln(out, "\nnewest attempts:")

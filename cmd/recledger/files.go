@@ -25,8 +25,9 @@ within a recording, its newest files first. --upload-state takes a file's own
 upload status (pending, uploaded, failed), not_uploaded (pending or failed:
 what the dashboard's "Files not uploaded yet" counts) or overdue (not uploaded,
 in a recording whose uploads are overdue). --since and --until apply to the
-file's first seen time and take a duration back from now (2h), a date and time
-(RFC 3339) or Unix milliseconds.` + exitCodesHelp,
+file's first seen time and take a duration back from now (2h), a date
+(2026-11-29) or a date and time (2026-11-29 10:00, in the local zone, UTC
+under --utc; or RFC 3339), or Unix milliseconds.` + exitCodesHelp,
 		Example: `  recledger files ls --upload-state not_uploaded
   recledger files ls --room 1775 --since 24h
   recledger files ls --upload-state failed --all --json | jq -r '.items[].fileName'`,
@@ -36,10 +37,11 @@ file's first seen time and take a duration back from now (2h), a date and time
 			if err != nil {
 				return err
 			}
-			q, err := fileQuery(cmd, time.Now())
+			q, err := fileQuery(cmd, time.Now(), c.loc)
 			if err != nil {
 				return err
 			}
+			c.flags = fileParams
 			all, _ := cmd.Flags().GetBool("all")
 			list := api.FileList{Items: []ledger.ListedFile{}} // --json prints [] for none, never null
 			for {
@@ -54,14 +56,19 @@ file's first seen time and take a duration back from now (2h), a date and time
 				}
 				q.Set("cursor", page.NextCursor)
 			}
-			if c.json {
+			if list.NextCursor != "" { // on stderr: stdout stays rows (or JSON, which carries it)
+				fmt.Fprintf(cmd.ErrOrStderr(), "more: --cursor %s (or --all)\n", list.NextCursor)
+			}
+			switch {
+			case c.json:
 				return printJSON(cmd.OutOrStdout(), list)
+			case c.ids:
+				for _, f := range list.Items {
+					fmt.Fprintln(cmd.OutOrStdout(), f.FileName)
+				}
+				return nil
 			}
-			loc := time.Local
-			if utc, _ := cmd.Flags().GetBool("utc"); utc {
-				loc = time.UTC
-			}
-			printFiles(cmd.OutOrStdout(), list, loc)
+			printFiles(cmd.OutOrStdout(), list, c.loc, !c.noHeaders)
 			return nil
 		},
 	}
@@ -76,13 +83,18 @@ file's first seen time and take a duration back from now (2h), a date and time
 	}
 	f.Int("limit", ledger.DefaultPage, "files per page (at most 500)")
 	f.Bool("all", false, "follow every page")
-	f.Bool("utc", false, "show times in UTC instead of the local zone")
 	addClientFlags(cmd)
+	addListFlags(cmd)
 	return cmd
 }
 
-// fileQuery turns the ls flags into GET /v1/files' query parameters.
-func fileQuery(cmd *cobra.Command, now time.Time) (url.Values, error) {
+// fileParams are the API parameters files ls sets and the flags that set them.
+var fileParams = map[string]string{"uploadState": "upload-state", "roomId": "room", "appKey": "app",
+	"cursor": "cursor", "since": "since", "until": "until", "limit": "limit"}
+
+// fileQuery turns the ls flags into GET /v1/files' query parameters; loc is
+// the zone of dates and times given without one.
+func fileQuery(cmd *cobra.Command, now time.Time, loc *time.Location) (url.Values, error) {
 	f := cmd.Flags()
 	q := url.Values{}
 	for _, p := range []struct{ flag, param string }{
@@ -97,7 +109,7 @@ func fileQuery(cmd *cobra.Command, now time.Time) (url.Values, error) {
 		if v == "" {
 			continue
 		}
-		ms, err := parseTime(v, now)
+		ms, err := parseTime(v, now, loc)
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", flag, err)
 		}
@@ -108,15 +120,14 @@ func fileQuery(cmd *cobra.Command, now time.Time) (url.Values, error) {
 	return q, nil
 }
 
-func printFiles(w io.Writer, list api.FileList, loc *time.Location) {
+func printFiles(w io.Writer, list api.FileList, loc *time.Location, header bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FILE\tRECORD ID\tROOM\tUPLOAD\tSIZE\tFIRST SEEN")
+	if header {
+		fmt.Fprintln(tw, "FILE\tRECORD ID\tROOM\tUPLOAD\tSIZE\tFIRST SEEN")
+	}
 	for _, f := range list.Items {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.FileName, f.RecordID, orDash(f.RoomID), f.UploadStatus,
 			size(f.FileSize), display.Time(f.FirstSeenAt, loc))
 	}
 	tw.Flush()
-	if list.NextCursor != "" {
-		fmt.Fprintf(w, "more: --cursor %s (or --all)\n", list.NextCursor)
-	}
 }

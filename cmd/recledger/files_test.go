@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -43,15 +45,34 @@ func TestFilesLs(t *testing.T) {
 		t.Errorf("files ls --utc (exit %d):\n%s", code, out)
 	}
 
+	// The list conventions of recordings ls: ids for xargs, rows without
+	// the header, the next page's hint on stderr.
+	out, _, code = runBinary(t, "", "files", "ls", "-o", "ids", "--server", server)
+	if code != 0 || out != name+"\n" {
+		t.Errorf("files ls -o ids (exit %d): %q, want the file name alone", code, out)
+	}
+	out, _, code = runBinary(t, "", "files", "ls", "--no-headers", "--server", server)
+	if code != 0 || strings.Contains(out, "FILE ") || !strings.Contains(out, name) {
+		t.Errorf("files ls --no-headers (exit %d):\n%s", code, out)
+	}
+	second := []byte(strings.ReplaceAll(strings.ReplaceAll(string(mustRead(t, "type2-segment.json")), id, "second-recording"), "_1530027865231", "_1530027999999"))
+	if status, err := postSigned(srv.addr, second); err != nil || status != 200 {
+		t.Fatalf("second recording's segment: %d, %v", status, err)
+	}
+	out, stderr, code = runBinary(t, "", "files", "ls", "--limit", "1", "--server", server)
+	if code != 0 || strings.Contains(out, "more:") || !strings.Contains(stderr, "more: --cursor ") {
+		t.Errorf("files ls --limit 1 (exit %d): stdout %q, stderr %q; want the cursor hint on stderr only", code, out, stderr)
+	}
+
 	for _, tt := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"--upload-state", "partial"}, "uploadState"},
-		{[]string{"--room", "a\xffb"}, "roomId: invalid UTF-8"},
-		{[]string{"--app", "a\x1b[2Jb"}, "appKey: control character U+001B"},
-		{[]string{"--cursor", "nope"}, "cursor"},
-		{[]string{"--limit", "501"}, "limit"},
+		{[]string{"--upload-state", "partial"}, "--upload-state"},
+		{[]string{"--room", "a\xffb"}, "--room: invalid UTF-8"},
+		{[]string{"--app", "a\x1b[2Jb"}, "--app: control character U+001B"},
+		{[]string{"--cursor", "nope"}, "--cursor"},
+		{[]string{"--limit", "501"}, "--limit"},
 		{[]string{"--since", "yesterday"}, "--since"},
 	} {
 		_, stderr, code := runBinary(t, "", append(append([]string{"files", "ls"}, tt.args...), "--server", server)...)
@@ -59,4 +80,13 @@ func TestFilesLs(t *testing.T) {
 			t.Errorf("files ls %q: exit %d, stderr %.300q; want exit %d naming %s", tt.args, code, stderr, exitError, tt.want)
 		}
 	}
+}
+
+func mustRead(t *testing.T, seed string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "rc", "testdata", "seed", seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -7,7 +7,7 @@ import (
 
 // TestCLIHostileValues: the CLI is a client of the API's reads; a filter or
 // an id no stored value can equal is answered by the server's 400 (exit 1,
-// the message naming the parameter, no "retry") or 404 (exit 3), and a
+// the message naming the flag, no "retry") or 404 (exit 3), and a
 // valid but odd value (quotes, SQL, an emoji) is simply found nowhere.
 func TestCLIHostileValues(t *testing.T) {
 	srv := startServer(t, t.TempDir(), "--app", testApp+"="+testSecret)
@@ -17,10 +17,10 @@ func TestCLIHostileValues(t *testing.T) {
 		code int
 		want string // in stderr
 	}{
-		{[]string{"recordings", "ls", "--room", "a\xffb"}, exitError, "roomId: invalid UTF-8"},
-		{[]string{"recordings", "ls", "--user", "a\x1b[2Jb"}, exitError, "userId: control character U+001B"},
-		{[]string{"recordings", "ls", "--session", strings.Repeat("s", 300)}, exitError, "sessionId: 300 bytes, at most 256"},
-		{[]string{"recordings", "ls", "--app-key", "a\u0085b"}, exitError, "appKey: control character U+0085"},
+		{[]string{"recordings", "ls", "--room", "a\xffb"}, exitError, "--room: invalid UTF-8"},
+		{[]string{"recordings", "ls", "--user", "a\x1b[2Jb"}, exitError, "--user: control character U+001B"},
+		{[]string{"recordings", "ls", "--session", strings.Repeat("s", 300)}, exitError, "--session: 300 bytes, at most 256"},
+		{[]string{"recordings", "ls", "--app-key", "a\u0085b"}, exitError, "--app-key: control character U+0085"},
 		{[]string{"recordings", "show", "a\xffb"}, exitNotFound, "not found"},
 		{[]string{"files", "show", strings.Repeat("f", 2000)}, exitNotFound, "not found"},
 		{[]string{"recordings", "ls", "--room", `x' OR '1'='1"; DROP TABLE recordings; --`}, exitOK, ""},

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -64,5 +65,29 @@ belong to a room, session, user or recordId, and whether all are uploaded.`,
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newServeCmd(), newRecordingsCmd(), newFilesCmd(), newEventsCmd(), newQuarantineCmd(), newDestinationsCmd(),
 		newSimulateCmd(), newMigrateCmd(), newReplayCmd(), newSignCmd(), newVersionCmd())
+	for _, c := range root.Commands() {
+		if c.HasSubCommands() {
+			group(c)
+		}
+	}
 	return root
+}
+
+// group makes a command that only holds subcommands refuse an unknown one
+// with a suggestion, as the root does; cobra would print its help and
+// exit 0, so a typo in a script would pass unnoticed. Alone it prints its
+// help.
+func group(cmd *cobra.Command) {
+	cmd.SuggestionsMinimumDistance = 2 // what the root uses
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf("; did you mean %q?", strings.Join(s, `" or "`))
+		}
+		return errors.New(msg + " (" + c.CommandPath() + " --help lists them)")
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 }

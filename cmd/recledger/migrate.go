@@ -53,6 +53,6 @@ own to upgrade before starting a new version, or to check the version.`,
 			return nil
 		},
 	}
-	addConfigFlags(cmd)
+	addConfigFlags(cmd, "db", "sqlite-synchronous")
 	return cmd
 }

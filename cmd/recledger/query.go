@@ -44,7 +44,7 @@ func newFilesCmd() *cobra.Command {
 			if c.json {
 				return printJSON(cmd.OutOrStdout(), f)
 			}
-			now := time.Now()
+			k := c.clock()
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 			u := "-"
 			if f.FileURL != nil {
@@ -52,8 +52,8 @@ func newFilesCmd() *cobra.Command {
 			}
 			for _, kv := range [][2]string{
 				{"fileName", f.FileName}, {"recordId", f.RecordID}, {"kind", string(f.Kind)}, {"format", orDash(f.Format)},
-				{"size", size(f.FileSize)}, {"upload", string(f.UploadStatus)}, {"uploaded", when(f.UploadedAt, now)},
-				{"url", u}, {"first seen", when(&f.FirstSeenAt, now)},
+				{"size", size(f.FileSize)}, {"upload", string(f.UploadStatus)}, {"uploaded", k.when(f.UploadedAt)},
+				{"url", u}, {"first seen", k.when(&f.FirstSeenAt)},
 			} {
 				fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 			}
@@ -96,9 +96,13 @@ interrupted, resuming where it was if the connection drops.` + exitCodesHelp,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			headed := false
+			table := eventColumns(w)
+			if !c.json && !c.ids && !c.noHeaders {
+				table.row(eventHeader)
+			}
 			show := func(events []ledger.Event) error {
-				if c.json {
+				switch {
+				case c.json:
 					enc := json.NewEncoder(w)
 					enc.SetEscapeHTML(false)
 					for _, e := range events {
@@ -106,11 +110,15 @@ interrupted, resuming where it was if the connection drops.` + exitCodesHelp,
 							return err
 						}
 					}
-					return nil
-				}
-				if len(events) > 0 || !headed {
-					printEvents(w, events, time.Now(), !headed)
-					headed = true
+				case c.ids:
+					for _, e := range events {
+						fmt.Fprintln(w, e.Seq)
+					}
+				default:
+					k := c.clock()
+					for _, e := range events {
+						table.row(eventCells(e, k))
+					}
 				}
 				return nil
 			}
@@ -123,6 +131,7 @@ interrupted, resuming where it was if the connection drops.` + exitCodesHelp,
 	tail.Flags().IntP("lines", "n", 20, "how many of the newest callbacks to print (at most 1000)")
 	tail.Flags().BoolP("follow", "f", false, "follow new callbacks as they arrive")
 	addClientFlags(tail)
+	addListFlags(tail)
 	cmd.AddCommand(tail)
 	return cmd
 }
@@ -236,24 +245,33 @@ func newQuarantineCmd() *cobra.Command {
 			if err := c.get(cmd.Context(), "/v1/quarantine", url.Values{"limit": {strconv.Itoa(limit)}}, &list); err != nil {
 				return err
 			}
-			if c.json {
+			switch {
+			case c.json:
 				return printJSON(cmd.OutOrStdout(), list)
+			case c.ids:
+				for _, r := range list.Items {
+					fmt.Fprintln(cmd.OutOrStdout(), r.ID)
+				}
+				return nil
 			}
-			printQuarantine(cmd.OutOrStdout(), list.Items, time.Now())
+			printQuarantine(cmd.OutOrStdout(), list.Items, c.clock(), !c.noHeaders)
 			return nil
 		},
 	}
 	ls.Flags().Int("limit", 50, "how many (at most 500)")
 	addClientFlags(ls)
+	addListFlags(ls)
 	cmd.AddCommand(ls)
 	return cmd
 }
 
-func printQuarantine(w io.Writer, items []ledger.Rejection, now time.Time) {
+func printQuarantine(w io.Writer, items []ledger.Rejection, k clock, header bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAT\tSTATUS\tREASON\tAPP KEY\tREMOTE\tBODY\tMESSAGE")
+	if header {
+		fmt.Fprintln(tw, "ID\tAT\tSTATUS\tREASON\tAPP KEY\tREMOTE\tBODY\tMESSAGE")
+	}
 	for _, r := range items {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%d B\t%s\n", r.ID, when(&r.At, now), r.Status, r.Reason, orDash(r.AppKey), orDash(r.Remote), r.BodySize, r.Message)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%d B\t%s\n", r.ID, k.when(&r.At), r.Status, r.Reason, orDash(r.AppKey), orDash(r.Remote), r.BodySize, r.Message)
 	}
 	tw.Flush()
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -8,11 +10,14 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/recledger/recledger/internal/api"
+	"github.com/recledger/recledger/internal/display"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/rc"
 )
 
 const exitCodesHelp = `
@@ -34,10 +39,14 @@ func newRecordingsLsCmd() *cobra.Command {
 		Use:   "ls",
 		Short: "List recordings, newest first, with the query API's filters",
 		Long: `ls lists recordings from a running recledger, newest first. --since and
---until take a duration back from now (2h), a date and time (RFC 3339) or Unix
-milliseconds, and apply to startedAt (or first seen).` + exitCodesHelp,
+--until take a duration back from now (2h), a date (2026-11-29) or a date and
+time (2026-11-29 10:00, in the local zone, UTC under --utc; or RFC 3339), or
+Unix milliseconds, and apply to startedAt (or first seen).
+` + statusHelp + exitCodesHelp,
 		Example: `  recledger recordings ls
   recledger recordings ls --room 1775 --status ended
+  recledger recordings ls --mode mix-audio --since 2026-11-29
+  recledger recordings ls --upload-state overdue -o ids
   recledger recordings ls --since 24h --all --json | jq '.items[].recordId'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -45,12 +54,13 @@ milliseconds, and apply to startedAt (or first seen).` + exitCodesHelp,
 			if err != nil {
 				return err
 			}
-			q, err := recordingQuery(cmd, time.Now())
+			q, err := recordingQuery(cmd, time.Now(), c.loc)
 			if err != nil {
 				return err
 			}
+			c.flags = recordingParams
 			all, _ := cmd.Flags().GetBool("all")
-			var list api.RecordingList
+			list := api.RecordingList{Items: []ledger.Recording{}} // [] when nothing matches, as the API answers
 			for {
 				var page api.RecordingList
 				if err := c.get(cmd.Context(), "/v1/recordings", q, &page); err != nil {
@@ -63,10 +73,19 @@ milliseconds, and apply to startedAt (or first seen).` + exitCodesHelp,
 				}
 				q.Set("cursor", page.NextCursor)
 			}
-			if c.json {
-				return printJSON(cmd.OutOrStdout(), list)
+			if list.NextCursor != "" { // on stderr: stdout stays rows (or JSON, which carries it)
+				fmt.Fprintf(cmd.ErrOrStderr(), "more: --cursor %s (or --all)\n", list.NextCursor)
 			}
-			printRecordings(cmd.OutOrStdout(), list, time.Now())
+			switch {
+			case c.json:
+				return printJSON(cmd.OutOrStdout(), list)
+			case c.ids:
+				for _, r := range list.Items {
+					fmt.Fprintln(cmd.OutOrStdout(), r.RecordID)
+				}
+				return nil
+			}
+			printRecordings(cmd.OutOrStdout(), list, c.clock(), !c.noHeaders)
 			return nil
 		},
 	}
@@ -75,7 +94,8 @@ milliseconds, and apply to startedAt (or first seen).` + exitCodesHelp,
 		{"app-key", "only this RC app"}, {"room", "only this roomId"}, {"session", "only this sessionId"},
 		{"user", "only this userId"}, {"status", "recording, ended, complete or failed"},
 		{"upload-state", "none, pending, partial, complete, failed or overdue"},
-		{"mode", "recording mode 0-6"}, {"since", "started (or first seen) at or after"},
+		{"mode", "recording mode as printed (" + strings.Join(modeNames(), ", ") + ") or its number 0-6"},
+		{"since", "started (or first seen) at or after"},
 		{"until", "started (or first seen) at or before"}, {"cursor", "continue from a previous page's nextCursor"},
 	} {
 		f.String(p.flag, "", p.usage)
@@ -83,72 +103,133 @@ milliseconds, and apply to startedAt (or first seen).` + exitCodesHelp,
 	f.Int("limit", 50, "recordings per page (at most 500)")
 	f.Bool("all", false, "follow every page")
 	addClientFlags(cmd)
+	addListFlags(cmd)
 	return cmd
 }
 
-// recordingQuery turns the ls flags into the API's query parameters.
-func recordingQuery(cmd *cobra.Command, now time.Time) (url.Values, error) {
+// statusHelp says what the states mean; the README says the same.
+const statusHelp = `
+A recording's status:
+  recording  seen, not ended yet
+  ended      the end was seen, some file is not uploaded yet
+  complete   the end was seen and every known file is uploaded
+  failed     a start or end callback carried a code other than 200
+Its upload state (UPLOADS):
+  none       no file yet
+  pending    files known, none uploaded yet
+  partial    some files uploaded
+  complete   every file uploaded
+  failed     a file's upload failed and was not retried successfully
+  overdue    the end came over 25 h ago (RC retries uploads for 24 h) and a
+             file is still not uploaded; overrides all but complete`
+
+// recordingParams are the API parameters ls sets and the flags that set them.
+var recordingParams = map[string]string{"appKey": "app-key", "roomId": "room", "sessionId": "session", "userId": "user",
+	"status": "status", "uploadState": "upload-state", "mode": "mode", "cursor": "cursor", "since": "since", "until": "until",
+	"limit": "limit"}
+
+// recordingQuery turns the ls flags into the API's query parameters; loc
+// is the zone of dates and times given without one.
+func recordingQuery(cmd *cobra.Command, now time.Time, loc *time.Location) (url.Values, error) {
 	f := cmd.Flags()
 	q := url.Values{}
-	for flag, param := range map[string]string{"app-key": "appKey", "room": "roomId", "session": "sessionId",
-		"user": "userId", "status": "status", "upload-state": "uploadState", "mode": "mode", "cursor": "cursor"} {
-		if v, _ := f.GetString(flag); v != "" {
-			q.Set(param, v)
+	for param, flag := range recordingParams {
+		if flag == "limit" {
+			continue
 		}
-	}
-	for _, flag := range []string{"since", "until"} {
 		v, _ := f.GetString(flag)
 		if v == "" {
 			continue
 		}
-		ms, err := parseTime(v, now)
-		if err != nil {
-			return nil, fmt.Errorf("--%s: %w", flag, err)
+		switch flag {
+		case "mode":
+			n, err := parseMode(v)
+			if err != nil {
+				return nil, fmt.Errorf("--mode: %w", err)
+			}
+			v = strconv.Itoa(n)
+		case "since", "until":
+			ms, err := parseTime(v, now, loc)
+			if err != nil {
+				return nil, fmt.Errorf("--%s: %w", flag, err)
+			}
+			v = strconv.FormatInt(ms, 10)
 		}
-		q.Set(flag, strconv.FormatInt(ms, 10))
+		q.Set(param, v)
 	}
 	limit, _ := f.GetInt("limit")
 	q.Set("limit", strconv.Itoa(limit))
 	return q, nil
 }
 
-// parseTime reads a duration back from now, an RFC 3339 time or Unix ms.
-func parseTime(v string, now time.Time) (int64, error) {
+// modeNames are the modes as recordings show them (modeName), by number.
+func modeNames() []string {
+	var names []string
+	for m := rc.Mode(0); m.Known(); m++ {
+		names = append(names, m.String())
+	}
+	return names
+}
+
+// parseMode reads a mode by its printed name or its number.
+func parseMode(v string) (int, error) {
+	for i, name := range modeNames() {
+		if strings.EqualFold(v, name) || v == strconv.Itoa(i) {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("%q: want %s, or 0-6", v, strings.Join(modeNames(), ", "))
+}
+
+// timeLayouts are the dates and times --since and --until take besides
+// RFC 3339, read in the zone asked for.
+var timeLayouts = []string{"2006-01-02", "2006-01-02 15:04", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02T15:04:05"}
+
+// parseTime reads a duration back from now, a date or date and time (in
+// loc unless it names its zone), or Unix ms.
+func parseTime(v string, now time.Time, loc *time.Location) (int64, error) {
+	v = strings.TrimSpace(v)
 	if d, err := time.ParseDuration(v); err == nil {
 		return now.Add(-d).UnixMilli(), nil
 	}
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t.UnixMilli(), nil
 	}
+	for _, layout := range timeLayouts {
+		if t, err := time.ParseInLocation(layout, v, loc); err == nil {
+			return t.UnixMilli(), nil
+		}
+	}
 	if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms >= 0 {
 		return ms, nil
 	}
-	return 0, fmt.Errorf("%q: want a duration (2h), a time (2026-11-27T10:00:00Z) or Unix milliseconds", v)
+	return 0, fmt.Errorf("%q: want a duration (2h), a date (2026-11-29), a date and time (2026-11-29 10:00, or RFC 3339) or Unix milliseconds", v)
 }
 
-func printRecordings(w io.Writer, list api.RecordingList, now time.Time) {
+func printRecordings(w io.Writer, list api.RecordingList, k clock, header bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RECORD ID\tSTATUS\tUPLOADS\tROOM\tSESSION\tUSER\tMODE\tFILES\tSTARTED")
+	if header {
+		fmt.Fprintln(tw, "RECORD ID\tSTATUS\tUPLOADS\tROOM\tSESSION\tUSER\tMODE\tFILES\tSTARTED")
+	}
 	for _, r := range list.Items {
 		started := r.StartedAt
 		if started == nil {
 			started = r.FirstSeenAt
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", r.RecordID, r.Status, r.UploadState, orDash(r.RoomID),
-			orDash(r.SessionID), orDash(r.UserID), r.ModeName, r.UploadedCount, r.FileCount, when(started, now))
+			orDash(r.SessionID), orDash(r.UserID), r.ModeName, r.UploadedCount, r.FileCount, k.when(started))
 	}
 	tw.Flush()
-	if list.NextCursor != "" {
-		fmt.Fprintf(w, "more: --cursor %s (or --all)\n", list.NextCursor)
-	}
 }
 
 func newRecordingsShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show RECORD_ID",
 		Short: "Show a recording: its fields, files with sizes and URLs, and timeline",
-		Long:  `show prints one recording from a running recledger.` + exitCodesHelp,
+		Long: `show prints one recording from a running recledger. RECORD_ID may be the
+start of a recordId when no other recording's starts the same way.` + exitCodesHelp,
 		Example: `  recledger recordings show 8329208b99410743dcfeb80548e2c0ec
+  recledger recordings show 8329208b
   recledger recordings show 8329208b99410743dcfeb80548e2c0ec --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -156,14 +237,14 @@ func newRecordingsShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var r ledger.Recording
-			if err := c.get(cmd.Context(), "/v1/recordings/"+url.PathEscape(args[0]), nil, &r); err != nil {
+			r, err := c.recording(cmd.Context(), args[0], cmd.ErrOrStderr())
+			if err != nil {
 				return err
 			}
 			if c.json {
 				return printJSON(cmd.OutOrStdout(), r)
 			}
-			printRecording(cmd.OutOrStdout(), r, time.Now())
+			printRecording(cmd.OutOrStdout(), r, c.clock())
 			return nil
 		},
 	}
@@ -171,7 +252,7 @@ func newRecordingsShowCmd() *cobra.Command {
 	return cmd
 }
 
-func printRecording(w io.Writer, r ledger.Recording, now time.Time) {
+func printRecording(w io.Writer, r ledger.Recording, k clock) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	field := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	field("recordId", r.RecordID)
@@ -180,15 +261,15 @@ func printRecording(w io.Writer, r ledger.Recording, now time.Time) {
 	field("uploads", fmt.Sprintf("%s (%d of %d files, %s)", r.UploadState, r.UploadedCount, r.FileCount, size(&r.TotalBytes)))
 	field("room / session / user", orDash(r.RoomID)+" / "+orDash(r.SessionID)+" / "+orDash(r.UserID))
 	field("mode", fmt.Sprintf("%d %s", r.Mode, r.ModeName))
-	field("started", when(r.StartedAt, now))
-	field("ended", when(r.EndedAt, now))
-	field("first seen", when(r.FirstSeenAt, now))
+	field("started", k.when(r.StartedAt))
+	field("ended", k.when(r.EndedAt))
+	field("first seen", k.when(r.FirstSeenAt))
 	if r.Config != nil {
 		field("config", fmt.Sprintf("slices %d min, audio %s, video %s, layout %d, trigger %d",
 			r.Config.SlicesMin, orDash(r.Config.AudioFormat), orDash(r.Config.VideoFormat), r.Config.MixLayout, r.Config.Trigger))
 	}
 	if r.LastError != nil {
-		field("last error", fmt.Sprintf("%d %s (%s)", r.LastError.Code, r.LastError.Message, when(&r.LastError.At, now)))
+		field("last error", fmt.Sprintf("%d %s (%s)", r.LastError.Code, r.LastError.Message, k.when(&r.LastError.At)))
 	}
 	if r.Extra != "" {
 		field("extra", r.Extra)
@@ -208,24 +289,116 @@ func printRecording(w io.Writer, r ledger.Recording, now time.Time) {
 	tw.Flush()
 
 	fmt.Fprintln(w, "\nTIMELINE")
-	printEvents(w, r.Events, now, true)
+	printEvents(w, r.Events, k, true)
 }
 
-func printEvents(w io.Writer, events []ledger.Event, now time.Time, header bool) {
+// eventHeader and eventCells are the columns of a table of callbacks.
+var eventHeader = []string{"SEQ", "RECEIVED", "TYPE", "RC TIME", "CODE", "RECORD ID", "FILE", "NOTE"}
+
+func eventCells(e ledger.Event, k clock) []string {
+	note := ""
+	if e.Duplicate {
+		note = "duplicate"
+	}
+	if e.Code != 200 && e.Code != 0 {
+		note = strings.TrimSpace(note + " failed: " + e.ErrorMessage)
+	}
+	return []string{strconv.FormatInt(e.Seq, 10), k.when(&e.ReceivedAt), e.TypeName, k.timeOfDay(e.Timestamp),
+		strconv.Itoa(e.Code), e.RecordID, orDash(e.FileName), note}
+}
+
+// printEvents prints a whole table of callbacks at once (a timeline).
+func printEvents(w io.Writer, events []ledger.Event, k clock, header bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if header {
-		fmt.Fprintln(tw, "SEQ\tRECEIVED\tTYPE\tRC TIME\tCODE\tRECORD ID\tFILE\tNOTE")
+		fmt.Fprintln(tw, strings.Join(eventHeader, "\t"))
 	}
 	for _, e := range events {
-		note := ""
-		if e.Duplicate {
-			note = "duplicate"
-		}
-		if e.Code != 200 && e.Code != 0 {
-			note = strings.TrimSpace(note + " failed: " + e.ErrorMessage)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Seq, when(&e.ReceivedAt, now), e.TypeName,
-			time.UnixMilli(e.Timestamp).Local().Format("15:04:05.000"), e.Code, e.RecordID, orDash(e.FileName), note)
+		fmt.Fprintln(tw, strings.Join(eventCells(e, k), "\t"))
 	}
 	tw.Flush()
+}
+
+// columns prints a table row by row as rows arrive (events tail -f): each
+// column is as wide as its widest cell so far, from widths that fit what
+// RC sends, so later rows line up with the header printed first.
+type columns struct {
+	w      io.Writer
+	widths []int
+}
+
+// eventColumns fit a seq of 7 digits, a received time with "(59m ago)",
+// RC's 32-character recordIds and its file names.
+func eventColumns(w io.Writer) *columns {
+	return &columns{w: w, widths: []int{7, len("2006-01-02 15:04:05 -07:00 (59m ago)"), len("segment"), len(display.ClockLayout), 4, 32, 48, 0}}
+}
+
+func (c *columns) row(cells []string) {
+	var b strings.Builder
+	for i, cell := range cells {
+		n := utf8.RuneCountInString(cell)
+		c.widths[i] = max(c.widths[i], n)
+		b.WriteString(cell)
+		if i < len(cells)-1 {
+			b.WriteString(strings.Repeat(" ", c.widths[i]-n+2))
+		}
+	}
+	fmt.Fprintln(c.w, strings.TrimRight(b.String(), " "))
+}
+
+// prefixScan bounds how many of the newest recordings a short recordId is
+// looked for among: the API has no prefix filter, so the CLI pages.
+const prefixScan = 10_000
+
+// recording fetches the recording id names: the recordId itself or, when
+// none has it, the start of exactly one recordId among the newest
+// prefixScan. Several matches are an error listing them.
+func (c *client) recording(ctx context.Context, id string, stderr io.Writer) (ledger.Recording, error) {
+	var r ledger.Recording
+	err := c.get(ctx, "/v1/recordings/"+url.PathEscape(id), nil, &r)
+	if !errors.Is(err, errNotFound) || id == "" {
+		return r, err
+	}
+	var matches []string
+	q := url.Values{"limit": {strconv.Itoa(ledger.MaxPage)}}
+	scanned, complete := 0, false
+	for scanned < prefixScan {
+		var page api.RecordingList
+		if err := c.get(ctx, "/v1/recordings", q, &page); err != nil {
+			return r, err
+		}
+		for _, rec := range page.Items {
+			if strings.HasPrefix(rec.RecordID, id) {
+				matches = append(matches, rec.RecordID)
+			}
+		}
+		scanned += len(page.Items)
+		if page.NextCursor == "" {
+			complete = true
+			break
+		}
+		q.Set("cursor", page.NextCursor)
+	}
+	partial := ""
+	if !complete {
+		partial = fmt.Sprintf(" (only the newest %d recordings were searched for it; give the whole recordId)", scanned)
+	}
+	switch len(matches) {
+	case 0:
+		return r, fmt.Errorf("recording %q: %w%s", id, errNotFound, partial)
+	case 1:
+		if partial != "" {
+			fmt.Fprintf(stderr, "recledger: %s is the one recordId starting %s%s\n", matches[0], id, partial)
+		}
+		return r, c.get(ctx, "/v1/recordings/"+url.PathEscape(matches[0]), nil, &r)
+	}
+	shown := matches
+	if len(shown) > 10 {
+		shown = shown[:10]
+	}
+	more := ""
+	if len(matches) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(matches)-len(shown))
+	}
+	return r, fmt.Errorf("%q starts %d recordIds: %s%s%s; give more of it", id, len(matches), strings.Join(shown, ", "), more, partial)
 }

@@ -38,6 +38,6 @@ replay refuses to run beside a server that has it.`,
 			return nil
 		},
 	}
-	addConfigFlags(cmd)
+	addConfigFlags(cmd, "db", "sqlite-synchronous", "db-write-timeout", "settle")
 	return cmd
 }

@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,7 +39,10 @@ answers 200, and keeps the ledger in SQLite (default ./data/recledger.db).
 
 Settings come from flags, then the environment, then a TOML config file
 (--config), then defaults. Stop it with Ctrl-C or SIGTERM: it stops accepting,
-finishes the callbacks in flight, commits and closes the database.`,
+finishes the callbacks in flight, commits and closes the database. SIGHUP
+rereads the same sources and puts the apps and their secrets, the API token
+and the log level in force without a restart (an invalid configuration is
+logged and the running one kept); other settings need a restart.`,
 		Example: `  recledger serve
   recledger serve --app your_appkey=SECRET --addr 0.0.0.0:8080
   RECLEDGER_APPS=key1=secret1,key2=secret2 recledger serve --log-format json
@@ -47,21 +53,23 @@ finishes the callbacks in flight, commits and closes the database.`,
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg, cmd.ErrOrStderr())
+			reload := func() (Config, error) { return loadConfig(cmd.Flags(), environ) }
+			return serve(cmd.Context(), cfg, reload, cmd.ErrOrStderr())
 		},
 	}
 	addConfigFlags(cmd)
 	return cmd
 }
 
-func newLogger(cfg Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.LogLevel)) // Validate checked it
+// newLogger returns the server's logger and its level, which a reload sets.
+func newLogger(cfg Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(logLevel(cfg.LogLevel))
 	o := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
+		return slog.New(slog.NewJSONHandler(w, o)), level
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	return slog.New(slog.NewTextHandler(w, o)), level
 }
 
 // storeHooks are what a store reports for metrics and logs; any may be nil.
@@ -112,9 +120,22 @@ var (
 	_ access.Revocations = (*pgstore.Store)(nil)
 )
 
-// serve runs the server until ctx ends, then shuts it down gracefully.
-func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
-	log := newLogger(cfg, logOut)
+// serve runs the server until ctx ends, then shuts it down gracefully. On
+// SIGHUP it puts in force what reload returns, as far as it can without a
+// restart.
+func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOut io.Writer) error {
+	log, level := newLogger(cfg, logOut)
+	// Taken over from the start: SIGHUP's default is to end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	// The port first: a server that cannot listen must not create or
+	// migrate a database on its way to failing.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close() // on an early return; Shutdown closes it otherwise
 	var m *metrics
 	store, err := openStore(ctx, cfg, storeHooks{
 		logger: log,
@@ -232,17 +253,16 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		ConnContext:       api.ConnContext, // lets an event stream bound its socket buffer
 	}
 	srv.RegisterOnShutdown(func() { close(stopping) })
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 
 	keys := verifier.AppKeys()
 	sort.Strings(keys)
-	_, dbPath, _ := parseDB(cfg.DB)
-	log.Info("listening", "addr", ln.Addr().String(), "callbacks", "http://"+ln.Addr().String()+"/v1/callbacks/recording",
-		"dashboard", "http://"+ln.Addr().String()+"/",
-		"db", redactURL(dbPath), "sqlite_synchronous", cfg.SQLiteSynchronous, "apps", keys)
+	kind, dbPath, _ := parseDB(cfg.DB)
+	attrs := []any{"addr", ln.Addr().String(), "callbacks", "http://" + ln.Addr().String() + "/v1/callbacks/recording",
+		"dashboard", "http://" + ln.Addr().String() + "/", "db", redactURL(dbPath)}
+	if kind == "sqlite" { // the settings of the backend in use only
+		attrs = append(attrs, "sqlite_synchronous", cfg.SQLiteSynchronous)
+	}
+	log.Info("listening", append(attrs, "apps", keys)...)
 	if len(keys) == 0 {
 		log.Warn("no RC app configured: callbacks are refused until you add one with --app KEY=SECRET or RECLEDGER_APPS=KEY=SECRET")
 	}
@@ -264,10 +284,16 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	reloads := &reloader{load: reload, cfg: cfg, log: log, level: level, verifier: verifier, rule: rule}
+	for running := true; running; {
+		select {
+		case err := <-serveErr:
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			reloads.reload()
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	log.Info("shutting down: finishing callbacks in flight")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)

@@ -405,6 +405,16 @@ done`
 		t.Fatalf("recordings show (exit %d):\n%s%s", code, out, stderr)
 	}
 
+	// The first command of "Asking questions", as written, after this walk-through.
+	first := readmeFirstCommand(t, "Asking questions")
+	if len(first) < 2 || first[0] != "recledger" {
+		t.Fatalf("the first command of Asking questions: %q", first)
+	}
+	out, stderr, code = runBinary(t, "", append(first[1:], "--server", server)...)
+	if code != 0 || !strings.Contains(out, id) {
+		t.Errorf("README's %q after the walk-through (exit %d) lists nothing:\n%s%s", strings.Join(first, " "), code, out, stderr)
+	}
+
 	if _, _, code := runBinary(t, "", "recordings", "show", "nope", "--server", server); code != exitNotFound {
 		t.Errorf("recordings show of an unknown id: exit %d, want %d", code, exitNotFound)
 	}

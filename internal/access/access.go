@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -92,8 +93,8 @@ type Options struct {
 
 // Rule is the access rule for one API token ("" for loopback only).
 type Rule struct {
-	opts    Options
-	key     []byte // signs session cookies; derived from the token
+	opts    Options // opts.Token is the first token only; cred is the one in force
+	cred    atomic.Pointer[credential]
 	hosts   map[string]bool
 	limiter *limiter
 	revoked revokedSet
@@ -121,14 +122,32 @@ func NewRule(o Options) *Rule {
 			r.hosts[h] = true
 		}
 	}
-	if o.Token != "" {
-		r.key = sessionKey(o.Token)
-	}
+	r.SetToken(o.Token)
 	return r
 }
 
+// credential is the token in force and the session key derived from it,
+// swapped as one so a request never sees one without the other.
+type credential struct {
+	token string
+	key   []byte // signs session cookies; nil without a token
+}
+
+// SetToken puts token ("" for loopback clients only) in force from the next
+// request on, as a server's configuration reload does. Sessions signed under
+// another token end with it.
+func (r *Rule) SetToken(token string) {
+	c := &credential{token: token}
+	if token != "" {
+		c.key = sessionKey(token)
+	}
+	r.cred.Store(c)
+}
+
+func (r *Rule) token() string { return r.cred.Load().token }
+
 // TokenRequired reports whether a token is configured.
-func (r *Rule) TokenRequired() bool { return r.opts.Token != "" }
+func (r *Rule) TokenRequired() bool { return r.token() != "" }
 
 // Check returns nil if req may read, else ErrUnauthorized, ErrForbidden
 // (ErrHost among them) or ErrTooManyAttempts. A valid session cookie or
@@ -136,7 +155,7 @@ func (r *Rule) TokenRequired() bool { return r.opts.Token != "" }
 // against req's source and, past its budget, answered only after the
 // source's back-off (Check sleeps).
 func (r *Rule) Check(req *http.Request) error {
-	if r.opts.Token != "" {
+	if r.token() != "" {
 		if r.validSession(req) {
 			return nil
 		}

@@ -228,3 +228,37 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// TestSetToken: a reloaded token is in force at once; the old token and the
+// sessions it signed are refused, and "" goes back to loopback only.
+func TestSetToken(t *testing.T) {
+	r := access.New("old-token", func() time.Time { return t0 })
+	oldSession, err := r.Login(request("203.0.113.5:1", nil, nil), "old-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetToken("new-token")
+	bearer := func(tok string) *http.Request {
+		return request("203.0.113.5:1", map[string]string{"Authorization": "Bearer " + tok}, nil)
+	}
+	for _, tt := range []struct {
+		name    string
+		req     *http.Request
+		wantErr error
+	}{
+		{"new token", bearer("new-token"), nil},
+		{"old token", bearer("old-token"), access.ErrUnauthorized},
+		{"old session", request("203.0.113.5:1", nil, oldSession), access.ErrUnauthorized},
+	} {
+		if err := r.Check(tt.req); !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: Check = %v, want %v", tt.name, err, tt.wantErr)
+		}
+	}
+	if !r.TokenRequired() {
+		t.Error("TokenRequired = false after SetToken(new-token)")
+	}
+	r.SetToken("")
+	if err := r.Check(request("127.0.0.1:1", nil, nil)); err != nil || r.TokenRequired() {
+		t.Errorf("after SetToken(\"\"): loopback Check = %v, TokenRequired = %v; want nil, false", err, r.TokenRequired())
+	}
+}

@@ -48,10 +48,11 @@ func sessionKey(token string) []byte {
 // tokenMatches compares digests, so neither the token's bytes nor its
 // length show in the time it takes.
 func (r *Rule) tokenMatches(got string) bool {
-	if got == "" || r.opts.Token == "" {
+	token := r.token()
+	if got == "" || token == "" {
 		return false
 	}
-	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(r.opts.Token))
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(token))
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
@@ -62,7 +63,7 @@ func (r *Rule) tokenMatches(got string) bool {
 // comes with a wait. The cookie holds an expiry, a random session id and
 // their signature, never the token.
 func (r *Rule) Login(req *http.Request, token string) (*http.Cookie, error) {
-	if r.opts.Token == "" {
+	if r.token() == "" {
 		return nil, ErrUnauthorized
 	}
 	src := r.source(req)
@@ -109,7 +110,7 @@ func (r *Rule) Logout(req *http.Request) (*http.Cookie, error) {
 }
 
 func (r *Rule) sign(payload string) string {
-	m := hmac.New(sha256.New, r.key)
+	m := hmac.New(sha256.New, r.cred.Load().key)
 	m.Write([]byte(payload))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
@@ -121,7 +122,7 @@ type session struct {
 
 // session returns the signed, unexpired session req's cookie holds.
 func (r *Rule) session(req *http.Request) (session, bool) {
-	if r.key == nil {
+	if r.cred.Load().key == nil {
 		return session{}, false
 	}
 	c, err := req.Cookie(CookieName)
@@ -225,7 +226,7 @@ func (r *Rule) Refresh(ctx context.Context) error {
 // Run refreshes the revoked sessions every RevocationRefresh until ctx
 // ends; a failed refresh is logged and the last list kept.
 func (r *Rule) Run(ctx context.Context) error {
-	if r.opts.Revocations == nil || r.opts.Token == "" {
+	if r.opts.Revocations == nil {
 		return nil
 	}
 	tick := time.NewTicker(r.opts.RevocationRefresh)
@@ -235,6 +236,9 @@ func (r *Rule) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+			if r.token() == "" {
+				continue // no sessions to revoke; a reload may set a token
+			}
 			if err := r.Refresh(ctx); err != nil && ctx.Err() == nil {
 				r.opts.Logger.Warn("keeping the last list of logged-out sessions", "err", err)
 			}
