@@ -192,6 +192,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	stopping := make(chan struct{}) // closed when shutdown starts: ends event streams
 	mux := http.NewServeMux()
 	mux.Handle("/v1/callbacks/recording", callbacks) // never behind the API token: RC cannot send one
+	// The same endpoint with a trailing slash: a console URL typed with one
+	// must not lose callbacks (RC does not follow redirects on a POST).
+	mux.Handle("/v1/callbacks/recording/{$}", callbacks)
 	// One rule: the dashboard's login opens the API's event stream too.
 	revocations, ok := store.(access.Revocations)
 	if !ok {
@@ -222,7 +225,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	dash.Register(mux)
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           api.Front(mux, dash.ErrorPage), // mux's own 404s and 405s: JSON for the API, a page for the dashboard
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second, // RC waits 5 s for an answer; a slower body is not RC
 		WriteTimeout:      15 * time.Second,

@@ -224,7 +224,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		a.opts.Logger.Error("query failed", "path", r.URL.Path, "err", err)
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the store could not answer; retry"
 	}
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	writeJSON(w, status, errorBody(code, msg))
+}
+
+// errorBody is the API's one error shape: {"error":{"code","message"}}.
+func errorBody(code, msg string) any {
+	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
 }
 
 type handler func(w http.ResponseWriter, r *http.Request) error
