@@ -79,7 +79,9 @@ func TestServerErrorShapes(t *testing.T) {
 			continue
 		}
 		if c.contentType == "application/json" {
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.Unmarshal(body, &e); err != nil || e.Error.Code == "" || !strings.Contains(e.Error.Message, c.path) {
 				t.Errorf("%s %s: %s, want the error shape naming the path", c.method, c.path, body)
 			}
