@@ -132,7 +132,7 @@ func (a *API) Register(mux *http.ServeMux) []string {
 		{"GET /v1/recordings/{recordId}", a.guard(a.getRecording)},
 		{"GET /v1/files/{fileName}", a.guard(a.getFile)},
 		{"GET /v1/events", a.guard(a.listEvents, "after", "limit", "tail")},
-		{"GET /v1/events/stream", a.guard(a.stream, "after")},
+		{"GET /v1/events/stream", a.guard(a.stream, "after", "from")},
 		{"GET /v1/quarantine", a.guard(a.listQuarantine, "limit", "cursor")},
 	}
 	if a.opts.Destinations != nil {
@@ -190,7 +190,12 @@ type badParam struct {
 	name, reason string
 }
 
-func (e *badParam) Error() string { return "query parameter " + e.name + ": " + e.reason }
+func (e *badParam) Error() string {
+	if e.name == "Last-Event-ID" {
+		return "header " + e.name + ": " + e.reason
+	}
+	return "query parameter " + e.name + ": " + e.reason
+}
 
 // The HTTP answer to each error, in one place.
 var errorAnswers = []struct {
