@@ -2,7 +2,10 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"strings"
+
+	"github.com/klauspost/compress/gzhttp"
 )
 
 // PageFunc answers a request for a page (not the API) that no route
@@ -23,19 +26,48 @@ func isAPIPath(path string) bool {
 	return false
 }
 
-// Front is the server's outermost handler: it serves mux, and answers
-// what mux has no route for (its own 404 and 405, which are plain text)
-// in the shape the path's client reads: the API's JSON error under
-// apiPaths, page's HTML elsewhere. A 405 keeps mux's Allow header.
-func Front(mux *http.ServeMux, page PageFunc) http.Handler {
+// Front is the server's outermost handler. It serves mux, compressing
+// answers (gzip, or zstd where the client prefers it) except those of the
+// uncompressed patterns (the callback endpoint: RC's answers are tiny and
+// ingest should stay cheap) and event streams, which must reach the
+// reader as they are written. What mux has no route for (its own 404 and
+// 405, which are plain text) it answers in the shape the path's client
+// reads: the API's JSON error under apiPaths, page's HTML elsewhere. A
+// 405 keeps mux's Allow header.
+func Front(mux *http.ServeMux, page PageFunc, uncompressed ...string) http.Handler {
+	routed, unrouted := compress(mux), compress(answerUnrouted(mux, page))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" {
+		_, pattern := mux.Handler(r)
+		switch {
+		case pattern == "":
+			unrouted.ServeHTTP(w, r)
+		case slices.Contains(uncompressed, pattern):
 			mux.ServeHTTP(w, r)
-			return
+		default:
+			routed.ServeHTTP(w, r)
 		}
-		// No pattern: mux's 404, its 405, or its redirect to a cleaned
-		// path. Run it into a recorder to tell which.
+	})
+}
+
+// compress wraps a handler with gzhttp's defaults (which skip answers
+// already compressed, such as media types, and short ones), event streams
+// excepted: gzhttp holds a short write until it has enough to compress.
+var compress = func() func(http.Handler) http.HandlerFunc {
+	wrap, err := gzhttp.NewWrapper(gzhttp.ContentTypeFilter(func(ct string) bool {
+		return !strings.HasPrefix(strings.TrimSpace(strings.ToLower(ct)), "text/event-stream") && gzhttp.DefaultContentTypeFilter(ct)
+	}))
+	if err != nil {
+		panic(err) // the options are constant: this is a programming error
+	}
+	return wrap
+}()
+
+// answerUnrouted answers a request mux has no pattern for; see Front.
+func answerUnrouted(mux *http.ServeMux, page PageFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, _ := mux.Handler(r)
+		// mux's 404, its 405, or its redirect to a cleaned path: run it
+		// into a recorder to tell which.
 		rec := &statusRecorder{header: http.Header{}}
 		h.ServeHTTP(rec, r)
 		status := rec.status

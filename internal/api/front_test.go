@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"bufio"
+	"compress/gzip"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,8 +11,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/recledger/recledger/internal/api"
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/ledger/ledgertest"
+	"github.com/recledger/recledger/rc"
 )
 
 // TestFrontAnswersUnroutedInOneShape: what the mux has no route for is
@@ -84,5 +91,83 @@ func TestFrontAnswersUnroutedInOneShape(t *testing.T) {
 				t.Errorf("body %s: %v, want code %s", body, err, c.code)
 			}
 		})
+	}
+}
+
+// TestFrontCompresses: JSON and pages are compressed for a client that
+// accepts gzip; the uncompressed patterns (the callback endpoint) and
+// the event stream are not, and the stream still delivers live events as
+// they are logged.
+func TestFrontCompresses(t *testing.T) {
+	s := fill(t)
+	mux := http.NewServeMux()
+	api.New(s, api.Options{StreamPoll: 10 * time.Millisecond}).Register(mux)
+	big := strings.Repeat("<p>a page long enough to be worth compressing</p>\n", 100)
+	mux.HandleFunc("GET /page", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, big)
+	})
+	mux.HandleFunc("/v1/callbacks/recording", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"pad":"`+strings.Repeat("x", 4096)+`"}`)
+	})
+	srv := httptest.NewServer(api.Front(mux, nil, "/v1/callbacks/recording"))
+	defer srv.Close()
+	// A client that asks for gzip and reads the answer as sent.
+	raw := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	do := func(method, path, acceptEncoding string) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, method, srv.URL+path, nil)
+		if acceptEncoding != "" {
+			req.Header.Set("Accept-Encoding", acceptEncoding)
+		}
+		resp, err := raw.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for _, c := range []struct {
+		method, path, accept, encoding, contains string
+	}{
+		{"GET", "/v1/events?after=0", "gzip", "gzip", `"seq":8`},
+		{"GET", "/page", "gzip", "gzip", "worth compressing"},
+		{"GET", "/page", "", "", "worth compressing"},
+		{"GET", "/v1/nope?" + strings.Repeat("x", 2000), "gzip", "", "no such path"}, // short: not worth it
+		{"POST", "/v1/callbacks/recording", "gzip", "", `"pad"`},
+	} {
+		resp := do(c.method, c.path, c.accept)
+		var body io.Reader = resp.Body
+		if got := resp.Header.Get("Content-Encoding"); got != c.encoding {
+			t.Errorf("%s %s: Content-Encoding %q, want %q", c.method, c.path, got, c.encoding)
+		} else if got == "gzip" {
+			zr, err := gzip.NewReader(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = zr
+		}
+		b, err := io.ReadAll(body)
+		resp.Body.Close()
+		if err != nil || !strings.Contains(string(b), c.contains) {
+			t.Errorf("%s %s: %v, body lacks %q", c.method, c.path, err, c.contains)
+		}
+	}
+
+	resp := do("GET", "/v1/events/stream?from=0", "gzip")
+	defer resp.Body.Close()
+	if ce, ct := resp.Header.Get("Content-Encoding"), resp.Header.Get("Content-Type"); ce != "" || ct != "text/event-stream" {
+		t.Fatalf("stream: Content-Encoding %q, Content-Type %q", ce, ct)
+	}
+	r := bufio.NewReader(resp.Body)
+	if got := eventIDs(t, r, 8); fmt.Sprint(got) != "[1 2 3 4 5 6 7 8]" {
+		t.Fatalf("replayed %v", got)
+	}
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "rec-new", rc.TypeStart, 3*time.Hour, "", 200), ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := eventIDs(t, r, 1); fmt.Sprint(got) != "[9]" {
+		t.Errorf("live event %v, want [9]", got)
 	}
 }
