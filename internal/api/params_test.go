@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/delivery/dispatch"
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storetest"
 )
 
 // TestUnknownQueryParametersAreRefused: a parameter an endpoint does not
@@ -88,4 +91,46 @@ func TestUnknownQueryParametersAreRefused(t *testing.T) {
 			t.Errorf("%s %s: %s, want unknown_parameter naming %q and saying %q", c.method, c.path, body, c.unknown, c.hint)
 		}
 	}
+}
+
+// nullList finds a list (or the header map) answered as null.
+var nullList = regexp.MustCompile(`"(items|files|events|keys|alsoIn|seqs|header)":null`)
+
+// TestEmptyListsAreArrays: every list the API answers is [] when empty,
+// never null, on both backends: an empty store, a destination with no
+// attempts or dead letters, and a quarantined request without headers or
+// body.
+func TestEmptyListsAreArrays(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, backend string, s ledger.Store) {
+		srv := destinationsAPI(t, s)
+		status, body := call(t, srv, "POST", "/v1/destinations", []byte(`{"url":"https://example.com/h"}`))
+		var d struct{ ID string }
+		if err := json.Unmarshal([]byte(body), &d); status != 201 || err != nil {
+			t.Fatalf("add a destination: %d %s", status, body)
+		}
+		for _, c := range []struct{ path, want string }{
+			{"/v1/recordings", `"items":[]`},
+			{"/v1/recordings?roomId=none", `"items":[]`},
+			{"/v1/events", `"items":[]`},
+			{"/v1/events?tail=5", `"items":[]`},
+			{"/v1/events?tail=0", `"items":[]`},
+			{"/v1/quarantine", `"items":[]`},
+			{"/v1/destinations/" + d.ID + "/attempts", `"items":[]`},
+			{"/v1/destinations/" + d.ID + "/dead-letters", `"items":[]`},
+			{"/v1/destinations/" + d.ID, `"events":[]`},
+		} {
+			status, body := call(t, srv, "GET", c.path, nil)
+			if status != 200 || !strings.Contains(body, c.want) || nullList.MatchString(body) {
+				t.Errorf("%s: %d %s, want %s and no null list", c.path, status, body, c.want)
+			}
+		}
+		// A refused request with neither headers nor a body.
+		if err := s.Quarantine(t.Context(), ledger.Rejection{At: 1, Status: 400, Reason: "bad_request", Method: "POST", Path: "/v1/callbacks/recording"}); err != nil {
+			t.Fatal(err)
+		}
+		status, body = call(t, srv, "GET", "/v1/quarantine", nil)
+		if status != 200 || !strings.Contains(body, `"header":{}`) || nullList.MatchString(body) {
+			t.Errorf("quarantine: %d %s, want an empty header object and no null list", status, body)
+		}
+	})
 }
