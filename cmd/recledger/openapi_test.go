@@ -391,7 +391,9 @@ func TestOpenAPIDocumentIsTrue(t *testing.T) {
 				cancel()
 				t.Fatal(err)
 			}
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 				json.NewDecoder(resp.Body).Decode(&e)
 			}
