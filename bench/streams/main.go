@@ -155,7 +155,7 @@ func measureRSS(srv server, n int, settle time.Duration) {
 		if err != nil {
 			proc.Fatal(err)
 		}
-		fmt.Fprintf(c, "GET /v1/events/stream HTTP/1.1\r\nHost: %s\r\n\r\n", srv.addr)
+		fmt.Fprintf(c, "GET /v1/events/stream?from=0 HTTP/1.1\r\nHost: %s\r\n\r\n", srv.addr)
 		conns = append(conns, c)
 	}
 	peak, peakTCP, peakServerTCP := base, baseTCP, int64(0)

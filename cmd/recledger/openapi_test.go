@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,21 +27,44 @@ import (
 // openAPIDoc is the part of an OpenAPI 3.1 document the test reads.
 type openAPIDoc struct {
 	Paths map[string]map[string]struct {
-		Responses map[string]struct {
+		Parameters []struct {
+			Name string `json:"name"`
+			In   string `json:"in"`
+		} `json:"parameters"`
+		RequestBody struct {
 			Content map[string]struct {
 				Schema map[string]any `json:"schema"`
 			} `json:"content"`
-		} `json:"responses"`
+		} `json:"requestBody"`
+		Responses map[string]openAPIResponse `json:"responses"`
 	} `json:"paths"`
 	Components struct {
-		Schemas map[string]map[string]any `json:"schemas"`
+		Schemas   map[string]map[string]any  `json:"schemas"`
+		Responses map[string]openAPIResponse `json:"responses"`
 	} `json:"components"`
 	Webhooks map[string]map[string]any `json:"webhooks"`
 }
 
+type openAPIResponse struct {
+	Ref     string `json:"$ref"`
+	Content map[string]struct {
+		Schema map[string]any `json:"schema"`
+	} `json:"content"`
+}
+
+// response returns the operation's documented answer to status, its
+// $ref to the shared responses resolved.
+func (d *openAPIDoc) response(path, method string, status int) (openAPIResponse, bool) {
+	r, ok := d.Paths[path][method].Responses[strconv.Itoa(status)]
+	if ok && r.Ref != "" {
+		r, ok = d.Components.Responses[strings.TrimPrefix(r.Ref, "#/components/responses/")]
+	}
+	return r, ok
+}
+
 // validate checks v against a JSON Schema, for the keywords the document
-// uses: $ref, type, properties, required, items, enum, oneOf,
-// additionalProperties.
+// uses: $ref, type, properties, required, items, enum, const, oneOf,
+// allOf, additionalProperties.
 func (d *openAPIDoc) validate(schema map[string]any, v any, at string) error {
 	if r, ok := schema["$ref"].(string); ok {
 		name := strings.TrimPrefix(r, "#/components/schemas/")
@@ -49,6 +73,16 @@ func (d *openAPIDoc) validate(schema map[string]any, v any, at string) error {
 			return fmt.Errorf("%s: unknown $ref %s", at, r)
 		}
 		return d.validate(s, v, at)
+	}
+	if all, ok := schema["allOf"].([]any); ok {
+		for _, part := range all {
+			if err := d.validate(part.(map[string]any), v, at); err != nil {
+				return err
+			}
+		}
+	}
+	if c, ok := schema["const"]; ok && c != v {
+		return fmt.Errorf("%s: %v is not %v", at, v, c)
 	}
 	if one, ok := schema["oneOf"].([]any); ok {
 		var errs []string
@@ -95,7 +129,7 @@ func (d *openAPIDoc) validate(schema map[string]any, v any, at string) error {
 				if err := d.validate(ap, val, at+"."+k); err != nil {
 					return err
 				}
-			} else if props != nil {
+			} else if props != nil && schema["additionalProperties"] != true {
 				return fmt.Errorf("%s: %q is not in the document", at, k)
 			}
 		}
@@ -227,6 +261,12 @@ func TestOpenAPIDocumentIsTrue(t *testing.T) {
 		{"GET", "/v1/events?after=1&limit=2", "/v1/events", nil, "", false, 200},
 		{"GET", "/v1/events?tail=2", "/v1/events", nil, "", false, 200},
 		{"GET", "/v1/events?after=x", "/v1/events", nil, "", false, 400},
+		{"GET", "/v1/recordings?roomid=111", "/v1/recordings", nil, "", false, 400},
+		{"GET", "/v1/events/stream?from=0", "/v1/events/stream", nil, "", false, 200},
+		{"GET", "/v1/events/stream?after=999999", "/v1/events/stream", nil, "", false, 400},
+		{"GET", "/healthz?verbose=1", "/healthz", nil, "", false, 400},
+		{"GET", "/v1/openapi.json?v=1", "/v1/openapi.json", nil, "", false, 400},
+		{"GET", "/metrics?name[]=go_goroutines", "/metrics", nil, "", false, 200},
 		{"GET", "/v1/quarantine", "", nil, "", false, 200},
 		{"GET", "/v1/quarantine?limit=-1", "/v1/quarantine", nil, "", false, 400},
 		{"GET", "/healthz", "", nil, "", false, 200},
@@ -285,7 +325,7 @@ func TestOpenAPIDocumentIsTrue(t *testing.T) {
 		if c.status == 405 {
 			method = "post"
 		}
-		opResp, ok := doc.Paths[docPath][method].Responses[strconv.Itoa(resp.StatusCode)]
+		opResp, ok := doc.response(docPath, method, resp.StatusCode)
 		if !ok {
 			t.Errorf("%s %s answered %d, which %s %s does not document", c.method, c.path, resp.StatusCode, method, docPath)
 			continue
@@ -312,6 +352,62 @@ func TestOpenAPIDocumentIsTrue(t *testing.T) {
 		}
 	}
 
+	// RC's four seed examples are bodies of the callback's documented schema.
+	cbSchema := doc.Paths["/v1/callbacks/recording"]["post"].RequestBody.Content["application/json"].Schema
+	if cbSchema == nil {
+		t.Error("the callback's request body has no schema")
+	}
+	for _, name := range []string{"type1-start.json", "type2-segment.json", "type3-end.json", "type4-upload.json"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "rc", "testdata", "seed", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		json.Unmarshal(b, &v)
+		if err := doc.validate(cbSchema, v, name); err != nil {
+			t.Errorf("seed example against the callback schema: %v", err)
+		}
+	}
+	var wrongType any
+	json.Unmarshal([]byte(`{"type":2,"appKey":"a","recordId":"r","output":{"fileName":"f","fileSize":"big"}}`), &wrongType)
+	if err := doc.validate(cbSchema, wrongType, "bad segment"); err == nil {
+		t.Error("the callback schema takes a segment whose fileSize is not a number")
+	}
+
+	// Every documented query parameter is one its endpoint reads: the
+	// server refuses the ones it does not (unknown_parameter).
+	concrete := strings.NewReplacer("{recordId}", "8329208b99410743dcfeb80548e2c0ec",
+		"{fileName}", "lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4", "{id}", "nope")
+	for path, ops := range doc.Paths {
+		op, ok := ops["get"]
+		if !ok {
+			continue
+		}
+		for _, p := range op.Parameters {
+			if p.In != "query" {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+concrete.Replace(path)+"?"+url.QueryEscape(p.Name)+"=1", nil)
+			resp, err := testClient.Do(req)
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			var e struct {
+				Error struct{ Code, Message string }
+			}
+			if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+				json.NewDecoder(resp.Body).Decode(&e)
+			}
+			resp.Body.Close()
+			cancel()
+			if e.Error.Code == "unknown_parameter" {
+				t.Errorf("GET %s documents %s, which the server refuses: %s", path, p.Name, e.Error.Message)
+			}
+		}
+	}
+
 	// The token rule's answer, from a server with a token.
 	tokened := startServer(t, t.TempDir(), "--api-token", "t0ken")
 	resp, err = testClient.Get("http://" + tokened.addr + "/v1/recordings")
@@ -322,9 +418,9 @@ func TestOpenAPIDocumentIsTrue(t *testing.T) {
 	resp.Body.Close()
 	var v any
 	json.Unmarshal(body, &v)
-	if _, ok := doc.Paths["/v1/recordings"]["get"].Responses["401"]; !ok || resp.StatusCode != 401 {
+	if r, ok := doc.response("/v1/recordings", "get", 401); !ok || resp.StatusCode != 401 {
 		t.Errorf("no token: %d, documented: %v", resp.StatusCode, ok)
-	} else if err := doc.validate(doc.Paths["/v1/recordings"]["get"].Responses["401"].Content["application/json"].Schema, v, "401"); err != nil {
+	} else if err := doc.validate(r.Content["application/json"].Schema, v, "401"); err != nil {
 		t.Error(err)
 	}
 }

@@ -212,7 +212,13 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 
 	stopping := make(chan struct{}) // closed when shutdown starts: ends event streams
 	mux := http.NewServeMux()
-	mux.Handle("/v1/callbacks/recording", callbacks) // never behind the API token: RC cannot send one
+	// The callback endpoint, never behind the API token (RC cannot send
+	// one), also with a trailing slash: a console URL typed with one must
+	// not lose callbacks (RC does not follow redirects on a POST).
+	callbackPatterns := []string{"/v1/callbacks/recording", "/v1/callbacks/recording/{$}"}
+	for _, p := range callbackPatterns {
+		mux.Handle(p, callbacks)
+	}
 	// One rule: the dashboard's login opens the API's event stream too.
 	revocations, ok := store.(access.Revocations)
 	if !ok {
@@ -243,7 +249,9 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 	}
 	dash.Register(mux)
 	srv := &http.Server{
-		Handler:           mux,
+		// Compressed answers but the callbacks'; mux's own 404s and 405s
+		// as JSON for the API and a page for the dashboard.
+		Handler:           api.Front(mux, dash.ErrorPage, callbackPatterns...),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second, // RC waits 5 s for an answer; a slower body is not RC
 		WriteTimeout:      15 * time.Second,

@@ -31,33 +31,40 @@ func newVersionCmd() *cobra.Command {
 }
 
 func versionString() string {
-	v := version
+	v, rev, modified := buildVersion()
 	var details []string
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		details = append(details, "commit "+rev+modified)
+	}
+	details = append(details, runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH)
+	return "recledger " + v + " (" + strings.Join(details, ", ") + ")"
+}
+
+// buildVersion is the stamped version (else the module's, else "(devel)"),
+// the VCS revision the toolchain recorded (empty when none), and "+dirty"
+// when the tree had uncommitted changes. /metrics shows it too.
+func buildVersion() (v, revision, modified string) {
+	v = version
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v == "" && bi.Main.Version != "" {
 			v = bi.Main.Version
 		}
-		var rev, modified string
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				rev = s.Value
+				revision = s.Value
 			case "vcs.modified":
 				if s.Value == "true" {
 					modified = "+dirty"
 				}
 			}
 		}
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if rev != "" {
-			details = append(details, "commit "+rev+modified)
-		}
 	}
 	if v == "" {
 		v = "(devel)"
 	}
-	details = append(details, runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH)
-	return "recledger " + v + " (" + strings.Join(details, ", ") + ")"
+	return v, revision, modified
 }

@@ -112,25 +112,30 @@ func New(store Store, o Options) *API {
 // Register adds the API's routes to mux and returns their patterns
 // ("GET /v1/recordings", ...), which the OpenAPI document must match.
 func (a *API) Register(mux *http.ServeMux) []string {
+	// Each route declares the query parameters it reads (see takes): any
+	// other is refused, so a misspelled filter cannot widen an answer.
+	recordingFilters := []string{"appKey", "roomId", "sessionId", "userId", "status", "uploadState", "mode", "since", "until", "limit", "cursor"}
 	routes := []struct {
 		pattern string
 		h       http.Handler
 	}{
-		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		{"GET /healthz", a.open(func(w http.ResponseWriter, _ *http.Request) error {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			return nil
 		})},
-		{"GET /v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		{"GET /v1/openapi.json", a.open(func(w http.ResponseWriter, _ *http.Request) error {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(openAPI)
+			return nil
 		})},
 		{"GET /readyz", a.guard(a.readyz)},
-		{"GET /v1/recordings", a.guard(a.listRecordings)},
+		{"GET /v1/recordings", a.guard(a.listRecordings, recordingFilters...)},
 		{"GET /v1/recordings/{recordId}", a.guard(a.getRecording)},
-		{"GET /v1/files", a.guard(a.listFiles)},
+		{"GET /v1/files", a.guard(a.listFiles, fileListParams...)},
 		{"GET /v1/files/{fileName}", a.guard(a.getFile)},
-		{"GET /v1/events", a.guard(a.listEvents)},
-		{"GET /v1/events/stream", a.guard(a.stream)},
-		{"GET /v1/quarantine", a.guard(a.listQuarantine)},
+		{"GET /v1/events", a.guard(a.listEvents, "after", "limit", "tail")},
+		{"GET /v1/events/stream", a.guard(a.stream, "after", "from")},
+		{"GET /v1/quarantine", a.guard(a.listQuarantine, "limit", "cursor")},
 	}
 	if a.opts.Destinations != nil {
 		routes = append(routes, []struct {
@@ -142,12 +147,12 @@ func (a *API) Register(mux *http.ServeMux) []string {
 			{"GET /v1/destinations/{id}", a.guard(a.getDestination)},
 			{"PATCH /v1/destinations/{id}", a.guard(a.patchDestination)},
 			{"DELETE /v1/destinations/{id}", a.guard(a.deleteDestination)},
-			{"GET /v1/destinations/{id}/attempts", a.guard(a.listAttempts)},
-			{"GET /v1/destinations/{id}/dead-letters", a.guard(a.listDeadLetters)},
+			{"GET /v1/destinations/{id}/attempts", a.guard(a.listAttempts, "limit")},
+			{"GET /v1/destinations/{id}/dead-letters", a.guard(a.listDeadLetters, "limit")},
 			{"POST /v1/destinations/{id}/redeliver", a.guard(a.redeliver)},
 			{"POST /v1/destinations/{id}/test", a.guard(a.testDestination)},
 			{"POST /v1/destinations/{id}/rotate-secret", a.guard(a.rotateSecret)},
-			{"GET /v1/destinations/{id}/public-key", http.HandlerFunc(a.publicKey)},
+			{"GET /v1/destinations/{id}/public-key", a.open(a.publicKey)},
 		}...)
 	}
 	if a.opts.Metrics != nil {
@@ -157,7 +162,7 @@ func (a *API) Register(mux *http.ServeMux) []string {
 		}{"GET /metrics", a.guard(func(w http.ResponseWriter, r *http.Request) error {
 			a.opts.Metrics.ServeHTTP(w, r)
 			return nil
-		})})
+		}, "name[]")}) // promhttp's filter by metric name
 	}
 	patterns := make([]string, 0, len(routes))
 	for _, r := range routes {
@@ -187,7 +192,12 @@ type badParam struct {
 	name, reason string
 }
 
-func (e *badParam) Error() string { return "query parameter " + e.name + ": " + e.reason }
+func (e *badParam) Error() string {
+	if e.name == "Last-Event-ID" {
+		return "header " + e.name + ": " + e.reason
+	}
+	return "query parameter " + e.name + ": " + e.reason
+}
 
 // The HTTP answer to each error, in one place.
 var errorAnswers = []struct {
@@ -216,6 +226,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &bb) {
 		status, code = http.StatusBadRequest, "bad_request"
 	}
+	var up *unknownParam
+	if errors.As(err, &up) {
+		status, code = http.StatusBadRequest, "unknown_parameter"
+	}
 	for _, e := range errorAnswers {
 		if errors.Is(err, e.err) {
 			status, code = e.status, e.code
@@ -227,22 +241,44 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		a.opts.Logger.Error("query failed", "path", r.URL.Path, "err", err)
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the store could not answer; retry"
 	}
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	writeJSON(w, status, errorBody(code, msg))
+}
+
+// errorBody is the API's one error shape: {"error":{"code","message"}}.
+func errorBody(code, msg string) any {
+	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
 }
 
 type handler func(w http.ResponseWriter, r *http.Request) error
 
 // guard applies the access rule (which paces wrong tokens and, without a
-// token, refuses host names that are not loopback ones) and turns a handler's error into its answer.
-func (a *API) guard(h handler) http.Handler {
+// token, refuses host names that are not loopback ones), refuses query
+// parameters other than those the endpoint takes, and turns a handler's
+// error into its answer.
+func (a *API) guard(h handler, takes ...string) http.Handler {
+	return a.serve(h, true, takes)
+}
+
+// open is guard without the access rule: for what anyone may read.
+func (a *API) open(h handler, takes ...string) http.Handler {
+	return a.serve(h, false, takes)
+}
+
+func (a *API) serve(h handler, guarded bool, takes []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := a.access.Check(r); err != nil {
-			if errors.Is(err, access.ErrUnauthorized) {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="recledger"`)
+		if guarded {
+			if err := a.access.Check(r); err != nil {
+				if errors.Is(err, access.ErrUnauthorized) {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="recledger"`)
+				}
+				if wait := access.RetryAfter(err); wait > 0 { // a wrong token past its source's budget
+					w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+				}
+				a.writeError(w, r, err)
+				return
 			}
-			if wait := access.RetryAfter(err); wait > 0 { // a wrong token past its source's budget
-				w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			}
+		}
+		if err := checkQuery(r.URL.Query(), takes); err != nil {
 			a.writeError(w, r, err)
 			return
 		}

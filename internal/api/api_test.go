@@ -286,7 +286,8 @@ func TestEventStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	open := func(lastID string) (*bufio.Reader, func()) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/events/stream", nil)
+		// from=0: the whole log; on a reconnect Last-Event-ID wins over it.
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/events/stream?from=0", nil)
 		if lastID != "" {
 			req.Header.Set("Last-Event-ID", lastID)
 		}
@@ -528,7 +529,9 @@ func TestEventStreamStartsAfter(t *testing.T) {
 	for _, tt := range []struct {
 		query, lastEventID, want string
 	}{
-		{"", "", "1"},
+		{"?from=0", "", "1"},
+		{"?from=1", "", "1"},
+		{"?from=8", "", "8"},
 		{"?after=0", "", "1"},
 		{"?after=5", "", "6"},
 		{"?after=7", "", "8"},

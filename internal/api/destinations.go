@@ -344,16 +344,17 @@ func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 
 // publicKey publishes a v1a destination's public key: receivers verify
 // with it, and it is no secret, so it is served without the token.
-func (a *API) publicKey(w http.ResponseWriter, r *http.Request) {
+func (a *API) publicKey(w http.ResponseWriter, r *http.Request) error {
 	d, err := a.destination(r)
-	if err == nil {
-		if v := viewOf(&d); v.PublicKey != "" {
-			writeJSON(w, http.StatusOK, map[string]string{"publicKey": v.PublicKey})
-			return
-		}
-		err = fmt.Errorf("destination %q signs with no public key: %w", d.ID, errNotFound)
+	if err != nil {
+		return err
 	}
-	a.writeError(w, r, err)
+	v := viewOf(&d)
+	if v.PublicKey == "" {
+		return fmt.Errorf("destination %q signs with no public key: %w", d.ID, errNotFound)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"publicKey": v.PublicKey})
+	return nil
 }
 
 func (a *API) listAttempts(w http.ResponseWriter, r *http.Request) error {

@@ -110,21 +110,21 @@ func TestFileListRefusesWhatItCannotUse(t *testing.T) {
 	if first.NextCursor == "" {
 		t.Fatal("want a second page")
 	}
-	for _, tt := range []struct{ query, param string }{
-		{"?uploadstate=failed", `"uploadstate"`}, // misspelt: not silently ignored
-		{"?status=failed", `"status"`},           // a recordings filter, not a files one
-		{"?uploadState=partial", "uploadState"},  // a recording's upload state, not a file's
-		{"?uploadState=FAILED", "uploadState"},
-		{"?limit=0", "limit"},
-		{"?limit=501", "limit"},
-		{"?since=yesterday", "since"},
-		{"?until=-1", "until"},
-		{"?cursor=nope", "cursor"},
-		{"?cursor=" + first.NextCursor, "cursor"}, // roomId's cursor without it
+	for _, tt := range []struct{ query, code, param string }{
+		{"?uploadstate=failed", "unknown_parameter", `"uploadstate"`}, // misspelt: not silently ignored
+		{"?status=failed", "unknown_parameter", `"status"`},           // a recordings filter, not a files one
+		{"?uploadState=partial", "bad_parameter", "uploadState"},      // a recording's upload state, not a file's
+		{"?uploadState=FAILED", "bad_parameter", "uploadState"},
+		{"?limit=0", "bad_parameter", "limit"},
+		{"?limit=501", "bad_parameter", "limit"},
+		{"?since=yesterday", "bad_parameter", "since"},
+		{"?until=-1", "bad_parameter", "until"},
+		{"?cursor=nope", "bad_parameter", "cursor"},
+		{"?cursor=" + first.NextCursor, "bad_parameter", "cursor"}, // roomId's cursor without it
 	} {
 		var e apiError
-		if code := get(t, srv.URL+"/v1/files"+tt.query, "", &e); code != 400 || e.Error.Code != "bad_parameter" || !strings.Contains(e.Error.Message, tt.param) {
-			t.Errorf("%s: %d %+v, want 400 bad_parameter naming %s", tt.query, code, e, tt.param)
+		if code := get(t, srv.URL+"/v1/files"+tt.query, "", &e); code != 400 || e.Error.Code != tt.code || !strings.Contains(e.Error.Message, tt.param) {
+			t.Errorf("%s: %d %+v, want 400 %s naming %s", tt.query, code, e, tt.code, tt.param)
 		}
 	}
 	// The single-file route still answers beside the list.
@@ -135,7 +135,7 @@ func TestFileListRefusesWhatItCannotUse(t *testing.T) {
 }
 
 // TestFileListHostileParameterNames: a parameter name no filter has (NUL,
-// invalid UTF-8, 100 KB) is a short 400, on both backends.
+// invalid UTF-8, 100 KB) is a short 400 unknown_parameter, on both backends.
 func TestFileListHostileParameterNames(t *testing.T) {
 	onBothStores(t, func(t *testing.T, s ledger.Store) {
 		fillFiles(t, s)
@@ -144,8 +144,8 @@ func TestFileListHostileParameterNames(t *testing.T) {
 			status, body := getRaw(t, srv.URL+"/v1/files?"+name+"=1")
 			var e apiError
 			json.Unmarshal(body, &e)
-			if status != 400 || e.Error.Code != "bad_parameter" || len(body) > 1000 {
-				t.Errorf("parameter %.40s: %d %.300s, want a short 400 bad_parameter", name, status, body)
+			if status != 400 || e.Error.Code != "unknown_parameter" || len(body) > 1000 {
+				t.Errorf("parameter %.40s: %d %.300s, want a short 400 unknown_parameter", name, status, body)
 			}
 		}
 	})

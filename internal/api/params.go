@@ -2,8 +2,12 @@ package api
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/recledger/recledger/internal/ledger"
 )
@@ -62,4 +66,44 @@ func fieldReason(err error) string {
 		return fe.Reason
 	}
 	return err.Error()
+}
+
+// unknownParam is a query parameter the endpoint does not read. Ignoring
+// it would answer as if it were absent: a misspelled filter (roomid for
+// roomId) would widen the answer to everything.
+type unknownParam struct {
+	name  string
+	takes []string
+}
+
+func (e *unknownParam) Error() string {
+	name := e.name
+	if len(name) > 64 { // a hostile name is not echoed whole
+		name = name[:64] + "..."
+	}
+	msg := "unknown query parameter " + strconv.Quote(name)
+	for _, t := range e.takes {
+		if strings.EqualFold(t, e.name) {
+			return msg + "; did you mean " + t + "?"
+		}
+	}
+	if len(e.takes) == 0 {
+		return msg + "; this endpoint takes none"
+	}
+	return msg + "; this endpoint takes " + strings.Join(e.takes, ", ")
+}
+
+// checkQuery refuses the first query parameter, in name order, that is
+// not one of takes (what the endpoint declares it reads; see guard).
+func checkQuery(q url.Values, takes []string) error {
+	if len(q) == 0 {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(q))
+	for _, n := range names {
+		if !slices.Contains(takes, n) {
+			return &unknownParam{name: n, takes: takes}
+		}
+	}
+	return nil
 }

@@ -36,6 +36,9 @@ const (
 	streamPageBytes = 32 << 10
 	// streamRetryAfter is the Retry-After of a stream refused at the cap.
 	streamRetryAfter = "10"
+	// streamRetry is the reconnection delay (ms) a stream asks of its
+	// client: browsers default to about 3 s; a restart takes longer.
+	streamRetry = "5000"
 )
 
 // streamReaders is how many streams read the store at once unless Options
@@ -73,18 +76,16 @@ type streamState struct {
 }
 
 // stream serves GET /v1/events/stream: the raw log as server-sent events,
-// from after the Last-Event-ID header (or the after parameter), then live.
-// Each event's id is its seq, so a client that reconnects with the last id
-// it saw continues without gaps or repeats.
+// then live. It starts after the Last-Event-ID header, else after the
+// after parameter, else at the from parameter (from=0 replays the whole
+// log), else at the end of the log: a new reader wants what happens next,
+// not a replay of everything it would have to skip. Each event's id is its
+// seq, so a client that reconnects with the last id it saw continues
+// without gaps or repeats.
 func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
-	after, err := intParam(r.URL.Query().Get("after"), "after", 0, 0, 1<<62)
+	after, err := a.streamStart(r)
 	if err != nil {
 		return err
-	}
-	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		if after, err = intParam(id, "Last-Event-ID", 0, 0, 1<<62); err != nil {
-			return err
-		}
 	}
 	if a.streams.open.Add(1) > int64(a.opts.MaxStreams) {
 		a.streams.open.Add(-1)
@@ -118,13 +119,13 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err == nil
 	}
-	if !write([]byte(": recledger event stream from seq " + strconv.Itoa(after) + "\n\n")) {
+	if !write([]byte(": recledger event stream after seq " + strconv.FormatInt(after, 10) + "\nretry: " + streamRetry + "\n\n")) {
 		return nil
 	}
 	poll := time.NewTicker(a.opts.StreamPoll)
 	defer poll.Stop()
 	lastWrite := time.Now()
-	last := int64(after)
+	last := after
 	for {
 		page, next, more, err := a.streamPage(r.Context(), last)
 		if err != nil {
@@ -158,6 +159,59 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 			lastWrite = time.Now()
 		}
 	}
+}
+
+// streamStart returns the seq a stream starts after (see stream). A
+// position past the newest event is refused: ids from another log (a
+// store rebuilt or replaced, another server) would otherwise wait, without
+// a word, for events that already exist under smaller seqs.
+func (a *API) streamStart(r *http.Request) (int64, error) {
+	q := r.URL.Query()
+	if q.Has("after") && q.Has("from") {
+		return 0, &badParam{"from", "give after or from, not both"}
+	}
+	name, after := "", 0
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		n, err := intParam(id, "Last-Event-ID", 0, 0, 1<<62)
+		if err != nil {
+			return 0, err
+		}
+		name, after = "Last-Event-ID", n
+	} else if q.Has("after") {
+		n, err := intParam(q.Get("after"), "after", 0, 0, 1<<62)
+		if err != nil {
+			return 0, err
+		}
+		name, after = "after", n
+	} else if q.Has("from") {
+		n, err := intParam(q.Get("from"), "from", 0, 0, 1<<62)
+		if err != nil {
+			return 0, err
+		}
+		name, after = "from", max(n-1, 0)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	latest, err := a.store.LatestEvents(ctx, 1)
+	if err != nil {
+		return 0, err
+	}
+	var newest int64
+	if len(latest) > 0 {
+		newest = latest[0].Seq
+	}
+	if name == "" {
+		return newest, nil
+	}
+	if int64(after) > newest {
+		pos := strconv.Itoa(after)
+		if name == "from" {
+			pos = strconv.Itoa(after + 1)
+		}
+		return 0, &badParam{name, pos + " is past the newest event (seq " + strconv.FormatInt(newest, 10) +
+			"): it is not from this server's log; reconnect without it to follow from the end, or with ?from=0 to replay the log"}
+	}
+	return int64(after), nil
 }
 
 // errStopping ends a stream waiting for a reader slot at shutdown.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/ledger/ledgertest"
 	"github.com/recledger/recledger/internal/pgstore"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/internal/storetest"
@@ -167,7 +169,7 @@ func TestStreamDropsSlowReader(t *testing.T) {
 	}
 	defer c.Close()
 	c.(*net.TCPConn).SetReadBuffer(4096)
-	fmt.Fprintf(c, "GET /v1/events/stream HTTP/1.1\r\nHost: %s\r\n\r\n", srv.Listener.Addr())
+	fmt.Fprintf(c, "GET /v1/events/stream?from=0 HTTP/1.1\r\nHost: %s\r\n\r\n", srv.Listener.Addr())
 	eventually(t, "dropped", func() bool { return a.StreamsDropped() == 1 && a.OpenStreams() == 0 })
 	// The server closed its end: what it had sent, then EOF.
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -193,6 +195,9 @@ func TestStreamHonoursAfter(t *testing.T) {
 		{"after", "?after=5", "", []int64{6, 7, 8}},
 		{"after 0", "?after=0", "", []int64{1, 2, 3, 4, 5, 6, 7, 8}},
 		{"Last-Event-ID wins", "?after=1", "6", []int64{7, 8}},
+		{"from 0", "?from=0", "", []int64{1, 2, 3, 4, 5, 6, 7, 8}},
+		{"from", "?from=6", "", []int64{6, 7, 8}},
+		{"Last-Event-ID wins over from", "?from=0", "6", []int64{7, 8}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/events/stream"+tt.query, nil)
@@ -212,13 +217,45 @@ func TestStreamHonoursAfter(t *testing.T) {
 	}
 }
 
+// TestStreamStartsAtTheEnd: without a position the stream starts at the
+// end of the log (a new reader wants what happens next), tells the client
+// its reconnection delay, and sends the next event logged.
+func TestStreamStartsAtTheEnd(t *testing.T) {
+	s := fill(t) // eight events
+	_, srv := streamServer(t, s, api.Options{StreamPoll: 10 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp := openStream(t, ctx, srv.URL+"/v1/events/stream")
+	r := bufio.NewReader(resp.Body)
+	var preamble []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\n" {
+			break
+		}
+		preamble = append(preamble, line)
+	}
+	if !slices.Contains(preamble, "retry: 5000\n") {
+		t.Errorf("no retry field before the events: %q", preamble)
+	}
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "rec-new", rc.TypeStart, 3*time.Hour, "", 200), ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := eventIDs(t, r, 1); fmt.Sprint(got) != "[9]" {
+		t.Errorf("first event %v, want [9]: the new one, not a replay", got)
+	}
+}
+
 // TestStreamReplaysAcrossPages: a backlog of many pages (each bounded in
 // bytes) arrives complete, in order, each event once.
 func TestStreamReplaysAcrossPages(t *testing.T) {
 	_, srv := streamServer(t, bigStore(t, 40, 16<<10), api.Options{StreamPoll: 10 * time.Millisecond, StreamReaders: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	resp := openStream(t, ctx, srv.URL+"/v1/events/stream")
+	resp := openStream(t, ctx, srv.URL+"/v1/events/stream?from=0")
 	got := eventIDs(t, bufio.NewReader(resp.Body), 40)
 	for i, id := range got {
 		if id != int64(i+1) {
@@ -304,8 +341,16 @@ func TestStreamRefusesHostilePositions(t *testing.T) {
 		{"?after=" + strings.Repeat("9", 4096), "", "after"},
 		{"", "x", "Last-Event-ID"},
 		{"", "99999999999999999999999", "Last-Event-ID"},
+		{"?from=x", "", "from"},
+		{"?from=1&after=1", "", "from"},
+		// Positions past the newest event (seq 8): ids of another log.
+		{"", "9", "Last-Event-ID: 9 is past the newest event (seq 8)"},
+		{"?after=9", "", "after: 9 is past the newest event (seq 8)"},
+		{"?from=10", "", "from: 10 is past the newest event (seq 8)"},
 	} {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/events/stream"+tt.query, nil)
+		// Bounded: a stream wrongly answered 200 would never end.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/events/stream"+tt.query, nil)
 		if tt.lastID != "" {
 			req.Header.Set("Last-Event-ID", tt.lastID)
 		}
@@ -316,6 +361,7 @@ func TestStreamRefusesHostilePositions(t *testing.T) {
 		var e apiError
 		json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
+		cancel()
 		if resp.StatusCode != 400 || !strings.Contains(e.Error.Message, tt.param) {
 			t.Errorf("%q Last-Event-ID %q: %d %+v, want 400 naming %s", tt.query, tt.lastID, resp.StatusCode, e, tt.param)
 		}

@@ -59,7 +59,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 			{"PagesStableUnderInserts", testFilesPagesStableUnderInserts},
 			{"AgreeWithStats", testFilesAgreeWithStats},
 		}},
-				{"Quarantine", []test{{"CapsAndOrder", testQuarantine}, {"ClaimedAppKey", testQuarantineAppKey}}},
+		{"Quarantine", []test{{"CapsAndOrder", testQuarantine}, {"ClaimedAppKey", testQuarantineAppKey}}},
 		{"ReplayMemory", []test{{"Verdicts", testReplayMemory}}},
 		{"Sessions", []test{{"Revoked", testRevokedSessions}}},
 		{"Outbound", []test{
