@@ -346,59 +346,34 @@ func (c *columns) row(cells []string) {
 	fmt.Fprintln(c.w, strings.TrimRight(b.String(), " "))
 }
 
-// prefixScan bounds how many of the newest recordings a short recordId is
-// looked for among: the API has no prefix filter, so the CLI pages.
-const prefixScan = 10_000
-
-// recording fetches the recording id names: the recordId itself or, when
-// none has it, the start of exactly one recordId among the newest
-// prefixScan. Several matches are an error listing them.
-func (c *client) recording(ctx context.Context, id string, stderr io.Writer) (ledger.Recording, error) {
+// recording fetches a recording by its recordId or, when no recording has
+// that id, by the start of one: the server lists the recordIds starting so
+// (every recording, not a recent window), and one match resolves. Several
+// are an error listing them.
+func (c *client) recording(ctx context.Context, id string, _ io.Writer) (ledger.Recording, error) {
 	var r ledger.Recording
 	err := c.get(ctx, "/v1/recordings/"+url.PathEscape(id), nil, &r)
-	if !errors.Is(err, errNotFound) || id == "" {
-		return r, err
+	if !errors.Is(err, errNotFound) || ledger.CheckLookup("recordId", id) != nil {
+		return r, err // (no stored recordId starts with what none can hold)
 	}
-	var matches []string
-	q := url.Values{"limit": {strconv.Itoa(ledger.MaxPage)}}
-	scanned, complete := 0, false
-	for scanned < prefixScan {
-		var page api.RecordingList
-		if err := c.get(ctx, "/v1/recordings", q, &page); err != nil {
-			return r, err
-		}
-		for _, rec := range page.Items {
-			if strings.HasPrefix(rec.RecordID, id) {
-				matches = append(matches, rec.RecordID)
-			}
-		}
-		scanned += len(page.Items)
-		if page.NextCursor == "" {
-			complete = true
-			break
-		}
-		q.Set("cursor", page.NextCursor)
+	const shown = 10
+	var page api.RecordingList
+	q := url.Values{"recordIdPrefix": {id}, "limit": {strconv.Itoa(shown + 1)}}
+	if err := c.get(ctx, "/v1/recordings", q, &page); err != nil {
+		return r, fmt.Errorf("recording %q: %w", id, err)
 	}
-	partial := ""
-	if !complete {
-		partial = fmt.Sprintf(" (only the newest %d recordings were searched for it; give the whole recordId)", scanned)
-	}
-	switch len(matches) {
+	switch len(page.Items) {
 	case 0:
-		return r, fmt.Errorf("recording %q: %w%s", id, errNotFound, partial)
+		return r, fmt.Errorf("recording %q: %w", id, errNotFound)
 	case 1:
-		if partial != "" {
-			fmt.Fprintf(stderr, "recledger: %s is the one recordId starting %s%s\n", matches[0], id, partial)
-		}
-		return r, c.get(ctx, "/v1/recordings/"+url.PathEscape(matches[0]), nil, &r)
+		return r, c.get(ctx, "/v1/recordings/"+url.PathEscape(page.Items[0].RecordID), nil, &r)
 	}
-	shown := matches
-	if len(shown) > 10 {
-		shown = shown[:10]
+	var ids []string
+	for _, m := range page.Items[:min(len(page.Items), shown)] {
+		ids = append(ids, m.RecordID)
 	}
-	more := ""
-	if len(matches) > len(shown) {
-		more = fmt.Sprintf(" and %d more", len(matches)-len(shown))
+	if len(page.Items) > shown {
+		return r, fmt.Errorf("%q starts more than %d recordIds: %s, ...; give more of it", id, shown, strings.Join(ids, ", "))
 	}
-	return r, fmt.Errorf("%q starts %d recordIds: %s%s%s; give more of it", id, len(matches), strings.Join(shown, ", "), more, partial)
+	return r, fmt.Errorf("%q starts %d recordIds: %s; give more of it", id, len(ids), strings.Join(ids, ", "))
 }

@@ -114,7 +114,7 @@ func New(store Store, o Options) *API {
 func (a *API) Register(mux *http.ServeMux) []string {
 	// Each route declares the query parameters it reads (see takes): any
 	// other is refused, so a misspelled filter cannot widen an answer.
-	recordingFilters := []string{"appKey", "roomId", "sessionId", "userId", "status", "uploadState", "mode", "since", "until", "limit", "cursor"}
+	recordingFilters := []string{"appKey", "roomId", "sessionId", "userId", "recordIdPrefix", "status", "uploadState", "mode", "since", "until", "limit", "cursor"}
 	routes := []struct {
 		pattern string
 		h       http.Handler
@@ -324,7 +324,8 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request) error {
 	for _, p := range []struct {
 		name string
 		dst  *string
-	}{{"appKey", &f.AppKey}, {"roomId", &f.RoomID}, {"sessionId", &f.SessionID}, {"userId", &f.UserID}} {
+	}{{"appKey", &f.AppKey}, {"roomId", &f.RoomID}, {"sessionId", &f.SessionID}, {"userId", &f.UserID},
+		{"recordIdPrefix", &f.RecordIDPrefix}} {
 		v, err := idFilter(q, p.name)
 		if err != nil {
 			return err

@@ -60,7 +60,7 @@ func DecodeCursor(f RecordingFilter) (int64, error) {
 // filterScope checksums what a filter selects (not its page).
 func filterScope(f RecordingFilter) uint32 {
 	h := crc32.NewIEEE()
-	for _, s := range []string{f.AppKey, f.RoomID, f.SessionID, f.UserID, string(f.Status)} {
+	for _, s := range []string{f.AppKey, f.RoomID, f.SessionID, f.UserID, string(f.Status), f.RecordIDPrefix} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}

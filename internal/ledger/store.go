@@ -127,7 +127,10 @@ type RecordingFilter struct {
 	RoomID    string
 	SessionID string
 	UserID    string
-	Status    Status
+	// RecordIDPrefix selects the recordIds that start so (the CLI's short
+	// ids): all of them, however many recordings the ledger holds.
+	RecordIDPrefix string
+	Status         Status
 	// UploadState selects by the recordings' upload state at Now (the
 	// server clock; time.Now when zero), overdue included.
 	UploadState UploadState

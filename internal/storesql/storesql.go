@@ -10,6 +10,7 @@ import (
 	"maps"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
@@ -68,9 +69,13 @@ type recordingWhere struct {
 	args        []any
 }
 
-func (w *recordingWhere) add(cond string, v any) {
-	w.args = append(w.args, v)
-	w.conds = append(w.conds, strings.ReplaceAll(cond, "?", w.placeholder(len(w.args))))
+// add appends cond with its "?"s bound, in order, to vs.
+func (w *recordingWhere) add(cond string, vs ...any) {
+	for _, v := range vs {
+		w.args = append(w.args, v)
+		cond = strings.Replace(cond, "?", w.placeholder(len(w.args)), 1)
+	}
+	w.conds = append(w.conds, cond)
 }
 
 // filter adds the conditions of f's fields other than Cursor and Limit.
@@ -82,6 +87,13 @@ func (w *recordingWhere) filter(f ledger.RecordingFilter) {
 		if eq.v != "" {
 			w.add(eq.col+" = ?", eq.v)
 		}
+	}
+	if f.RecordIDPrefix != "" {
+		// substr counts characters in both SQLite and PostgreSQL, and an
+		// equality is the same under any collation (a range on record_id
+		// is not, in PostgreSQL's). It reads every recording's id: a
+		// lookup by a short id is rare and a person waits on it, not RC.
+		w.add("substr(record_id, 1, ?) = ?", int64(utf8.RuneCountInString(f.RecordIDPrefix)), f.RecordIDPrefix)
 	}
 	if f.Mode != nil {
 		w.add("mode = ?", int64(*f.Mode))

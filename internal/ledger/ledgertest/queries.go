@@ -87,6 +87,12 @@ func testListRecordings(t *testing.T, open Opener) {
 		{"started since..until", ledger.RecordingFilter{Since: &since, Until: &until}, []string{"l3", "l2"}},
 		{"first seen since", ledger.RecordingFilter{Since: &recent}, []string{"l5", "l4"}},
 		{"room and user", ledger.RecordingFilter{RoomID: "roomB", UserID: "u2"}, []string{"l3"}},
+		{"recordId prefix", ledger.RecordingFilter{RecordIDPrefix: "l3"}, []string{"l3"}},
+		{"recordId prefix of all", ledger.RecordingFilter{RecordIDPrefix: "l"}, []string{"l5", "l4", "l3", "l2", "l1"}},
+		{"recordId prefix of none", ledger.RecordingFilter{RecordIDPrefix: "3"}, nil},
+		{"recordId prefix, no pattern", ledger.RecordingFilter{RecordIDPrefix: "l_"}, nil},
+		{"recordId prefix longer than the id", ledger.RecordingFilter{RecordIDPrefix: "l1x"}, nil},
+		{"recordId prefix and room", ledger.RecordingFilter{RecordIDPrefix: "l", RoomID: "roomA"}, []string{"l2", "l1"}},
 	}
 	for _, tt := range tests {
 		page, err := s.ListRecordings(ctx, tt.f)
