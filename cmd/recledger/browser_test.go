@@ -494,7 +494,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	screenshot(t, ctx, "overview-phone")
 	// No page scrolls sideways on a phone (a wide table scrolls in its own
 	// region), and the filter form starts folded.
-	phonePages := []string{"/", "/recordings", "/recordings/" + known.RecordID, "/quarantine", "/destinations"}
+	phonePages := []string{"/", "/recordings", "/recordings/" + known.RecordID, "/files?uploadState=not_uploaded", "/quarantine", "/destinations"}
 	for _, p := range phonePages {
 		do(t, ctx, "open "+p+" on a phone", chromedp.Navigate(base+p), chromedp.WaitVisible(chromedp.CSS("h1")))
 		// (A mobile browser widens innerWidth to a page too wide for it; the
@@ -527,6 +527,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		for _, b := range eval[[]string](t, ctx, brokenValues) {
 			t.Errorf("%s at 1280 px: %s", p, b)
 		}
+		if strings.HasPrefix(p, "/files") {
+			if w := eval[[2]float64](t, ctx, `(e => [e.scrollWidth, e.clientWidth])(document.querySelector('table.files').parentElement)`); w[0] > w[1] {
+				t.Errorf("the files table needs %v px at 1280 px, its region has %v", w[0], w[1])
+			}
+			checkContrast(t, ctx, p)
+			screenshot(t, ctx, "files")
+		}
 	}
 
 	// Dark mode (prefers-color-scheme: dark) keeps the contrast too.
@@ -535,7 +542,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("emulate dark mode: %v", err)
 	}
 	do(t, ctx, "desktop viewport", chromedp.EmulateViewport(1280, 1000))
-	for _, p := range []string{"/", "/recordings", "/recordings/" + known.RecordID, "/quarantine"} {
+	for _, p := range []string{"/", "/recordings", "/recordings/" + known.RecordID, "/files", "/quarantine"} {
 		do(t, ctx, "open "+p+" in dark mode", chromedp.Navigate(base+p), chromedp.WaitVisible(chromedp.CSS("h1")))
 		if dark := eval[bool](t, ctx, `matchMedia('(prefers-color-scheme: dark)').matches`); !dark {
 			t.Fatal("dark mode is not emulated")
