@@ -365,6 +365,16 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (Config, error
 func (c *Config) loadFile(path string) error {
 	var raw map[string]any
 	if _, err := toml.DecodeFile(path, &raw); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			// The parser's message quotes the text it found, which may be
+			// an unquoted secret or token: say where, never what.
+			where := fmt.Sprintf("line %d", pe.Position.Line)
+			if pe.LastKey != "" {
+				where += fmt.Sprintf(" (after key %q)", pe.LastKey)
+			}
+			return fmt.Errorf("config file %s: %s is not valid TOML (the text is not shown: it may hold a secret; strings need quotes)", path, where)
+		}
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 	for key, val := range raw {

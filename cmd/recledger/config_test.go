@@ -136,6 +136,14 @@ func TestConfigErrors(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "topsecret") {
 		t.Errorf("a malformed app is reported as %v; the secret must not be echoed", err)
 	}
+	// A file edited for a SIGHUP with a secret left unquoted: the error
+	// (logged by the reload) says where, not what.
+	for _, file := range []string{"api_token = abcdefghijklmnopqrstuv\n", "addr = \"127.0.0.1:1\"\napps = [your_appkey=abcdefghijklmnopqrstuv]\n"} {
+		_, err := loadConfig(parseFlags(t, "--config", writeFile(t, file)).Flags(), env(nil))
+		if err == nil || strings.Contains(err.Error(), "abcdefghijklmnopqrstuv") || !strings.Contains(err.Error(), "line ") {
+			t.Errorf("an unquoted secret in the file is reported as %v; want its line, not its text", err)
+		}
+	}
 }
 
 func TestRedactURL(t *testing.T) {
