@@ -315,8 +315,10 @@ func TestEventStream(t *testing.T) {
 				id = strings.TrimSpace(strings.TrimPrefix(line, "id: "))
 			case strings.HasPrefix(line, "data: "):
 				data = strings.TrimPrefix(line, "data: ")
-			case line == "\n" && id != "":
+			case line == "\n" && data != "":
 				return id, data
+			case line == "\n": // a block without data (the opening one) is no event
+				id = ""
 			}
 		}
 	}
@@ -510,13 +512,20 @@ func firstStreamedID(t *testing.T, url, lastEventID string) string {
 		t.Fatalf("%s: answered %d", url, resp.StatusCode)
 	}
 	r := bufio.NewReader(resp.Body)
+	block := "" // an event is a block with data (the opening block has an id only)
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
 			t.Fatalf("%s: the stream ended before an event: %v", url, err)
 		}
 		if id, ok := strings.CutPrefix(line, "id: "); ok {
-			return strings.TrimSpace(id)
+			block = strings.TrimSpace(id)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			return block
+		}
+		if line == "\n" {
+			block = ""
 		}
 	}
 }

@@ -119,7 +119,11 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err == nil
 	}
-	if !write([]byte(": recledger event stream after seq " + strconv.FormatInt(after, 10) + "\nretry: " + streamRetry + "\n\n")) {
+	// The opening block carries the start as its id: EventSource keeps an
+	// id even from a block without data, so a client dropped before its
+	// first event reconnects from here instead of from the (later) end.
+	start := strconv.FormatInt(after, 10)
+	if !write([]byte(": recledger event stream after seq " + start + "\nid: " + start + "\nretry: " + streamRetry + "\n\n")) {
 		return nil
 	}
 	poll := time.NewTicker(a.opts.StreamPoll)

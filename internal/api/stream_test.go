@@ -93,7 +93,10 @@ func openStream(t *testing.T, ctx context.Context, url string) *http.Response {
 // eventIDs reads n events from a stream and returns their ids.
 func eventIDs(t *testing.T, r *bufio.Reader, n int) []int64 {
 	t.Helper()
-	var ids []int64
+	var (
+		ids   []int64
+		block int64 = -1 // the id of the block being read; an event is a block with data
+	)
 	for len(ids) < n {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -104,7 +107,13 @@ func eventIDs(t *testing.T, r *bufio.Reader, n int) []int64 {
 			if err != nil {
 				t.Fatalf("id line %q", line)
 			}
-			ids = append(ids, id)
+			block = id
+		}
+		if strings.HasPrefix(line, "data: ") {
+			ids = append(ids, block)
+		}
+		if line == "\n" {
+			block = -1
 		}
 	}
 	return ids
@@ -241,11 +250,34 @@ func TestStreamStartsAtTheEnd(t *testing.T) {
 	if !slices.Contains(preamble, "retry: 5000\n") {
 		t.Errorf("no retry field before the events: %q", preamble)
 	}
+	// The opening block's id is where a client dropped before its first
+	// event resumes (EventSource sends it as Last-Event-ID): what arrived
+	// while it was away is not lost to "start at the end".
+	if !slices.Contains(preamble, "id: 8\n") {
+		t.Errorf("the opening block has no id at the log's end (8): %q", preamble)
+	}
+	resp.Body.Close()
 	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "rec-new", rc.TypeStart, 3*time.Hour, "", 200), ReceivedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if got := eventIDs(t, r, 1); fmt.Sprint(got) != "[9]" {
-		t.Errorf("first event %v, want [9]: the new one, not a replay", got)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/events/stream", nil)
+	req.Header.Set("Last-Event-ID", "8")
+	again, err := http.DefaultClient.Do(req)
+	if err != nil || again.StatusCode != 200 {
+		t.Fatalf("reconnect: %v %v", again, err)
+	}
+	defer again.Body.Close()
+	if got := eventIDs(t, bufio.NewReader(again.Body), 1); fmt.Sprint(got) != "[9]" {
+		t.Errorf("first event after reconnecting %v, want [9]: the one that came while away", got)
+	}
+	// A new reader (no position) starts at the new end: 9.
+	fresh := openStream(t, ctx, srv.URL+"/v1/events/stream")
+	fr := bufio.NewReader(fresh.Body)
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "rec-newer", rc.TypeStart, 3*time.Hour, "", 200), ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := eventIDs(t, fr, 1); fmt.Sprint(got) != "[10]" {
+		t.Errorf("first event of a new reader %v, want [10]: the new one, not a replay", got)
 	}
 }
 
