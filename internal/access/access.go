@@ -176,6 +176,30 @@ func (r *Rule) Check(req *http.Request) error {
 		}
 		return r.limiter.fail(req.Context(), src)
 	}
+	return r.checkLoopback(req)
+}
+
+// Recheck returns nil if req, let in by Check when it began, would still be
+// let in now, else ErrUnauthorized or ErrForbidden: for an answer that
+// outlives a token changed by a reload, or a logout (an event stream). It
+// counts nothing against the source and never waits: the credential was
+// right when req began.
+func (r *Rule) Recheck(req *http.Request) error {
+	if r.token() != "" {
+		if r.validSession(req) {
+			return nil
+		}
+		if got := bearer(req); got != "" && r.tokenMatches(got) {
+			return nil
+		}
+		return ErrUnauthorized
+	}
+	return r.checkLoopback(req)
+}
+
+// checkLoopback is the rule without a token: loopback clients, not through
+// a proxy, under an allowed host name.
+func (r *Rule) checkLoopback(req *http.Request) error {
 	// A reverse proxy on the same host makes every client look local; a
 	// request it forwarded is not a loopback client's.
 	if forwarded(req) {

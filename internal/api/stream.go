@@ -156,6 +156,11 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) error {
 			return nil // the server is shutting down: the client reconnects elsewhere or later
 		case <-poll.C:
 		}
+		// A stream outlives the check that let it in: a token changed by a
+		// reload, or a logout, ends it too.
+		if a.access.Recheck(r) != nil {
+			return nil
+		}
 		if time.Since(lastWrite) >= a.opts.StreamHeartbeat {
 			if !write([]byte(": heartbeat " + strconv.FormatInt(time.Now().UnixMilli(), 10) + "\n\n")) {
 				return nil

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recledger/recledger/internal/access"
 	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/ledger/ledgertest"
@@ -471,4 +472,43 @@ func TestEventsTailByteBudget(t *testing.T) {
 			t.Fatalf("tail=10 over a 5 MiB event: %d, %d events, last %d; want the newest alone", code, len(page.Items), page.Last)
 		}
 	})
+}
+
+// TestStreamEndsWhenItsTokenChanges: a stream let in under a token ends
+// once a reload puts another in force (it would otherwise keep serving the
+// old token's holder for as long as it stays open); under the same token it
+// goes on.
+func TestStreamEndsWhenItsTokenChanges(t *testing.T) {
+	const oldToken, newToken = "old-token-0123456789abcdef", "new-token-0123456789abcdef"
+	rule := access.New(oldToken, nil)
+	s := fill(t)
+	_, srv := streamServer(t, s, api.Options{Access: rule, StreamPoll: 10 * time.Millisecond, StreamHeartbeat: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	open := func() *bufio.Reader {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/events/stream?from=0", nil)
+		req.Header.Set("Authorization", "Bearer "+oldToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("stream: %v %v", resp, err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return bufio.NewReader(resp.Body)
+	}
+	r := open()
+	eventIDs(t, r, 8)
+	rule.SetToken(oldToken) // a reload that keeps the token
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "rec-same", rc.TypeStart, 3*time.Hour, "", 200), ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := eventIDs(t, r, 1); fmt.Sprint(got) != "[9]" {
+		t.Fatalf("after a reload with the same token: %v, want [9]", got)
+	}
+	rule.SetToken(newToken)
+	if _, err := io.Copy(io.Discard, r); err != nil { // returns at the stream's end
+		t.Fatalf("the stream did not end cleanly: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the stream under the old token did not end")
+	}
 }
