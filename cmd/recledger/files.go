@@ -75,7 +75,7 @@ under --utc; or RFC 3339), or Unix milliseconds.` + exitCodesHelp,
 	f := cmd.Flags()
 	for _, p := range []struct{ flag, usage string }{
 		{"upload-state", "not_uploaded, pending, failed, overdue or uploaded"},
-		{"room", "only this roomId"}, {"app", "only this RC app key"},
+		{"room", "only this roomId"}, {"app-key", "only this RC app"},
 		{"since", "first seen at or after"}, {"until", "first seen at or before"},
 		{"cursor", "continue from a previous page's nextCursor"},
 	} {
@@ -89,7 +89,7 @@ under --utc; or RFC 3339), or Unix milliseconds.` + exitCodesHelp,
 }
 
 // fileParams are the API parameters files ls sets and the flags that set them.
-var fileParams = map[string]string{"uploadState": "upload-state", "roomId": "room", "appKey": "app",
+var fileParams = map[string]string{"uploadState": "upload-state", "roomId": "room", "appKey": "app-key",
 	"cursor": "cursor", "since": "since", "until": "until", "limit": "limit"}
 
 // fileQuery turns the ls flags into GET /v1/files' query parameters; loc is
@@ -98,7 +98,7 @@ func fileQuery(cmd *cobra.Command, now time.Time, loc *time.Location) (url.Value
 	f := cmd.Flags()
 	q := url.Values{}
 	for _, p := range []struct{ flag, param string }{
-		{"upload-state", "uploadState"}, {"room", "roomId"}, {"app", "appKey"}, {"cursor", "cursor"},
+		{"upload-state", "uploadState"}, {"room", "roomId"}, {"app-key", "appKey"}, {"cursor", "cursor"},
 	} {
 		if v, _ := f.GetString(p.flag); v != "" {
 			q.Set(p.param, v)

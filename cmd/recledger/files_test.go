@@ -25,13 +25,13 @@ func TestFilesLs(t *testing.T) {
 		Items      []ledger.ListedFile
 		NextCursor string
 	}
-	out, stderr, code := runBinary(t, "", "files", "ls", "--upload-state", "not_uploaded", "--room", "111", "--app", "your_appkey", "--since", "87600h", "--json", "--server", server)
+	out, stderr, code := runBinary(t, "", "files", "ls", "--upload-state", "not_uploaded", "--room", "111", "--app-key", "your_appkey", "--since", "87600h", "--json", "--server", server)
 	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Items) != 1 || list.Items[0].RecordID != id ||
 		list.Items[0].FileName != name || list.Items[0].RoomID != "111" || list.Items[0].UploadStatus != ledger.UploadStatusPending {
 		t.Errorf("files ls --json (exit %d): %s%s", code, out, stderr)
 	}
 	for _, args := range [][]string{
-		{"--upload-state", "uploaded"}, {"--room", "elsewhere"}, {"--app", "other"}, {"--until", "1"},
+		{"--upload-state", "uploaded"}, {"--room", "elsewhere"}, {"--app-key", "other"}, {"--until", "1"},
 	} {
 		out, stderr, code := runBinary(t, "", append(append([]string{"files", "ls"}, args...), "--json", "--server", server)...)
 		if code != 0 || !strings.Contains(out, `"items": []`) {
@@ -70,7 +70,7 @@ func TestFilesLs(t *testing.T) {
 	}{
 		{[]string{"--upload-state", "partial"}, "--upload-state"},
 		{[]string{"--room", "a\xffb"}, "--room: invalid UTF-8"},
-		{[]string{"--app", "a\x1b[2Jb"}, "--app: control character U+001B"},
+		{[]string{"--app-key", "a\x1b[2Jb"}, "--app-key: control character U+001B"},
 		{[]string{"--cursor", "nope"}, "--cursor"},
 		{[]string{"--limit", "501"}, "--limit"},
 		{[]string{"--since", "yesterday"}, "--since"},

@@ -79,6 +79,9 @@ belong to a room, session, user or recordId, and whether all are uploaded.`,
 // help.
 func group(cmd *cobra.Command) {
 	cmd.SuggestionsMinimumDistance = 2 // what the root uses
+	// The flags meant for the mistyped subcommand (files lss --room x)
+	// must not be refused first: the suggestion is what helps.
+	cmd.FParseErrWhitelist.UnknownFlags = true
 	cmd.Args = func(c *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			return nil

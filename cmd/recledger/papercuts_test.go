@@ -23,6 +23,7 @@ func TestCLIRefusalsOffline(t *testing.T) {
 	}{
 		{[]string{"recordings", "lss"}, exitError, `unknown command "lss" for "recledger recordings"; did you mean "ls"?`},
 		{[]string{"destinations", "shwo", "x"}, exitError, `did you mean "show"?`},
+		{[]string{"files", "lss", "--room", "x", "--server", "http://127.0.0.1:1"}, exitError, `unknown command "lss" for "recledger files"; did you mean "ls"?`},
 		{[]string{"sevre"}, exitError, "Did you mean this?\n\tserve"},
 		{[]string{"recordings", "ls", "--mode", "mixed", "--server", "http://127.0.0.1:1"}, exitError, `--mode: "mixed": want single-audio-video, single-video`},
 		{[]string{"recordings", "ls", "--since", "yesterday", "--server", "http://127.0.0.1:1"}, exitError, `--since: "yesterday": want a duration (2h), a date (2026-11-29)`},

@@ -251,7 +251,7 @@ func (d *Dashboard) static(w http.ResponseWriter, r *http.Request) {
 	name, hash := splitHashedName(r.PathValue("name"))
 	a, ok := d.assets[name]
 	if !ok {
-		http.NotFound(w, r)
+		d.ErrorPage(w, r, http.StatusNotFound, "No such file among the dashboard's assets.")
 		return
 	}
 	w.Header().Set("Content-Type", a.contentType)

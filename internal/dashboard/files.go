@@ -46,6 +46,9 @@ func fileFilter(q url.Values) (ledger.FileFilter, fileFilterForm, error) {
 	form := fileFilterForm{UploadState: q.Get("uploadState"), RoomID: q.Get("roomId"), AppKey: q.Get("appKey"),
 		Since: q.Get("since"), Until: q.Get("until"), UploadStates: fileUploadOptions}
 	f := ledger.FileFilter{Upload: ledger.FileUpload(form.UploadState), RoomID: form.RoomID, AppKey: form.AppKey, Cursor: q.Get("cursor")}
+	if err := checkParams(q, "uploadState", "roomId", "appKey", "since", "until", "cursor"); err != nil {
+		return f, form, err
+	}
 	if err := checkIDFilters([2]string{"appKey", form.AppKey}, [2]string{"roomId", form.RoomID}); err != nil {
 		return f, form, err
 	}

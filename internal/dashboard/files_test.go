@@ -335,3 +335,31 @@ func TestHostileFilesFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestMisspeltFiltersAreRefused: a query parameter the lists do not read is
+// a 400 naming it, not a list (or a CSV) widened to everything; a hostile
+// name is not echoed whole.
+func TestMisspeltFiltersAreRefused(t *testing.T) {
+	st := newSite(t, fill(t, now), "", now)
+	for _, tt := range []struct{ url, says string }{
+		{"/recordings?roomid=room-2", "did you mean roomId?"},
+		{"/files?uploadstate=failed", "did you mean uploadState?"},
+		{"/files.csv?roomid=zzz", "did you mean roomId?"},
+		{"/files.csv?status=failed", "this page takes uploadState, roomId"},
+		{"/recordings?" + strings.Repeat("n", 100<<10) + "=1", "unknown"},
+		{"/files?a%00b=1", "unknown"},
+	} {
+		code, _, body := fetch(t, nil, st.URL+tt.url)
+		if code != http.StatusBadRequest || !strings.Contains(body, tt.says) {
+			t.Errorf("%.60s: %d, want 400 saying %q\n%.400s", tt.url, code, tt.says, body)
+		}
+		if strings.Contains(body, strings.Repeat("n", 100)) || strings.Contains(body, "\x00") {
+			t.Errorf("%.60s: the answer echoes the hostile name", tt.url)
+		}
+	}
+	for _, u := range []string{"/recordings?roomId=room-2&found=roomId", "/files?uploadState=failed&roomId=x", "/files.csv?roomId=x"} {
+		if code, _, body := fetch(t, nil, st.URL+u); code != http.StatusOK {
+			t.Errorf("%s: %d, want 200\n%.300s", u, code, body)
+		}
+	}
+}

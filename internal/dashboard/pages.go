@@ -212,6 +212,10 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := ledger.RecordingFilter{AppKey: form.AppKey, RoomID: form.RoomID, SessionID: form.SessionID, UserID: form.UserID,
 		Cursor: q.Get("cursor"), Limit: ledger.DefaultPage, Now: now}
+	// (found names the search that led here; the parameter it names too.)
+	if err := checkParams(q, "appKey", "roomId", "sessionId", "userId", "status", "uploadState", "mode", "since", "until", "cursor", "found"); err != nil {
+		return err
+	}
 	if err := checkIDFilters([2]string{"appKey", form.AppKey}, [2]string{"roomId", form.RoomID},
 		[2]string{"sessionId", form.SessionID}, [2]string{"userId", form.UserID}); err != nil {
 		return err

@@ -2,6 +2,11 @@ package dashboard
 
 import (
 	"errors"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/recledger/recledger/internal/ledger"
 )
@@ -21,6 +26,30 @@ func checkIDFilters(filters ...[2]string) error {
 		if err := ledger.CheckLookup(f[0], f[1]); err != nil {
 			return &badInput{searchedBy[f[0]], lookupReason(err) + "; no recording can match"}
 		}
+	}
+	return nil
+}
+
+// checkParams returns a *badInput naming the first query parameter, by
+// name, that is not one of takes: a misspelt filter (roomid) ignored would
+// widen the list, and a CSV a script downloads, to everything. The name is
+// quoted and bounded, never echoed whole.
+func checkParams(q url.Values, takes ...string) error {
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if slices.Contains(takes, name) {
+			continue
+		}
+		shown := name
+		if len(shown) > 64 {
+			shown = shown[:64] + "..."
+		}
+		reason := "unknown; this page takes " + strings.Join(takes, ", ")
+		for _, t := range takes {
+			if strings.EqualFold(t, name) {
+				reason = "unknown; did you mean " + t + "?"
+			}
+		}
+		return &badInput{"parameter " + strconv.Quote(shown), reason}
 	}
 	return nil
 }
