@@ -291,3 +291,49 @@ func orDash(s string) string {
 	}
 	return s
 }
+
+// listed is a list answer of the API (GET /v1/recordings, /v1/files).
+type listed[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"nextCursor,omitempty"`
+}
+
+// list gets path's list with q, following every page under --all. Items
+// are never nil, so --json prints [] for none, as the API answers. The
+// next page's cursor goes to stderr: stdout stays rows (or JSON, which
+// carries it).
+func list[T any](cmd *cobra.Command, c *client, path string, q url.Values) (listed[T], error) {
+	all, _ := cmd.Flags().GetBool("all")
+	out := listed[T]{Items: []T{}}
+	for {
+		var page listed[T]
+		if err := c.get(cmd.Context(), path, q, &page); err != nil {
+			return out, err
+		}
+		out.Items = append(out.Items, page.Items...)
+		out.NextCursor = page.NextCursor
+		if !all || page.NextCursor == "" {
+			break
+		}
+		q.Set("cursor", page.NextCursor)
+	}
+	if out.NextCursor != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "more: --cursor %s (or --all)\n", out.NextCursor)
+	}
+	return out, nil
+}
+
+// printList writes l as --json or -o ids ask (id names an item), and
+// reports whether it did; else the caller prints its table.
+func printList[T any](w io.Writer, c *client, l listed[T], id func(T) string) (bool, error) {
+	switch {
+	case c.json:
+		return true, printJSON(w, l)
+	case c.ids:
+		for _, item := range l.Items {
+			fmt.Fprintln(w, id(item))
+		}
+		return true, nil
+	}
+	return false, nil
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/display"
 	"github.com/recledger/recledger/internal/ledger"
 )
@@ -42,33 +41,14 @@ under --utc; or RFC 3339), or Unix milliseconds.` + exitCodesHelp,
 				return err
 			}
 			c.flags = fileParams
-			all, _ := cmd.Flags().GetBool("all")
-			list := api.FileList{Items: []ledger.ListedFile{}} // --json prints [] for none, never null
-			for {
-				var page api.FileList
-				if err := c.get(cmd.Context(), "/v1/files", q, &page); err != nil {
-					return err
-				}
-				list.Items = append(list.Items, page.Items...)
-				list.NextCursor = page.NextCursor
-				if !all || page.NextCursor == "" {
-					break
-				}
-				q.Set("cursor", page.NextCursor)
+			l, err := list[ledger.ListedFile](cmd, c, "/v1/files", q)
+			if err != nil {
+				return err
 			}
-			if list.NextCursor != "" { // on stderr: stdout stays rows (or JSON, which carries it)
-				fmt.Fprintf(cmd.ErrOrStderr(), "more: --cursor %s (or --all)\n", list.NextCursor)
+			if done, err := printList(cmd.OutOrStdout(), c, l, func(f ledger.ListedFile) string { return f.FileName }); done {
+				return err
 			}
-			switch {
-			case c.json:
-				return printJSON(cmd.OutOrStdout(), list)
-			case c.ids:
-				for _, f := range list.Items {
-					fmt.Fprintln(cmd.OutOrStdout(), f.FileName)
-				}
-				return nil
-			}
-			printFiles(cmd.OutOrStdout(), list, c.loc, !c.noHeaders)
+			printFiles(cmd.OutOrStdout(), l.Items, c.loc, !c.noHeaders)
 			return nil
 		},
 	}
@@ -120,12 +100,12 @@ func fileQuery(cmd *cobra.Command, now time.Time, loc *time.Location) (url.Value
 	return q, nil
 }
 
-func printFiles(w io.Writer, list api.FileList, loc *time.Location, header bool) {
+func printFiles(w io.Writer, items []ledger.ListedFile, loc *time.Location, header bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if header {
 		fmt.Fprintln(tw, "FILE\tRECORD ID\tROOM\tUPLOAD\tSIZE\tFIRST SEEN")
 	}
-	for _, f := range list.Items {
+	for _, f := range items {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.FileName, f.RecordID, orDash(f.RoomID), f.UploadStatus,
 			size(f.FileSize), display.Time(f.FirstSeenAt, loc))
 	}

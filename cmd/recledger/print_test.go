@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recledger/recledger/internal/api"
 	"github.com/recledger/recledger/internal/ledger"
 )
 
@@ -74,7 +73,7 @@ func TestPrintedTimesCarryTheirZone(t *testing.T) {
 			golden(t, "recording-show-"+tt.name+".txt", b.Bytes())
 			b.Reset()
 			r.Files, r.Events = nil, nil
-			printRecordings(&b, api.RecordingList{Items: []ledger.Recording{r}}, k, true)
+			printRecordings(&b, []ledger.Recording{r}, k, true)
 			golden(t, "recordings-ls-"+tt.name+".txt", b.Bytes())
 		})
 	}

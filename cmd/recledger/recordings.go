@@ -59,33 +59,14 @@ Unix milliseconds, and apply to startedAt (or first seen).
 				return err
 			}
 			c.flags = recordingParams
-			all, _ := cmd.Flags().GetBool("all")
-			list := api.RecordingList{Items: []ledger.Recording{}} // [] when nothing matches, as the API answers
-			for {
-				var page api.RecordingList
-				if err := c.get(cmd.Context(), "/v1/recordings", q, &page); err != nil {
-					return err
-				}
-				list.Items = append(list.Items, page.Items...)
-				list.NextCursor = page.NextCursor
-				if !all || page.NextCursor == "" {
-					break
-				}
-				q.Set("cursor", page.NextCursor)
+			l, err := list[ledger.Recording](cmd, c, "/v1/recordings", q)
+			if err != nil {
+				return err
 			}
-			if list.NextCursor != "" { // on stderr: stdout stays rows (or JSON, which carries it)
-				fmt.Fprintf(cmd.ErrOrStderr(), "more: --cursor %s (or --all)\n", list.NextCursor)
+			if done, err := printList(cmd.OutOrStdout(), c, l, func(r ledger.Recording) string { return r.RecordID }); done {
+				return err
 			}
-			switch {
-			case c.json:
-				return printJSON(cmd.OutOrStdout(), list)
-			case c.ids:
-				for _, r := range list.Items {
-					fmt.Fprintln(cmd.OutOrStdout(), r.RecordID)
-				}
-				return nil
-			}
-			printRecordings(cmd.OutOrStdout(), list, c.clock(), !c.noHeaders)
+			printRecordings(cmd.OutOrStdout(), l.Items, c.clock(), !c.noHeaders)
 			return nil
 		},
 	}
@@ -206,12 +187,12 @@ func parseTime(v string, now time.Time, loc *time.Location) (int64, error) {
 	return 0, fmt.Errorf("%q: want a duration (2h), a date (2026-11-29), a date and time (2026-11-29 10:00, or RFC 3339) or Unix milliseconds", v)
 }
 
-func printRecordings(w io.Writer, list api.RecordingList, k clock, header bool) {
+func printRecordings(w io.Writer, items []ledger.Recording, k clock, header bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if header {
 		fmt.Fprintln(tw, "RECORD ID\tSTATUS\tUPLOADS\tROOM\tSESSION\tUSER\tMODE\tFILES\tSTARTED")
 	}
-	for _, r := range list.Items {
+	for _, r := range items {
 		started := r.StartedAt
 		if started == nil {
 			started = r.FirstSeenAt
