@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/klauspost/compress/gzhttp"
 )
@@ -79,11 +80,12 @@ func answerUnrouted(mux *http.ServeMux, page PageFunc) http.Handler {
 			w.Write(rec.body)
 			return
 		}
-		msg := "no such path: " + r.URL.Path
+		path := shownPath(r.URL.Path)
+		msg := "no such path: " + path
 		if status == http.StatusMethodNotAllowed {
 			allow := rec.header.Get("Allow")
 			w.Header().Set("Allow", allow)
-			msg = r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + allow
+			msg = r.Method + " is not allowed on " + path + "; allowed: " + allow
 		} else if trimmed, ok := withoutSlash(mux, r); ok {
 			msg += "; did you mean " + trimmed + "?"
 		}
@@ -101,6 +103,23 @@ func answerUnrouted(mux *http.ServeMux, page PageFunc) http.Handler {
 
 // withoutSlash returns r's path without its trailing slash when mux
 // routes that path: the likeliest meaning of a typed URL that ends in one.
+// shownPath is a request's path as an error may repeat it: at most
+// maxShownPath bytes of valid UTF-8 with control characters replaced, so a
+// 60 KB or NUL-laden path is named, not echoed.
+func shownPath(p string) string {
+	if len(p) > maxShownPath {
+		p = p[:maxShownPath] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, strings.ToValidUTF8(p, "\uFFFD"))
+}
+
+const maxShownPath = 256
+
 func withoutSlash(mux *http.ServeMux, r *http.Request) (string, bool) {
 	p := r.URL.Path
 	if len(p) < 2 || !strings.HasSuffix(p, "/") {

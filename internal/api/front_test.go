@@ -56,6 +56,11 @@ func TestFrontAnswersUnroutedInOneShape(t *testing.T) {
 		{"GET", "/recordings/", 404, "text/html; charset=utf-8", "", "", "did you mean /recordings?"},
 		{"POST", "/recordings", 405, "text/html; charset=utf-8", "", "GET, HEAD", "POST is not allowed on /recordings"},
 		{"GET", "/v1//recordings", 3, "", "", "", ""}, // the mux's own redirect (3xx) to the clean path
+		// Hostile paths are named, not echoed: a control character is
+		// replaced, a long path cut.
+		{"GET", "/v1/a%00b%1b%5B2J", 404, "application/json", "not_found", "", "no such path: /v1/a\ufffdb\ufffd[2J"},
+		{"GET", "/v1/" + strings.Repeat("n", 60<<10), 404, "application/json", "not_found", "", "no such path: /v1/nnnn"},
+		{"GET", "/" + strings.Repeat("n", 60<<10), 404, "text/html; charset=utf-8", "", "", "no such path: /nnnn"},
 	} {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {
 			req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
@@ -81,7 +86,10 @@ func TestFrontAnswersUnroutedInOneShape(t *testing.T) {
 				t.Errorf("Allow %q, want %q", got, c.allow)
 			}
 			if !strings.Contains(string(body), c.message) {
-				t.Errorf("body %s, want it to say %q", body, c.message)
+				t.Errorf("body %.300s, want it to say %q", body, c.message)
+			}
+			if len(body) > 2048 || strings.ContainsAny(string(body), "\x00\x1b") {
+				t.Errorf("body of %d bytes echoes the path: %.300q", len(body), body)
 			}
 			if c.code == "" {
 				return
