@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -20,8 +18,8 @@ type FileList struct {
 	NextCursor string              `json:"nextCursor,omitempty"`
 }
 
-// fileListParams are the parameters GET /v1/files knows; any other is
-// refused, so a misspelt filter is not silently ignored.
+// fileListParams are the parameters GET /v1/files reads; the route refuses
+// any other (see guard), so a misspelt filter is not silently ignored.
 var fileListParams = []string{"uploadState", "roomId", "appKey", "since", "until", "limit", "cursor"}
 
 // uploadChoices says which values uploadState takes, for its error.
@@ -33,24 +31,10 @@ var uploadChoices = func() string {
 	return strings.Join(s, ", ")
 }()
 
-// FileFilter reads GET /v1/files' query parameters (the dashboard's files
-// page takes the same), or returns a *badParam naming the first unusable
-// one. Its Now is left zero.
-func FileFilter(q url.Values) (ledger.FileFilter, error) {
-	var unknown []string
-	for name := range q {
-		if !slices.Contains(fileListParams, name) {
-			unknown = append(unknown, name)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		name := unknown[0]
-		if len(name) > 64 {
-			name = name[:64] + "..."
-		}
-		return ledger.FileFilter{}, &badParam{strconv.Quote(name), "unknown; want one of " + strings.Join(fileListParams, ", ")}
-	}
+// fileFilter reads GET /v1/files' query parameters, or returns a *badParam
+// naming the first unusable one (the route refuses unknown ones before:
+// fileListParams). Its Now is left zero.
+func fileFilter(q url.Values) (ledger.FileFilter, error) {
 	f := ledger.FileFilter{Cursor: q.Get("cursor")}
 	for _, p := range []struct {
 		name string
@@ -86,7 +70,7 @@ func FileFilter(q url.Values) (ledger.FileFilter, error) {
 }
 
 func (a *API) listFiles(w http.ResponseWriter, r *http.Request) error {
-	f, err := FileFilter(r.URL.Query())
+	f, err := fileFilter(r.URL.Query())
 	if err != nil {
 		return err
 	}
