@@ -69,10 +69,20 @@ func TestMain(m *testing.M) {
 // runBinary runs the built command with a time bound.
 func runBinary(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runCmd(t, stdin, nil, args...)
+}
+
+// runCmd runs the binary with stdin and env added to this process's, bounded
+// in time; a non-zero exit is returned as its code, not as a failure.
+func runCmd(t *testing.T, stdin string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary(t), args...)
 	cmd.Stdin = strings.NewReader(stdin)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

@@ -352,17 +352,8 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request) error {
 	if f.Limit, err = intParam(q.Get("limit"), "limit", ledger.DefaultPage, 1, ledger.MaxPage); err != nil {
 		return err
 	}
-	for _, p := range []struct {
-		name string
-		dst  **int64
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if v := q.Get(p.name); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				return &badParam{p.name, "want Unix milliseconds"}
-			}
-			*p.dst = &n
-		}
+	if f.Since, f.Until, err = timeRange(q); err != nil {
+		return err
 	}
 	if v := q.Get("mode"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/recledger/recledger/internal/ledger"
@@ -54,17 +53,8 @@ func fileFilter(q url.Values) (ledger.FileFilter, error) {
 	if f.Limit, err = intParam(q.Get("limit"), "limit", ledger.DefaultPage, 1, ledger.MaxPage); err != nil {
 		return ledger.FileFilter{}, err
 	}
-	for _, p := range []struct {
-		name string
-		dst  **int64
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if v := q.Get(p.name); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				return ledger.FileFilter{}, &badParam{p.name, "want Unix milliseconds"}
-			}
-			*p.dst = &n
-		}
+	if f.Since, f.Until, err = timeRange(q); err != nil {
+		return ledger.FileFilter{}, err
 	}
 	return f, nil
 }

@@ -107,3 +107,21 @@ func checkQuery(q url.Values, takes []string) error {
 	}
 	return nil
 }
+
+// timeRange reads the since and until parameters (Unix ms, inclusive) the
+// list routes share; nil where absent.
+func timeRange(q url.Values) (since, until *int64, err error) {
+	for _, p := range []struct {
+		name string
+		dst  **int64
+	}{{"since", &since}, {"until", &until}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return nil, nil, &badParam{p.name, "want Unix milliseconds"}
+			}
+			*p.dst = &n
+		}
+	}
+	return since, until, nil
+}
