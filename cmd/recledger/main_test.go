@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -60,6 +61,14 @@ func binary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	// A whole run (no -run, not -short) must have followed every block of
+	// the operations guide; see operations_test.go.
+	if f := flag.Lookup("test.run"); code == 0 && f != nil && f.Value.String() == "" && !testing.Short() {
+		if left := opsUntaken(); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: no test follows these blocks of %s: %s\n", opsGuide, strings.Join(left, ", "))
+			code = 1
+		}
+	}
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMakeRelease: `make release` builds a static binary per platform named
@@ -40,6 +41,10 @@ func TestMakeRelease(t *testing.T) {
 	sum := sha256.Sum256(data)
 	if want := hex.EncodeToString(sum[:]) + "  " + name + "\n"; err != nil || string(sums) != want {
 		t.Errorf("SHA256SUMS = %q, %v; want %q", sums, err, want)
+	}
+	// The guide's check of a download holds for the release's files.
+	if out := runOpsScript(t, "verify-release", dist, time.Minute); !strings.Contains(out, name+": OK") {
+		t.Errorf("verify-release said %q, want %s: OK", out, name)
 	}
 	out, err := exec.Command(bin, "version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "recledger v0.0.1-test ") {
