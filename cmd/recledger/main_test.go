@@ -61,9 +61,9 @@ func binary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	// A whole run (no -run, not -short) must have followed every block of
-	// the operations guide; see operations_test.go.
-	if f := flag.Lookup("test.run"); code == 0 && f != nil && f.Value.String() == "" && !testing.Short() {
+	// A whole run (no -run or -skip, not -short) must have followed every
+	// block of the operations guide; see operations_test.go.
+	if code == 0 && flagEmpty("test.run") && flagEmpty("test.skip") && !testing.Short() {
 		if left := opsUntaken(); len(left) > 0 {
 			fmt.Fprintf(os.Stderr, "FAIL: no test follows these blocks of %s: %s\n", opsGuide, strings.Join(left, ", "))
 			code = 1
@@ -73,6 +73,11 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
+}
+
+func flagEmpty(name string) bool {
+	f := flag.Lookup(name)
+	return f != nil && f.Value.String() == ""
 }
 
 // runBinary runs the built command with a time bound.
