@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -28,6 +29,7 @@ import (
 // then the flags given on the command line, then Validate.
 type Config struct {
 	Addr                  string
+	MetricsAddr           string // "" or a second listener for /metrics, /readyz and /healthz without the token
 	DB                    string
 	Apps                  map[string][]string // app key -> one or two secrets
 	APIToken              string
@@ -41,7 +43,7 @@ type Config struct {
 	QuarantineMaxBytes    int64
 	ShutdownTimeout       time.Duration
 	DBWriteTimeout        time.Duration  // bound on each database call a callback waits for
-	TrustedProxies        []netip.Prefix // whose X-Forwarded-For names the client wrong tokens count against
+	TrustedProxies        []netip.Prefix // whose X-Forwarded-For names the client: wrong tokens, logs and the quarantine use it
 	AllowedHosts          []string       // host names answered without a token besides the loopback ones
 	SessionRefresh        time.Duration  // how often logouts made on other instances are reread
 	MaxStreams            int            // event streams served at once
@@ -102,6 +104,9 @@ type setting struct {
 var settings = []setting{
 	{"addr", "RECLEDGER_ADDR", "addr", "listen address", false,
 		func(c *Config, v string) error { c.Addr = v; return nil }},
+	{"metrics-addr", "RECLEDGER_METRICS_ADDR", "metrics_addr",
+		"optional second listen address serving /metrics, /readyz and /healthz without the API token (for a scraper and probes on an internal interface)", false,
+		func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"db", "RECLEDGER_DB", "db", "sqlite:PATH or just PATH (embedded), or a postgres:// URL", false,
 		func(c *Config, v string) error { c.DB = v; return nil }},
 	{"app", "RECLEDGER_APPS", "apps", "RC app KEY=SECRET whose callbacks are accepted; repeat for more apps, or a key twice while rotating its secret", true,
@@ -133,7 +138,7 @@ var settings = []setting{
 		"how long a callback waits for the database (PostgreSQL calls; SQLite's lock wait) before it is answered 503; keep it under RC's 5 s", false,
 		durationSetter(func(c *Config) *time.Duration { return &c.DBWriteTimeout })},
 	{"trusted-proxies", "RECLEDGER_TRUSTED_PROXIES", "trusted_proxies",
-		"CIDR,... of your proxies: wrong tokens are then counted per client address they put in X-Forwarded-For", true,
+		"CIDR,... of your proxies: the client address they put in X-Forwarded-For is then believed (wrong-token limit, logs, quarantine)", true,
 		func(c *Config, v string) error { return c.addTrustedProxies(v) }},
 	{"allowed-hosts", "RECLEDGER_ALLOWED_HOSTS", "allowed_hosts",
 		"NAME,... answered without --api-token besides localhost, 127.0.0.1 and [::1] (guards against DNS rebinding)", true,
@@ -485,6 +490,9 @@ func (c *Config) Validate() error {
 	if c.MaxStreams <= 0 {
 		errs = append(errs, fmt.Errorf("max streams %d: want at least 1", c.MaxStreams))
 	}
+	if err := checkMetricsAddr(c.Addr, c.MetricsAddr); err != nil {
+		errs = append(errs, err)
+	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max body bytes %d: want at least 1024", c.MaxBodyBytes))
 	}
@@ -505,6 +513,30 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkMetricsAddr refuses a metrics address that is the main one: the
+// second listener would fail to bind, or, worse, serve unguarded what the
+// main one guards. Port 0 (any free port) on both is two listeners.
+func checkMetricsAddr(addr, metrics string) error {
+	if metrics == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(metrics)
+	if err != nil {
+		return fmt.Errorf("metrics addr %q: want HOST:PORT such as 10.0.0.5:9090", metrics)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("metrics addr %q: want a port number", metrics)
+	}
+	mainHost, mainPort, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" || port != mainPort {
+		return nil
+	}
+	if host == mainHost || host == "" || mainHost == "" || host == "0.0.0.0" || mainHost == "0.0.0.0" || host == "::" || mainHost == "::" {
+		return fmt.Errorf("metrics addr %q: it is the main listen address %q (or overlaps it); give another port", metrics, addr)
+	}
+	return nil
 }
 
 // parseDB splits --db into its kind ("sqlite" or "postgres") and location.

@@ -136,6 +136,13 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close() // on an early return; Shutdown closes it otherwise
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listen on --metrics-addr: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 	var m *metrics
 	store, err := openStore(ctx, cfg, storeHooks{
 		logger: log,
@@ -205,6 +212,9 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 		MaxBodyBytes:          cfg.MaxBodyBytes,
 		Logger:                log,
 		OnAnswer:              m.onAnswer,
+		// The quarantine and the log name the client a trusted proxy
+		// forwarded for, as the wrong-token limit counts it.
+		Remote: func(r *http.Request) string { return access.Proxies(cfg.TrustedProxies).Client(r).String() },
 	})
 	if err != nil {
 		return err
@@ -261,6 +271,20 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 		ConnContext:       api.ConnContext, // lets an event stream bound its socket buffer
 	}
 	srv.RegisterOnShutdown(func() { close(stopping) })
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		internal := http.NewServeMux()
+		queries.RegisterInternal(internal)
+		metricsSrv = &http.Server{
+			Handler:           internal,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       15 * time.Second,
+			WriteTimeout:      15 * time.Second,
+			IdleTimeout:       90 * time.Second,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
 
 	keys := verifier.AppKeys()
 	sort.Strings(keys)
@@ -271,6 +295,13 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 		attrs = append(attrs, "sqlite_synchronous", cfg.SQLiteSynchronous)
 	}
 	log.Info("listening", append(attrs, "apps", keys)...)
+	if metricsSrv != nil {
+		log.Info("metrics listening", "addr", metricsLn.Addr().String(), "paths", "/metrics /readyz /healthz",
+			"note", "no API token on this listener: keep it on an internal interface")
+	}
+	if len(cfg.TrustedProxies) > 0 {
+		log.Info("trusted proxies: X-Forwarded-For from these names the client", "trusted_proxies", cfg.TrustedProxies)
+	}
 	if len(keys) == 0 {
 		log.Warn("no RC app configured: callbacks are refused until you add one with --app KEY=SECRET or RECLEDGER_APPS=KEY=SECRET")
 	}
@@ -290,8 +321,15 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 		log.Warn("INSECURE: --insecure-skip-signature accepts callbacks without a signature; anyone who can reach this port can write to the ledger. Development only.")
 	}
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if metricsSrv != nil {
+		go func() {
+			if err := metricsSrv.Serve(metricsLn); err != http.ErrServerClosed {
+				serveErr <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+	}
 	reloads := &reloader{load: reload, cfg: cfg, log: log, level: level, verifier: verifier, rule: rule}
 	for running := true; running; {
 		select {
@@ -308,6 +346,13 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Error("shutdown", "err", err)
+	}
+	if metricsSrv != nil {
+		// After the main listener: a scraper and probes still read it
+		// while callbacks in flight finish. The same deadline bounds both.
+		if err := metricsSrv.Shutdown(shutdownCtx); err != nil {
+			log.Error("shutdown of the metrics listener", "err", err)
+		}
 	}
 	log.Info("stopped")
 	return nil

@@ -77,8 +77,9 @@ type Options struct {
 	Token string // the API token; "" for loopback clients only
 	Now   func() time.Time
 	// TrustedProxies are the proxies whose X-Forwarded-For names the
-	// client a wrong token is counted against.
-	TrustedProxies []netip.Prefix
+	// client (see Proxies.Client): a wrong token is counted against it,
+	// and Client gives it to logs.
+	TrustedProxies Proxies
 	// AllowedHosts are host names answered without a token besides the
 	// loopback ones (ports ignored).
 	AllowedHosts []string
@@ -145,6 +146,9 @@ func (r *Rule) SetToken(token string) {
 }
 
 func (r *Rule) token() string { return r.cred.Load().token }
+
+// Client is req's client under the rule's trusted proxies.
+func (r *Rule) Client(req *http.Request) Client { return r.opts.TrustedProxies.Client(req) }
 
 // TokenRequired reports whether a token is configured.
 func (r *Rule) TokenRequired() bool { return r.token() != "" }

@@ -219,6 +219,16 @@ func FuzzCheck(f *testing.F) {
 				t.Fatalf("Authorization %q opened the door", authorization)
 			}
 		}
+		// The client logs and the quarantine show: the peer as given, or
+		// an address a trusted proxy named that is not itself trusted.
+		if c := withToken.Client(req); !c.Forwarded && c.String() != remote {
+			t.Fatalf("remote %q, X-Forwarded-For %q: client %q, want the peer", remote, xff, c.String())
+		} else if c.Forwarded {
+			ip, err := netip.ParseAddr(c.String())
+			if err != nil || netip.MustParsePrefix("10.0.0.0/8").Contains(ip) || len(c.String()) > 64 {
+				t.Fatalf("remote %q, X-Forwarded-For %q: client %q", remote, xff, c.String())
+			}
+		}
 		if err := noToken.Check(req); err == nil {
 			h := strings.ToLower(host)
 			if xff != "" || !(strings.HasPrefix(h, "localhost") || strings.Contains(h, ".localhost") || strings.HasPrefix(h, "127.") ||

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 )
@@ -173,53 +172,18 @@ func (lm *limiter) fail(ctx context.Context, src string) error {
 	return &RetryError{ErrUnauthorized, d}
 }
 
-// source is what a wrong token from req is counted against: the peer's
-// address; through a trusted proxy, the client address it appended to
-// X-Forwarded-For; and the shared bucket when the address cannot be
-// trusted (forwarding headers from a peer that is not a trusted proxy, or
-// an address that does not parse). IPv6 addresses count by their /64, the
-// block one host is usually given.
+// source is what a wrong token from req is counted against: its client
+// (Proxies.Client: the peer, or the client a trusted proxy named), and the
+// shared bucket when the address cannot tell clients apart (forwarding
+// headers from a peer that is not a trusted proxy, or an address that does
+// not parse). IPv6 addresses count by their /64, the block one host is
+// usually given.
 func (r *Rule) source(req *http.Request) string {
-	peer, err := netip.ParseAddrPort(req.RemoteAddr)
-	if err != nil {
+	c := r.Client(req)
+	if c.Shared || !c.Addr.IsValid() {
 		return sharedSource
 	}
-	ip := peer.Addr().Unmap()
-	if !r.trusted(ip) {
-		if forwarded(req) {
-			return sharedSource
-		}
-		return sourceKey(ip)
-	}
-	hops := strings.Split(strings.Join(req.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop := strings.TrimSpace(hops[i])
-		if hop == "" && i == 0 && len(hops) == 1 {
-			break // no header: the proxy asks for itself
-		}
-		addr, err := netip.ParseAddr(hop)
-		if err != nil {
-			ap, err2 := netip.ParseAddrPort(hop)
-			if err2 != nil {
-				return sharedSource
-			}
-			addr = ap.Addr()
-		}
-		addr = addr.Unmap()
-		if !r.trusted(addr) {
-			return sourceKey(addr)
-		}
-	}
-	return sourceKey(ip)
-}
-
-func (r *Rule) trusted(ip netip.Addr) bool {
-	for _, p := range r.opts.TrustedProxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return sourceKey(c.Addr)
 }
 
 func sourceKey(ip netip.Addr) string {

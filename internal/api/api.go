@@ -172,6 +172,24 @@ func (a *API) Register(mux *http.ServeMux) []string {
 	return patterns
 }
 
+// RegisterInternal adds /metrics (when Options.Metrics is set), /readyz and
+// /healthz to mux without the access rule: for a listener only a scraper
+// and probes on an internal interface reach (serve's --metrics-addr). The
+// main listener keeps them behind the rule.
+func (a *API) RegisterInternal(mux *http.ServeMux) {
+	mux.Handle("GET /healthz", a.open(func(w http.ResponseWriter, _ *http.Request) error {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return nil
+	}))
+	mux.Handle("GET /readyz", a.open(a.readyz))
+	if a.opts.Metrics != nil {
+		mux.Handle("GET /metrics", a.open(func(w http.ResponseWriter, r *http.Request) error {
+			a.opts.Metrics.ServeHTTP(w, r)
+			return nil
+		}, "name[]"))
+	}
+}
+
 // openAPI is the OpenAPI 3.1 document of recledger's whole HTTP surface,
 // the callback endpoint included; cmd/recledger's tests hold it true.
 //

@@ -48,7 +48,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 				"Too many wrong tokens from your address. Wait a little and try again."))
 			return
 		}
-		d.opts.Logger.Warn("dashboard login refused: wrong token", "remote", r.RemoteAddr)
+		d.opts.Logger.Warn("dashboard login refused: wrong token", "remote", d.opts.Access.Client(r).String())
 		d.render(w, r, http.StatusUnauthorized, "login", d.loginView(r, r.PostForm.Get("next"), "That is not this server's API token."))
 		return
 	}

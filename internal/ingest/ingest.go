@@ -39,6 +39,10 @@ type Options struct {
 	// ("stored", "duplicate", "unavailable" or the refusal's error code) and
 	// the time from arrival to answer (for metrics).
 	OnAnswer func(typ, outcome string, took time.Duration)
+	// Remote names a request's sender in the log and the quarantine;
+	// r.RemoteAddr when nil. serve gives the client a trusted proxy names
+	// (access.Proxies.Client), so what is kept is the real client's.
+	Remote func(r *http.Request) string
 }
 
 // Handler serves the callback endpoint.
@@ -67,6 +71,9 @@ func New(store Store, o Options) (*Handler, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Remote == nil {
+		o.Remote = func(r *http.Request) string { return r.RemoteAddr }
 	}
 	return &Handler{store: store, opts: o, refused: &refusalLog{logger: o.Logger}}, nil
 }
@@ -114,7 +121,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if unsigned {
 		h.opts.Logger.Warn("INSECURE: accepted an unsigned callback (--insecure-skip-signature)",
-			"recordId", clip(cb.RecordID), "type", cb.Type.String(), "remote", clip(r.RemoteAddr))
+			"recordId", clip(cb.RecordID), "type", cb.Type.String(), "remote", clip(h.opts.Remote(r)))
 	}
 	a, err := h.store.Append(r.Context(), ledger.Incoming{Callback: cb, ReceivedAt: received})
 	if errors.Is(err, ledger.ErrUnstorable) { // a retry would fail alike: 400, not 503
@@ -148,7 +155,7 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error)
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.outcome = "unavailable"
 	}
-	h.opts.Logger.Error("callback not stored; answered 503", "err", clip(err.Error()), "remote", clip(r.RemoteAddr))
+	h.opts.Logger.Error("callback not stored; answered 503", "err", clip(err.Error()), "remote", clip(h.opts.Remote(r)))
 	w.Header().Set("Retry-After", "1")
 	writeJSON(w, http.StatusServiceUnavailable, errorBody("store_unavailable", "the callback could not be stored durably; retry"))
 }
@@ -183,7 +190,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, er
 		Reason:   code,
 		AppKey:   claimed, // bounded and cleaned by the store, as the log line's below
 		Message:  msg,
-		Remote:   r.RemoteAddr,
+		Remote:   h.opts.Remote(r), // bounded and cleaned by the store
 		Method:   r.Method,
 		Path:     r.URL.Path,
 		Header:   MaskHeader(r.Header),
@@ -195,7 +202,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, body []byte, er
 	}
 	appKey := ledger.Printable(claimed, ledger.MaxRejectionShort) // the sender chose it
 	if h.refused.allow(h.opts.Now(), code, appKey) {
-		h.opts.Logger.Warn("callback refused", "status", status, "reason", code, "appKey", appKey, "err", msg, "remote", clip(r.RemoteAddr))
+		h.opts.Logger.Warn("callback refused", "status", status, "reason", code, "appKey", appKey, "err", msg, "remote", clip(h.opts.Remote(r)))
 	}
 	writeJSON(w, status, errorBody(code, msg))
 }
