@@ -271,7 +271,7 @@ func dsn(path string, o Options, synchronous string, readOnly bool) string {
 	}
 	// Escaped, so a path holding '?', '#' or '%' names the file it says
 	// (SQLite decodes the URI) instead of cutting the options short.
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	return "file:" + escapePath(path) + "?" + q.Encode()
 }
 
 // load reads what the store keeps in memory (the replay memory, the
