@@ -245,3 +245,42 @@ func TestBackupLedgerNeverAheadOfLog(t *testing.T) {
 		t.Errorf("backup: log up to %d, ledger projecting up to %d; want the log's 2 and the ledger not past it", info.Callbacks, info.Projected)
 	}
 }
+
+// TestExternalCheckpoints: with CheckpointsExternal the store leaves the
+// WAL to the replicator (Litestream): commits stay in the WAL and the
+// database file does not change, where the store's own checkpointer copies
+// them into the file within a fraction of a second.
+func TestExternalCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []string{sqlitestore.CheckpointsOwn, sqlitestore.CheckpointsExternal} {
+		path := filepath.Join(t.TempDir(), "recledger.db")
+		s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{Checkpoints: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Let the checkpoints Open's migrations left settle first.
+		time.Sleep(300 * time.Millisecond)
+		size := fileSize(t, path)
+		for i := range 200 {
+			cb := ledgertest.Callback(t, fmt.Sprintf("ck-%d-%s", i, strings.Repeat("x", 200)), rc.TypeStart, 0, "", 200)
+			if _, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if mode == sqlitestore.CheckpointsOwn {
+			waitFor(t, func() bool { return fileSize(t, path) > size })
+		} else {
+			time.Sleep(time.Second) // ten of the store's own checkpoint periods
+			if got := fileSize(t, path); got != size {
+				t.Errorf("external checkpoints: the database file changed from %d to %d bytes: the store checkpointed", size, got)
+			}
+			if fileSize(t, path+"-wal") == 0 {
+				t.Error("external checkpoints: the WAL is empty after 200 commits")
+			}
+		}
+		s.Close()
+	}
+	if _, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "x.db"), sqlitestore.Options{Checkpoints: "litestream"}); err == nil {
+		t.Error("Open accepted checkpoints \"litestream\"")
+	}
+}
