@@ -32,6 +32,9 @@ type BackupInfo struct {
 // overwrite.
 func Backup(ctx context.Context, path, dst string, overwrite bool) (BackupInfo, error) {
 	info := BackupInfo{Log: dst, Ledger: LedgerPath(dst)}
+	if err := distinct(path, dst); err != nil {
+		return info, fmt.Errorf("backup: %w", err)
+	}
 	for _, p := range []string{path, LedgerPath(path)} {
 		if _, err := os.Stat(p); err != nil {
 			return info, fmt.Errorf("backup: the store's file: %w", err)
@@ -107,6 +110,9 @@ func copyFile(ctx context.Context, file, from, to string) error {
 // -shm files are removed: SQLite would apply an old WAL to the new file.
 func Restore(ctx context.Context, from, path string, overwrite bool) (BackupInfo, error) {
 	info := BackupInfo{Log: path, Ledger: LedgerPath(path)}
+	if err := distinct(path, from); err != nil {
+		return info, fmt.Errorf("restore: %w", err)
+	}
 	for _, p := range []string{from, LedgerPath(from)} {
 		if _, err := os.Stat(p); err != nil {
 			return info, fmt.Errorf("restore: the backup's file: %w (a backup is two files: the log and the ledger beside it)", err)
@@ -293,3 +299,26 @@ func syncDir(dir string) error {
 
 // escapePath makes path safe in a file: URI (see dsn).
 func escapePath(path string) string { return (&url.URL{Path: path}).EscapedPath() }
+
+// distinct refuses a backup whose files are the store's: a backup written
+// over the live store would replace it under the server.
+func distinct(store, backup string) error {
+	own := map[string]bool{}
+	for _, p := range []string{store, LedgerPath(store)} {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return err
+		}
+		own[a] = true
+	}
+	for _, p := range []string{backup, LedgerPath(backup)} {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return err
+		}
+		if own[a] {
+			return fmt.Errorf("%s is one of the store's own files; name the backup elsewhere", p)
+		}
+	}
+	return nil
+}

@@ -156,6 +156,14 @@ func TestRestoreRefusals(t *testing.T) {
 	if _, err := sqlitestore.Backup(ctx, live, backup, false); err != nil {
 		t.Fatal(err)
 	}
+	for _, onto := range []string{live, sqlitestore.LedgerPath(live)} {
+		if _, err := sqlitestore.Backup(ctx, live, onto, true); err == nil || !strings.Contains(err.Error(), "store's own files") {
+			t.Errorf("backup onto the store's %s: %v; want a refusal", onto, err)
+		}
+	}
+	if _, err := sqlitestore.Restore(ctx, live, live, true); err == nil || !strings.Contains(err.Error(), "store's own files") {
+		t.Errorf("restore of the store onto itself: %v; want a refusal", err)
+	}
 	if _, err := sqlitestore.Restore(ctx, backup, live, true); !errors.Is(err, sqlitestore.ErrInUse) {
 		t.Errorf("restore onto an open store: %v; want ErrInUse", err)
 	}
