@@ -39,6 +39,7 @@ type Config struct {
 	LogLevel              string // debug, info, warn, error
 	MaxBodyBytes          int64
 	SQLiteSynchronous     string // full or normal
+	SQLiteCheckpoint      string // recledger or external (Litestream)
 	QuarantineMaxCount    int
 	QuarantineMaxBytes    int64
 	ShutdownTimeout       time.Duration
@@ -80,6 +81,7 @@ func defaultConfig() Config {
 		LogLevel:           "info",
 		MaxBodyBytes:       rc.DefaultMaxBodyBytes,
 		SQLiteSynchronous:  sqlitestore.SyncFull,
+		SQLiteCheckpoint:   sqlitestore.CheckpointsOwn,
 		QuarantineMaxCount: 10_000,
 		QuarantineMaxBytes: 64 << 20,
 		ShutdownTimeout:    15 * time.Second,
@@ -124,6 +126,9 @@ var settings = []setting{
 	{"sqlite-synchronous", "RECLEDGER_SQLITE_SYNCHRONOUS", "sqlite_synchronous",
 		"full: a 200 survives power loss (fsync per commit); normal: survives a crash of recledger only", false,
 		func(c *Config, v string) error { c.SQLiteSynchronous = v; return nil }},
+	{"sqlite-checkpoint", "RECLEDGER_SQLITE_CHECKPOINT", "sqlite_checkpoint",
+		"who copies the WAL into the SQLite files: recledger, or external (Litestream replicates them and checkpoints; recledger runs none)", false,
+		func(c *Config, v string) error { c.SQLiteCheckpoint = v; return nil }},
 	{"quarantine-max-count", "RECLEDGER_QUARANTINE_MAX_COUNT", "quarantine_max_count", "refused requests kept for inspection", false,
 		func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
@@ -297,6 +302,7 @@ func settingDefaults(c Config) map[string]string {
 	return map[string]string{
 		"addr": c.Addr, "db": c.DB, "signature-tolerance": c.SignatureTolerance.String(), "log-format": c.LogFormat,
 		"log-level": c.LogLevel, "max-body-bytes": strconv.FormatInt(c.MaxBodyBytes, 10), "sqlite-synchronous": c.SQLiteSynchronous,
+		"sqlite-checkpoint":    c.SQLiteCheckpoint,
 		"quarantine-max-count": strconv.Itoa(c.QuarantineMaxCount), "quarantine-max-bytes": strconv.FormatInt(c.QuarantineMaxBytes, 10),
 		"shutdown-timeout": c.ShutdownTimeout.String(), "db-write-timeout": c.DBWriteTimeout.String(),
 		"session-refresh": c.SessionRefresh.String(), "settle": c.Settle.String(), "retry-schedule": strings.Join(waits, ","),
@@ -500,6 +506,11 @@ func (c *Config) Validate() error {
 	case sqlitestore.SyncFull, sqlitestore.SyncNormal:
 	default:
 		errs = append(errs, fmt.Errorf("sqlite synchronous %q: want full or normal", c.SQLiteSynchronous))
+	}
+	switch strings.ToLower(c.SQLiteCheckpoint) {
+	case sqlitestore.CheckpointsOwn, sqlitestore.CheckpointsExternal:
+	default:
+		errs = append(errs, fmt.Errorf("sqlite checkpoint %q: want %s or %s", c.SQLiteCheckpoint, sqlitestore.CheckpointsOwn, sqlitestore.CheckpointsExternal))
 	}
 	if _, _, err := parseDB(c.DB); err != nil {
 		errs = append(errs, err)

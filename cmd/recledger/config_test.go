@@ -110,6 +110,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad tolerance", nil, map[string]string{"RECLEDGER_SIGNATURE_TOLERANCE": "soon"}, "", "RECLEDGER_SIGNATURE_TOLERANCE"},
 		{"bad log format", []string{"--log-format", "xml"}, nil, "", "log format"},
 		{"bad synchronous", []string{"--sqlite-synchronous", "off"}, nil, "", "full or normal"},
+		{"bad checkpoint", []string{"--sqlite-checkpoint", "litestream"}, nil, "", "want recledger or external"},
 		{"bad db", []string{"--db", "mysql://x"}, nil, "", "sqlite:PATH"},
 		{"zero shutdown timeout", []string{"--shutdown-timeout", "0s"}, nil, "", "shutdown timeout"},
 		{"zero db write timeout", nil, map[string]string{"RECLEDGER_DB_WRITE_TIMEOUT": "0s"}, "", "db write timeout"},

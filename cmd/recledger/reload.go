@@ -51,7 +51,7 @@ func (r *reloader) reload() {
 var reloadable = map[string]bool{"Apps": true, "APIToken": true, "LogLevel": true}
 
 // settingNames are the flags of the Config fields whose names do not say it.
-var settingNames = map[string]string{"SQLiteSynchronous": "sqlite-synchronous", "Destinations": "webhook/destinations",
+var settingNames = map[string]string{"SQLiteSynchronous": "sqlite-synchronous", "SQLiteCheckpoint": "sqlite-checkpoint", "Destinations": "webhook/destinations",
 	"DB": "db", "DBWriteTimeout": "db-write-timeout"}
 
 // restartOnly names the settings that differ between a and b and that only

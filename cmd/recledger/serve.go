@@ -98,6 +98,7 @@ func openStore(ctx context.Context, cfg Config, hooks storeHooks) (ledger.Store,
 	}
 	return sqlitestore.Open(ctx, location, sqlitestore.Options{
 		Synchronous:        cfg.SQLiteSynchronous,
+		Checkpoints:        cfg.SQLiteCheckpoint,
 		BusyTimeout:        cfg.DBWriteTimeout,
 		QuarantineMaxCount: cfg.QuarantineMaxCount,
 		QuarantineMaxBytes: cfg.QuarantineMaxBytes,
@@ -292,7 +293,7 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 	attrs := []any{"addr", ln.Addr().String(), "callbacks", "http://" + ln.Addr().String() + "/v1/callbacks/recording",
 		"dashboard", "http://" + ln.Addr().String() + "/", "db", redactURL(dbPath)}
 	if kind == "sqlite" { // the settings of the backend in use only
-		attrs = append(attrs, "sqlite_synchronous", cfg.SQLiteSynchronous)
+		attrs = append(attrs, "sqlite_synchronous", cfg.SQLiteSynchronous, "sqlite_checkpoint", cfg.SQLiteCheckpoint)
 	}
 	log.Info("listening", append(attrs, "apps", keys)...)
 	if metricsSrv != nil {

@@ -22,3 +22,6 @@ func MigrateTo(ctx context.Context, path, file string, version int) error {
 	_, err = migrateTo(ctx, db, file, version)
 	return err
 }
+
+// SetBetweenCopies makes Backup call f between its two copies.
+func SetBetweenCopies(f func()) { betweenCopies = f }

@@ -38,9 +38,22 @@ const (
 	SyncNormal = "normal"
 )
 
+// Who checkpoints the WAL (copies it into the database file).
+const (
+	// CheckpointsOwn: the store checkpoints itself (PASSIVE ten times a
+	// second, TRUNCATE at close). The default.
+	CheckpointsOwn = "recledger"
+	// CheckpointsExternal leaves checkpoints to another process that
+	// replicates the WAL (Litestream): the store runs none, and its
+	// connections' automatic checkpoints are off, so it never resets the
+	// WAL under the replicator. Without that process the WAL only grows.
+	CheckpointsExternal = "external"
+)
+
 // Options tune a Store; the zero value is the documented default.
 type Options struct {
 	Synchronous        string        // SyncFull (default) or SyncNormal
+	Checkpoints        string        // CheckpointsOwn (default) or CheckpointsExternal
 	BusyTimeout        time.Duration // how long a write waits for a lock (default 3s, below RC's 5 s wait for an answer)
 	QuarantineMaxCount int           // rejections kept (default 10,000)
 	QuarantineMaxBytes int64         // bytes of rejected requests kept, headers and all (default 64 MiB)
@@ -72,6 +85,14 @@ func (o *Options) defaults() error {
 		o.Synchronous = SyncNormal
 	default:
 		return fmt.Errorf("synchronous %q: want full or normal", o.Synchronous)
+	}
+	switch strings.ToLower(o.Checkpoints) {
+	case "", CheckpointsOwn:
+		o.Checkpoints = CheckpointsOwn
+	case CheckpointsExternal:
+		o.Checkpoints = CheckpointsExternal
+	default:
+		return fmt.Errorf("checkpoints %q: want %s or %s", o.Checkpoints, CheckpointsOwn, CheckpointsExternal)
 	}
 	if o.BusyTimeout <= 0 {
 		o.BusyTimeout = 3 * time.Second
@@ -226,7 +247,9 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	s.stopCkpt = stopCkpt
 	go func() {
 		defer close(s.ckptDone)
-		s.checkpoint(ckptCtx)
+		if o.Checkpoints == CheckpointsOwn {
+			s.checkpoint(ckptCtx)
+		}
 	}()
 	return s, nil
 }
@@ -267,11 +290,16 @@ func dsn(path string, o Options, synchronous string, readOnly bool) string {
 		q.Add("_pragma", "temp_store(MEMORY)")
 		// Checkpoints mostly run beside the writer (see checkpoint); the
 		// writer checkpoints itself only if the WAL outgrows 20000 pages.
-		q.Add("_pragma", "wal_autocheckpoint(20000)")
+		// With external checkpoints, never.
+		autocheckpoint := 20000
+		if o.Checkpoints == CheckpointsExternal {
+			autocheckpoint = 0
+		}
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", autocheckpoint))
 	}
 	// Escaped, so a path holding '?', '#' or '%' names the file it says
 	// (SQLite decodes the URI) instead of cutting the options short.
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	return "file:" + escapePath(path) + "?" + q.Encode()
 }
 
 // load reads what the store keeps in memory (the replay memory, the
