@@ -28,7 +28,6 @@ import (
 
 const repoRoot = "../.."
 
-
 // dockerInstruction is one instruction of a Dockerfile, continuation lines
 // joined.
 type dockerInstruction struct {
@@ -146,16 +145,46 @@ func TestDockerfileRuntimeStage(t *testing.T) {
 	}
 }
 
+// TestContainerGuideMatchesDockerfile: the guide's container commands say
+// what the image is (read as text, so this holds with no engine; where
+// podman works TestContainerImage runs them): built by make image, the
+// port it EXPOSEs published, a volume on its VOLUME, the environment file
+// the guide shows, its HEALTHCHECK's command, and a stop that waits longer
+// than serve's shutdown timeout.
+func TestContainerGuideMatchesDockerfile(t *testing.T) {
+	if b := opsBlock(t, "container-build"); !regexp.MustCompile(`(?m)^make image\b`).MatchString(b) {
+		t.Errorf("container-build does not run make image:\n%s", b)
+	}
+	run := opsBlock(t, "container-run")
+	for _, want := range []string{"--publish 127.0.0.1:8080:8080", "--volume recledger-data:/data", "--env-file recledger.env", "--name recledger"} {
+		if !strings.Contains(run, want) {
+			t.Errorf("container-run lacks %q:\n%s", want, run)
+		}
+	}
+	if env := opsBlock(t, "recledger-env"); !strings.Contains(env, "RECLEDGER_APPS=") || !strings.Contains(env, "RECLEDGER_API_TOKEN=") {
+		t.Errorf("recledger-env sets no app or no token:\n%s", env)
+	}
+	if h := opsBlock(t, "container-health"); strings.TrimSpace(h) != "docker exec recledger /recledger health" {
+		t.Errorf("container-health %q does not run the HEALTHCHECK's probe", h)
+	}
+	m := regexp.MustCompile(`docker stop --time (\d+) recledger`).FindStringSubmatch(opsBlock(t, "container-stop"))
+	if m == nil {
+		t.Fatal("container-stop does not stop the container recledger with --time")
+	}
+	if secs, _ := strconv.Atoi(m[1]); time.Duration(secs)*time.Second <= defaultConfig().ShutdownTimeout {
+		t.Errorf("docker stop --time %s kills serve before its %v shutdown timeout", m[1], defaultConfig().ShutdownTimeout)
+	}
+}
+
 // podman runs podman with its state under dir, in the ways that work on a
 // machine without systemd or a writable cgroup v2 (CI's): vfs storage,
 // runc, cgroupfs, and the open-file limit the test already has (the
 // runtime may not raise it).
 type podman struct {
-	t        *testing.T
-	root     string
-	ulimits  []string // --ulimit flags for podman run
-	wrapper  string // a `docker` on PATH that is this podman
-	imageTag string
+	t       *testing.T
+	root    string
+	ulimits []string // --ulimit flags for podman run
+	wrapper string   // a `docker` on PATH that is this podman
 }
 
 func newPodman(t *testing.T) *podman {
