@@ -235,9 +235,7 @@ func (p *podman) globalFlags() []string {
 }
 
 func (p *podman) cmd(args ...string) *exec.Cmd {
-	cmd := exec.Command("podman", append(p.globalFlags(), args...)...)
-	cmd.Env = append(os.Environ(), "BUILDAH_FORMAT=docker")
-	return cmd
+	return exec.Command("podman", append(p.globalFlags(), args...)...)
 }
 
 // run runs podman and returns its stdout; it fails the test on an error.
@@ -288,7 +286,7 @@ func (p *podman) runGuide(name, dir string, replace ...string) string {
 	script := strings.NewReplacer(replace...).Replace(opsBlock(p.t, name))
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(p.wrapper)+string(os.PathListSeparator)+os.Getenv("PATH"), "BUILDAH_FORMAT=docker",
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(p.wrapper)+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"CONTAINER=docker")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
