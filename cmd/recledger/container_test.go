@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,8 +26,10 @@ import (
 
 // The container image is built from ../../Dockerfile. Where podman works
 // (CI installs it; rootful, vfs storage, runc, no systemd), TestContainerImage
-// builds and runs the image the guide's way; TestDockerfileRuntimeStage
-// holds the file to its promises with no engine at all.
+// builds and runs the image the guide's way. With no engine at all,
+// TestDockerfileRuntimeStage and TestContainerGuideMatchesDockerfile hold
+// the file and the guide to their promises, and TestImageBinaryWithoutEngine
+// runs the staged binary as the image would.
 
 const repoRoot = "../.."
 
@@ -468,4 +473,112 @@ func tarListing(t *testing.T, cmd *exec.Cmd) []string {
 	}
 	slices.Sort(files)
 	return files
+}
+
+// TestImageBinaryWithoutEngine does with no container engine what the
+// image does, as far as that goes: make image-context stages a static
+// binary (a scratch image has no dynamic loader), which runs as the
+// Dockerfile's ENTRYPOINT and CMD with the Dockerfile's ENV and nothing
+// else, as uid 65532 when the test is root, in WORKDIR, its database in
+// the VOLUME; and the HEALTHCHECK's command passes against it.
+// Substituted: the image's root is a temporary directory (/recledger and
+// /data under it), and the server listens on 127.0.0.1:0, not 0.0.0.0:8080.
+func TestImageBinaryWithoutEngine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the image is a Linux one")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	stage := filepath.Join(t.TempDir(), "dist", "image")
+	stageCmd := exec.Command("make", "--no-print-directory", "image-context", "IMAGE_DIR="+stage, "IMAGE_PLATFORMS=linux/"+runtime.GOARCH, "VERSION=v0.0.1-test")
+	stageCmd.Dir = repoRoot
+	if out, err := stageCmd.CombinedOutput(); err != nil {
+		t.Fatalf("make image-context: %v\n%s", err, out)
+	}
+	staged := filepath.Join(stage, "linux_"+runtime.GOARCH, "recledger")
+	f, err := elf.Open(staged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the staged binary asks for a dynamic loader, which an image FROM scratch does not have")
+		}
+	}
+	f.Close()
+
+	ins := parseDockerfile(t, filepath.Join(repoRoot, "Dockerfile"))
+	var env, entrypoint, cmdArgs, health []string
+	workdir := "/"
+	for _, in := range ins {
+		switch in.Cmd {
+		case "ENV":
+			env = append(env, strings.Fields(in.Args)...)
+		case "ENTRYPOINT":
+			entrypoint = jsonArgs(t, in.Args)
+		case "CMD":
+			cmdArgs = jsonArgs(t, in.Args)
+		case "WORKDIR":
+			workdir = in.Args
+		case "HEALTHCHECK":
+			_, probe, _ := strings.Cut(in.Args, "CMD ")
+			health = jsonArgs(t, probe)
+		}
+	}
+	root := t.TempDir()
+	inRoot := func(p string) string { return filepath.Join(root, p) }
+	copyFile(t, staged, inRoot(entrypoint[0]), 0o755)
+	if err := os.MkdirAll(inRoot("/data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var serveEnv []string
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "RECLEDGER_ADDR":
+			v = "127.0.0.1:0"
+		case strings.HasPrefix(v, "sqlite:/"):
+			v = "sqlite:" + inRoot(strings.TrimPrefix(v, "sqlite:"))
+		case strings.HasPrefix(v, "/"):
+			v = inRoot(v)
+		}
+		serveEnv = append(serveEnv, k+"="+v)
+	}
+	server := exec.Command(inRoot(entrypoint[0]), append(entrypoint[1:], cmdArgs...)...)
+	server.Env, server.Dir = serveEnv, inRoot(workdir)
+	var cred *syscall.SysProcAttr
+	if os.Geteuid() == 0 {
+		if err := os.Chown(inRoot("/data"), 65532, 65532); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Dir(root), 0o755)
+		os.Chmod(root, 0o755)
+		cred = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
+	}
+	server.SysProcAttr = cred
+	s := startUnitProcess(t, server)
+	if _, err := os.Stat(inRoot("/data/recledger.db")); err != nil {
+		t.Errorf("no database in the volume: %v", err)
+	}
+
+	// The HEALTHCHECK's command with the same environment; only the address
+	// is where this server listens.
+	probe := exec.Command(inRoot(health[0]), health[1:]...)
+	probe.Env = append(slices.Clone(serveEnv), "RECLEDGER_ADDR="+s.addr)
+	probe.SysProcAttr = cred
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Errorf("HEALTHCHECK %q: %v\n%s", health, err, out)
+	}
+	s.stop(t)
+}
+
+// jsonArgs reads a Dockerfile's exec form, ["a", "b"].
+func jsonArgs(t *testing.T, s string) []string {
+	t.Helper()
+	var args []string
+	if err := json.Unmarshal([]byte(s), &args); err != nil || len(args) == 0 {
+		t.Fatalf("not an exec form %q: %v", s, err)
+	}
+	return args
 }
