@@ -7,9 +7,16 @@ SOAK ?= 30m
 # every binary is static (CGO_ENABLED=0) and cross-compiles without a toolchain.
 PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 DIST ?= dist
+# make image: the platforms staged for the Dockerfile, the CA bundle copied
+# into the image, the tool that builds it and the image's name.
+IMAGE_PLATFORMS ?= linux/$(shell go env GOARCH)
+IMAGE_DIR ?= dist/image
+CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
+CONTAINER ?= docker
+IMAGE ?= recledger:$(patsubst v%,%,$(VERSION))
 FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName ./internal/access:FuzzSessionCookie ./internal/ingest:FuzzHandler ./internal/ledger:FuzzStorable ./internal/access:FuzzCheck ./internal/dashboard:FuzzSafeNext ./internal/engine:FuzzDecodeRecord ./internal/logbody:FuzzDecode ./internal/delivery/webhook:FuzzParseKeys ./internal/delivery/webhook:FuzzParseRetryAfter ./internal/delivery/webhook:FuzzCheckURL ./internal/delivery:FuzzParseAnnounced ./internal/delivery/webhook:FuzzVerify
 
-.PHONY: help build release test lint fuzz bench bench-ingest bench-query soak
+.PHONY: help build release image-context image test lint fuzz bench bench-ingest bench-query soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -25,6 +32,19 @@ release: ## static binaries for PLATFORMS in DIST (recledger_VERSION_OS_ARCH), v
 	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o "$$out" ./cmd/recledger || exit 1; \
 	done
 	@cd "$(DIST)" && sha256sum recledger_* > SHA256SUMS && cat SHA256SUMS
+
+image-context: ## stage static linux binaries (IMAGE_PLATFORMS) and the CA bundle in IMAGE_DIR for the Dockerfile
+	@rm -rf "$(IMAGE_DIR)" && mkdir -p "$(IMAGE_DIR)/data" "$(IMAGE_DIR)/tmp" && chmod 0700 "$(IMAGE_DIR)/data" && chmod 1777 "$(IMAGE_DIR)/tmp"
+	@test -r "$(CA_CERTS)" || { echo "no CA bundle at $(CA_CERTS): install ca-certificates or set CA_CERTS"; exit 1; }
+	@cp "$(CA_CERTS)" "$(IMAGE_DIR)/ca-certificates.crt"
+	@for p in $(IMAGE_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; out="$(IMAGE_DIR)/$${os}_$${arch}/recledger"; echo "$$out"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o "$$out" ./cmd/recledger || exit 1; \
+	done
+
+# BUILDAH_FORMAT=docker: podman's default OCI format would drop the HEALTHCHECK.
+image: image-context ## the container image IMAGE, FROM scratch (no base image is downloaded), built by CONTAINER (docker or podman)
+	BUILDAH_FORMAT=docker $(CONTAINER) build -t $(IMAGE) .
 
 test: ## run the tests (the README's command)
 	go test ./...
