@@ -386,6 +386,20 @@ func (e *Engine) Rebuild(ctx context.Context) (int64, error) {
 	}
 }
 
+// Exclusive projects what the log holds, then runs fn while no step runs,
+// and drops the cached records: fn may remove recordings (ledger.Remover),
+// and a step must neither save a record fn deleted nor keep it cached.
+// Rows committed while fn runs are projected after it.
+func (e *Engine) Exclusive(ctx context.Context, fn func(ctx context.Context) error) error {
+	if err := e.catchUp(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
+		return err
+	}
+	e.work.Lock()
+	defer e.work.Unlock()
+	defer e.cache.clear()
+	return fn(ctx)
+}
+
 // step applies up to limit rows after the watermark, and what fell due,
 // and returns how many rows it read and due recordings it moved on.
 func (e *Engine) step(ctx context.Context, limit int) (int, error) {
@@ -396,6 +410,16 @@ func (e *Engine) step(ctx context.Context, limit int) (int, error) {
 func (e *Engine) stepCounting(ctx context.Context, limit int) (n int, applied int64, err error) {
 	e.work.Lock()
 	defer e.work.Unlock()
+	n, applied, err = e.stepLocked(ctx, limit)
+	if errors.Is(err, ErrRemoved) {
+		// Another instance removed recordings since this one cached
+		// them: the cache is dropped (stepLocked did), so once more.
+		n, applied, err = e.stepLocked(ctx, limit)
+	}
+	return n, applied, err
+}
+
+func (e *Engine) stepLocked(ctx context.Context, limit int) (n int, applied int64, err error) {
 	e.mu.Lock()
 	if e.moved {
 		e.cache.clear()
@@ -524,6 +548,9 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 	if cbs == nil {
 		cbs = make([]rc.Callback, len(rows))
 		for i := range rows {
+			if Tombstone(rows[i].Body) {
+				continue // a removed recording's row folds into nothing
+			}
 			body, err := logbody.Decode(rows[i].Body)
 			if err != nil {
 				e.o.Logger.Error("a logged callback cannot be read; not projected", "log_id", rows[i].Log.ID, "err", err)
