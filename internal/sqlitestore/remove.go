@@ -207,4 +207,3 @@ func (s *Store) Audit(ctx context.Context, a ledger.Audit) error {
 	}
 	return nil
 }
-
