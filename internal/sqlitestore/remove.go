@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -204,6 +205,36 @@ func (s *Store) Audit(ctx context.Context, a ledger.Audit) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, a.At, a.AppKey, a.Removed.Recordings, a.Removed.LogRows, a.Removed.Files, a.Removed.Outbound, a.Quarantine)
 	if err != nil {
 		return fmt.Errorf("audit erasure: %w", err)
+	}
+	return nil
+}
+
+// Scrub implements removal.Scrubber: both files' write-ahead logs still
+// hold the pages as they were before a removal, so they are checkpointed
+// and truncated. A reader in the middle of a read keeps a checkpoint from
+// finishing; Scrub tries for a few seconds.
+func (s *Store) Scrub(ctx context.Context) error {
+	for _, f := range []struct {
+		db   *sql.DB
+		name string
+	}{{s.checkpointer, "log"}, {s.ledgerWriter, "ledger"}} {
+		for try := 0; ; try++ {
+			var busy, frames, done int
+			if err := f.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+				return fmt.Errorf("truncate the %s file's write-ahead log: %w", f.name, err)
+			}
+			if busy == 0 {
+				break
+			}
+			if try == 50 {
+				return fmt.Errorf("truncate the %s file's write-ahead log: readers kept it busy", f.name)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 	}
 	return nil
 }
