@@ -64,7 +64,7 @@ belong to a room, session, user or recordId, and whether all are uploaded.`,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newServeCmd(), newRecordingsCmd(), newFilesCmd(), newEventsCmd(), newQuarantineCmd(), newDestinationsCmd(),
-		newSimulateCmd(), newMigrateCmd(), newReplayCmd(), newSignCmd(), newVersionCmd())
+		newEraseCmd(), newSimulateCmd(), newMigrateCmd(), newReplayCmd(), newSignCmd(), newVersionCmd())
 	for _, c := range root.Commands() {
 		if c.HasSubCommands() {
 			group(c)
