@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/internal/api"
-	"github.com/recledger/recledger/internal/removal"
 	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/delivery/webhook"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/removal"
 	"github.com/recledger/recledger/rc"
 )
 
