@@ -84,6 +84,9 @@ type Engine struct {
 	// announced when it first happened).
 	dueAt      time.Time
 	rebuilding bool
+	// rebuilt counts the callbacks applied while rebuilding, by Rebuild's
+	// steps and by Run's, which may take turns with them.
+	rebuilt int64
 	outbound   atomic.Bool // some destination wants events: steps derive their payloads
 
 	// Failures, for the log: Run's own.
@@ -372,16 +375,20 @@ func (e *Engine) Rebuild(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
 	e.reset()
+	e.rebuilt = 0
 	e.work.Unlock()
-	var applied int64
+	applied := func() int64 {
+		e.work.Lock()
+		defer e.work.Unlock()
+		return e.rebuilt
+	}
 	for {
-		n, a, err := e.stepCounting(ctx, 4*e.o.Batch)
-		applied += a
+		n, _, err := e.stepCounting(ctx, 4*e.o.Batch)
 		if err != nil {
-			return applied, fmt.Errorf("rebuild: %w", err)
+			return applied(), fmt.Errorf("rebuild: %w", err)
 		}
 		if n == 0 {
-			return applied, nil
+			return applied(), nil
 		}
 	}
 }
@@ -392,6 +399,11 @@ func (e *Engine) Rebuild(ctx context.Context) (int64, error) {
 // Rows committed while fn runs are projected after it.
 func (e *Engine) Exclusive(ctx context.Context, fn func(ctx context.Context) error) error {
 	if err := e.catchUp(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
+		return err
+	}
+	// Where another instance projects, wait for it to have projected
+	// what this one logged: fn reads the projections.
+	if err := e.Fresh(ctx); err != nil {
 		return err
 	}
 	e.work.Lock()
@@ -415,6 +427,9 @@ func (e *Engine) stepCounting(ctx context.Context, limit int) (n int, applied in
 		// Another instance removed recordings since this one cached
 		// them: the cache is dropped (stepLocked did), so once more.
 		n, applied, err = e.stepLocked(ctx, limit)
+	}
+	if e.rebuilding {
+		e.rebuilt += applied
 	}
 	return n, applied, err
 }
