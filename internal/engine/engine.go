@@ -86,8 +86,8 @@ type Engine struct {
 	rebuilding bool
 	// rebuilt counts the callbacks applied while rebuilding, by Rebuild's
 	// steps and by Run's, which may take turns with them.
-	rebuilt int64
-	outbound   atomic.Bool // some destination wants events: steps derive their payloads
+	rebuilt  int64
+	outbound atomic.Bool // some destination wants events: steps derive their payloads
 
 	// Failures, for the log: Run's own.
 	failing      bool
