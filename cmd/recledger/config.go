@@ -54,6 +54,10 @@ type Config struct {
 	Settle                   time.Duration         // how long a complete recording stays quiet before it is announced completed
 	RetrySchedule            []time.Duration       // waits before each retry of a failed event
 	DisableAfter             time.Duration         // a destination failing this long is disabled
+	// Retention (0: kept forever).
+	Retain           time.Duration // recordings whose last callback arrived longer ago are removed
+	QuarantineRetain time.Duration // quarantine rows older than this are deleted
+	RetainEvery      time.Duration // how often retention runs
 }
 
 // DeclaredDestination is a destination given in the configuration: serve
@@ -91,6 +95,7 @@ func defaultConfig() Config {
 		Settle:             delivery.DefaultSettle,
 		RetrySchedule:      webhook.DefaultWaits,
 		DisableAfter:       5 * 24 * time.Hour,
+		RetainEvery:        time.Minute,
 	}
 }
 
@@ -161,6 +166,14 @@ var settings = []setting{
 		func(c *Config, v string) error { return c.setRetrySchedule(v) }},
 	{"disable-after", "RECLEDGER_DISABLE_AFTER", "disable_after", "a destination whose attempts fail this long without a success is disabled", false,
 		durationSetter(func(c *Config) *time.Duration { return &c.DisableAfter })},
+	{"retain", "RECLEDGER_RETAIN", "retain",
+		"remove recordings whose last callback arrived longer ago than this (e.g. 90d, 2160h; 0: keep forever); their log rows stay as tombstones", false,
+		retentionSetter(func(c *Config) *time.Duration { return &c.Retain })},
+	{"quarantine-retain", "RECLEDGER_QUARANTINE_RETAIN", "quarantine_retain",
+		"delete refused requests kept longer than this (e.g. 30d; 0: only the count and byte caps apply)", false,
+		retentionSetter(func(c *Config) *time.Duration { return &c.QuarantineRetain })},
+	{"retain-every", "RECLEDGER_RETAIN_EVERY", "retain_every", "how often retention looks for what is past --retain and --quarantine-retain", false,
+		durationSetter(func(c *Config) *time.Duration { return &c.RetainEvery })},
 	{"max-streams", "RECLEDGER_MAX_STREAMS", "max_streams", "event streams (GET /v1/events/stream) served at once; more are answered 503", false,
 		func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
@@ -248,6 +261,36 @@ func durationSetter(field func(*Config) *time.Duration) func(*Config, string) er
 		*field(c) = d
 		return err
 	}
+}
+
+// retentionSetter reads an age limit: a Go duration, a whole number of
+// days ("90d"), or 0 / "off" for none.
+func retentionSetter(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := parseRetention(v)
+		*field(c) = d
+		return err
+	}
+}
+
+func parseRetention(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	switch v {
+	case "", "0", "off":
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n <= 0 || n > 100*365 {
+			return 0, fmt.Errorf("%q: want a whole number of days such as 90d", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q: want a duration such as 90d or 2160h, or 0 for none", v)
+	}
+	return d, nil
 }
 
 func intSetter(field func(*Config) *int64) func(*Config, string) error {
@@ -480,6 +523,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.RetainEvery <= 0 {
+		errs = append(errs, errors.New("retain-every must be positive"))
 	}
 	if c.SessionRefresh <= 0 {
 		errs = append(errs, errors.New("session refresh must be positive"))

@@ -64,7 +64,7 @@ belong to a room, session, user or recordId, and whether all are uploaded.`,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newServeCmd(), newRecordingsCmd(), newFilesCmd(), newEventsCmd(), newQuarantineCmd(), newDestinationsCmd(),
-		newSimulateCmd(), newMigrateCmd(), newReplayCmd(), newBackupCmd(), newRestoreCmd(), newSignCmd(), newHealthCmd(), newVersionCmd())
+		newEraseCmd(), newSimulateCmd(), newMigrateCmd(), newReplayCmd(), newBackupCmd(), newRestoreCmd(), newSignCmd(), newHealthCmd(), newVersionCmd())
 	for _, c := range root.Commands() {
 		if c.HasSubCommands() {
 			group(c)

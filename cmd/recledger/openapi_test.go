@@ -21,6 +21,7 @@ import (
 	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/delivery/webhook"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/removal"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -208,7 +209,8 @@ func TestOpenAPIDocumentIsTrue(t *testing.T) {
 	}
 
 	// Routes and document agree.
-	routes := api.New(nil, api.Options{Metrics: http.NotFoundHandler(), Destinations: &api.Destinations{}}).Register(http.NewServeMux())
+	routes := api.New(nil, api.Options{Metrics: http.NotFoundHandler(), Destinations: &api.Destinations{},
+		Erase: func(context.Context, string, string) (removal.Erasure, error) { return removal.Erasure{}, nil }}).Register(http.NewServeMux())
 	routes = append(routes, "POST /v1/callbacks/recording")
 	documented := map[string]bool{}
 	for path, ops := range doc.Paths {
@@ -291,6 +293,8 @@ func TestOpenAPIDocumentIsTrue(t *testing.T) {
 		{"GET", dst + "/public-key", "/v1/destinations/{id}/public-key", nil, "", false, 404},
 		{"DELETE", "/v1/destinations/nope", "/v1/destinations/{id}", nil, "", false, 404},
 		{"DELETE", dst, "/v1/destinations/{id}", nil, "", false, 204},
+		// Without --api-token nobody may erase (TestEraseEndToEnd erases).
+		{"DELETE", "/v1/users/222", "/v1/users/{userId}", nil, "", false, 403},
 	}
 	for _, c := range calls {
 		docPath := c.docPath

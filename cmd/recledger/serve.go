@@ -25,6 +25,7 @@ import (
 	"github.com/recledger/recledger/internal/ingest"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/pgstore"
+	"github.com/recledger/recledger/internal/removal"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/rc"
 )
@@ -247,7 +248,21 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 		rule.Run(refreshCtx) // rereads logouts made on other instances
 	}()
 	defer func() { stopRefresh(); <-refreshDone }() // before the store closes
-	queries := api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping, MaxStreams: cfg.MaxStreams,
+	remover, ok := store.(removal.Store)
+	if !ok {
+		return fmt.Errorf("store %T cannot remove recordings", store)
+	}
+	rm := m.removal()
+	retention := &removal.Retention{Store: remover, Recordings: cfg.Retain, Quarantine: cfg.QuarantineRetain, Every: cfg.RetainEvery,
+		Logger: log, OnPass: rm.onPass}
+	retentionCtx, stopRetention := context.WithCancel(ctx)
+	retentionDone := make(chan struct{})
+	go func() {
+		defer close(retentionDone)
+		retention.Run(retentionCtx)
+	}()
+	defer func() { stopRetention(); <-retentionDone }() // before the store closes
+	queries := api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping, MaxStreams: cfg.MaxStreams, Erase: eraser(remover, rm, log),
 		Destinations: &api.Destinations{Store: src.Delivery(), AllowPrivate: cfg.AllowPrivateDestinations, Changed: disp.Reload, Announce: src.Announce,
 			Senders: senders},
 		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})})
@@ -314,6 +329,9 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 	}
 	if cfg.AllowPrivateDestinations {
 		log.Warn("--allow-private-destinations: destinations may point at loopback and private addresses; development and tests only")
+	}
+	if cfg.Retain > 0 || cfg.QuarantineRetain > 0 {
+		log.Info("retention", "recordings", cfg.Retain, "quarantine", cfg.QuarantineRetain, "every", cfg.RetainEvery)
 	}
 	if n := len(cfg.Destinations); n > 0 {
 		log.Info("outbound delivery", "destinations_declared", n, "settle", cfg.Settle)

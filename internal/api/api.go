@@ -65,6 +65,9 @@ type Options struct {
 	StreamSocketBuffer int
 	// Destinations, when set, serves /v1/destinations.
 	Destinations *Destinations
+	// Erase, when set, serves DELETE /v1/users/{userId} (token holders
+	// only).
+	Erase Eraser
 }
 
 // API serves the query endpoints.
@@ -154,6 +157,12 @@ func (a *API) Register(mux *http.ServeMux) []string {
 			{"POST /v1/destinations/{id}/rotate-secret", a.guard(a.rotateSecret)},
 			{"GET /v1/destinations/{id}/public-key", a.open(a.publicKey)},
 		}...)
+	}
+	if a.opts.Erase != nil {
+		routes = append(routes, struct {
+			pattern string
+			h       http.Handler
+		}{"DELETE /v1/users/{userId}", a.tokenOnly(a.eraseUser, "appKey")})
 	}
 	if a.opts.Metrics != nil {
 		routes = append(routes, struct {
@@ -256,7 +265,11 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	msg := err.Error()
 	if code == "internal" {
-		a.opts.Logger.Error("query failed", "path", r.URL.Path, "err", err)
+		path := r.URL.Path
+		if r.Pattern == "DELETE /v1/users/{userId}" {
+			path = "/v1/users/{userId}" // an erasure's log lines must not name the person
+		}
+		a.opts.Logger.Error("query failed", "path", path, "err", err)
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the store could not answer; retry"
 	}
 	writeJSON(w, status, errorBody(code, msg))

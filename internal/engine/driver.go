@@ -105,6 +105,12 @@ type Batch struct {
 // batch's From.
 var ErrMoved = errors.New("the projection watermark moved")
 
+// ErrRemoved is returned by Driver.Save when recordings were removed
+// (ledger.Remover) since the engine last read the watermark, on a store
+// where another instance may remove them (PostgreSQL): records the engine
+// cached may be gone. The engine drops its cache and steps again.
+var ErrRemoved = errors.New("recordings were removed meanwhile")
+
 // ErrNotLeader is returned by Driver.ReadLog when another instance holds
 // the right to project; the engine then follows the stored watermark.
 var ErrNotLeader = errors.New("another instance is projecting")

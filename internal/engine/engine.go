@@ -84,7 +84,10 @@ type Engine struct {
 	// announced when it first happened).
 	dueAt      time.Time
 	rebuilding bool
-	outbound   atomic.Bool // some destination wants events: steps derive their payloads
+	// rebuilt counts the callbacks applied while rebuilding, by Rebuild's
+	// steps and by Run's, which may take turns with them.
+	rebuilt  int64
+	outbound atomic.Bool // some destination wants events: steps derive their payloads
 
 	// Failures, for the log: Run's own.
 	failing      bool
@@ -372,18 +375,41 @@ func (e *Engine) Rebuild(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
 	e.reset()
+	e.rebuilt = 0
 	e.work.Unlock()
-	var applied int64
+	applied := func() int64 {
+		e.work.Lock()
+		defer e.work.Unlock()
+		return e.rebuilt
+	}
 	for {
-		n, a, err := e.stepCounting(ctx, 4*e.o.Batch)
-		applied += a
+		n, _, err := e.stepCounting(ctx, 4*e.o.Batch)
 		if err != nil {
-			return applied, fmt.Errorf("rebuild: %w", err)
+			return applied(), fmt.Errorf("rebuild: %w", err)
 		}
 		if n == 0 {
-			return applied, nil
+			return applied(), nil
 		}
 	}
+}
+
+// Exclusive projects what the log holds, then runs fn while no step runs,
+// and drops the cached records: fn may remove recordings (ledger.Remover),
+// and a step must neither save a record fn deleted nor keep it cached.
+// Rows committed while fn runs are projected after it.
+func (e *Engine) Exclusive(ctx context.Context, fn func(ctx context.Context) error) error {
+	if err := e.catchUp(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
+		return err
+	}
+	// Where another instance projects, wait for it to have projected
+	// what this one logged: fn reads the projections.
+	if err := e.Fresh(ctx); err != nil {
+		return err
+	}
+	e.work.Lock()
+	defer e.work.Unlock()
+	defer e.cache.clear()
+	return fn(ctx)
 }
 
 // step applies up to limit rows after the watermark, and what fell due,
@@ -396,6 +422,19 @@ func (e *Engine) step(ctx context.Context, limit int) (int, error) {
 func (e *Engine) stepCounting(ctx context.Context, limit int) (n int, applied int64, err error) {
 	e.work.Lock()
 	defer e.work.Unlock()
+	n, applied, err = e.stepLocked(ctx, limit)
+	if errors.Is(err, ErrRemoved) {
+		// Another instance removed recordings since this one cached
+		// them: the cache is dropped (stepLocked did), so once more.
+		n, applied, err = e.stepLocked(ctx, limit)
+	}
+	if e.rebuilding {
+		e.rebuilt += applied
+	}
+	return n, applied, err
+}
+
+func (e *Engine) stepLocked(ctx context.Context, limit int) (n int, applied int64, err error) {
 	e.mu.Lock()
 	if e.moved {
 		e.cache.clear()
@@ -524,6 +563,9 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 	if cbs == nil {
 		cbs = make([]rc.Callback, len(rows))
 		for i := range rows {
+			if Tombstone(rows[i].Body) {
+				continue // a removed recording's row folds into nothing
+			}
 			body, err := logbody.Decode(rows[i].Body)
 			if err != nil {
 				e.o.Logger.Error("a logged callback cannot be read; not projected", "log_id", rows[i].Log.ID, "err", err)

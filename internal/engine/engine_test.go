@@ -39,6 +39,9 @@ type memDriver struct {
 	reads     int              // ReadLog calls
 	follower  bool             // ReadLog answers ErrNotLeader
 	failSave  error            // Save fails with it
+	// removedOnce: recordings were removed since the engine cached them
+	// (ledger.Remover): the next Save fails with ErrRemoved.
+	removedOnce bool
 	// saving, when set, receives once when a Save begins, which then
 	// waits for its context to end and fails with its error (a save cut
 	// short by shutdown).
@@ -118,6 +121,10 @@ func (d *memDriver) Save(ctx context.Context, b *Batch) error {
 	defer d.mu.Unlock()
 	if d.failSave != nil {
 		return d.failSave
+	}
+	if d.removedOnce {
+		d.removedOnce = false
+		return ErrRemoved
 	}
 	if d.watermark != b.From {
 		return ErrMoved

@@ -16,6 +16,9 @@ import (
 // accepted it) is shown with its bytes and type unknown; one that cannot
 // be read at all (a damaged row), with no body.
 func Event(seq, receivedAt int64, stored []byte, duplicate bool) ledger.Event {
+	if Tombstone(stored) {
+		return ledger.Event{Seq: seq, ReceivedAt: receivedAt, TypeName: RemovedTypeName, Removed: true}
+	}
 	body, err := logbody.Decode(stored)
 	if err != nil {
 		return ledger.Event{Seq: seq, ReceivedAt: receivedAt, TypeName: rc.Type(0).String(), Duplicate: duplicate}
@@ -28,6 +31,14 @@ func Event(seq, receivedAt int64, stored []byte, duplicate bool) ledger.Event {
 	e.Seq, e.Duplicate = seq, duplicate
 	return e
 }
+
+// RemovedTypeName is the typeName of a tombstone in the feed.
+const RemovedTypeName = "removed"
+
+// Tombstone reports whether a stored log body is a tombstone: the row of
+// a removed recording, whose body is empty (logbody.Encode never gives an
+// empty encoding: a callback is at least "{}").
+func Tombstone(stored []byte) bool { return len(stored) == 0 }
 
 // NameHash is the key stores index file names by (a lookup then checks the
 // name in the records it finds): 64 bits of the name's SHA-256.

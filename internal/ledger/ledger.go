@@ -117,18 +117,23 @@ type File struct {
 
 // Event is one callback in the raw log (CONTRACT.md).
 type Event struct {
-	Seq          int64           `json:"seq"`        // arrival order, gapless per store
-	ReceivedAt   int64           `json:"receivedAt"` // server clock, Unix ms
-	Type         rc.Type         `json:"type"`
-	TypeName     string          `json:"typeName"`
-	Timestamp    int64           `json:"timestamp"`
-	AppKey       string          `json:"appKey"`
-	RecordID     string          `json:"recordId"`
-	FileName     string          `json:"fileName,omitempty"`
-	Code         int             `json:"code"`
-	ErrorMessage string          `json:"errorMessage"`
-	Duplicate    bool            `json:"duplicate"`
-	Body         json.RawMessage `json:"body"`
+	Seq          int64   `json:"seq"`        // arrival order, gapless per store
+	ReceivedAt   int64   `json:"receivedAt"` // server clock, Unix ms
+	Type         rc.Type `json:"type"`
+	TypeName     string  `json:"typeName"`
+	Timestamp    int64   `json:"timestamp"`
+	AppKey       string  `json:"appKey"`
+	RecordID     string  `json:"recordId"`
+	FileName     string  `json:"fileName,omitempty"`
+	Code         int     `json:"code"`
+	ErrorMessage string  `json:"errorMessage"`
+	Duplicate    bool    `json:"duplicate"`
+	// Removed marks a tombstone: the row of a recording removed by
+	// retention or erasure. It keeps its Seq and ReceivedAt (the feed
+	// stays gapless); every other field is empty and TypeName is
+	// "removed".
+	Removed bool            `json:"removed,omitempty"`
+	Body    json.RawMessage `json:"body"`
 }
 
 // NewEvent describes a parsed callback received at receivedAt as a store

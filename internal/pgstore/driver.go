@@ -49,6 +49,12 @@ type driver struct {
 	zombie session
 
 	crashed atomic.Bool // tests: the instance is dead (export_test.go)
+
+	// removals is the count of removals (projection.removals) the
+	// engine's cache is known to reflect: Save is fenced on it. It moves
+	// only when a Save finds it stale, the cache being dropped then.
+	removals     atomic.Int64
+	removalsRead atomic.Bool
 }
 
 // bound returns ctx bounded by n times the timeout, and what to call when
@@ -253,8 +259,14 @@ func (d *driver) Watermark(ctx context.Context) (_ engine.Position, err error) {
 		p  engine.Position
 		tx string
 	)
-	if err := d.pool.QueryRow(ctx, `SELECT seq, tx::text, log_id FROM projection WHERE id = 1`).Scan(&p.Seq, &tx, &p.Log.ID); err != nil {
+	var removals int64
+	if err := d.pool.QueryRow(ctx, `SELECT seq, tx::text, log_id, removals FROM projection WHERE id = 1`).Scan(&p.Seq, &tx, &p.Log.ID, &removals); err != nil {
 		return engine.Position{}, fmt.Errorf("read watermark: %w", err)
+	}
+	// Only the first reading (at start, the cache empty) is taken: later
+	// ones would let a stale cache pass the fence (see removals).
+	if !d.removalsRead.Swap(true) {
+		d.removals.Store(removals)
 	}
 	p.Log, err = logPos(tx, p.Log.ID)
 	return p, err
@@ -311,9 +323,9 @@ func (d *driver) Save(ctx context.Context, b *engine.Batch) (err error) {
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		batch := &pgx.Batch{}
 		batch.Queue(`UPDATE projection SET seq = $1, tx = $2::text::xid8, log_id = $3
-			WHERE id = 1 AND seq = $4 AND tx = $5::text::xid8 AND log_id = $6`,
+			WHERE id = 1 AND seq = $4 AND tx = $5::text::xid8 AND log_id = $6 AND removals = $7`,
 			b.To.Seq, strconv.FormatUint(b.To.Log.Tx, 10), b.To.Log.ID,
-			b.From.Seq, strconv.FormatUint(b.From.Log.Tx, 10), b.From.Log.ID).Exec(func(ct pgconn.CommandTag) error {
+			b.From.Seq, strconv.FormatUint(b.From.Log.Tx, 10), b.From.Log.ID, d.removals.Load()).Exec(func(ct pgconn.CommandTag) error {
 			if ct.RowsAffected() != 1 {
 				moved = true
 				return engine.ErrMoved
@@ -329,12 +341,32 @@ func (d *driver) Save(ctx context.Context, b *engine.Batch) (err error) {
 		return tx.SendBatch(ctx, batch).Close()
 	})
 	if moved {
-		return engine.ErrMoved
+		return d.whyMoved(ctx, b.From)
 	}
 	if err != nil {
 		return fmt.Errorf("save projections: %w", err)
 	}
 	return nil
+}
+
+// whyMoved tells a fence that failed because recordings were removed
+// (the position is still from: engine.ErrRemoved, and the count of
+// removals is taken) from one another projector moved (engine.ErrMoved).
+func (d *driver) whyMoved(ctx context.Context, from engine.Position) error {
+	var (
+		p        engine.Position
+		tx       string
+		removals int64
+	)
+	err := d.pool.QueryRow(ctx, `SELECT seq, tx::text, log_id, removals FROM projection WHERE id = 1`).Scan(&p.Seq, &tx, &p.Log.ID, &removals)
+	if err == nil {
+		p.Log, err = logPos(tx, p.Log.ID)
+	}
+	if err != nil || p != from {
+		return engine.ErrMoved
+	}
+	d.removals.Store(removals)
+	return engine.ErrRemoved
 }
 
 func queueFeed(batch *pgx.Batch, events []engine.Logged) {

@@ -284,6 +284,12 @@ func dsn(path string, o Options, synchronous string, readOnly bool) string {
 	} else {
 		q.Add("_pragma", "cache_size(-32768)")
 		q.Add("_txlock", "immediate") // take the write lock at BEGIN, not mid-transaction
+		// What is deleted or overwritten (a quarantine row, a removed
+		// recording, an old version of a record) is overwritten with
+		// zeros, so an erasure leaves no bytes in free pages. The log is
+		// append-only and the ledger rewrites a record in place, so the
+		// cost is small (see docs/architecture.md, retention and erasure).
+		q.Add("_pragma", "secure_delete(1)")
 		// A statement inside a transaction that may fail half-way keeps a
 		// statement journal; in a temporary file that cost a write
 		// system call per projected recording.

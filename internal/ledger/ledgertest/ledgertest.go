@@ -20,8 +20,8 @@ type Opener func() ledger.Store
 
 // ExerciseStore runs the conformance suite, by role: the log (what the
 // acknowledged commit keeps), the engine (what is derived from it), the
-// queries, the files list, the quarantine, the replay memory, the revoked sessions and the
-// outbound side (delivery.Source).
+// queries, the files list, the quarantine, the replay memory, the revoked sessions, removal
+// (ledger.Remover) and the outbound side (delivery.Source).
 func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 	type test struct {
 		name string
@@ -62,6 +62,14 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"Quarantine", []test{{"CapsAndOrder", testQuarantine}, {"ClaimedAppKey", testQuarantineAppKey}}},
 		{"ReplayMemory", []test{{"Verdicts", testReplayMemory}}},
 		{"Sessions", []test{{"Revoked", testRevokedSessions}}},
+		{"Removal", []test{
+			{"Forget", testForget},
+			{"RebuildAfterForget", testRebuildAfterForget},
+			{"CallbackAfterForget", testCallbackAfterForget},
+			{"ForgetOutbound", testForgetOutbound},
+			{"Expired", testExpired},
+			{"Quarantine", testQuarantineRemoval},
+		}},
 		{"Outbound", []test{
 			{"Outbox", testOutbox},
 			{"OutboxOnAtStart", testOutboxOnAtStart},

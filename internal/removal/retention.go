@@ -1,0 +1,135 @@
+package removal
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
+)
+
+// Retention removes recordings whose last callback arrived longer ago
+// than Recordings (server clock; whatever their status, so a recording
+// that never ended goes by the same rule), and quarantine rows older than
+// Quarantine. A zero limit keeps those forever.
+type Retention struct {
+	Store      ledger.Remover
+	Recordings time.Duration
+	Quarantine time.Duration
+	// Every is how often a pass runs (default 1 minute); Pause is the
+	// rest between two batches of a pass (default 100 ms), so the writers
+	// take callbacks between them.
+	Every, Pause time.Duration
+	Now          func() time.Time // default time.Now
+	Logger       *slog.Logger
+	// OnPass, when set, is told what each pass removed (for metrics).
+	OnPass func(p Pass)
+}
+
+// Pass is what one retention pass removed.
+type Pass struct {
+	At         time.Time
+	Removed    ledger.Removed
+	Quarantine int64
+	Err        error
+}
+
+func (r *Retention) defaults() {
+	if r.Every <= 0 {
+		r.Every = time.Minute
+	}
+	if r.Pause <= 0 {
+		r.Pause = 100 * time.Millisecond
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Run runs a pass at once and then every Every, until ctx ends.
+func (r *Retention) Run(ctx context.Context) error {
+	r.defaults()
+	if r.Recordings <= 0 && r.Quarantine <= 0 {
+		return nil
+	}
+	tick := time.NewTicker(r.Every)
+	defer tick.Stop()
+	for {
+		p := r.Pass(ctx)
+		if p.Err != nil && ctx.Err() == nil {
+			r.Logger.Error("retention pass failed; retrying at the next", "err", p.Err)
+		}
+		if p.Removed.Recordings > 0 || p.Quarantine > 0 {
+			r.Logger.Info("retention removed old data", "recordings", p.Removed.Recordings, "log_rows", p.Removed.LogRows,
+				"files", p.Removed.Files, "outbound", p.Removed.Outbound, "quarantine_rows", p.Quarantine)
+		}
+		if r.OnPass != nil {
+			r.OnPass(p)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// Pass removes what is past the limits now, Batch at a time, and
+// returns what it removed.
+func (r *Retention) Pass(ctx context.Context) Pass {
+	r.defaults()
+	now := r.Now()
+	p := Pass{At: now}
+	pause := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(r.Pause):
+			return true
+		}
+	}
+	if r.Recordings > 0 {
+		cutoff := now.Add(-r.Recordings)
+		for {
+			ids, err := r.Store.Expired(ctx, cutoff, Batch)
+			if err != nil {
+				p.Err = err
+				return p
+			}
+			if len(ids) == 0 {
+				break
+			}
+			got, err := r.Store.Forget(ctx, ids)
+			p.Removed = p.Removed.Add(got)
+			if err != nil {
+				p.Err = err
+				return p
+			}
+			if got.Recordings == 0 {
+				p.Err = ErrStuck
+				return p
+			}
+			if len(ids) < Batch || !pause() {
+				break
+			}
+		}
+	}
+	if r.Quarantine > 0 {
+		cutoff := now.Add(-r.Quarantine)
+		for {
+			n, err := r.Store.PruneQuarantine(ctx, cutoff, 10*Batch)
+			p.Quarantine += n
+			if err != nil {
+				p.Err = err
+				return p
+			}
+			if n < 10*Batch || !pause() {
+				break
+			}
+		}
+	}
+	return p
+}

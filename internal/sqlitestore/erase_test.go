@@ -1,0 +1,96 @@
+package sqlitestore_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/ledger/ledgertest"
+	"github.com/recledger/recledger/internal/removal"
+	"github.com/recledger/recledger/internal/sqlitestore"
+)
+
+// TestEraseLeavesNoBytes: after an erasure, no byte of the user's id or
+// of their files' names is left in any file of the data directory (both
+// databases, their write-ahead logs and shared memory), while the other
+// user's id still is (so the scan can find what is there).
+func TestEraseLeavesNoBytes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	path := filepath.Join(dir, "recledger.db")
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Announce(true) // outbound events, whose payloads name the user too
+	const gone, kept = "leaver-7f3a9c", "keeper-51bd2e"
+	at := time.Now().Add(-time.Hour)
+	var (
+		names [][]byte
+		seen  = map[string]bool{}
+	)
+	for i, id := range []string{"rec-g1", "rec-k1", "rec-g2", "rec-k2"} {
+		user := []string{gone, kept}[i%2]
+		for j, cb := range ledgertest.UserRecording(t, id, user, 3) {
+			if _, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: at.Add(time.Duration(i*100+j) * time.Millisecond)}); err != nil {
+				t.Fatal(err)
+			}
+			if name := cb.Output.FileName; user == gone && name != "" && name != "tmp.mp4" && !seen[name] {
+				seen[name] = true
+				names = append(names, []byte(cb.Output.FileName))
+			}
+		}
+	}
+	for _, body := range []string{`{"userId":"` + gone + `","type":1}`, `{"userId":"` + kept + `"}`} {
+		r := ledger.Rejection{At: time.Now().UnixMilli(), Status: 401, Reason: "bad_signature", Method: "POST",
+			Path: "/v1/callbacks/recording", Header: http.Header{"X-User": {gone}}, Body: []byte(body), BodySize: int64(len(body))}
+		if body[11] == 'k' {
+			r.Header = http.Header{"X-User": {kept}}
+		}
+		if err := s.Quarantine(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Recording(ctx, "rec-g2"); err != nil { // projected
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the periodic pass announces what settled
+
+	got, err := removal.Erase(ctx, s, gone, "", time.Now())
+	if err != nil {
+		t.Fatalf("Erase: %v", err)
+	}
+	if got.Recordings != 2 || got.Files != 6 || got.Quarantine != 1 || got.LogRows == 0 {
+		t.Errorf("Erase = %+v; want 2 recordings, 6 files, 1 quarantine row, some log rows", got)
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d bytes", f.Name(), len(b))
+		for _, needle := range append([][]byte{[]byte(gone)}, names...) {
+			if i := bytes.Index(b, needle); i >= 0 {
+				t.Errorf("%s still holds %q at byte %d", f.Name(), needle, i)
+			}
+		}
+		all = append(all, b...)
+	}
+	if !bytes.Contains(all, []byte(kept)) {
+		t.Errorf("the scan finds the kept user's id nowhere: it cannot find anything")
+	}
+	if len(names) != 6 {
+		t.Errorf("%d file names scanned for, want 6", len(names))
+	}
+}
