@@ -285,6 +285,13 @@ func TestExternalCheckpoints(t *testing.T) {
 			if fileSize(t, path+"-wal") == 0 {
 				t.Error("external checkpoints: the WAL is empty after 200 commits")
 			}
+			// An erasure's scrub leaves the WAL to its owner too.
+			if err := s.Scrub(ctx); err != nil {
+				t.Errorf("Scrub with external checkpoints: %v", err)
+			}
+			if got := fileSize(t, path); got != size {
+				t.Errorf("Scrub with external checkpoints changed the database file from %d to %d bytes: it checkpointed", size, got)
+			}
 		}
 		s.Close()
 	}

@@ -212,8 +212,16 @@ func (s *Store) Audit(ctx context.Context, a ledger.Audit) error {
 // Scrub implements removal.Scrubber: both files' write-ahead logs still
 // hold the pages as they were before a removal, so they are checkpointed
 // and truncated. A reader in the middle of a read keeps a checkpoint from
-// finishing; Scrub tries for a few seconds.
+// finishing; Scrub tries for a few seconds. With CheckpointsExternal the
+// write-ahead logs belong to the process that checkpoints them (Litestream,
+// which holds a read transaction and would keep a truncation busy until it
+// failed the erasure): Scrub leaves them alone, and what they held stays
+// until that process checkpoints, and in its replicas until their own
+// retention (docs/operations.md says so).
 func (s *Store) Scrub(ctx context.Context) error {
+	if s.opts.Checkpoints == CheckpointsExternal {
+		return nil
+	}
 	for _, f := range []struct {
 		db   *sql.DB
 		name string
