@@ -3,7 +3,7 @@
 // tests, build errors), and exits non-zero when a test failed or when a
 // test that CI must run skipped: one whose skip message names a service
 // it needs (PostgreSQL's RECLEDGER_TEST_POSTGRES_URL, NATS's
-// RECLEDGER_TEST_NATS_URL, Chromium, curl) or
+// RECLEDGER_TEST_NATS_URL, Chromium, curl, promtool) or
 // whose name CI requires (TestFullDisk*, which needs root for a tmpfs).
 //
 // .ci/run pipes the README's test command through it, so that a test that
@@ -118,7 +118,7 @@ func required(s skip, markers []string, names *regexp.Regexp) bool {
 }
 
 func main() {
-	markers := flag.String("markers", "RECLEDGER_TEST_POSTGRES_URL,RECLEDGER_TEST_NATS_URL,RECLEDGER_TEST_CHROMIUM,chromium,curl",
+	markers := flag.String("markers", "RECLEDGER_TEST_POSTGRES_URL,RECLEDGER_TEST_NATS_URL,RECLEDGER_TEST_CHROMIUM,chromium,curl,promtool",
 		"comma-separated words: a skipped test whose message holds one fails the check")
 	names := flag.String("names", "^TestFullDisk", "a skipped test whose name matches this regular expression fails the check")
 	flag.Parse()
