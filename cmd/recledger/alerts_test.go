@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -194,6 +195,43 @@ func TestGrafanaDashboardShape(t *testing.T) {
 		}
 	}
 	t.Logf("%d panels, %d queries", len(d.Panels), queries)
+}
+
+// TestGrafanaQueriesParse: every query of the dashboard is PromQL that
+// Prometheus accepts once Grafana has put in its variables: each is
+// checked by promtool as a recording rule.
+func TestGrafanaQueriesParse(t *testing.T) {
+	promtool(t)
+	b, err := os.ReadFile(grafanaJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d grafanaDashboard
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	grafanaVars := strings.NewReplacer("$__rate_interval", "1m", "$job", ".+")
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	n := 0
+	for _, p := range d.Panels {
+		for _, q := range p.Targets {
+			expr, err := json.Marshal(grafanaVars.Replace(q.Expr)) // a JSON string is a YAML string
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			fmt.Fprintf(&rules, "      - record: dashboard:query_%d\n        expr: %s\n", n, expr)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "dashboard-queries.yml")
+	if err := os.WriteFile(file, []byte(rules.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := runPromtool(t, ".", "check", "rules", file)
+	if want := fmt.Sprintf("SUCCESS: %d rules found", n); !strings.Contains(out, want) {
+		t.Errorf("promtool check rules on the dashboard's %d queries:\n%s", n, out)
+	}
 }
 
 // metricNameRe finds recledger's series named in PromQL or prose.
