@@ -70,6 +70,7 @@ type deliveryMetrics struct {
 	attempts *prometheus.CounterVec
 	lag      *prometheus.HistogramVec
 	disabled *prometheus.CounterVec
+	dead     *prometheus.CounterVec
 }
 
 func (m *metrics) delivery() *deliveryMetrics {
@@ -87,8 +88,12 @@ func (m *metrics) delivery() *deliveryMetrics {
 			Name: "recledger_destinations_disabled_total",
 			Help: "Destinations the dispatcher disabled (410 Gone, or failing for --disable-after).",
 		}, []string{"destination"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recledger_delivery_dead_letters_total",
+			Help: "Events a destination's retries were spent on, kept as dead letters (redeliver them with recledger destinations redeliver).",
+		}, []string{"destination"}),
 	}
-	m.reg.MustRegister(d.attempts, d.lag, d.disabled)
+	m.reg.MustRegister(d.attempts, d.lag, d.disabled, d.dead)
 	return d
 }
 

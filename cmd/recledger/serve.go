@@ -195,6 +195,7 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 		Schedule:     webhook.Schedule{Waits: cfg.RetrySchedule},
 		DisableAfter: cfg.DisableAfter, Logger: log, OnAttempt: dm.onAttempt,
 		OnDisabled: func(id, _ string) { dm.disabled.WithLabelValues(id).Inc() },
+		OnDead:     func(id string, n int) { dm.dead.WithLabelValues(id).Add(float64(n)) },
 	})
 	dm.watch(m.reg, src.Delivery(), disp)
 	dispCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))

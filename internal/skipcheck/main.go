@@ -5,7 +5,7 @@
 // it needs (PostgreSQL's RECLEDGER_TEST_POSTGRES_URL, NATS's
 // RECLEDGER_TEST_NATS_URL, Chromium, curl, nginx, caddy, Litestream's
 // RECLEDGER_TEST_LITESTREAM, podman for the container image,
-// systemd-analyze for the unit) or
+// systemd-analyze for the unit, promtool for docs/alerts.yml) or
 // whose name CI requires (TestFullDisk*, which needs root for a tmpfs).
 //
 // .ci/run pipes the README's test command through it, so that a test that
@@ -120,7 +120,7 @@ func required(s skip, markers []string, names *regexp.Regexp) bool {
 }
 
 func main() {
-	markers := flag.String("markers", "RECLEDGER_TEST_POSTGRES_URL,RECLEDGER_TEST_NATS_URL,RECLEDGER_TEST_CHROMIUM,RECLEDGER_TEST_LITESTREAM,chromium,curl,nginx,caddy,podman,systemd-analyze",
+	markers := flag.String("markers", "RECLEDGER_TEST_POSTGRES_URL,RECLEDGER_TEST_NATS_URL,RECLEDGER_TEST_CHROMIUM,RECLEDGER_TEST_LITESTREAM,chromium,curl,nginx,caddy,podman,systemd-analyze,promtool",
 		"comma-separated words: a skipped test whose message holds one fails the check")
 	names := flag.String("names", "^TestFullDisk", "a skipped test whose name matches this regular expression fails the check")
 	flag.Parse()

@@ -58,6 +58,9 @@ type Options struct {
 	// OnDisabled, when set, is told of a destination the dispatcher
 	// disabled.
 	OnDisabled func(destination, reason string)
+	// OnDead, when set, is told how many events a destination's round
+	// made dead letters, once they are committed.
+	OnDead func(destination string, n int)
 }
 
 func (o *Options) defaults() {
@@ -592,6 +595,9 @@ func (w *worker) round(ctx context.Context) (more bool, next time.Time, err erro
 	}
 	w.apply(&p)
 	w.dst.FailingSince = failingSince
+	if len(p.Dead) > 0 && o.OnDead != nil {
+		o.OnDead(w.dst.ID, len(p.Dead))
+	}
 	if p.Disable != "" {
 		o.Logger.Error("destination disabled", "destination", w.dst.ID, "reason", p.Disable)
 		if o.OnDisabled != nil {

@@ -378,7 +378,8 @@ func TestDeadLettersAndRedelivery(t *testing.T) {
 			return 200, nil
 		}
 		addWebhook(t, s, "dst_d", r.srv.URL, secret, delivery.Filter{})
-		d, _ := run(t, s, dispatch.Options{})
+		told := map[string]int{} // OnDead's counts, by destination
+		d, _ := run(t, s, dispatch.Options{OnDead: func(id string, n int) { mu.Lock(); told[id] += n; mu.Unlock() }})
 		r.unordered["dl-0"] = true // an event dies: the ones after it go without it
 		feed(t, s, "dl", 1, 2)
 		var dead []delivery.DeadLetter
@@ -389,6 +390,13 @@ func TestDeadLettersAndRedelivery(t *testing.T) {
 		if dead[0].Type != delivery.Ended || dead[0].Attempts != 4 || dead[0].LastStatus != 500 {
 			t.Errorf("dead letter %+v, want the ended event after 4 attempts, last answered 500", dead[0])
 		}
+		// OnDead is told after the commit the store showed.
+		waitFor(t, "OnDead told of the dead letter", func() bool { mu.Lock(); defer mu.Unlock(); return told["dst_d"] >= 1 })
+		mu.Lock()
+		if len(told) != 1 || told["dst_d"] != 1 {
+			t.Errorf("OnDead told %v, want one dead letter of dst_d", told)
+		}
+		mu.Unlock()
 		want := expected(t, s, delivery.Filter{})["dl-0"]
 		waitFor(t, "the events after the dead one", func() bool { return len(r.ackedOnce()["dl-0"]) == len(want)-1 })
 		mu.Lock()
