@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/recledger/recledger/internal/api"
+	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/removal"
 )
 
@@ -51,10 +52,13 @@ func (m *metrics) removal() *removalMetrics {
 	return rm
 }
 
+func (rm *removalMetrics) onBatch(removed ledger.Removed, quarantine int64) {
+	rm.recordings.WithLabelValues("retention").Add(float64(removed.Recordings))
+	rm.logRows.WithLabelValues("retention").Add(float64(removed.LogRows))
+	rm.quarantine.WithLabelValues("retention").Add(float64(quarantine))
+}
+
 func (rm *removalMetrics) onPass(p removal.Pass) {
-	rm.recordings.WithLabelValues("retention").Add(float64(p.Removed.Recordings))
-	rm.logRows.WithLabelValues("retention").Add(float64(p.Removed.LogRows))
-	rm.quarantine.WithLabelValues("retention").Add(float64(p.Quarantine))
 	rm.lastRun.Set(float64(p.At.UnixMilli()) / 1000)
 }
 

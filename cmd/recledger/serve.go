@@ -255,7 +255,7 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 	}
 	rm := m.removal()
 	retention := &removal.Retention{Store: remover, Recordings: cfg.Retain, Quarantine: cfg.QuarantineRetain, Every: cfg.RetainEvery,
-		Logger: log, OnPass: rm.onPass}
+		Logger: log, OnBatch: rm.onBatch, OnPass: rm.onPass}
 	retentionCtx, stopRetention := context.WithCancel(ctx)
 	retentionDone := make(chan struct{})
 	go func() {

@@ -99,8 +99,25 @@ func TestRetentionPass(t *testing.T) {
 		f.quarantine = append(f.quarantine, now.Add(-48*time.Hour))
 	}
 	f.quarantine = append(f.quarantine, now)
-	r := &Retention{Store: f, Recordings: 24 * time.Hour, Quarantine: 24 * time.Hour, Pause: time.Millisecond, Now: func() time.Time { return now }}
+	var batches []ledger.Removed
+	var batchQuarantine int64
+	r := &Retention{Store: f, Recordings: 24 * time.Hour, Quarantine: 24 * time.Hour, Pause: time.Millisecond, Now: func() time.Time { return now },
+		OnBatch: func(removed ledger.Removed, quarantine int64) {
+			if removed != (ledger.Removed{}) {
+				batches = append(batches, removed)
+			}
+			batchQuarantine += quarantine
+		}}
 	p := r.Pass(context.Background())
+	// Metrics hear of each batch as it commits, and the batches add up
+	// to the pass.
+	var sum ledger.Removed
+	for _, b := range batches {
+		sum = sum.Add(b)
+	}
+	if len(batches) != 3 || sum != p.Removed || batchQuarantine != p.Quarantine {
+		t.Errorf("OnBatch told %d batches summing to %+v and %d quarantine rows; the pass removed %+v and %d", len(batches), sum, batchQuarantine, p.Removed, p.Quarantine)
+	}
 	if p.Err != nil || p.Removed.Recordings != 2*Batch+5 || p.Removed.LogRows != 3*(2*Batch+5) || p.Quarantine != 3 {
 		t.Errorf("pass = %+v, want %d recordings, %d rows, 3 quarantine rows", p, 2*Batch+5, 3*(2*Batch+5))
 	}

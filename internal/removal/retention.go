@@ -22,8 +22,12 @@ type Retention struct {
 	Every, Pause time.Duration
 	Now          func() time.Time // default time.Now
 	Logger       *slog.Logger
-	// OnPass, when set, is told what each pass removed (for metrics).
-	OnPass func(p Pass)
+	// OnBatch, when set, is told what each batch removed as it commits,
+	// so metrics move during a long first pass (enabling --retain on a
+	// year of data), not only at its end; OnPass is told each pass's
+	// total and time when it ends.
+	OnBatch func(removed ledger.Removed, quarantine int64)
+	OnPass  func(p Pass)
 }
 
 // Pass is what one retention pass removed.
@@ -104,6 +108,9 @@ func (r *Retention) Pass(ctx context.Context) Pass {
 			}
 			got, err := r.Store.Forget(ctx, ids)
 			p.Removed = p.Removed.Add(got)
+			if r.OnBatch != nil && got != (ledger.Removed{}) {
+				r.OnBatch(got, 0)
+			}
 			if err != nil {
 				p.Err = err
 				return p
@@ -122,6 +129,9 @@ func (r *Retention) Pass(ctx context.Context) Pass {
 		for {
 			n, err := r.Store.PruneQuarantine(ctx, cutoff, 10*Batch)
 			p.Quarantine += n
+			if r.OnBatch != nil && n > 0 {
+				r.OnBatch(ledger.Removed{}, n)
+			}
 			if err != nil {
 				p.Err = err
 				return p
