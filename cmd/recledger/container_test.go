@@ -545,7 +545,7 @@ func TestImageBinaryWithoutEngine(t *testing.T) {
 		cred = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
 	}
 	server.SysProcAttr = cred
-	s := startUnitProcess(t, server)
+	s := startProcess(t, server)
 	if _, err := os.Stat(inRoot("/data/recledger.db")); err != nil {
 		t.Errorf("no database in the volume: %v", err)
 	}

@@ -62,6 +62,13 @@ func startServer(t *testing.T, dir string, args ...string) *server {
 		"--log-format", "json"}, args...)
 	cmd := exec.Command(binary(t), args...)
 	cmd.Env = append(os.Environ(), "RECLEDGER_APPS=", "RECLEDGER_CONFIG=")
+	return startProcess(t, cmd)
+}
+
+// startProcess starts cmd, a serve logging JSON, and waits for its
+// "listening" log line; the process is killed at cleanup if still running.
+func startProcess(t *testing.T, cmd *exec.Cmd) *server {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -83,20 +90,19 @@ func startServer(t *testing.T, dir string, args ...string) *server {
 		}
 		s.done <- cmd.Wait()
 	}()
-	select {
-	case s.addr = <-addr:
-	case err := <-s.done:
-		t.Fatalf("server exited before listening: %v\n%s", err, s.logs)
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("server did not listen within 30 s:\n%s", s.logs)
-	}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
 			<-s.done
 		}
 	})
+	select {
+	case s.addr = <-addr:
+	case err := <-s.done:
+		t.Fatalf("server exited before listening: %v\n%s", err, s.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("server did not listen within 30 s:\n%s", s.logs)
+	}
 	return s
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -210,7 +209,7 @@ func TestSystemdUnitRunsReloadsStops(t *testing.T) {
 		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
 	}
-	s := startUnitProcess(t, cmd)
+	s := startProcess(t, cmd)
 	if code := postSignedWith(t, s.addr, guideSecret, seedCallback(t, "unit-rec-1")); code != 200 {
 		t.Fatalf("callback signed with the configured secret: %d, want 200\n%s", code, s.logs)
 	}
@@ -278,47 +277,6 @@ func seedCallback(t *testing.T, id string) []byte {
 		t.Fatal(err)
 	}
 	return body
-}
-
-// startUnitProcess starts cmd (a serve logging JSON) and waits for its
-// "listening" line.
-func startUnitProcess(t *testing.T, cmd *exec.Cmd) *server {
-	t.Helper()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			s.logs.Write([]byte(line + "\n"))
-			var entry struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "listening" {
-				addr <- entry.Addr
-			}
-		}
-		s.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	select {
-	case s.addr = <-addr:
-	case err := <-s.done:
-		t.Fatalf("serve exited before listening: %v\n%s", err, s.logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not listen within 30 s:\n%s", s.logs)
-	}
-	return s
 }
 
 // TestSystemdGuideInstall runs the guide's install and reload commands on
