@@ -301,24 +301,48 @@ func syncDir(dir string) error {
 func escapePath(path string) string { return (&url.URL{Path: path}).EscapedPath() }
 
 // distinct refuses a backup whose files are the store's: a backup written
-// over the live store would replace it under the server.
+// over the live store would replace it under the server. The store's files
+// include SQLite's -wal, -shm and -journal beside each, and the lock: a
+// database renamed onto a live WAL, or a new lock file beside a server's,
+// is a corrupt store or a second server on it. Directories are compared
+// with symbolic links resolved, so another name for the data directory is
+// still the data directory.
 func distinct(store, backup string) error {
-	own := map[string]bool{}
+	own := map[string]bool{store + ".lock": true}
 	for _, p := range []string{store, LedgerPath(store)} {
-		a, err := filepath.Abs(p)
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			own[p+suffix] = true
+		}
+	}
+	ownResolved := map[string]bool{}
+	for p := range own {
+		a, err := resolved(p)
 		if err != nil {
 			return err
 		}
-		own[a] = true
+		ownResolved[a] = true
 	}
 	for _, p := range []string{backup, LedgerPath(backup)} {
-		a, err := filepath.Abs(p)
+		a, err := resolved(p)
 		if err != nil {
 			return err
 		}
-		if own[a] {
+		if ownResolved[a] {
 			return fmt.Errorf("%s is one of the store's own files; name the backup elsewhere", p)
 		}
 	}
 	return nil
+}
+
+// resolved is path made absolute, its directory's symbolic links resolved
+// where the directory exists.
+func resolved(path string) (string, error) {
+	a, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(a)); err == nil {
+		return filepath.Join(dir, filepath.Base(a)), nil
+	}
+	return a, nil
 }

@@ -1,6 +1,7 @@
 package sqlitestore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -297,5 +298,44 @@ func TestExternalCheckpoints(t *testing.T) {
 	}
 	if _, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "x.db"), sqlitestore.Options{Checkpoints: "litestream"}); err == nil {
 		t.Error("Open accepted checkpoints \"litestream\"")
+	}
+}
+
+// TestBackupRefusesStoreSidecars: a backup is never written onto the
+// files SQLite and the store keep beside the store's two (a database
+// renamed onto the live -wal, or a new lock beside the server's), however
+// the path is spelt (here through a symbolic link to the data directory),
+// even when replacing is allowed; the store goes on unharmed.
+func TestBackupRefusesStoreSidecars(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "data", "recledger.db")
+	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{Checkpoints: sqlitestore.CheckpointsExternal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "kept", rc.TypeStart, 0, "", 200), ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(filepath.Join(dir, "data"), link); err != nil {
+		t.Fatal(err)
+	}
+	wal, err := os.ReadFile(path + "-wal")
+	if err != nil || len(wal) == 0 {
+		t.Fatalf("the store's WAL: %d bytes, %v", len(wal), err)
+	}
+	for _, onto := range []string{path + "-wal", path + "-shm", path + ".lock", sqlitestore.LedgerPath(path) + "-wal",
+		path + "-journal", filepath.Join(link, "recledger.db"), filepath.Join(link, "recledger.db-wal")} {
+		if _, err := sqlitestore.Backup(ctx, path, onto, true); err == nil || !strings.Contains(err.Error(), "store's own files") {
+			t.Errorf("backup onto %s: %v; want a refusal", onto, err)
+		}
+	}
+	if now, err := os.ReadFile(path + "-wal"); err != nil || !bytes.HasPrefix(now, wal[:32]) {
+		t.Errorf("the store's WAL was replaced (%v)", err)
+	}
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "after", rc.TypeStart, 0, "", 200), ReceivedAt: time.Now()}); err != nil {
+		t.Errorf("append after the refused backups: %v", err)
 	}
 }
