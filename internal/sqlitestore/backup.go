@@ -69,6 +69,11 @@ func Backup(ctx context.Context, path, dst string, overwrite bool) (BackupInfo, 
 // file and before the second.
 var betweenCopies func()
 
+// betweenInstalls, when set (by tests), runs after Restore put the first
+// file in place and before the second; an error stops the restore there,
+// as a crash would.
+var betweenInstalls func() error
+
 // copyFile writes a snapshot of the SQLite file from to the new file to.
 func copyFile(ctx context.Context, file, from, to string) error {
 	// mode=ro: the backup never writes the store, not even a checkpoint
@@ -104,7 +109,8 @@ func copyFile(ctx context.Context, file, from, to string) error {
 // Restore makes the store at path a copy of the backup at from (written by
 // Backup, or a store's two files copied while no server ran): both files
 // are copied under temporary names, checked (integrity, and a schema of
-// this build's or older), and renamed into place, the ledger first. It
+// this build's or older), and renamed into place, the log first, after
+// the old ledger is removed. It
 // takes the store's lock, so it refuses while a server has the store, and
 // replaces an existing store only with overwrite. The store's stale -wal and
 // -shm files are removed: SQLite would apply an old WAL to the new file.
@@ -133,22 +139,23 @@ func Restore(ctx context.Context, from, path string, overwrite bool) (BackupInfo
 			}
 		}
 	}
-	type staged struct{ tmp, to string }
-	var ready []staged
+	// Staged (copied and checked) under temporary names first, the log's
+	// then the ledger's.
+	var tmps []string
 	defer func() {
-		for _, s := range ready {
-			os.Remove(s.tmp)
+		for _, tmp := range tmps {
+			os.Remove(tmp)
 		}
 	}()
 	for _, f := range []struct{ file, from, to string }{
-		{LedgerFile, LedgerPath(from), info.Ledger},
 		{LogFile, from, info.Log},
+		{LedgerFile, LedgerPath(from), info.Ledger},
 	} {
 		tmp, err := tempBeside(f.to)
 		if err != nil {
 			return info, fmt.Errorf("restore: %w", err)
 		}
-		ready = append(ready, staged{tmp, f.to})
+		tmps = append(tmps, tmp)
 		if err := copyBytes(f.from, tmp); err != nil {
 			return info, fmt.Errorf("restore: %w", err)
 		}
@@ -156,14 +163,31 @@ func Restore(ctx context.Context, from, path string, overwrite bool) (BackupInfo
 			return info, fmt.Errorf("restore: %s is not a usable recledger %s file: %w", f.from, f.file, err)
 		}
 	}
-	for _, s := range ready {
+	// Installed so that a crash at any step leaves a store Open makes
+	// whole: the old ledger goes first (its -wal and -shm before it, which
+	// SQLite would otherwise apply to a new file), then the log is put in
+	// place, then the ledger. Between those steps the store is a log
+	// without a ledger, which Open projects afresh; never a ledger that
+	// describes another log (Open would project the log's later callbacks
+	// onto it).
+	for _, p := range []string{info.Ledger + "-wal", info.Ledger + "-shm", info.Ledger} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return info, fmt.Errorf("restore: remove the old ledger: %w", err)
+		}
+	}
+	for i, to := range []string{info.Log, info.Ledger} {
 		for _, suffix := range []string{"-wal", "-shm"} {
-			if err := os.Remove(s.to + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := os.Remove(to + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return info, fmt.Errorf("restore: remove the old store's %s: %w", suffix, err)
 			}
 		}
-		if err := os.Rename(s.tmp, s.to); err != nil {
+		if err := os.Rename(tmps[i], to); err != nil {
 			return info, fmt.Errorf("restore: %w", err)
+		}
+		if i == 0 && betweenInstalls != nil {
+			if err := betweenInstalls(); err != nil {
+				return info, fmt.Errorf("restore: %w", err)
+			}
 		}
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -338,4 +339,87 @@ func TestBackupRefusesStoreSidecars(t *testing.T) {
 	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "after", rc.TypeStart, 0, "", 200), ReceivedAt: time.Now()}); err != nil {
 		t.Errorf("append after the refused backups: %v", err)
 	}
+}
+
+// TestRestoreInterrupted: a restore that stops between putting its two
+// files in place (a crash, a full disk) leaves a store whose ledger is its
+// log's, projected afresh: never the backup's ledger over the old log,
+// which would show recordings the log does not hold and miss ones it does.
+// Run again, the restore completes.
+func TestRestoreInterrupted(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fill := func(path string, ids ...string) {
+		t.Helper()
+		s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for _, id := range ids {
+			if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, id, rc.TypeStart, 0, "", 200), ReceivedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, func() bool { _, err := s.Recording(ctx, ids[len(ids)-1]); return err == nil })
+	}
+	target := filepath.Join(dir, "recledger.db")
+	fill(target, "old-1", "old-2", "old-3", "old-4", "old-5")
+	other := filepath.Join(dir, "other", "recledger.db")
+	fill(other, "new-1")
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, other, backup, false); err != nil {
+		t.Fatal(err)
+	}
+
+	sqlitestore.SetBetweenInstalls(func() error { return errors.New("interrupted") })
+	_, err := sqlitestore.Restore(ctx, backup, target, true)
+	sqlitestore.SetBetweenInstalls(nil)
+	if err == nil {
+		t.Fatal("the interrupted restore succeeded")
+	}
+	all := []string{"old-1", "old-2", "old-3", "old-4", "old-5", "new-1"}
+	consistent := func(want ...string) {
+		t.Helper()
+		s, err := sqlitestore.Open(ctx, target, sqlitestore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		logged := map[string]bool{}
+		evs, err := s.Events(ctx, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			logged[e.RecordID] = true
+		}
+		for _, id := range want {
+			if !logged[id] {
+				t.Errorf("%s is not in the log", id)
+			}
+		}
+		var projected map[string]bool
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			projected = map[string]bool{}
+			for _, id := range all {
+				if _, err := s.Recording(ctx, id); err == nil {
+					projected[id] = true
+				}
+			}
+			if maps.Equal(projected, logged) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !maps.Equal(projected, logged) {
+			t.Errorf("the ledger shows %v, the log holds %v", projected, logged)
+		}
+	}
+	consistent()
+	if _, err := sqlitestore.Restore(ctx, backup, target, true); err != nil {
+		t.Fatalf("the restore run again: %v", err)
+	}
+	consistent("new-1")
 }
