@@ -114,6 +114,8 @@ func copyFile(ctx context.Context, file, from, to string) error {
 // takes the store's lock, so it refuses while a server has the store, and
 // replaces an existing store only with overwrite. The store's stale -wal and
 // -shm files are removed: SQLite would apply an old WAL to the new file.
+// Run as root, it gives the files to the owner of path's directory (the
+// service's user), which could not open root's.
 func Restore(ctx context.Context, from, path string, overwrite bool) (BackupInfo, error) {
 	info := BackupInfo{Log: path, Ledger: LedgerPath(path)}
 	if err := distinct(path, from); err != nil {
@@ -132,6 +134,10 @@ func Restore(ctx context.Context, from, path string, overwrite bool) (BackupInfo
 		return info, fmt.Errorf("restore: %w", err)
 	}
 	defer lock.Close()
+	// The lock too: a server that cannot open it cannot start.
+	if err := ownLikeDir(filepath.Dir(path), path+".lock"); err != nil {
+		return info, fmt.Errorf("restore: %w", err)
+	}
 	if !overwrite {
 		for _, p := range []string{info.Log, info.Ledger} {
 			if _, err := os.Stat(p); err == nil {
@@ -161,6 +167,9 @@ func Restore(ctx context.Context, from, path string, overwrite bool) (BackupInfo
 		}
 		if err := check(ctx, tmp, f.file); err != nil {
 			return info, fmt.Errorf("restore: %s is not a usable recledger %s file: %w", f.from, f.file, err)
+		}
+		if err := ownLikeDir(filepath.Dir(path), tmp); err != nil {
+			return info, fmt.Errorf("restore: %w", err)
 		}
 	}
 	// Installed so that a crash at any step leaves a store Open makes
