@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // BackupInfo describes a backup written or restored: the two files and how
@@ -32,6 +33,11 @@ type BackupInfo struct {
 // overwrite.
 func Backup(ctx context.Context, path, dst string, overwrite bool) (BackupInfo, error) {
 	info := BackupInfo{Log: dst, Ledger: LedgerPath(dst)}
+	// A directory is no backup's name: its ledger would be a hidden
+	// ".ledger" inside it, written before the log's rename failed.
+	if fi, err := os.Stat(dst); strings.HasSuffix(dst, string(filepath.Separator)) || err == nil && fi.IsDir() {
+		return info, fmt.Errorf("backup: %s is a directory; name a file in it (such as %s)", dst, filepath.Join(dst, "recledger.db"))
+	}
 	if err := distinct(path, dst); err != nil {
 		return info, fmt.Errorf("backup: %w", err)
 	}

@@ -423,3 +423,32 @@ func TestRestoreInterrupted(t *testing.T) {
 	}
 	consistent("new-1")
 }
+
+// TestBackupToDirectory: a --to that names a directory is refused before
+// anything is written (it used to leave a hidden ".ledger" file in it and
+// fail on the log's rename).
+func TestBackupToDirectory(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "recledger.db")
+	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{out + string(filepath.Separator), out, filepath.Join(dir, "new") + string(filepath.Separator)} {
+		if _, err := sqlitestore.Backup(ctx, path, to, true); err == nil || !strings.Contains(err.Error(), "is a directory") {
+			t.Errorf("backup --to %s: %v; want a refusal naming the directory", to, err)
+		}
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Errorf("a refused backup left %v in the directory", left)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); err == nil {
+		t.Error("a refused backup created the directory it named")
+	}
+}
