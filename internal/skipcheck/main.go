@@ -6,8 +6,7 @@
 // RECLEDGER_TEST_NATS_URL, Chromium, curl, nginx, caddy, Litestream's
 // RECLEDGER_TEST_LITESTREAM, podman for the container image,
 // systemd-analyze for the unit) or
-// whose name CI requires (TestFullDisk*, which needs root for a tmpfs, and
-// TestRestoreAsRoot*, which restores into a directory another user owns).
+// whose name CI requires (TestFullDisk*, which needs root for a tmpfs).
 //
 // .ci/run pipes the README's test command through it, so that a test that
 // quietly skipped for want of a service fails CI instead of passing it.
@@ -123,6 +122,8 @@ func required(s skip, markers []string, names *regexp.Regexp) bool {
 func main() {
 	markers := flag.String("markers", "RECLEDGER_TEST_POSTGRES_URL,RECLEDGER_TEST_NATS_URL,RECLEDGER_TEST_CHROMIUM,RECLEDGER_TEST_LITESTREAM,chromium,curl,nginx,caddy,podman,systemd-analyze",
 		"comma-separated words: a skipped test whose message holds one fails the check")
+	// TestRestoreAsRoot* restores into a directory another user owns,
+	// which takes root, as TestFullDisk*'s tmpfs does.
 	names := flag.String("names", "^(TestFullDisk|TestRestoreAsRoot)", "a skipped test whose name matches this regular expression fails the check")
 	flag.Parse()
 	re, err := regexp.Compile(*names)
