@@ -78,7 +78,10 @@ ledger beside it) into the store named by --db. It checks both files first
 (SQLite's integrity_check, and a recledger schema no newer than this build's),
 writes them under temporary names, removes the store's old -wal and -shm files
 (SQLite would otherwise apply the old WAL to the restored file) and renames
-them into place.
+them into place: the old ledger is removed first and the log installed before
+the ledger, so a restore stopped half-way leaves a log the server projects
+afresh (run restore again to finish it). Run as root, it gives the files to
+the owner of the store's directory, the user the server runs as.
 
 Stop the server first: restore takes the store's lock and refuses while a
 server has it. It replaces an existing store only with --force.

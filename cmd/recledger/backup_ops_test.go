@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,6 +62,19 @@ func TestOpsBackupAndRestoreSQLite(t *testing.T) {
 	if len(f) < 9 || f[5] != "recledger" || !strings.HasPrefix(f[6], "RECLEDGER_DB=sqlite:") || !strings.HasPrefix(f[7], "BACKUP_DIR=/") ||
 		!strings.Contains(script, "# "+f[8]+"\n") {
 		t.Errorf("the cron line %q: want 5 time fields, the user, RECLEDGER_DB=, BACKUP_DIR= and the script the backup block names", line)
+	}
+	// The script's mkdir -p runs as the cron line's user, who cannot
+	// create a directory in root's /var/backups: the guide must have root
+	// create it for that user.
+	if len(f) >= 9 {
+		dir := strings.TrimPrefix(f[7], "BACKUP_DIR=")
+		guide, err := os.ReadFile(opsGuide)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`install -d [^\n]*-o ` + regexp.QuoteMeta(f[5]) + `\b[^\n]*` + regexp.QuoteMeta(dir)).Match(guide) {
+			t.Errorf("the guide does not create the cron line's BACKUP_DIR %s for its user %s (install -d -o %s ... %s)", dir, f[5], f[5], dir)
+		}
 	}
 
 	if _, stderr, code := runBinary(t, "", "backup", "--db", "postgres://postgres@127.0.0.1:5432/test", "--to", filepath.Join(dir, "pg.db")); code != 1 || !strings.Contains(stderr, "pg_dump") {

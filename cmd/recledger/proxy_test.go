@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,9 +171,13 @@ http {
 		}
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
+		// Its own process group, killed whole: nginx's workers outlive a
+		// master killed alone, and would go on listening after the test.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		kill := func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		if waitListening(port, done) {
@@ -181,13 +186,13 @@ http {
 				select {
 				case <-done:
 				case <-time.After(10 * time.Second):
-					cmd.Process.Kill()
+					kill()
 					<-done
 				}
 			})
 			return port
 		}
-		cmd.Process.Kill()
+		kill()
 		<-done
 		errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		if attempt < 4 && bytes.Contains(append(out.Bytes(), errLog...), []byte("in use")) {

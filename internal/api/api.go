@@ -131,7 +131,7 @@ func (a *API) Register(mux *http.ServeMux) []string {
 			w.Write(openAPI)
 			return nil
 		})},
-		{"GET /readyz", a.guard(a.readyz)},
+		{"GET /readyz", a.guard(a.readyz(true))},
 		{"GET /v1/recordings", a.guard(a.listRecordings, recordingFilters...)},
 		{"GET /v1/recordings/{recordId}", a.guard(a.getRecording)},
 		{"GET /v1/files", a.guard(a.listFiles, fileListParams...)},
@@ -190,7 +190,10 @@ func (a *API) RegisterInternal(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return nil
 	}))
-	mux.Handle("GET /readyz", a.open(a.readyz))
+	// No cause here: an error can name the database's host, user and
+	// files, and this listener has no token to keep them from whoever
+	// reaches it. The log has the cause.
+	mux.Handle("GET /readyz", a.open(a.readyz(false)))
 	if a.opts.Metrics != nil {
 		mux.Handle("GET /metrics", a.open(func(w http.ResponseWriter, r *http.Request) error {
 			a.opts.Metrics.ServeHTTP(w, r)
@@ -325,22 +328,31 @@ func (a *API) serve(h handler, guarded bool, takes []string) http.Handler {
 // maxCause bounds the error /readyz shows.
 const maxCause = 512
 
-func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := a.store.Ping(ctx); err != nil {
-		a.opts.Logger.Warn("not ready: the store cannot be written", "err", err)
-		// The cause tells an operator what to fix (a full disk, an
-		// unreachable database); /readyz is behind the API's access rule.
-		cause := err.Error()
-		if len(cause) > maxCause {
-			cause = cause[:maxCause] + "..."
+// readyz answers whether the store can be written; with showCause, a
+// failure's answer carries the store's error.
+func (a *API) readyz(showCause bool) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.store.Ping(ctx); err != nil {
+			a.opts.Logger.Warn("not ready: the store cannot be written", "err", err)
+			body := map[string]string{"status": "store not writable"}
+			if showCause {
+				// The cause tells an operator what to fix (a full disk, an
+				// unreachable database); this /readyz is behind the API's
+				// access rule.
+				cause := err.Error()
+				if len(cause) > maxCause {
+					cause = cause[:maxCause] + "..."
+				}
+				body["cause"] = cause
+			}
+			writeJSON(w, http.StatusServiceUnavailable, body)
+			return nil
 		}
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store not writable", "cause": cause})
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	return nil
 }
 
 // RecordingList is the answer of GET /v1/recordings.

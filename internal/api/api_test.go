@@ -275,6 +275,40 @@ func TestStoreFailuresAnswer503WithoutDetail(t *testing.T) {
 	}
 }
 
+// TestInternalReadyzHidesCause: the token-less listener of --metrics-addr
+// (RegisterInternal) answers a failing /readyz 503 without the store's
+// error, which can name database hosts, users and files; the guarded main
+// /readyz still gives it to the operator.
+func TestInternalReadyzHidesCause(t *testing.T) {
+	a := api.New(secretPing{fill(t)}, api.Options{Token: "tok"})
+	internal := http.NewServeMux()
+	a.RegisterInternal(internal)
+	isrv := httptest.NewServer(internal)
+	defer isrv.Close()
+	var body map[string]string
+	if code := get(t, isrv.URL+"/readyz", "", &body); code != 503 || body["status"] == "" {
+		t.Errorf("internal /readyz with an unwritable store: %d %v, want 503 and a status", code, body)
+	}
+	if _, ok := body["cause"]; ok {
+		t.Errorf("internal /readyz shows the store's error without a token: %v", body)
+	}
+	main := http.NewServeMux()
+	a.Register(main)
+	msrv := httptest.NewServer(main)
+	defer msrv.Close()
+	body = nil
+	if code := get(t, msrv.URL+"/readyz", "tok", &body); code != 503 || !strings.Contains(body["cause"], "db.internal") {
+		t.Errorf("guarded /readyz: %d %v, want 503 with the cause", code, body)
+	}
+}
+
+// secretPing fails Ping as a PostgreSQL store that cannot connect does.
+type secretPing struct{ api.Store }
+
+func (secretPing) Ping(context.Context) error {
+	return fmt.Errorf("failed to connect to `user=recledger database=prod host=db.internal`: dial error")
+}
+
 // TestEventStream reads the stream live, sees a heartbeat, a new callback
 // arrive, and resumes from Last-Event-ID without gaps or repeats.
 func TestEventStream(t *testing.T) {

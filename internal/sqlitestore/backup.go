@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // BackupInfo describes a backup written or restored: the two files and how
@@ -32,6 +33,11 @@ type BackupInfo struct {
 // overwrite.
 func Backup(ctx context.Context, path, dst string, overwrite bool) (BackupInfo, error) {
 	info := BackupInfo{Log: dst, Ledger: LedgerPath(dst)}
+	// A directory is no backup's name: its ledger would be a hidden
+	// ".ledger" inside it, written before the log's rename failed.
+	if fi, err := os.Stat(dst); strings.HasSuffix(dst, string(filepath.Separator)) || err == nil && fi.IsDir() {
+		return info, fmt.Errorf("backup: %s is a directory; name a file in it (such as %s)", dst, filepath.Join(dst, "recledger.db"))
+	}
 	if err := distinct(path, dst); err != nil {
 		return info, fmt.Errorf("backup: %w", err)
 	}
@@ -69,6 +75,11 @@ func Backup(ctx context.Context, path, dst string, overwrite bool) (BackupInfo, 
 // file and before the second.
 var betweenCopies func()
 
+// betweenInstalls, when set (by tests), runs after Restore put the first
+// file in place and before the second; an error stops the restore there,
+// as a crash would.
+var betweenInstalls func() error
+
 // copyFile writes a snapshot of the SQLite file from to the new file to.
 func copyFile(ctx context.Context, file, from, to string) error {
 	// mode=ro: the backup never writes the store, not even a checkpoint
@@ -104,10 +115,13 @@ func copyFile(ctx context.Context, file, from, to string) error {
 // Restore makes the store at path a copy of the backup at from (written by
 // Backup, or a store's two files copied while no server ran): both files
 // are copied under temporary names, checked (integrity, and a schema of
-// this build's or older), and renamed into place, the ledger first. It
+// this build's or older), and renamed into place, the log first, after
+// the old ledger is removed. It
 // takes the store's lock, so it refuses while a server has the store, and
 // replaces an existing store only with overwrite. The store's stale -wal and
 // -shm files are removed: SQLite would apply an old WAL to the new file.
+// Run as root, it gives the files to the owner of path's directory (the
+// service's user), which could not open root's.
 func Restore(ctx context.Context, from, path string, overwrite bool) (BackupInfo, error) {
 	info := BackupInfo{Log: path, Ledger: LedgerPath(path)}
 	if err := distinct(path, from); err != nil {
@@ -126,6 +140,10 @@ func Restore(ctx context.Context, from, path string, overwrite bool) (BackupInfo
 		return info, fmt.Errorf("restore: %w", err)
 	}
 	defer lock.Close()
+	// The lock too: a server that cannot open it cannot start.
+	if err := ownLikeDir(filepath.Dir(path), path+".lock"); err != nil {
+		return info, fmt.Errorf("restore: %w", err)
+	}
 	if !overwrite {
 		for _, p := range []string{info.Log, info.Ledger} {
 			if _, err := os.Stat(p); err == nil {
@@ -133,37 +151,58 @@ func Restore(ctx context.Context, from, path string, overwrite bool) (BackupInfo
 			}
 		}
 	}
-	type staged struct{ tmp, to string }
-	var ready []staged
+	// Staged (copied and checked) under temporary names first, the log's
+	// then the ledger's.
+	var tmps []string
 	defer func() {
-		for _, s := range ready {
-			os.Remove(s.tmp)
+		for _, tmp := range tmps {
+			os.Remove(tmp)
 		}
 	}()
 	for _, f := range []struct{ file, from, to string }{
-		{LedgerFile, LedgerPath(from), info.Ledger},
 		{LogFile, from, info.Log},
+		{LedgerFile, LedgerPath(from), info.Ledger},
 	} {
 		tmp, err := tempBeside(f.to)
 		if err != nil {
 			return info, fmt.Errorf("restore: %w", err)
 		}
-		ready = append(ready, staged{tmp, f.to})
+		tmps = append(tmps, tmp)
 		if err := copyBytes(f.from, tmp); err != nil {
 			return info, fmt.Errorf("restore: %w", err)
 		}
 		if err := check(ctx, tmp, f.file); err != nil {
 			return info, fmt.Errorf("restore: %s is not a usable recledger %s file: %w", f.from, f.file, err)
 		}
+		if err := ownLikeDir(filepath.Dir(path), tmp); err != nil {
+			return info, fmt.Errorf("restore: %w", err)
+		}
 	}
-	for _, s := range ready {
+	// Installed so that a crash at any step leaves a store Open makes
+	// whole: the old ledger goes first (its -wal and -shm before it, which
+	// SQLite would otherwise apply to a new file), then the log is put in
+	// place, then the ledger. Between those steps the store is a log
+	// without a ledger, which Open projects afresh; never a ledger that
+	// describes another log (Open would project the log's later callbacks
+	// onto it).
+	for _, p := range []string{info.Ledger + "-wal", info.Ledger + "-shm", info.Ledger} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return info, fmt.Errorf("restore: remove the old ledger: %w", err)
+		}
+	}
+	for i, to := range []string{info.Log, info.Ledger} {
 		for _, suffix := range []string{"-wal", "-shm"} {
-			if err := os.Remove(s.to + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := os.Remove(to + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return info, fmt.Errorf("restore: remove the old store's %s: %w", suffix, err)
 			}
 		}
-		if err := os.Rename(s.tmp, s.to); err != nil {
+		if err := os.Rename(tmps[i], to); err != nil {
 			return info, fmt.Errorf("restore: %w", err)
+		}
+		if i == 0 && betweenInstalls != nil {
+			if err := betweenInstalls(); err != nil {
+				return info, fmt.Errorf("restore: %w", err)
+			}
 		}
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
@@ -301,24 +340,48 @@ func syncDir(dir string) error {
 func escapePath(path string) string { return (&url.URL{Path: path}).EscapedPath() }
 
 // distinct refuses a backup whose files are the store's: a backup written
-// over the live store would replace it under the server.
+// over the live store would replace it under the server. The store's files
+// include SQLite's -wal, -shm and -journal beside each, and the lock: a
+// database renamed onto a live WAL, or a new lock file beside a server's,
+// is a corrupt store or a second server on it. Directories are compared
+// with symbolic links resolved, so another name for the data directory is
+// still the data directory.
 func distinct(store, backup string) error {
-	own := map[string]bool{}
+	own := map[string]bool{store + ".lock": true}
 	for _, p := range []string{store, LedgerPath(store)} {
-		a, err := filepath.Abs(p)
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			own[p+suffix] = true
+		}
+	}
+	ownResolved := map[string]bool{}
+	for p := range own {
+		a, err := resolved(p)
 		if err != nil {
 			return err
 		}
-		own[a] = true
+		ownResolved[a] = true
 	}
 	for _, p := range []string{backup, LedgerPath(backup)} {
-		a, err := filepath.Abs(p)
+		a, err := resolved(p)
 		if err != nil {
 			return err
 		}
-		if own[a] {
+		if ownResolved[a] {
 			return fmt.Errorf("%s is one of the store's own files; name the backup elsewhere", p)
 		}
 	}
 	return nil
+}
+
+// resolved is path made absolute, its directory's symbolic links resolved
+// where the directory exists.
+func resolved(path string) (string, error) {
+	a, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(a)); err == nil {
+		return filepath.Join(dir, filepath.Base(a)), nil
+	}
+	return a, nil
 }

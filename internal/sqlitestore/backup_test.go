@@ -1,9 +1,11 @@
 package sqlitestore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -297,5 +299,156 @@ func TestExternalCheckpoints(t *testing.T) {
 	}
 	if _, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "x.db"), sqlitestore.Options{Checkpoints: "litestream"}); err == nil {
 		t.Error("Open accepted checkpoints \"litestream\"")
+	}
+}
+
+// TestBackupRefusesStoreSidecars: a backup is never written onto the
+// files SQLite and the store keep beside the store's two (a database
+// renamed onto the live -wal, or a new lock beside the server's), however
+// the path is spelt (here through a symbolic link to the data directory),
+// even when replacing is allowed; the store goes on unharmed.
+func TestBackupRefusesStoreSidecars(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "data", "recledger.db")
+	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{Checkpoints: sqlitestore.CheckpointsExternal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "kept", rc.TypeStart, 0, "", 200), ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(filepath.Join(dir, "data"), link); err != nil {
+		t.Fatal(err)
+	}
+	wal, err := os.ReadFile(path + "-wal")
+	if err != nil || len(wal) == 0 {
+		t.Fatalf("the store's WAL: %d bytes, %v", len(wal), err)
+	}
+	for _, onto := range []string{path + "-wal", path + "-shm", path + ".lock", sqlitestore.LedgerPath(path) + "-wal",
+		path + "-journal", filepath.Join(link, "recledger.db"), filepath.Join(link, "recledger.db-wal")} {
+		if _, err := sqlitestore.Backup(ctx, path, onto, true); err == nil || !strings.Contains(err.Error(), "store's own files") {
+			t.Errorf("backup onto %s: %v; want a refusal", onto, err)
+		}
+	}
+	if now, err := os.ReadFile(path + "-wal"); err != nil || !bytes.HasPrefix(now, wal[:32]) {
+		t.Errorf("the store's WAL was replaced (%v)", err)
+	}
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "after", rc.TypeStart, 0, "", 200), ReceivedAt: time.Now()}); err != nil {
+		t.Errorf("append after the refused backups: %v", err)
+	}
+}
+
+// TestRestoreInterrupted: a restore that stops between putting its two
+// files in place (a crash, a full disk) leaves a store whose ledger is its
+// log's, projected afresh: never the backup's ledger over the old log,
+// which would show recordings the log does not hold and miss ones it does.
+// Run again, the restore completes.
+func TestRestoreInterrupted(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fill := func(path string, ids ...string) {
+		t.Helper()
+		s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for _, id := range ids {
+			if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, id, rc.TypeStart, 0, "", 200), ReceivedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, func() bool { _, err := s.Recording(ctx, ids[len(ids)-1]); return err == nil })
+	}
+	target := filepath.Join(dir, "recledger.db")
+	fill(target, "old-1", "old-2", "old-3", "old-4", "old-5")
+	other := filepath.Join(dir, "other", "recledger.db")
+	fill(other, "new-1")
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, other, backup, false); err != nil {
+		t.Fatal(err)
+	}
+
+	sqlitestore.SetBetweenInstalls(func() error { return errors.New("interrupted") })
+	_, err := sqlitestore.Restore(ctx, backup, target, true)
+	sqlitestore.SetBetweenInstalls(nil)
+	if err == nil {
+		t.Fatal("the interrupted restore succeeded")
+	}
+	all := []string{"old-1", "old-2", "old-3", "old-4", "old-5", "new-1"}
+	consistent := func(want ...string) {
+		t.Helper()
+		s, err := sqlitestore.Open(ctx, target, sqlitestore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		logged := map[string]bool{}
+		evs, err := s.Events(ctx, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			logged[e.RecordID] = true
+		}
+		for _, id := range want {
+			if !logged[id] {
+				t.Errorf("%s is not in the log", id)
+			}
+		}
+		var projected map[string]bool
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			projected = map[string]bool{}
+			for _, id := range all {
+				if _, err := s.Recording(ctx, id); err == nil {
+					projected[id] = true
+				}
+			}
+			if maps.Equal(projected, logged) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !maps.Equal(projected, logged) {
+			t.Errorf("the ledger shows %v, the log holds %v", projected, logged)
+		}
+	}
+	consistent()
+	if _, err := sqlitestore.Restore(ctx, backup, target, true); err != nil {
+		t.Fatalf("the restore run again: %v", err)
+	}
+	consistent("new-1")
+}
+
+// TestBackupToDirectory: a --to that names a directory is refused before
+// anything is written (it used to leave a hidden ".ledger" file in it and
+// fail on the log's rename).
+func TestBackupToDirectory(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "recledger.db")
+	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{out + string(filepath.Separator), out, filepath.Join(dir, "new") + string(filepath.Separator)} {
+		if _, err := sqlitestore.Backup(ctx, path, to, true); err == nil || !strings.Contains(err.Error(), "is a directory") {
+			t.Errorf("backup --to %s: %v; want a refusal naming the directory", to, err)
+		}
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Errorf("a refused backup left %v in the directory", left)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); err == nil {
+		t.Error("a refused backup created the directory it named")
 	}
 }

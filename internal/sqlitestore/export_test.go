@@ -25,3 +25,7 @@ func MigrateTo(ctx context.Context, path, file string, version int) error {
 
 // SetBetweenCopies makes Backup call f between its two copies.
 func SetBetweenCopies(f func()) { betweenCopies = f }
+
+// SetBetweenInstalls makes Restore call f between putting its two files in
+// place, and stop there if f fails.
+func SetBetweenInstalls(f func() error) { betweenInstalls = f }

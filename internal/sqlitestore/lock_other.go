@@ -12,3 +12,6 @@ var ErrInUse = errors.New("the store is in use by another process (is recledger 
 
 // lockFile is a no-op where flock is unavailable: run one process per store.
 func lockFile(string) (*os.File, error) { return nil, nil }
+
+// ownLikeDir is a no-op where files have no Unix owner.
+func ownLikeDir(string, ...string) error { return nil }

@@ -30,3 +30,27 @@ func lockFile(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// ownLikeDir gives files to the owner of dir when run as root: a restore
+// run by root (with sudo, after systemctl stop) into a directory the
+// service's user owns must leave files that user can open, not root's
+// with mode 0600. Run as anyone else, the files are already the caller's.
+func ownLikeDir(dir string, files ...string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	for _, f := range files {
+		if err := os.Lchown(f, int(st.Uid), int(st.Gid)); err != nil {
+			return fmt.Errorf("give %s to the owner of %s: %w", f, dir, err)
+		}
+	}
+	return nil
+}
