@@ -197,11 +197,15 @@ func TestOpsLitestream(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- replicate.Wait() }()
+	exited := make(chan struct{})
+	go func() { err := replicate.Wait(); close(exited); done <- err }()
 	t.Cleanup(func() {
-		if replicate.ProcessState == nil {
+		// Wait's goroutine owns ProcessState; exited says it has returned.
+		select {
+		case <-exited:
+		default:
 			syscall.Kill(-replicate.Process.Pid, syscall.SIGKILL)
-			<-done
+			<-exited
 		}
 	})
 
