@@ -306,45 +306,7 @@ func TestNginxInFront(t *testing.T) {
 	client := proxyClient(pool, port, 15*time.Second)
 
 	t.Run("event stream", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events/stream", nil)
-		req.Header.Set("Authorization", "Bearer "+e2eToken)
-		resp, err := proxyClient(pool, port, 0).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-			t.Fatalf("stream through nginx: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-		}
-		lines := bufio.NewReader(resp.Body)
-		opening, err := lines.ReadString('\n')
-		if err != nil || !strings.HasPrefix(opening, ": recledger event stream") {
-			t.Fatalf("stream's opening line: %q %v", opening, err)
-		}
-		// The stream is open and answered; now a callback, through nginx.
-		post, err := client.Do(signedCallback(t, base, "type1-start.json", false))
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, post.Body)
-		post.Body.Close()
-		if post.StatusCode != 200 {
-			t.Fatalf("signed callback through nginx: %d\n%s", post.StatusCode, srv.logs)
-		}
-		// Its event must come while the stream stays open: a buffering
-		// proxy holds it until the buffer fills or the stream ends (the
-		// context's deadline bounds the wait).
-		for {
-			line, err := lines.ReadString('\n')
-			if err != nil {
-				t.Fatalf("the stream ended or timed out before the callback's event came: %v", err)
-			}
-			if strings.HasPrefix(line, "data:") && strings.Contains(line, "8329208b99410743dcfeb80548e2c0ec") {
-				break
-			}
-		}
+		streamSeesCallback(t, "nginx", base, proxyClient(pool, port, 0), client, srv)
 	})
 
 	t.Run("callbacks and the client's address", func(t *testing.T) {
@@ -493,43 +455,10 @@ func TestCaddyInFront(t *testing.T) {
 	base := "https://" + proxyHost + ":" + strconv.Itoa(port)
 	client := proxyClient(pool, port, 15*time.Second)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events/stream", nil)
-	req.Header.Set("Authorization", "Bearer "+e2eToken)
-	stream, err := proxyClient(pool, port, 0).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stream.Body.Close()
-	if stream.StatusCode != 200 {
-		t.Fatalf("stream through caddy: %d", stream.StatusCode)
-	}
-	lines := bufio.NewReader(stream.Body)
-	if opening, err := lines.ReadString('\n'); err != nil || !strings.HasPrefix(opening, ": recledger event stream") {
-		t.Fatalf("stream's opening line: %q %v", opening, err)
-	}
-	resp, err := client.Do(signedCallback(t, base, "type1-start.json", false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("signed callback through caddy: %d\n%s", resp.StatusCode, srv.logs)
-	}
-	for {
-		line, err := lines.ReadString('\n')
-		if err != nil {
-			t.Fatalf("the stream ended or timed out before the callback's event came: %v", err)
-		}
-		if strings.HasPrefix(line, "data:") && strings.Contains(line, "8329208b99410743dcfeb80548e2c0ec") {
-			break
-		}
-	}
+	streamSeesCallback(t, "caddy", base, proxyClient(pool, port, 0), client, srv)
 	bad := signedCallback(t, base, "type2-segment.json", true)
 	bad.Header.Set("X-Forwarded-For", "198.51.100.66")
-	resp, err = client.Do(bad)
+	resp, err := client.Do(bad)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,4 +547,47 @@ func TestTrustedProxiesNameTheClient(t *testing.T) {
 			}
 		}
 	})
+}
+
+// streamSeesCallback opens the event stream through the proxy at base,
+// posts a signed callback through it, and requires the callback's event
+// while the stream stays open: a buffering proxy holds it until its buffer
+// fills or the stream ends (a deadline bounds the wait). streams is a
+// client without a timeout, for the stream; client posts.
+func streamSeesCallback(t *testing.T, proxy, base string, streams, client *http.Client, srv *server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+e2eToken)
+	resp, err := streams.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream through %s: %d %s", proxy, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := bufio.NewReader(resp.Body)
+	if opening, err := lines.ReadString('\n'); err != nil || !strings.HasPrefix(opening, ": recledger event stream") {
+		t.Fatalf("stream's opening line through %s: %q %v", proxy, opening, err)
+	}
+	post, err := client.Do(signedCallback(t, base, "type1-start.json", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, post.Body)
+	post.Body.Close()
+	if post.StatusCode != 200 {
+		t.Fatalf("signed callback through %s: %d\n%s", proxy, post.StatusCode, srv.logs)
+	}
+	for {
+		line, err := lines.ReadString('\n')
+		if err != nil {
+			t.Fatalf("through %s, the stream ended or timed out before the callback's event came: %v", proxy, err)
+		}
+		if strings.HasPrefix(line, "data:") && strings.Contains(line, "8329208b99410743dcfeb80548e2c0ec") {
+			return
+		}
+	}
 }
