@@ -68,3 +68,28 @@ func TestReadmeStatesMatchHelp(t *testing.T) {
 		t.Errorf("the README lacks recordings ls --help's explanation of the states:\n%s", statusHelp)
 	}
 }
+
+// TestReadmeListsEverySetting: the README's configuration table has a row
+// for each setting serve reads, with its environment variable and file
+// key, so a new flag cannot land undocumented.
+func TestReadmeListsEverySetting(t *testing.T) {
+	text := readme(t)
+	rows := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "| `--") {
+			name, _, _ := strings.Cut(strings.TrimPrefix(line, "| `--"), "`")
+			name, _, _ = strings.Cut(name, " ")
+			rows[name] = line
+		}
+	}
+	for _, s := range settings {
+		row, ok := rows[s.flag]
+		if !ok {
+			t.Errorf("the README's configuration table has no row for --%s", s.flag)
+			continue
+		}
+		if !strings.Contains(row, "`"+s.env+"`") || !strings.Contains(row, "`"+s.key+"`") {
+			t.Errorf("the README's row for --%s does not name %s and %s:\n%s", s.flag, s.env, s.key, row)
+		}
+	}
+}
