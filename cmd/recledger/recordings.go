@@ -277,6 +277,10 @@ func printRecording(w io.Writer, r ledger.Recording, k clock) {
 var eventHeader = []string{"SEQ", "RECEIVED", "TYPE", "RC TIME", "CODE", "RECORD ID", "FILE", "NOTE"}
 
 func eventCells(e ledger.Event, k clock) []string {
+	if e.Removed {
+		// A tombstone keeps its place and arrival, nothing of the callback.
+		return []string{strconv.FormatInt(e.Seq, 10), k.when(&e.ReceivedAt), e.TypeName, "-", "-", "-", "-", "removed by retention or erasure"}
+	}
 	note := ""
 	if e.Duplicate {
 		note = "duplicate"

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +156,26 @@ func TestEraseEndToEnd(t *testing.T) {
 	tombstones, named := feedOf(t, srv.addr, token)
 	if tombstones != goneRows || named["er-gone-1"] || named["er-gone-2"] || !named["er-kept-1"] {
 		t.Errorf("feed: %d tombstones (want %d), names %v", tombstones, goneRows, named)
+	}
+	// The tombstones read as such where people look at the feed: the
+	// dashboard's latest callbacks and events tail, not as an empty link
+	// or a code 0.
+	_, page := bearer(t, http.MethodGet, srv.addr, token, "/")
+	if !bytes.Contains(page, []byte("removed by retention or erasure")) || bytes.Contains(page, []byte(`href="/recordings/"`)) {
+		t.Errorf("the overview's latest callbacks do not show the tombstones as removed:\n%s", page)
+	}
+	tail, _, code := runCmd(t, "", []string{"RECLEDGER_SERVER=http://" + srv.addr, "RECLEDGER_API_TOKEN=" + token}, "events", "tail", "--utc")
+	removedRows := 0
+	for _, line := range strings.Split(tail, "\n") {
+		if strings.Contains(line, " removed ") {
+			removedRows++
+			if f := strings.Fields(line); !strings.HasSuffix(line, "removed by retention or erasure") || slices.Contains(f, "0") {
+				t.Errorf("events tail shows a tombstone as %q", line)
+			}
+		}
+	}
+	if code != 0 || removedRows != goneRows {
+		t.Errorf("events tail: exit %d, %d tombstone rows, want %d:\n%s", code, removedRows, goneRows, tail)
 	}
 	_, q := bearer(t, http.MethodGet, srv.addr, token, "/v1/quarantine")
 	if bytes.Contains(q, []byte(gone)) {
