@@ -52,6 +52,7 @@ func Erase(ctx context.Context, s Store, user, appKey string, now time.Time) (Er
 	if user == "" {
 		return out, errors.New("erase: no user id")
 	}
+	var stuck []string // what the last Forget removed none of
 	for {
 		page, err := s.ListRecordings(ctx, ledger.RecordingFilter{UserID: user, AppKey: appKey, Limit: Batch})
 		if err != nil {
@@ -64,13 +65,20 @@ func Erase(ctx context.Context, s Store, user, appKey string, now time.Time) (Er
 		for i, st := range page.Items {
 			ids[i] = st.RecordID
 		}
+		if overlap(stuck, ids) {
+			return out, fmt.Errorf("erase: %w", ErrStuck)
+		}
 		got, err := s.Forget(ctx, ids)
 		if err != nil {
 			return out, fmt.Errorf("erase: %w", err)
 		}
 		out.Removed = out.Removed.Add(got)
+		stuck = nil
 		if got.Recordings == 0 {
-			return out, fmt.Errorf("erase: %w", ErrStuck)
+			// Another erasure or retention pass (on another instance)
+			// may have removed them meanwhile: stuck only if they are
+			// listed again.
+			stuck = ids
 		}
 	}
 	q, err := s.EraseQuarantine(ctx, []byte(user))

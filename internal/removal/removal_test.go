@@ -19,6 +19,7 @@ type fakeStore struct {
 	quarantine []time.Time
 	forgets    [][]string // each Forget's ids
 	stuck      bool       // Forget removes nothing
+	rivals     int        // the next rivals Forget calls find their ids removed by another instance
 	audits     []ledger.Audit
 }
 
@@ -44,6 +45,13 @@ func (f *fakeStore) Forget(_ context.Context, ids []string) (ledger.Removed, err
 	f.forgets = append(f.forgets, ids)
 	var r ledger.Removed
 	if f.stuck {
+		return r, nil
+	}
+	if f.rivals > 0 {
+		f.rivals--
+		for _, id := range ids {
+			delete(f.last, id)
+		}
 		return r, nil
 	}
 	for _, id := range ids {
@@ -156,5 +164,31 @@ func TestEraseAudits(t *testing.T) {
 	}
 	if _, ok := f.last["other"]; !ok {
 		t.Errorf("another user's recording went")
+	}
+}
+
+// TestRemovalRacesAnotherInstance: every instance runs retention (and an
+// erasure may run beside it), so a batch another instance removed first
+// removes nothing here; that is not ErrStuck, and the rest goes.
+func TestRemovalRacesAnotherInstance(t *testing.T) {
+	now := time.Now()
+	f := newFake()
+	for i := range 2*Batch + 5 {
+		f.last[fmt.Sprintf("old-%03d", i)] = now.Add(-48 * time.Hour)
+	}
+	f.rivals = 1
+	p := (&Retention{Store: f, Recordings: time.Hour, Pause: time.Millisecond, Now: func() time.Time { return now }}).Pass(context.Background())
+	if p.Err != nil || p.Removed.Recordings != Batch+5 || len(f.last) != 0 {
+		t.Errorf("pass = %+v, %d left; want no error, %d removed here, none left", p, len(f.last), Batch+5)
+	}
+
+	for i := range Batch + 1 {
+		id := fmt.Sprint("r", i)
+		f.last[id], f.user[id] = now, "u"
+	}
+	f.rivals = 1
+	got, err := Erase(context.Background(), f, "u", "", now)
+	if err != nil || got.Recordings != 1 || len(f.last) != 0 {
+		t.Errorf("Erase = %+v, %v, %d left; want 1 removed here, none left", got, err, len(f.last))
 	}
 }
