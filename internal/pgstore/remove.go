@@ -10,6 +10,7 @@ import (
 
 	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
 )
 
 var _ ledger.Remover = (*Store)(nil)
@@ -95,6 +96,30 @@ func (s *Store) Forget(ctx context.Context, recordIDs []string) (ledger.Removed,
 		return ledger.Removed{}, err
 	}
 	return out, nil
+}
+
+// NamingRecordings implements ledger.Remover.
+func (s *Store) NamingRecordings(ctx context.Context, user, appKey string) ([]string, error) {
+	if err := s.eng.Fresh(ctx); err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.record_id = f.record_id
+		WHERE f.name_hash = $1 AND ($2 = '' OR r.app_key = $2)`, engine.NameHash(engine.UserKey(user)), appKey)
+	if err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	defer rows.Close()
+	states, err := storesql.ScanStates(rows)
+	if err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	var ids []string
+	for i := range states {
+		if engine.NamesUser(&states[i], user) {
+			ids = append(ids, states[i].RecordID)
+		}
+	}
+	return ids, nil
 }
 
 // Expired implements ledger.Remover.

@@ -16,6 +16,7 @@ import (
 type fakeStore struct {
 	last       map[string]time.Time
 	user       map[string]string
+	named      map[string]string // the user a recording's file names name besides its own
 	quarantine []time.Time
 	forgets    [][]string // each Forget's ids
 	stuck      bool       // Forget removes nothing
@@ -23,7 +24,9 @@ type fakeStore struct {
 	audits     []ledger.Audit
 }
 
-func newFake() *fakeStore { return &fakeStore{last: map[string]time.Time{}, user: map[string]string{}} }
+func newFake() *fakeStore {
+	return &fakeStore{last: map[string]time.Time{}, user: map[string]string{}, named: map[string]string{}}
+}
 
 func (f *fakeStore) ListRecordings(_ context.Context, q ledger.RecordingFilter) (ledger.RecordingPage, error) {
 	var page ledger.RecordingPage
@@ -62,6 +65,17 @@ func (f *fakeStore) Forget(_ context.Context, ids []string) (ledger.Removed, err
 		}
 	}
 	return r, nil
+}
+
+func (f *fakeStore) NamingRecordings(_ context.Context, user, _ string) ([]string, error) {
+	var ids []string
+	for id, u := range f.named {
+		if _, ok := f.last[id]; ok && u == user {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 func (f *fakeStore) Expired(_ context.Context, cutoff time.Time, limit int) ([]string, error) {
@@ -190,5 +204,24 @@ func TestRemovalRacesAnotherInstance(t *testing.T) {
 	got, err := Erase(context.Background(), f, "u", "", now)
 	if err != nil || got.Recordings != 1 || len(f.last) != 0 {
 		t.Errorf("Erase = %+v, %v, %d left; want 1 removed here, none left", got, err, len(f.last))
+	}
+}
+
+// TestEraseByFileNames: a recording of another userId whose file names
+// name the user goes too, and one naming no one else stays.
+func TestEraseByFileNames(t *testing.T) {
+	f := newFake()
+	f.last["own"], f.user["own"] = time.Now(), "u"
+	f.last["shared"], f.user["shared"], f.named["shared"] = time.Now(), "first", "u"
+	f.last["other"], f.user["other"] = time.Now(), "first"
+	got, err := Erase(context.Background(), f, "u", "", time.Now())
+	if err != nil || got.Recordings != 2 {
+		t.Fatalf("Erase = %+v, %v; want 2 recordings", got, err)
+	}
+	if _, ok := f.last["shared"]; ok {
+		t.Errorf("the recording whose file names name the user stayed")
+	}
+	if _, ok := f.last["other"]; !ok {
+		t.Errorf("another user's recording went")
 	}
 }

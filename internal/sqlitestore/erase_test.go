@@ -94,3 +94,47 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 		t.Errorf("%d file names scanned for, want 6", len(names))
 	}
 }
+
+// TestEraseFindsUsersByFileName: in the single modes a recording holds
+// the files of every user of the room while its userId is the first
+// callback's; erasing another of its users removes it too, and no byte
+// of that user's id is left in the data directory.
+func TestEraseFindsUsersByFileName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, filepath.Join(dir, "recledger.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const first, gone, kept = "first-0c5e", "second_9d41b7", "keeper-51bd2e"
+	at := time.Now().Add(-time.Hour)
+	for i, cb := range append(ledgertest.SharedRecording(t, "rec-shared", first, gone), ledgertest.UserRecording(t, "rec-kept", kept, 2)...) {
+		if _, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: at.Add(time.Duration(i) * time.Millisecond)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := s.Recording(ctx, "rec-shared"); err != nil || st.UserID != first {
+		t.Fatalf("shared recording: %+v, %v; want userId %s", st.UserID, err, first)
+	}
+	got, err := removal.Erase(ctx, s, gone, "", time.Now())
+	if err != nil || got.Recordings != 1 {
+		t.Fatalf("Erase = %+v, %v; want the shared recording removed", got, err)
+	}
+	if _, err := s.Recording(ctx, "rec-kept"); err != nil {
+		t.Errorf("another user's recording went: %v", err)
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(b, []byte(gone)); i >= 0 {
+			t.Errorf("%s still holds %q at byte %d", f.Name(), gone, i)
+		}
+	}
+}

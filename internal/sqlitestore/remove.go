@@ -8,6 +8,7 @@ import (
 
 	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
 )
 
 var _ ledger.Remover = (*Store)(nil)
@@ -129,6 +130,36 @@ func (s *Store) dropProjections(ctx context.Context, ids []string, seqs []int64,
 		return 0, fmt.Errorf("forget: %w", err)
 	}
 	return outbound, nil
+}
+
+// NamingRecordings implements ledger.Remover.
+func (s *Store) NamingRecordings(ctx context.Context, user, appKey string) ([]string, error) {
+	if err := s.eng.Fresh(ctx); err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.id = f.recording
+		WHERE f.name_hash = ?1 AND (?2 = '' OR r.app_key = ?2)`, engine.NameHash(engine.UserKey(user)), appKey)
+	if err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	defer rows.Close()
+	states, err := storesql.ScanStates(rows)
+	if err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	return namingUser(states, user), nil
+}
+
+// namingUser returns the record ids of the states whose file names may
+// name user (the index is by a hash: this checks the names).
+func namingUser(states []ledger.State, user string) []string {
+	var ids []string
+	for i := range states {
+		if engine.NamesUser(&states[i], user) {
+			ids = append(ids, states[i].RecordID)
+		}
+	}
+	return ids
 }
 
 // Expired implements ledger.Remover.
