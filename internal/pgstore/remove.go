@@ -22,7 +22,8 @@ var _ ledger.Remover = (*Store)(nil)
 // projector (on any instance) that cached a record it deletes fails its
 // next Save with engine.ErrRemoved, drops its cache and steps again.
 // Deleted rows stay in PostgreSQL's files as dead tuples until VACUUM
-// (autovacuum, or the VACUUM the erasure path runs).
+// (autovacuum) reclaims the space, and their bytes until it is reused
+// (docs/operations.md says when to run VACUUM FULL).
 func (s *Store) Forget(ctx context.Context, recordIDs []string) (ledger.Removed, error) {
 	var out ledger.Removed
 	if len(recordIDs) == 0 {
