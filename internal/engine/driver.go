@@ -70,7 +70,8 @@ type Saved struct {
 	// the columns that changed, so indexes on the others are left alone.
 	Before ledger.State
 	// NewFiles are the names of the files the recording did not have
-	// before, for the stores' lookup of a recording by file name.
+	// before, for the stores' lookup of a recording by file name, and the
+	// UserKeys of the users those names may name (for erasure).
 	NewFiles []string
 	// DueAt is when the recording may next announce an event by time
 	// alone (delivery.Rules.Due; Unix ms, 0 for never), and DueBefore what

@@ -656,10 +656,20 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 		if at, ok := e.o.Rules.Due(&w.rec.State, &w.rec.Announced); ok {
 			s.DueAt = at
 		}
+		var users map[string]bool
 		for name := range w.rec.State.Files {
 			if _, ok := w.before.Files[name]; !ok {
 				s.NewFiles = append(s.NewFiles, name)
+				for _, k := range fileUserKeys(name, &w.rec.State) {
+					if users == nil {
+						users = map[string]bool{}
+					}
+					users[k] = true
+				}
 			}
+		}
+		for k := range users {
+			s.NewFiles = append(s.NewFiles, k)
 		}
 		sort.Strings(s.NewFiles)
 		b.Records = append(b.Records, s)

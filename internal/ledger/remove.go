@@ -18,6 +18,13 @@ type Remover interface {
 	// Forget removes the recordings named (unknown ids are skipped) and
 	// returns what it removed. It is idempotent.
 	Forget(ctx context.Context, recordIDs []string) (Removed, error)
+	// NamingRecordings returns the recordings (only appKey's when it is
+	// set) one of whose file names may name user by RC's naming rule
+	// (engine.NamesUser): in the single modes a recording holds the files
+	// of every user of the room, but its userId is only the first
+	// callback's. Stores find them by the file-name index's
+	// engine.UserKey rows, and check the records.
+	NamingRecordings(ctx context.Context, user, appKey string) ([]string, error)
 	// Expired returns up to limit recordings whose last callback arrived
 	// (server clock) before cutoff, oldest first: what --retain removes.
 	Expired(ctx context.Context, cutoff time.Time, limit int) ([]string, error)

@@ -7,3 +7,8 @@ func Crash(s *Store) { s.drv.crashed.Store(true) }
 
 // Projecting reports whether s's engine projected at its last step.
 func Projecting(s *Store) bool { return !s.eng.Following() }
+
+// Deaf makes s ignore the watermarks the instances tell (its own
+// included), which otherwise drop its engine's cache before most steps:
+// a test of what guards a stale cache then sees the cache used.
+func Deaf(s *Store) { s.signals.deaf.Store(true) }

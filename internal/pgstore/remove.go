@@ -10,6 +10,7 @@ import (
 
 	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
 )
 
 var _ ledger.Remover = (*Store)(nil)
@@ -21,7 +22,8 @@ var _ ledger.Remover = (*Store)(nil)
 // projector (on any instance) that cached a record it deletes fails its
 // next Save with engine.ErrRemoved, drops its cache and steps again.
 // Deleted rows stay in PostgreSQL's files as dead tuples until VACUUM
-// (autovacuum, or the VACUUM the erasure path runs).
+// (autovacuum) reclaims the space, and their bytes until it is reused
+// (docs/operations.md says when to run VACUUM FULL).
 func (s *Store) Forget(ctx context.Context, recordIDs []string) (ledger.Removed, error) {
 	var out ledger.Removed
 	if len(recordIDs) == 0 {
@@ -95,6 +97,30 @@ func (s *Store) Forget(ctx context.Context, recordIDs []string) (ledger.Removed,
 		return ledger.Removed{}, err
 	}
 	return out, nil
+}
+
+// NamingRecordings implements ledger.Remover.
+func (s *Store) NamingRecordings(ctx context.Context, user, appKey string) ([]string, error) {
+	if err := s.eng.Fresh(ctx); err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.record_id = f.record_id
+		WHERE f.name_hash = $1 AND ($2 = '' OR r.app_key = $2)`, engine.NameHash(engine.UserKey(user)), appKey)
+	if err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	defer rows.Close()
+	states, err := storesql.ScanStates(rows)
+	if err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	var ids []string
+	for i := range states {
+		if engine.NamesUser(&states[i], user) {
+			ids = append(ids, states[i].RecordID)
+		}
+	}
+	return ids, nil
 }
 
 // Expired implements ledger.Remover.

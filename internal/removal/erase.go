@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/recledger/recledger/internal/ledger"
@@ -38,39 +39,38 @@ type Erasure struct {
 // size holds the writers briefly, so callbacks keep being stored.
 const Batch = 100
 
-// ErrStuck is returned when a recording listed for removal is not
-// removed (it should not happen: Forget removes what ListRecordings
-// lists).
+// ErrStuck is returned when recordings listed for removal are not
+// removed and are listed again (it should not happen: Forget removes
+// what the store lists).
 var ErrStuck = errors.New("recordings listed for removal were not removed")
 
-// Erase removes every recording of user (only of appKey when set), every
-// quarantine row holding the user's id, and writes an audit row that
-// names no one. RC's naming rule puts the user id in the names of that
-// user's files only, so the files go with the recordings.
+// Erase removes every recording of user (only of appKey when set): those
+// whose userId is the user's and those one of whose file names names the
+// user (ledger.Remover.NamingRecordings); every quarantine row holding the
+// user's id; and writes an audit row that names no one.
 func Erase(ctx context.Context, s Store, user, appKey string, now time.Time) (Erasure, error) {
 	var out Erasure
 	if user == "" {
 		return out, errors.New("erase: no user id")
 	}
-	for {
+	byUser := func() ([]string, error) {
 		page, err := s.ListRecordings(ctx, ledger.RecordingFilter{UserID: user, AppKey: appKey, Limit: Batch})
 		if err != nil {
-			return out, fmt.Errorf("erase: list recordings: %w", err)
-		}
-		if len(page.Items) == 0 {
-			break
+			return nil, fmt.Errorf("list recordings: %w", err)
 		}
 		ids := make([]string, len(page.Items))
 		for i, st := range page.Items {
 			ids[i] = st.RecordID
 		}
-		got, err := s.Forget(ctx, ids)
-		if err != nil {
+		return ids, nil
+	}
+	// In the single modes a recording holds the files of every user of
+	// the room, named after each, while its userId is the first
+	// callback's: the recordings whose file names name the user go too.
+	naming := func() ([]string, error) { return s.NamingRecordings(ctx, user, appKey) }
+	for _, list := range []func() ([]string, error){byUser, naming} {
+		if err := forgetAll(ctx, s, list, &out.Removed); err != nil {
 			return out, fmt.Errorf("erase: %w", err)
-		}
-		out.Removed = out.Removed.Add(got)
-		if got.Recordings == 0 {
-			return out, fmt.Errorf("erase: %w", ErrStuck)
 		}
 	}
 	q, err := s.EraseQuarantine(ctx, []byte(user))
@@ -89,4 +89,37 @@ func Erase(ctx context.Context, s Store, user, appKey string, now time.Time) (Er
 		}
 	}
 	return out, nil
+}
+
+// forgetAll forgets what list lists until it lists nothing, adding what
+// was removed to out. A Forget that removed none of what it was given
+// is stuck only if list gives the same again: another erasure or a
+// retention pass (on another instance) may have removed them meanwhile.
+func forgetAll(ctx context.Context, s Store, list func() ([]string, error), out *ledger.Removed) error {
+	var stuck []string
+	for {
+		ids, err := list()
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if overlap(stuck, ids) {
+			return ErrStuck
+		}
+		var removed int64
+		for chunk := range slices.Chunk(ids, Batch) {
+			got, err := s.Forget(ctx, chunk)
+			if err != nil {
+				return err
+			}
+			*out = out.Add(got)
+			removed += got.Recordings
+		}
+		stuck = nil
+		if removed == 0 {
+			stuck = ids
+		}
+	}
 }

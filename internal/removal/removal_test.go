@@ -16,13 +16,17 @@ import (
 type fakeStore struct {
 	last       map[string]time.Time
 	user       map[string]string
+	named      map[string]string // the user a recording's file names name besides its own
 	quarantine []time.Time
 	forgets    [][]string // each Forget's ids
 	stuck      bool       // Forget removes nothing
+	rivals     int        // the next rivals Forget calls find their ids removed by another instance
 	audits     []ledger.Audit
 }
 
-func newFake() *fakeStore { return &fakeStore{last: map[string]time.Time{}, user: map[string]string{}} }
+func newFake() *fakeStore {
+	return &fakeStore{last: map[string]time.Time{}, user: map[string]string{}, named: map[string]string{}}
+}
 
 func (f *fakeStore) ListRecordings(_ context.Context, q ledger.RecordingFilter) (ledger.RecordingPage, error) {
 	var page ledger.RecordingPage
@@ -46,6 +50,13 @@ func (f *fakeStore) Forget(_ context.Context, ids []string) (ledger.Removed, err
 	if f.stuck {
 		return r, nil
 	}
+	if f.rivals > 0 {
+		f.rivals--
+		for _, id := range ids {
+			delete(f.last, id)
+		}
+		return r, nil
+	}
 	for _, id := range ids {
 		if _, ok := f.last[id]; ok {
 			delete(f.last, id)
@@ -54,6 +65,17 @@ func (f *fakeStore) Forget(_ context.Context, ids []string) (ledger.Removed, err
 		}
 	}
 	return r, nil
+}
+
+func (f *fakeStore) NamingRecordings(_ context.Context, user, _ string) ([]string, error) {
+	var ids []string
+	for id, u := range f.named {
+		if _, ok := f.last[id]; ok && u == user {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 func (f *fakeStore) Expired(_ context.Context, cutoff time.Time, limit int) ([]string, error) {
@@ -170,6 +192,51 @@ func TestEraseAudits(t *testing.T) {
 	}
 	if len(f.audits) != 1 || f.audits[0].At != 42 || f.audits[0].AppKey != "app" || f.audits[0].Removed != got.Removed {
 		t.Errorf("audits %+v", f.audits)
+	}
+	if _, ok := f.last["other"]; !ok {
+		t.Errorf("another user's recording went")
+	}
+}
+
+// TestRemovalRacesAnotherInstance: every instance runs retention (and an
+// erasure may run beside it), so a batch another instance removed first
+// removes nothing here; that is not ErrStuck, and the rest goes.
+func TestRemovalRacesAnotherInstance(t *testing.T) {
+	now := time.Now()
+	f := newFake()
+	for i := range 2*Batch + 5 {
+		f.last[fmt.Sprintf("old-%03d", i)] = now.Add(-48 * time.Hour)
+	}
+	f.rivals = 1
+	p := (&Retention{Store: f, Recordings: time.Hour, Pause: time.Millisecond, Now: func() time.Time { return now }}).Pass(context.Background())
+	if p.Err != nil || p.Removed.Recordings != Batch+5 || len(f.last) != 0 {
+		t.Errorf("pass = %+v, %d left; want no error, %d removed here, none left", p, len(f.last), Batch+5)
+	}
+
+	for i := range Batch + 1 {
+		id := fmt.Sprint("r", i)
+		f.last[id], f.user[id] = now, "u"
+	}
+	f.rivals = 1
+	got, err := Erase(context.Background(), f, "u", "", now)
+	if err != nil || got.Recordings != 1 || len(f.last) != 0 {
+		t.Errorf("Erase = %+v, %v, %d left; want 1 removed here, none left", got, err, len(f.last))
+	}
+}
+
+// TestEraseByFileNames: a recording of another userId whose file names
+// name the user goes too, and one naming no one else stays.
+func TestEraseByFileNames(t *testing.T) {
+	f := newFake()
+	f.last["own"], f.user["own"] = time.Now(), "u"
+	f.last["shared"], f.user["shared"], f.named["shared"] = time.Now(), "first", "u"
+	f.last["other"], f.user["other"] = time.Now(), "first"
+	got, err := Erase(context.Background(), f, "u", "", time.Now())
+	if err != nil || got.Recordings != 2 {
+		t.Fatalf("Erase = %+v, %v; want 2 recordings", got, err)
+	}
+	if _, ok := f.last["shared"]; ok {
+		t.Errorf("the recording whose file names name the user stayed")
 	}
 	if _, ok := f.last["other"]; !ok {
 		t.Errorf("another user's recording went")

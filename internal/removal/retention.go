@@ -116,8 +116,18 @@ func (r *Retention) Pass(ctx context.Context) Pass {
 				return p
 			}
 			if got.Recordings == 0 {
-				p.Err = ErrStuck
-				return p
+				// Every instance runs retention: another may have removed
+				// these meanwhile. Stuck only if they are still listed.
+				again, err := r.Store.Expired(ctx, cutoff, Batch)
+				if err != nil {
+					p.Err = err
+					return p
+				}
+				if overlap(ids, again) {
+					p.Err = ErrStuck
+					return p
+				}
+				continue
 			}
 			if len(ids) < Batch || !pause() {
 				break
@@ -142,4 +152,18 @@ func (r *Retention) Pass(ctx context.Context) Pass {
 		}
 	}
 	return p
+}
+
+// overlap reports whether a and b share an id.
+func overlap(a, b []string) bool {
+	in := make(map[string]bool, len(a))
+	for _, id := range a {
+		in[id] = true
+	}
+	for _, id := range b {
+		if in[id] {
+			return true
+		}
+	}
+	return false
 }

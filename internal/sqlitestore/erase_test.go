@@ -3,6 +3,7 @@ package sqlitestore_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -92,5 +93,107 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 	}
 	if len(names) != 6 {
 		t.Errorf("%d file names scanned for, want 6", len(names))
+	}
+}
+
+// TestEraseFindsUsersByFileName: in the single modes a recording holds
+// the files of every user of the room while its userId is the first
+// callback's; erasing another of its users removes it too, and no byte
+// of that user's id is left in the data directory.
+func TestEraseFindsUsersByFileName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, filepath.Join(dir, "recledger.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const first, gone, kept = "first-0c5e", "second_9d41b7", "keeper-51bd2e"
+	at := time.Now().Add(-time.Hour)
+	for i, cb := range append(ledgertest.SharedRecording(t, "rec-shared", first, gone), ledgertest.UserRecording(t, "rec-kept", kept, 2)...) {
+		if _, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: at.Add(time.Duration(i) * time.Millisecond)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := s.Recording(ctx, "rec-shared"); err != nil || st.UserID != first {
+		t.Fatalf("shared recording: %+v, %v; want userId %s", st.UserID, err, first)
+	}
+	got, err := removal.Erase(ctx, s, gone, "", time.Now())
+	if err != nil || got.Recordings != 1 {
+		t.Fatalf("Erase = %+v, %v; want the shared recording removed", got, err)
+	}
+	if _, err := s.Recording(ctx, "rec-kept"); err != nil {
+		t.Errorf("another user's recording went: %v", err)
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(b, []byte(gone)); i >= 0 {
+			t.Errorf("%s still holds %q at byte %d", f.Name(), gone, i)
+		}
+	}
+}
+
+// TestScrubLeavesWritersFree: an erasure's truncation of the write-ahead
+// logs waits for readers (a backup, a long query) while it holds the write
+// lock; it must not hold it for the store's busy timeout, or callbacks
+// wait that long. With a busy timeout of a minute and a reader held open,
+// a callback is stored while the scrub still waits: the reader is let go
+// only when the callback is stored, or after a safety wait (far above the
+// few milliseconds it takes) that then fails the test.
+func TestScrubLeavesWritersFree(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "recledger.db")
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{BusyTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cbs := ledgertest.UserRecording(t, "r1", "u", 2)
+	if _, err := s.Append(ctx, ledger.Incoming{Callback: cbs[0], ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reader, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := reader.QueryRow(`SELECT count(*) FROM log`).Scan(&n); err != nil { // a snapshot held
+		t.Fatal(err)
+	}
+	scrubbed := make(chan error, 1)
+	go func() { scrubbed <- s.Scrub(ctx) }()
+	stored := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, ledger.Incoming{Callback: cbs[1], ReceivedAt: time.Now()})
+		stored <- err
+	}()
+	waited := false
+	select {
+	case err := <-stored:
+		if err != nil {
+			t.Errorf("Append beside a scrub: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		waited = true
+		t.Errorf("a callback waited for the scrub's truncation (held the write lock for the busy timeout)")
+	}
+	reader.Rollback()
+	if err := <-scrubbed; err != nil {
+		t.Errorf("Scrub: %v", err)
+	}
+	if waited {
+		<-stored
 	}
 }

@@ -3,11 +3,13 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/recledger/recledger/internal/engine"
 	"github.com/recledger/recledger/internal/ledger"
+	"github.com/recledger/recledger/internal/storesql"
 )
 
 var _ ledger.Remover = (*Store)(nil)
@@ -131,6 +133,36 @@ func (s *Store) dropProjections(ctx context.Context, ids []string, seqs []int64,
 	return outbound, nil
 }
 
+// NamingRecordings implements ledger.Remover.
+func (s *Store) NamingRecordings(ctx context.Context, user, appKey string) ([]string, error) {
+	if err := s.eng.Fresh(ctx); err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT r.state FROM files f JOIN recordings r ON r.id = f.recording
+		WHERE f.name_hash = ?1 AND (?2 = '' OR r.app_key = ?2)`, engine.NameHash(engine.UserKey(user)), appKey)
+	if err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	defer rows.Close()
+	states, err := storesql.ScanStates(rows)
+	if err != nil {
+		return nil, fmt.Errorf("recordings naming a user: %w", err)
+	}
+	return namingUser(states, user), nil
+}
+
+// namingUser returns the record ids of the states whose file names may
+// name user (the index is by a hash: this checks the names).
+func namingUser(states []ledger.State, user string) []string {
+	var ids []string
+	for i := range states {
+		if engine.NamesUser(&states[i], user) {
+			ids = append(ids, states[i].RecordID)
+		}
+	}
+	return ids
+}
+
 // Expired implements ledger.Remover.
 func (s *Store) Expired(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
 	rows, err := s.ledgerReader.QueryContext(ctx, `SELECT record_id FROM recordings WHERE last_event_at < ? ORDER BY last_event_at LIMIT ?`,
@@ -226,23 +258,49 @@ func (s *Store) Scrub(ctx context.Context) error {
 		db   *sql.DB
 		name string
 	}{{s.checkpointer, "log"}, {s.ledgerWriter, "ledger"}} {
-		for try := 0; ; try++ {
-			var busy, frames, done int
-			if err := f.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
-				return fmt.Errorf("truncate the %s file's write-ahead log: %w", f.name, err)
-			}
-			if busy == 0 {
-				break
-			}
-			if try == 50 {
-				return fmt.Errorf("truncate the %s file's write-ahead log: readers kept it busy", f.name)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
+		if err := s.truncateWAL(ctx, f.db); err != nil {
+			return fmt.Errorf("truncate the %s file's write-ahead log: %w", f.name, err)
 		}
 	}
 	return nil
+}
+
+// scrubBusy is how long one truncation waits for the writer and the
+// readers. A TRUNCATE checkpoint holds the write lock while it waits for
+// readers: with the store's busy timeout (3 s) a reader (a backup, a long
+// query) held every callback's commit that long, at each try. Short
+// tries, with the lock free between them, leave the writers a stall of
+// this much at most.
+const scrubBusy = 50 * time.Millisecond
+
+// truncateWAL checkpoints and truncates db's write-ahead log, in short
+// tries for a few seconds.
+func (s *Store) truncateWAL(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, scrubBusy.Milliseconds())); err != nil {
+		return err
+	}
+	// The connection goes back to the pool: its own busy timeout again.
+	defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA busy_timeout = %d`, s.opts.BusyTimeout.Milliseconds()))
+	for try := 0; ; try++ {
+		var busy, frames, done int
+		if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+			return err
+		}
+		if busy == 0 {
+			return nil
+		}
+		if try == 100 {
+			return errors.New("readers kept it busy")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

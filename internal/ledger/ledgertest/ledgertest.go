@@ -68,6 +68,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 			{"CallbackAfterForget", testCallbackAfterForget},
 			{"ForgetOutbound", testForgetOutbound},
 			{"Expired", testExpired},
+			{"NamingRecordings", testNamingRecordings},
 			{"Quarantine", testQuarantineRemoval},
 		}},
 		{"Outbound", []test{

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -333,6 +334,53 @@ func testExpired(t *testing.T, open Opener) {
 	}
 	if got, err := r.Expired(context.Background(), old, 10); err != nil || len(got) != 0 {
 		t.Errorf("Expired(before the oldest) = %v, %v; want none", got, err)
+	}
+}
+
+// SharedRecording is a single-mode recording of two users: the room's
+// recording whose first callbacks, so its userId, are first's, and which
+// also holds the files of second (named after second, as RC names them).
+func SharedRecording(t testing.TB, recordID, first, second string) []rc.Callback {
+	t.Helper()
+	cbs := UserRecording(t, recordID, first, 2)
+	for _, cb := range UserRecording(t, recordID, second, 2) {
+		if strings.Contains(cb.Output.FileName, "_"+second+"_") {
+			cbs = append(cbs, cb)
+		}
+	}
+	return cbs
+}
+
+// testNamingRecordings: a recording is found by the users its file names
+// name, not only by its userId (ids with '_' included), of one app or all.
+func testNamingRecordings(t *testing.T, open Opener) {
+	s := open()
+	defer closeStore(t, s)
+	at := time.Now().Add(-time.Hour)
+	appendAll(t, s, SharedRecording(t, "shared", "alpha", "user_7"), at)
+	appendAll(t, s, UserRecording(t, "own", "user_7", 1), at.Add(time.Second))
+	appendAll(t, s, UserRecording(t, "other", "keeper", 1), at.Add(2*time.Second))
+	if st := mustRecording(t, s, "shared"); st.UserID != "alpha" || len(st.Files) != 4 {
+		t.Fatalf("shared recording: userId %q, %d files; want alpha, 4", st.UserID, len(st.Files))
+	}
+	r := remover(t, s)
+	for _, c := range []struct {
+		user, app string
+		want      []string
+	}{
+		{"user_7", "", []string{"own", "shared"}},
+		{"user_7", "app", []string{"own", "shared"}},
+		{"user_7", "another-app", nil},
+		{"alpha", "", []string{"shared"}},
+		{"keeper", "", []string{"other"}},
+		{"user_8", "", nil},
+		{"ser_7", "", nil},
+	} {
+		got, err := r.NamingRecordings(context.Background(), c.user, c.app)
+		slices.Sort(got)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("NamingRecordings(%q, %q) = %v, %v; want %v", c.user, c.app, got, err, c.want)
+		}
 	}
 }
 
