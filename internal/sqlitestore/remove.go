@@ -31,23 +31,14 @@ func (s *Store) Forget(ctx context.Context, recordIDs []string) (ledger.Removed,
 		if err != nil {
 			return fmt.Errorf("forget: load records: %w", err)
 		}
-		var (
-			ids    []string
-			seqs   []int64
-			totals = ledger.TotalsChange{}
-		)
+		var f engine.Forgotten
 		for id, blob := range blobs {
-			rec, err := engine.DecodeRecord(blob)
-			if err != nil {
-				return fmt.Errorf("forget %s: %w", ledger.Clip(id, 64), err)
+			if err := f.Add(id, blob); err != nil {
+				return err
 			}
-			ids = append(ids, id)
-			for _, e := range rec.Events {
-				seqs = append(seqs, e.Seq)
-			}
-			out.Files += int64(len(rec.State.Files))
-			totals.Move(rec.State, ledger.State{})
 		}
+		out.Files = f.Files
+		ids, seqs, totals := f.IDs, f.Seqs, f.Totals
 		if len(ids) == 0 {
 			return nil
 		}
