@@ -22,6 +22,7 @@ type fakeStore struct {
 	stuck      bool       // Forget removes nothing
 	rivals     int        // the next rivals Forget calls find their ids removed by another instance
 	audits     []ledger.Audit
+	onForget   func() // called by each Forget
 }
 
 func newFake() *fakeStore {
@@ -46,6 +47,9 @@ func (f *fakeStore) ListRecordings(_ context.Context, q ledger.RecordingFilter) 
 
 func (f *fakeStore) Forget(_ context.Context, ids []string) (ledger.Removed, error) {
 	f.forgets = append(f.forgets, ids)
+	if f.onForget != nil {
+		f.onForget()
+	}
 	var r ledger.Removed
 	if f.stuck {
 		return r, nil
@@ -240,5 +244,28 @@ func TestEraseByFileNames(t *testing.T) {
 	}
 	if _, ok := f.last["other"]; !ok {
 		t.Errorf("another user's recording went")
+	}
+}
+
+// TestRetentionRestsAsLongAsABatchTook: between batches a pass rests at
+// least Pause, and as long as the batch took when that was longer, so a
+// slow store is held at most half the time.
+func TestRetentionRestsAsLongAsABatchTook(t *testing.T) {
+	clock := time.Now()
+	f := newFake()
+	for i := range 3 * Batch {
+		f.last[fmt.Sprintf("old-%03d", i)] = clock.Add(-48 * time.Hour)
+	}
+	took := []time.Duration{300 * time.Millisecond, 10 * time.Millisecond, 0}
+	f.onForget = func() { clock = clock.Add(took[len(f.forgets)-1]) }
+	var rests []time.Duration
+	r := &Retention{Store: f, Recordings: 24 * time.Hour, Pause: 100 * time.Millisecond, Now: func() time.Time { return clock },
+		sleep: func(_ context.Context, d time.Duration) bool { rests = append(rests, d); return true }}
+	if p := r.Pass(context.Background()); p.Err != nil || p.Removed.Recordings != 3*Batch {
+		t.Fatalf("pass = %+v", p)
+	}
+	want := []time.Duration{300 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
+	if !slices.Equal(rests, want) {
+		t.Errorf("rests %v, want %v", rests, want)
 	}
 }

@@ -17,8 +17,10 @@ type Retention struct {
 	Recordings time.Duration
 	Quarantine time.Duration
 	// Every is how often a pass runs (default 1 minute); Pause is the
-	// rest between two batches of a pass (default 100 ms), so the writers
-	// take callbacks between them.
+	// least rest between two batches of a pass (default 100 ms), so the
+	// writers take callbacks between them. A batch that took longer is
+	// followed by a rest as long as it took: a long first pass then holds
+	// the store at most half the time, however slow the machine.
 	Every, Pause time.Duration
 	Now          func() time.Time // default time.Now
 	Logger       *slog.Logger
@@ -28,6 +30,8 @@ type Retention struct {
 	// total and time when it ends.
 	OnBatch func(removed ledger.Removed, quarantine int64)
 	OnPass  func(p Pass)
+
+	sleep func(ctx context.Context, d time.Duration) bool // tests stand in for the rest
 }
 
 // Pass is what one retention pass removed.
@@ -50,6 +54,18 @@ func (r *Retention) defaults() {
 	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	if r.sleep == nil {
+		r.sleep = func(ctx context.Context, d time.Duration) bool {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return false
+			case <-t.C:
+				return true
+			}
+		}
 	}
 }
 
@@ -87,14 +103,7 @@ func (r *Retention) Pass(ctx context.Context) Pass {
 	r.defaults()
 	now := r.Now()
 	p := Pass{At: now}
-	pause := func() bool {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(r.Pause):
-			return true
-		}
-	}
+	pause := func(took time.Duration) bool { return r.sleep(ctx, max(r.Pause, took)) }
 	if r.Recordings > 0 {
 		cutoff := now.Add(-r.Recordings)
 		for {
@@ -106,7 +115,9 @@ func (r *Retention) Pass(ctx context.Context) Pass {
 			if len(ids) == 0 {
 				break
 			}
+			start := r.Now()
 			got, err := r.Store.Forget(ctx, ids)
+			took := r.Now().Sub(start)
 			p.Removed = p.Removed.Add(got)
 			if r.OnBatch != nil && got != (ledger.Removed{}) {
 				r.OnBatch(got, 0)
@@ -129,7 +140,7 @@ func (r *Retention) Pass(ctx context.Context) Pass {
 				}
 				continue
 			}
-			if len(ids) < Batch || !pause() {
+			if len(ids) < Batch || !pause(took) {
 				break
 			}
 		}
@@ -146,7 +157,7 @@ func (r *Retention) Pass(ctx context.Context) Pass {
 				p.Err = err
 				return p
 			}
-			if n < 10*Batch || !pause() {
+			if n < 10*Batch || !pause(0) {
 				break
 			}
 		}
