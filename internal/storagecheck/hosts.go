@@ -85,8 +85,9 @@ func splitEntry(e string) (host, port string, err error) {
 			return "", "", errors.New("an empty port")
 		}
 	}
-	if host == "" {
-		return "", "", errors.New("no host")
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if _, err := netip.ParseAddr(host); err != nil && !hostName(host) {
+		return "", "", errors.New("want a host name (letters, digits, -, _ and dots; IDN in punycode) or an IP address")
 	}
 	if port != "" {
 		n, perr := strconv.ParseUint(port, 10, 16)
@@ -95,7 +96,26 @@ func splitEntry(e string) (host, port string, err error) {
 		}
 		port = strconv.FormatUint(n, 10)
 	}
-	return strings.ToLower(strings.TrimSuffix(host, ".")), port, nil
+	return host, port, nil
+}
+
+// hostName reports whether s is a plausible DNS name: non-empty ASCII
+// labels of letters, digits, - and _, joined by single dots.
+func hostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // join writes a host and port the way entries are kept.

@@ -35,6 +35,10 @@ func TestParseHosts(t *testing.T) {
 		{list: "[::1]x", bad: true},
 		{list: "[127.0.0.1]:80", bad: true},
 		{list: ":80", bad: true},
+		{list: ".", bad: true},
+		{list: "a..example", bad: true},
+		{list: "bücher.example", bad: true},
+		{list: "a%2e.example", bad: true},
 	} {
 		h, err := ParseHosts(tc.list)
 		if tc.bad {

@@ -26,7 +26,11 @@ type countingWriter struct {
 	n *atomic.Int64
 }
 
-func (w countingWriter) Write(b []byte) (int, error) { n, err := w.ResponseWriter.Write(b); w.n.Add(int64(n)); return n, err }
+func (w countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n.Add(int64(n))
+	return n, err
+}
 
 // newS3 serves an in-memory S3 bucket "rec" holding room1/a.mp4 (1000
 // bytes) on loopback, refusing HEAD on presigned URLs as S3 does (the
