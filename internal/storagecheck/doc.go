@@ -16,13 +16,21 @@
 //     the check is made on the address being connected to, after name
 //     resolution, so a listed name re-pointed at 169.254.169.254 or
 //     127.0.0.1 (DNS rebinding) is refused;
+//   - an allow-list entry without a port stands for the scheme's default
+//     port only (80, 443), never for any port;
 //   - redirects are followed at most MaxRedirects times and only to the
-//     same host name, still on the list, never from https to http;
+//     same host name, still on the list (host:port), never from https to
+//     http; http to https on the same host is followed when that port is
+//     listed;
 //   - each request has a short timeout, and requests per host are bounded
 //     in number at once and in rate;
 //   - bodies are never downloaded: HEAD has none, the ranged GET reads at
 //     most one byte, a server that ignores Range has its answer closed at
 //     once, and only a small error body of a refused GET is read;
+//   - a 404 or 410 is missing; a 403 is unreachable, not missing (S3
+//     answers 403 for a missing key when the signer may not list the
+//     bucket, and for a bad or expired signature alike), unless the
+//     ranged GET's small error body names NoSuchKey;
 //   - a URL is shown in errors only by Redact: no query string (a
 //     presigned URL's query carries credentials) and no user info.
 package storagecheck
