@@ -297,8 +297,11 @@ func TestCheckPerHostConcurrency(t *testing.T) {
 	for i := range checks {
 		wg.Go(func() { results[i] = c.Check(context.Background(), srv.URL+"/f", size(1)) })
 	}
-	for arrived.Load() < perHost {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); arrived.Load() < perHost; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(proceed)
+			t.Fatalf("only %d of %d requests arrived", arrived.Load(), perHost)
+		}
 	}
 	// One more check must wait for a slot and give up when its context
 	// ends, the server never seeing it.
