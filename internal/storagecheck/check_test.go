@@ -373,3 +373,34 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// http to https on the same host is followed when the https port is
+// listed; https down to http is not.
+func TestCheckSchemeRedirects(t *testing.T) {
+	var plainAddr string
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/down" {
+			http.Redirect(w, r, "http://"+plainAddr+"/file", http.StatusFound)
+			return
+		}
+		w.Header().Set("Content-Length", "10")
+	}))
+	defer tlsSrv.Close()
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/up" {
+			http.Redirect(w, r, tlsSrv.URL+"/file", http.StatusMovedPermanently)
+			return
+		}
+		w.Header().Set("Content-Length", "10")
+	}))
+	defer plain.Close()
+	plainAddr = plain.Listener.Addr().String()
+	hosts := plainAddr + "," + tlsSrv.Listener.Addr().String()
+	c, _ := newChecker(t, hosts, func(o *Options) { o.Transport = tlsSrv.Client().Transport.(*http.Transport) })
+	if r := c.Check(context.Background(), plain.URL+"/up", size(10)); r.State != Verified {
+		t.Errorf("http to https: %s %v", r.State, r.Err)
+	}
+	if r := c.Check(context.Background(), tlsSrv.URL+"/down", size(10)); r.State != Unreachable || !errors.Is(r.Err, ErrRedirect) {
+		t.Errorf("https to http: %s %v", r.State, r.Err)
+	}
+}
