@@ -268,14 +268,23 @@ func signedCallback(t *testing.T, base, seed string, bad bool) *http.Request {
 }
 
 // logsHave reports whether one of srv's JSON log lines has msg and remote.
+// The server's log reaches the test through a pipe that another goroutine
+// reads, so a line written before an answer may arrive after it: logsHave
+// waits for it, up to 10 s.
 func logsHave(srv *server, msg, remote string) bool {
-	for line := range strings.Lines(srv.logs.String()) {
-		var e struct{ Msg, Remote string }
-		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == msg && e.Remote == remote {
-			return true
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for line := range strings.Lines(srv.logs.String()) {
+			var e struct{ Msg, Remote string }
+			if json.Unmarshal([]byte(line), &e) == nil && e.Msg == msg && e.Remote == remote {
+				return true
+			}
 		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return false
 }
 
 // TestNginxInFront runs Debian's nginx with the guide's block, TLS
