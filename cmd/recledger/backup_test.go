@@ -166,16 +166,7 @@ func TestBackupUnderLoadRestoresAcknowledged(t *testing.T) {
 	if before < 300 || len(logged) >= len(acked)+len(recs) {
 		t.Errorf("%d acknowledged before the backup, %d recordIds in it, %d acknowledged in all: the backup did not fall mid-load", before, len(logged), len(acked))
 	}
-	mismatches, err := simulator.Verify(ctx, "http://"+srv2.addr, "", recs, sim.Acked)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range mismatches {
-		if i == 10 {
-			t.Fatalf("... %d mismatches in all", len(mismatches))
-		}
-		t.Errorf("verify the restored server: %s", m)
-	}
+	requireVerified(t, ctx, srv2.addr, recs, sim.Acked, "the restored server")
 	served := allRecordings(t, srv2.addr)
 	srv2.stop(t)
 
@@ -191,6 +182,23 @@ func TestBackupUnderLoadRestoresAcknowledged(t *testing.T) {
 		t.Errorf("the restored ledger differs from a rebuild of its log (-served +rebuilt):\n%s", diff)
 	}
 	t.Logf("%d callbacks acknowledged before the backup, %d in all; the restored server lists %d recordings", before, len(acked), len(served))
+}
+
+// requireVerified runs the simulator's --verify against the server at addr
+// for recs, of which acked were acknowledged, and fails the test on any
+// mismatch (the first ten shown).
+func requireVerified(t *testing.T, ctx context.Context, addr string, recs []simulator.Recording, acked map[string][]simulator.Callback, what string) {
+	t.Helper()
+	mismatches, err := simulator.Verify(ctx, "http://"+addr, "", recs, acked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range mismatches {
+		if i == 10 {
+			t.Fatalf("... %d mismatches in all", len(mismatches))
+		}
+		t.Errorf("verify %s: %s", what, m)
+	}
 }
 
 func waitUntil(t *testing.T, cond func() bool) {

@@ -128,6 +128,18 @@ func TestBackupUnderLoad(t *testing.T) {
 	t.Logf("backup of %d callbacks (ledger at %d) taken with %d acknowledged before it and %d in all", info.Callbacks, info.Projected, before, len(acked))
 }
 
+// openStore opens the store at path, closed when the test ends (Close may
+// also be called earlier).
+func openStore(t *testing.T, path string, o sqlitestore.Options) *sqlitestore.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -232,11 +244,7 @@ func TestBackupLedgerNeverAheadOfLog(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "recledger.db")
-	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, path, sqlitestore.Options{})
 	appendProjected := func(id string) {
 		t.Helper()
 		if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, id, rc.TypeStart, 0, "", 200), ReceivedAt: time.Now()}); err != nil {
@@ -311,11 +319,7 @@ func TestBackupRefusesStoreSidecars(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "data", "recledger.db")
-	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{Checkpoints: sqlitestore.CheckpointsExternal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, path, sqlitestore.Options{Checkpoints: sqlitestore.CheckpointsExternal})
 	if _, err := s.Append(ctx, ledger.Incoming{Callback: ledgertest.Callback(t, "kept", rc.TypeStart, 0, "", 200), ReceivedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -431,11 +435,7 @@ func TestBackupToDirectory(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "recledger.db")
-	s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	openStore(t, path, sqlitestore.Options{}) // a live store to back up
 	out := filepath.Join(dir, "out")
 	if err := os.Mkdir(out, 0o700); err != nil {
 		t.Fatal(err)
