@@ -77,6 +77,14 @@ func filterScope(f RecordingFilter) uint32 {
 		h.Write([]byte{0})
 		h.Write([]byte(f.UploadState))
 	}
+	if f.Verification != "" {
+		h.Write([]byte{1})
+		h.Write([]byte(f.Verification))
+	}
+	if f.Finding != "" {
+		h.Write([]byte{2})
+		h.Write([]byte(f.Finding))
+	}
 	return h.Sum32()
 }
 

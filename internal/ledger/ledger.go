@@ -89,8 +89,11 @@ type Recording struct {
 	UploadedCount   int         `json:"uploadedCount"`
 	TotalBytes      int64       `json:"totalBytes"`
 	LastError       *ErrorInfo  `json:"lastError"`
-	Files           []File      `json:"files,omitempty"`
-	Events          []Event     `json:"events,omitempty"`
+	// Findings are what the completeness checks find wrong with the
+	// recording at the time of the view (FindingRules); absent when none.
+	Findings []Finding `json:"findings,omitempty"`
+	Files    []File    `json:"files,omitempty"`
+	Events   []Event   `json:"events,omitempty"`
 }
 
 // ErrorInfo is the latest failure a recording's callbacks reported.
@@ -113,6 +116,10 @@ type File struct {
 	Format       string        `json:"format"`
 	Parsed       *rc.NameParts `json:"parsed"`
 	AlsoIn       []string      `json:"alsoIn,omitempty"`
+	// Verification is the storage check of an uploaded file, when storage
+	// verification is on (stores keep it beside the state: see
+	// Verifications).
+	Verification *Verification `json:"verification,omitempty"`
 }
 
 // Event is one callback in the raw log (CONTRACT.md).

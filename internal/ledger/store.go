@@ -134,12 +134,18 @@ type RecordingFilter struct {
 	// UploadState selects by the recordings' upload state at Now (the
 	// server clock; time.Now when zero), overdue included.
 	UploadState UploadState
-	Now         time.Time
-	Mode        *rc.Mode
-	Since       *int64 // Unix ms, on startedAt, or firstSeenAt before a start arrived
-	Until       *int64 // inclusive
-	Limit       int    // 1 to MaxPage; DefaultPage when 0
-	Cursor      string // from the previous page's Next
+	// Verification selects the recordings with at least one file whose
+	// storage check is in that state.
+	Verification VerificationState
+	// Finding selects the recordings with a completeness finding of that
+	// kind at Now (FindingAny: of any kind).
+	Finding FindingKind
+	Now     time.Time
+	Mode    *rc.Mode
+	Since   *int64 // Unix ms, on startedAt, or firstSeenAt before a start arrived
+	Until   *int64 // inclusive
+	Limit   int    // 1 to MaxPage; DefaultPage when 0
+	Cursor  string // from the previous page's Next
 }
 
 // Page sizes of ListRecordings.
