@@ -142,7 +142,7 @@ func Run(ctx context.Context, d *Deliverer, appKey string, recs []Recording, o R
 	var origin time.Time
 	plans := make([][]step, len(recs))
 	total, planned := 0, 0
-	scripted := map[string]int{}
+	scripted := InjectedFaults(recs) // the scenario's faults, then the run's
 	for i, rec := range recs {
 		cbs := rec.Callbacks(appKey)
 		planned += len(cbs)

@@ -14,6 +14,10 @@ import (
 // Faults are the rates (0 to 1) at which a run misbehaves the way networks,
 // RC and attackers do. Each applies per callback, except Reorder, per
 // recording.
+//
+// The last four change the scenario itself rather than its delivery (what
+// RC reports and what the storage holds), so Generate applies them
+// (Options.Faults); each is a Share of its candidates, a rate or a count.
 type Faults struct {
 	Dup       float64 `json:"dup"`       // delivered twice
 	Reorder   float64 `json:"reorder"`   // a recording's callbacks sent in a shuffled order
@@ -23,9 +27,38 @@ type Faults struct {
 	Replay    float64 `json:"replay"`    // its signature is replayed with another body (want 401)
 	Malformed float64 `json:"malformed"` // a signed request with a broken body is sent too (want 400)
 	Unknown   float64 `json:"unknown"`   // a callback of an unknown type is sent too (want 200)
+
+	// Absent: of the uploads RC reports, the object is not in the test
+	// storage (only with Options.Storage).
+	Absent Share `json:"absent"`
+	// WrongSize: of the uploads in the test storage, the object's size is
+	// not RC's fileSize (only with Options.Storage).
+	WrongSize Share `json:"wrong-size"`
+	// NoEnd: of the recordings that started, the end never comes, and
+	// nothing RC would send after it is sent.
+	NoEnd Share `json:"no-end"`
+	// MissingSegment: of the recordings that did not fail and have a stream
+	// of three files or more, a middle file of one such stream is never
+	// reported nor uploaded.
+	MissingSegment Share `json:"missing-segment"`
 }
 
+// Share is how many of a scenario fault's candidates it hits: each with
+// probability Rate, or exactly Count of them (all when fewer), chosen
+// with the scenario's seed.
+type Share struct {
+	Rate  float64 `json:"rate,omitempty"`
+	Count int     `json:"count,omitempty"`
+}
+
+// Zero reports whether the share hits nothing.
+func (s Share) Zero() bool { return s.Rate <= 0 && s.Count <= 0 }
+
 var faultNames = []string{"dup", "reorder", "delay", "drop", "badsig", "replay", "malformed", "unknown"}
+
+// scenarioFaultNames are the faults Generate applies, in the order it
+// applies them.
+var scenarioFaultNames = []string{"no-end", "missing-segment", "absent", "wrong-size"}
 
 func (f *Faults) field(name string) *float64 {
 	switch name {
@@ -49,8 +82,28 @@ func (f *Faults) field(name string) *float64 {
 	return nil
 }
 
+func (f *Faults) share(name string) *Share {
+	switch name {
+	case "absent":
+		return &f.Absent
+	case "wrong-size":
+		return &f.WrongSize
+	case "no-end":
+		return &f.NoEnd
+	case "missing-segment":
+		return &f.MissingSegment
+	}
+	return nil
+}
+
+// maxFaultCount bounds a scenario fault's count: more than any scenario
+// holds, and a typo of many digits is refused rather than read.
+const maxFaultCount = 1_000_000
+
 // ParseFaults reads "dup=0.1,reorder=0.3,...", or "all=R" for every fault
-// at rate R.
+// at rate R. The scenario faults (absent, wrong-size, no-end,
+// missing-segment) take a rate or a whole count: "no-end=0.1" is a tenth
+// of the recordings, "no-end=2" two of them ("1.0" is every one, "1" one).
 func ParseFaults(s string) (Faults, error) {
 	var f Faults
 	if strings.TrimSpace(s) == "" {
@@ -58,19 +111,34 @@ func ParseFaults(s string) (Faults, error) {
 	}
 	for _, kv := range strings.Split(s, ",") {
 		name, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if sh := f.share(name); ok && sh != nil && val != "" && !strings.ContainsAny(val, ".eE") {
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 || n > maxFaultCount {
+				return f, fmt.Errorf("fault %q: want NAME=COUNT with a whole count from 0 to %d, or NAME=RATE with a rate from 0 to 1", kv, maxFaultCount)
+			}
+			*sh = Share{Count: n}
+			continue
+		}
 		rate, err := strconv.ParseFloat(val, 64)
-		if !ok || err != nil || rate < 0 || rate > 1 {
+		if !ok || err != nil || !(rate >= 0 && rate <= 1) {
 			return f, fmt.Errorf("fault %q: want NAME=RATE with a rate from 0 to 1", kv)
 		}
 		if name == "all" {
 			for _, n := range faultNames {
 				*f.field(n) = rate
 			}
+			for _, n := range scenarioFaultNames {
+				*f.share(n) = Share{Rate: rate}
+			}
+			continue
+		}
+		if sh := f.share(name); sh != nil {
+			*sh = Share{Rate: rate}
 			continue
 		}
 		p := f.field(name)
 		if p == nil {
-			return f, fmt.Errorf("unknown fault %q (want one of %s, or all)", name, strings.Join(faultNames, ", "))
+			return f, fmt.Errorf("unknown fault %q (want one of %s, %s, or all)", name, strings.Join(faultNames, ", "), strings.Join(scenarioFaultNames, ", "))
 		}
 		*p = rate
 	}

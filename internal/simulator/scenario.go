@@ -42,6 +42,15 @@ type Options struct {
 	// FailedRecordings is the share of recordings whose start or end
 	// callback reports a failure (code 500).
 	FailedRecordings float64
+	// Faults: the scenario faults (absent, wrong-size, no-end,
+	// missing-segment) are applied here, with Seed; the others are the
+	// run's (RunOptions).
+	Faults Faults
+	// Storage, when set, is the base URL of the test storage
+	// (http://HOST:PORT) the uploads go to: fileUrls point at it with
+	// presigned-looking query strings, and NewStorage serves the objects.
+	// Empty, they point at https://storage.example.com/ as before.
+	Storage string
 }
 
 // Recording is one generated recording task.
@@ -57,6 +66,12 @@ type Recording struct {
 	StartCode int
 	EndCode   int
 	Files     []File
+	// NoEnd (fault no-end): the end never comes, and nothing RC would
+	// send from the end's time on is sent.
+	NoEnd bool
+	// Skipped (fault missing-segment): files cut from a stream's middle,
+	// never reported nor uploaded; they are not in Files.
+	Skipped []File
 }
 
 // Stream is a source of files: a user's stream in the single modes, a user
@@ -68,10 +83,17 @@ type Stream struct {
 
 // File is one file of a recording and what happens to it.
 type File struct {
-	Name       string
-	Stream     Stream
-	Final      bool // named by the end callback, else by a segment callback
-	Size       int64
+	Name   string
+	Stream Stream
+	Final  bool      // named by the end callback, else by a segment callback
+	From   time.Time // the slice's start, the timestamp in its name
+	Size   int64     // RC's fileSize
+	// StoredSize is the object's size in the test storage: Size, unless
+	// the fault wrong-size changed it.
+	StoredSize int64
+	// Absent (fault absent): RC reports the upload, the test storage does
+	// not hold the object.
+	Absent     bool
 	ClosedAt   time.Time // when the segment or end callback is sent
 	URL        string
 	FailedAt   time.Time // zero unless the first upload attempt fails
@@ -171,6 +193,7 @@ func generate(o Options) []Recording {
 		rec.Files = files(r, &rec, o)
 		recs = append(recs, rec)
 	}
+	applyScenarioFaults(recs, o.Faults, o.Seed, o.Storage != "")
 	return recs
 }
 
@@ -260,13 +283,14 @@ func files(r *rand.Rand, rec *Recording, o Options) []File {
 				Name:     rc.FileName(rc.NameParts{SessionID: rec.SessionID, RoomID: rec.RoomID, UserID: s.UserID, StreamTag: s.Tag, Timestamp: from.UnixMilli(), Format: format}),
 				Stream:   s,
 				Final:    !to.Before(end),
+				From:     from,
 				Size:     int64(to.Sub(from).Seconds())*bytesPerSecond(rec.Mode) + r.Int64N(4096),
 				ClosedAt: to,
 			}
 			if f.Final && rec.EndCode != rc.StatusOK {
 				f.Size = 0 // a failed end reports no size
 			}
-			f.URL = "https://storage.example.com/" + rec.RecordID + "/" + f.Name
+			f.StoredSize = f.Size
 			upload := to.Add(time.Duration(2+r.IntN(8)) * time.Second)
 			switch {
 			case r.Float64() < o.UploadFailures:
@@ -276,6 +300,10 @@ func files(r *rand.Rand, rec *Recording, o Options) []File {
 				}
 			default:
 				f.UploadedAt = upload
+			}
+			f.URL = "https://storage.example.com/" + rec.RecordID + "/" + f.Name
+			if o.Storage != "" {
+				f.URL = presign(o.Storage, ObjectPath(rec.RecordID, f.Name), upload)
 			}
 			out = append(out, f)
 		}
@@ -313,6 +341,9 @@ type wireOutput struct {
 func (rec Recording) Callbacks(appKey string) []Callback {
 	var out []Callback
 	add := func(at time.Time, typ rc.Type, user string, code int, output wireOutput, cfg *rc.Config) {
+		if !rec.sent(at) {
+			return // no-end: the end and what follows it never come
+		}
 		w := wire{Timestamp: at.UnixMilli(), Type: typ, AppKey: appKey, RecordID: rec.RecordID, RoomID: rec.RoomID,
 			SessionID: rec.SessionID, UserID: user, Mode: rec.Mode, Extra: "sim", Code: code, ErrorMessage: "Success",
 			Config: cfg, Output: output}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -204,6 +205,9 @@ type shown struct {
 	EndedAt       *int64         `json:"endedAt"`
 	LastError     *ExpectedError `json:"lastError"`
 	Config        *rc.Config     `json:"config"`
+	FirstSeenAt   *int64         `json:"firstSeenAt"`
+	LastEventAt   *int64         `json:"lastEventAt"`
+	Findings      []shownFinding `json:"findings"`
 	Files         []shownFile    `json:"files"`
 }
 
@@ -214,6 +218,8 @@ type shownFile struct {
 	FileSize     *int64  `json:"fileSize"`
 	FileURL      *string `json:"fileUrl"`
 	UploadStatus string  `json:"uploadStatus"`
+	// Verification is the storage check of an uploaded file.
+	Verification *shownVerification `json:"verification"`
 }
 
 // Mismatch is one way a recording the API shows differs from what its
@@ -232,48 +238,154 @@ func (m Mismatch) String() string { return m.RecordID + ": " + m.Detail }
 // Verify reads every recording from recledger's query API at server and
 // compares it with what the acknowledged callbacks imply. It returns one
 // mismatch per difference; none means the receiver's ledger is right.
+// Findings are checked when the server reports them, with the default
+// MaxOpen; storage verification is not (VerifyWith).
 func Verify(ctx context.Context, server, token string, recs []Recording, acked map[string][]Callback) ([]Mismatch, error) {
-	client := &http.Client{Timeout: 10 * time.Second}
-	var mismatches []Mismatch
+	res, err := VerifyWith(ctx, VerifyOptions{Server: server, Token: token}, recs, acked)
+	return res.Mismatches, err
+}
+
+// VerifyOptions say where the API is and what else to check.
+type VerifyOptions struct {
+	Server, Token string
+	// Storage, when set, is the test storage the uploads went to, and the
+	// server verifies storage: every uploaded file must show the
+	// verification its object implies, and no other file one.
+	Storage *Storage
+	// MaxOpen is the server's --max-recording-length (DefaultMaxOpen when
+	// 0), which not_ended findings depend on.
+	MaxOpen time.Duration
+	// Client makes the requests (a 10 s timeout when nil).
+	Client *http.Client
+}
+
+// VerifyResult is what VerifyWith found.
+type VerifyResult struct {
+	Mismatches []Mismatch
+	// Pending counts uploaded files whose verification is still pending
+	// (each is a mismatch too): storage checks take their time, so a
+	// caller polls while it falls.
+	Pending int
+	// Undecided counts clock findings (not_ended, stalled) within a
+	// second of their limit, accepted shown or not: a caller looks again
+	// to judge them.
+	Undecided int
+	// FindingsChecked says the server reports findings (it takes
+	// ?finding=); an older one does not, and they are not checked.
+	FindingsChecked bool
+	// Findings counts the findings shown, by kind; Verifications the
+	// uploaded files' verification states shown, by state.
+	Findings, Verifications map[string]int
+}
+
+// VerifyWith is Verify with options: findings with the server's MaxOpen,
+// and, with a Storage, the uploaded files' verification.
+func VerifyWith(ctx context.Context, o VerifyOptions, recs []Recording, acked map[string][]Callback) (VerifyResult, error) {
+	res := VerifyResult{Findings: map[string]int{}, Verifications: map[string]int{}}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if o.MaxOpen <= 0 {
+		o.MaxOpen = DefaultMaxOpen
+	}
+	base := strings.TrimRight(o.Server, "/")
+	var err error
+	if res.FindingsChecked, err = reportsFindings(ctx, o, base); err != nil {
+		return res, err
+	}
 	for _, rec := range recs {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+"/v1/recordings/"+url.PathEscape(rec.RecordID), nil)
+		got, status, now, err := fetch(ctx, o, base+"/v1/recordings/"+url.PathEscape(rec.RecordID))
 		if err != nil {
-			return nil, err
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("verify: %w", err)
-		}
-		var got shown
-		status := resp.StatusCode
-		if status == http.StatusOK {
-			err = json.NewDecoder(resp.Body).Decode(&got)
-		}
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("verify %s: %w", rec.RecordID, err)
+			return res, fmt.Errorf("verify %s: %w", rec.RecordID, err)
 		}
 		cbs := acked[rec.RecordID]
 		if len(cbs) == 0 {
 			if status != http.StatusNotFound {
-				mismatches = append(mismatches, Mismatch{rec.RecordID, "answer", fmt.Sprintf("nothing of it was acknowledged, but the API answers %d", status)})
+				res.Mismatches = append(res.Mismatches, Mismatch{rec.RecordID, "answer", fmt.Sprintf("nothing of it was acknowledged, but the API answers %d", status)})
 			}
 			continue
 		}
 		if status != http.StatusOK {
-			mismatches = append(mismatches, Mismatch{rec.RecordID, "answer", fmt.Sprintf("%d callbacks acknowledged, but the API answers %d", len(cbs), status)})
+			res.Mismatches = append(res.Mismatches, Mismatch{rec.RecordID, "answer", fmt.Sprintf("%d callbacks acknowledged, but the API answers %d", len(cbs), status)})
 			continue
 		}
 		want, err := Expect(cbs)
 		if err != nil {
-			return nil, err
+			return res, err
 		}
-		mismatches = append(mismatches, compare(want, got)...)
+		res.Mismatches = append(res.Mismatches, compare(want, got)...)
+		if res.FindingsChecked {
+			ms, undecided := compareFindings(rec.RecordID, expectFindings(rec, want, got, now, o.MaxOpen), got.Findings)
+			res.Mismatches, res.Undecided = append(res.Mismatches, ms...), res.Undecided+undecided
+			for _, f := range got.Findings {
+				res.Findings[f.Kind]++
+			}
+		}
+		if o.Storage != nil {
+			ms, pending := compareVerification(o.Storage, want, got, cbs, res.Verifications)
+			res.Mismatches, res.Pending = append(res.Mismatches, ms...), res.Pending+pending
+		}
 	}
-	return mismatches, nil
+	return res, nil
+}
+
+// fetch GETs a recording and bounds the server's clock when it answered:
+// by its Date header (whole seconds, and the request's round trip before
+// it), else by the local clock around the request.
+func fetch(ctx context.Context, o VerifyOptions, u string) (got shown, status int, now clock, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return got, 0, now, err
+	}
+	if o.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+o.Token)
+	}
+	t0 := time.Now()
+	resp, err := o.Client.Do(req)
+	if err != nil {
+		return got, 0, now, err
+	}
+	defer resp.Body.Close()
+	t1 := time.Now()
+	now = clock{t0.UnixMilli(), t1.UnixMilli()}
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		now = clock{d.UnixMilli() - t1.Sub(t0).Milliseconds() - 1, d.UnixMilli() + 999}
+	}
+	if resp.StatusCode == http.StatusOK {
+		err = json.NewDecoder(resp.Body).Decode(&got)
+	}
+	return got, resp.StatusCode, now, err
+}
+
+// reportsFindings asks whether the server reports findings: one that
+// does takes the ?finding= filter, an older one refuses it as an unknown
+// parameter.
+func reportsFindings(ctx context.Context, o VerifyOptions, base string) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/recordings?finding=any&limit=1", nil)
+	if err != nil {
+		return false, err
+	}
+	if o.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+o.Token)
+	}
+	resp, err := o.Client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("verify: %w", err)
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return true, nil
+	case resp.StatusCode == http.StatusBadRequest && json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&answer) == nil &&
+		answer.Error.Code == "unknown_parameter":
+		return false, nil
+	case resp.StatusCode == http.StatusNotFound:
+		return false, nil // no list to ask (a receiver without recledger's API); each recording's answer tells
+	}
+	return false, fmt.Errorf("verify: GET /v1/recordings?finding=any answers %d", resp.StatusCode)
 }
 
 func compare(want Expected, got shown) []Mismatch {
