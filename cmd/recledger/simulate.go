@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -33,6 +34,8 @@ type simulateOptions struct {
 	uploadFailures, never        float64
 	failed                       float64
 	asJSON                       bool
+	storageAddr                  string
+	maxOpen, verifyWait          time.Duration
 }
 
 func newSimulateCmd() *cobra.Command {
@@ -54,11 +57,29 @@ names and timestamps (simulated time then ends at ` + seededEndText + `), so
 sending it again is a redelivery the receiver must recognise.
 
 With --print it writes the signed requests (curl commands or JSON lines)
-instead of sending them, to test another receiver by hand.`,
+instead of sending them, to test another receiver by hand.
+
+With --storage-addr it also plays the customer's storage: a plain-HTTP
+server on that address answers HEAD and ranged GET for every object the
+recordings uploaded (sizes, content types and ETags; half the objects
+refuse HEAD, as presigned GET URLs do), and the uploads' fileUrls point at
+it with presigned-looking query strings. Run recledger with
+--verify-storage --storage-hosts set to that address. The storage serves
+until the run and its --verify are done.
+
+The faults absent, wrong-size (both with --storage-addr), no-end and
+missing-segment change the scenario itself; they take a rate or a count
+(no-end=0.1 or no-end=2). --verify then also checks that every uploaded
+file shows the storage verification its object implies, once none is
+pending, and that every recording shows exactly the findings RC's
+callbacks imply (not_ended and stalled by --max-recording-length and the
+server's clock; segment_gap and missing_files by the files' timestamps).`,
 		Example: `  recledger simulate --to http://127.0.0.1:8080/v1/callbacks/recording --app your_appkey=SECRET --recordings 20
   recledger simulate --to http://127.0.0.1:8080/v1/callbacks/recording --app your_appkey=SECRET --modes 0,3,6 --upload-failures 0.2 --seed 7
   recledger simulate --app your_appkey=SECRET --recordings 1 --print curl
-  recledger simulate --to http://127.0.0.1:8080/v1/callbacks/recording --app your_appkey=SECRET --rate 5000 --duration 10s --json`,
+  recledger simulate --to http://127.0.0.1:8080/v1/callbacks/recording --app your_appkey=SECRET --rate 5000 --duration 10s --json
+  recledger simulate --to http://127.0.0.1:8080/v1/callbacks/recording --app your_appkey=SECRET --storage-addr 127.0.0.1:9300 \
+    --faults absent=2,wrong-size=2,no-end=2,missing-segment=2 --max-recording-length 1m --verify`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimulate(cmd, o) },
 	}
@@ -74,7 +95,11 @@ instead of sending them, to test another receiver by hand.`,
 	f.Float64Var(&o.uploadFailures, "upload-failures", 0, "share of uploads whose first attempt fails (RC retries every 10 s)")
 	f.Float64Var(&o.never, "never-uploaded", 0, "share of uploads that never succeed")
 	f.Float64Var(&o.failed, "failed-recordings", 0, "share of recordings whose start or end reports a failure")
-	f.StringVar(&o.faults, "faults", "", "misbehave at these rates: dup, reorder, delay, drop, badsig, replay, malformed, unknown (e.g. dup=0.1,reorder=0.3; all=0.05)")
+	f.StringVar(&o.faults, "faults", "", "misbehave at these rates: dup, reorder, delay, drop, badsig, replay, malformed, unknown (e.g. dup=0.1,reorder=0.3; all=0.05); "+
+		"and in the scenario, at a rate or a count: absent, wrong-size (both with --storage-addr), no-end, missing-segment (e.g. no-end=2)")
+	f.StringVar(&o.storageAddr, "storage-addr", "", "serve a test storage on HOST:PORT for the uploaded files, and point their fileUrls at it (give recledger the same address in --storage-hosts)")
+	f.DurationVar(&o.maxOpen, "max-recording-length", simulator.DefaultMaxOpen, "the server's --max-recording-length, which --verify's not_ended findings depend on")
+	f.DurationVar(&o.verifyWait, "verify-wait", 30*time.Second, "with --verify and --storage-addr: how long to wait for storage checks while none finishes")
 	f.StringVar(&o.print, "print", "", "write the signed requests instead of sending: curl or jsonl")
 	f.BoolVar(&o.asJSON, "json", false, "print the summary as JSON")
 	f.Float64Var(&o.rate, "rate", 0, "load mode: offer this many callbacks per second for --duration (one attempt each) and report throughput and latency")
@@ -117,12 +142,34 @@ func runSimulate(cmd *cobra.Command, o simulateOptions) error {
 	if o.recordings < 0 {
 		return errors.New("--recordings: want 0 or more")
 	}
+	if o.storageAddr != "" && (o.print != "" || o.rate > 0 || o.duration > 0) {
+		return errors.New("--storage-addr: the test storage serves a run's uploads; it has no use with --print or the load mode")
+	}
+	if o.maxOpen <= 0 || o.verifyWait <= 0 {
+		return errors.New("--max-recording-length and --verify-wait: want a positive duration")
+	}
+	var storageURL string
+	var ln net.Listener
+	if o.storageAddr != "" {
+		if ln, err = net.Listen("tcp", o.storageAddr); err != nil {
+			return fmt.Errorf("--storage-addr: %w", err)
+		}
+		defer ln.Close()
+		storageURL = "http://" + ln.Addr().String()
+	}
 	o.seed, o.seeded = scenarioSeed(cmd, o.seed)
 	recs := simulator.Generate(placed(simulator.Options{AppKey: key, Recordings: o.recordings, Modes: modes, Seed: o.seed,
-		UploadFailures: o.uploadFailures, NeverUploaded: o.never, FailedRecordings: o.failed}, o))
+		UploadFailures: o.uploadFailures, NeverUploaded: o.never, FailedRecordings: o.failed, Faults: faults, Storage: storageURL}, o))
 	signer := rc.Signer{AppKey: key, Secret: secret, Style: style}
 	if o.print != "" {
 		return printRequests(cmd.OutOrStdout(), o, key, signer, recs)
+	}
+	var storage *simulator.Storage
+	if ln != nil {
+		storage = simulator.NewStorage(recs)
+		srv := &http.Server{Handler: storage, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln) // returns when srv closes, below
+		defer srv.Close()
 	}
 	u, err := url.Parse(o.to)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -166,36 +213,98 @@ func runSimulate(cmd *cobra.Command, o simulateOptions) error {
 	if token == "" {
 		token = environ("RECLEDGER_API_TOKEN")
 	}
-	// The instance that acknowledged a callback shows it at once; another
-	// instance on the same PostgreSQL follows within a second
-	// (docs/architecture.md). So mismatches are looked at again for a few
-	// seconds before they count: a wrong ledger stays wrong.
-	settle := time.Now().Add(verifySettle)
-	var mismatches []simulator.Mismatch
-	for {
-		var err error
-		mismatches, err = simulator.Verify(cmd.Context(), server, token, recs, out.Acked)
-		if err != nil {
-			return err
-		}
-		if len(mismatches) == 0 || time.Now().After(settle) {
-			break
-		}
-		select {
-		case <-time.After(200 * time.Millisecond):
-		case <-cmd.Context().Done():
-			return cmd.Context().Err()
-		}
+	res, err := verifyRun(cmd, o, simulator.VerifyOptions{Server: server, Token: token, Storage: storage, MaxOpen: o.maxOpen}, recs, out.Acked)
+	if err != nil {
+		return err
 	}
+	mismatches := res.Mismatches
 	if len(mismatches) > 0 {
 		affected := printMismatches(cmd.OutOrStdout(), mismatches, mismatchLines)
 		return fmt.Errorf("verify: %d mismatches in %d of %d recordings", len(mismatches), affected, len(recs))
 	}
 	if !o.asJSON {
 		fmt.Fprintf(cmd.OutOrStdout(), "verify: %d recordings match what was acknowledged\n", len(recs))
+		printChecked(cmd.OutOrStdout(), res, storage)
 	}
 	return nil
 }
+
+// verifyRun runs the oracle until its answer is final. Storage checks
+// take their time (the server paces them per host), so while files are
+// pending it polls, as long as their number keeps falling within
+// --verify-wait. Then, since the instance that acknowledged a callback
+// shows it at once but another instance on the same PostgreSQL follows
+// within a second (docs/architecture.md), mismatches, and clock findings
+// on the edge of their limit, are looked at again for a few seconds
+// before they count: a wrong ledger stays wrong.
+func verifyRun(cmd *cobra.Command, o simulateOptions, opts simulator.VerifyOptions, recs []simulator.Recording, acked map[string][]simulator.Callback) (simulator.VerifyResult, error) {
+	var (
+		settle     time.Time
+		progressAt = time.Now()
+		pending    = -1
+	)
+	for {
+		res, err := simulator.VerifyWith(cmd.Context(), opts, recs, acked)
+		if err != nil {
+			return res, err
+		}
+		now, again, pause := time.Now(), false, 200*time.Millisecond
+		if res.Pending > 0 {
+			if pending < 0 || res.Pending < pending {
+				progressAt = now
+			}
+			pending, pause = res.Pending, time.Second
+			again = now.Sub(progressAt) < o.verifyWait
+		} else {
+			if settle.IsZero() {
+				settle = now.Add(verifySettle)
+			}
+			again = (len(res.Mismatches) > 0 || res.Undecided > 0) && now.Before(settle)
+		}
+		if !again {
+			return res, nil
+		}
+		select {
+		case <-time.After(pause):
+		case <-cmd.Context().Done():
+			return res, cmd.Context().Err()
+		}
+	}
+}
+
+// printChecked says what --verify checked beyond the recordings' fields.
+func printChecked(w io.Writer, res simulator.VerifyResult, storage *simulator.Storage) {
+	if !res.FindingsChecked {
+		fmt.Fprintln(w, "verify: findings not checked (the server does not report them)")
+	} else if len(res.Findings) == 0 {
+		fmt.Fprintln(w, "verify: no findings, and none expected")
+	} else {
+		fmt.Fprintf(w, "verify: findings as expected: %s\n", counts(res.Findings))
+	}
+	if storage != nil {
+		r := storage.Requests()
+		fmt.Fprintf(w, "verify: storage verification as expected: %s (the storage answered %d HEAD, %d ranged GET, %d whole GET, %d refused)\n",
+			counts(res.Verifications), r.Head, r.Ranged, r.Whole, r.Refused)
+	}
+}
+
+// counts renders a count by name as "a ×2, b ×1", by name.
+func counts(m map[string]int) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s ×%d", k, m[k])
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
 
 // scenarioSeed returns the --seed when given, and reports so; otherwise a
 // fresh seed, so that this run's recordIds are its own: a second run
