@@ -220,6 +220,10 @@ func runSimulate(cmd *cobra.Command, o simulateOptions) error {
 	mismatches := res.Mismatches
 	if len(mismatches) > 0 {
 		affected := printMismatches(cmd.OutOrStdout(), mismatches, mismatchLines)
+		if storage != nil && len(res.Verifications) == 0 {
+			fmt.Fprintf(cmd.OutOrStdout(), "no uploaded file shows a storage verification: is recledger running with --verify-storage --storage-hosts %s?\n",
+				strings.TrimPrefix(storageURL, "http://"))
+		}
 		return fmt.Errorf("verify: %d mismatches in %d of %d recordings", len(mismatches), affected, len(recs))
 	}
 	if !o.asJSON {
