@@ -35,7 +35,8 @@ func TestParseFaults(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"dup=2", "dup=NaN", "no-end=NaN", "no-end=-1", "no-end=1.5", "no-end=2000000", "no-end=", "no-end",
-		"absent=0x10", "all=2", "gone=0.1", "dup=0.1,,", "missing-segment=1e400", "wrong-size=\x00"} {
+		"absent=0x10", "all=2", "gone=0.1", "dup=0.1,,", "missing-segment=1e400", "wrong-size=\x00",
+		"no-end=" + strings.Repeat("9", 1<<20), strings.Repeat("dup=0.1,", 1<<16) + "x=1"} {
 		if f, err := ParseFaults(bad); err == nil {
 			t.Errorf("ParseFaults(%q) = %+v, want an error", bad, f)
 		}

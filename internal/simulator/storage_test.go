@@ -106,12 +106,18 @@ func TestStorageAnswersAsS3Does(t *testing.T) {
 	if resp.StatusCode != 403 {
 		t.Errorf("no query string: %d, want 403", resp.StatusCode)
 	}
+	// A hostile key, signed: not found, and the error body escapes it.
+	hostile := presign(strings.Split(answering, "/recordings/")[0], ObjectPath("<r>", "a&b\x00"+strings.Repeat("x", 1<<14)), time.UnixMilli(vt0))
+	resp, body = do(http.MethodGet, strings.ReplaceAll(hostile, "\x00", "%00"), "Range", "bytes=0-0")
+	if resp.StatusCode != 404 || strings.Contains(body, "<r>") || !strings.Contains(body, "&lt;r&gt;") || !strings.Contains(body, "a&amp;b") {
+		t.Errorf("a hostile key: %d %.200s", resp.StatusCode, body)
+	}
 	resp, _ = do(http.MethodPut, answering)
 	if resp.StatusCode != 405 {
 		t.Errorf("PUT: %d, want 405", resp.StatusCode)
 	}
 	got := st.Requests()
-	if want := (StorageRequests{Head: 2, Ranged: 3, Whole: 0, Refused: 2, Other: 1}); got != want {
+	if want := (StorageRequests{Head: 2, Ranged: 4, Whole: 0, Refused: 2, Other: 1}); got != want {
 		t.Errorf("requests counted %+v, want %+v", got, want)
 	}
 }
