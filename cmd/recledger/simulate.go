@@ -309,7 +309,6 @@ func counts(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-
 // scenarioSeed returns the --seed when given, and reports so; otherwise a
 // fresh seed, so that this run's recordIds are its own: a second run
 // against the same server must not add files to the first run's

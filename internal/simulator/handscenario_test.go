@@ -18,7 +18,7 @@ func handRecording(id string, mode rc.Mode, user string, d time.Duration, skip .
 	start := time.UnixMilli(vt0)
 	rec := Recording{RecordID: id, RoomID: "room-" + id, SessionID: "sess" + id, Mode: mode, StartedAt: start, Duration: d,
 		StartCode: rc.StatusOK, EndCode: rc.StatusOK,
-		Config: rc.Config{Trigger: 1, MixLayout: 2, SlicesMin: 30, VideoFormat: "mp4", AudioFormat: "aac"},
+		Config:  rc.Config{Trigger: 1, MixLayout: 2, SlicesMin: 30, VideoFormat: "mp4", AudioFormat: "aac"},
 		Streams: []Stream{{UserID: user}}}
 	slice := 30 * time.Minute
 	end := start.Add(d)

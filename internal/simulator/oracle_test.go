@@ -146,7 +146,9 @@ func TestOracleCatchesWrongAnswers(t *testing.T) {
 		{"a gap between other files", func(a map[string]map[string]any) {
 			findings(a["slack"])[0].(map[string]any)["evidence"].(map[string]any)["after"] = "sessslack_room-slack_1700000000000.mp4"
 		}, goldenDate, []string{"finding not expected", "finding not shown"}, 0},
-		{"a finding twice", func(a map[string]map[string]any) { a["slack"]["findings"] = append(findings(a["slack"]), findings(a["slack"])[0]) }, goldenDate,
+		{"a finding twice", func(a map[string]map[string]any) {
+			a["slack"]["findings"] = append(findings(a["slack"]), findings(a["slack"])[0])
+		}, goldenDate,
 			[]string{"finding twice"}, 0},
 		{"findings on a failed recording", func(a map[string]map[string]any) { a["failed"]["findings"] = findings(a["gap"]) }, goldenDate,
 			[]string{"finding not expected", "finding not expected"}, 0},
@@ -157,11 +159,17 @@ func TestOracleCatchesWrongAnswers(t *testing.T) {
 		}, goldenDate, []string{"finding evidence"}, 0},
 		{"not_ended and stalled too early", func(map[string]map[string]any) {}, goldenDate.Add(-2*time.Hour - time.Minute),
 			[]string{"finding not expected", "finding not expected"}, 0},
-		{"a wrong-size file verified", func(a map[string]map[string]any) { file(a["gap"], 1)["verification"].(map[string]any)["state"] = "verified" }, goldenDate,
+		{"a wrong-size file verified", func(a map[string]map[string]any) {
+			file(a["gap"], 1)["verification"].(map[string]any)["state"] = "verified"
+		}, goldenDate,
 			[]string{"verification state"}, 0},
-		{"an absent file verified", func(a map[string]map[string]any) { file(a["gap"], 2)["verification"] = file(a["gap"], 0)["verification"] }, goldenDate,
+		{"an absent file verified", func(a map[string]map[string]any) {
+			file(a["gap"], 2)["verification"] = file(a["gap"], 0)["verification"]
+		}, goldenDate,
 			[]string{"verification state"}, 0},
-		{"a good file missing", func(a map[string]map[string]any) { file(a["slack"], 1)["verification"] = file(a["gap"], 2)["verification"] }, goldenDate,
+		{"a good file missing", func(a map[string]map[string]any) {
+			file(a["slack"], 1)["verification"] = file(a["gap"], 2)["verification"]
+		}, goldenDate,
 			[]string{"verification state"}, 0},
 		{"unreachable", func(a map[string]map[string]any) {
 			file(a["slack"], 0)["verification"] = map[string]any{"state": "unreachable", "error": "storage host not on --storage-hosts"}
@@ -172,13 +180,17 @@ func TestOracleCatchesWrongAnswers(t *testing.T) {
 		}, goldenDate, []string{"verification pending", "verification pending"}, 2},
 		{"an uploaded file without verification", func(a map[string]map[string]any) { delete(file(a["open"], 0), "verification") }, goldenDate,
 			[]string{"verification missing"}, 0},
-		{"verification of a file never uploaded", func(a map[string]map[string]any) { file(a["open"], 1)["verification"] = file(a["open"], 0)["verification"] }, goldenDate,
+		{"verification of a file never uploaded", func(a map[string]map[string]any) {
+			file(a["open"], 1)["verification"] = file(a["open"], 0)["verification"]
+		}, goldenDate,
 			[]string{"verification not uploaded"}, 0},
 		{"another object's ETag and size", func(a map[string]map[string]any) {
 			v := file(a["slack"], 2)["verification"].(map[string]any)
 			v["etag"], v["size"] = `"0"`, 4001
 		}, goldenDate, []string{"verification size", "verification etag"}, 0},
-		{"the ranged GET's status", func(a map[string]map[string]any) { file(a["failed"], 2)["verification"].(map[string]any)["httpStatus"] = 200 }, goldenDate,
+		{"the ranged GET's status", func(a map[string]map[string]any) {
+			file(a["failed"], 2)["verification"].(map[string]any)["httpStatus"] = 200
+		}, goldenDate,
 			[]string{"verification httpStatus"}, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
