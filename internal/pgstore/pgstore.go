@@ -79,18 +79,18 @@ type Store struct {
 	// Verifications: storage verification (ledger.Verifications), on the
 	// pool as database/sql like the delivery tables.
 	storesql.Verifications
-	eng             *engine.Engine
-	announced       chan struct{} // the engine committed outbound events
-	sqlDB           *sql.DB       // the pool as database/sql, for the delivery tables
-	drv             *driver
-	signals         *signals
-	stop            context.CancelFunc // the group commit
-	done            chan struct{}
-	stopEngine      context.CancelFunc
-	engineDone      chan struct{}
-	stopSignals     context.CancelFunc
-	signalsDone     sync.WaitGroup
-	health          storesql.Health // the last commit's and projection's outcomes, for Ping
+	eng         *engine.Engine
+	announced   chan struct{} // the engine committed outbound events
+	sqlDB       *sql.DB       // the pool as database/sql, for the delivery tables
+	drv         *driver
+	signals     *signals
+	stop        context.CancelFunc // the group commit
+	done        chan struct{}
+	stopEngine  context.CancelFunc
+	engineDone  chan struct{}
+	stopSignals context.CancelFunc
+	signalsDone sync.WaitGroup
+	health      storesql.Health // the last commit's and projection's outcomes, for Ping
 
 	mu      sync.Mutex
 	closed  bool

@@ -133,8 +133,8 @@ type Store struct {
 	// Verifications: storage verification (ledger.Verifications), in the
 	// ledger file beside the destinations.
 	storesql.Verifications
-	stop            context.CancelFunc
-	done            chan struct{}
+	stop context.CancelFunc
+	done chan struct{}
 
 	driver driver
 	eng    *engine.Engine
