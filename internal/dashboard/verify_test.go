@@ -96,7 +96,10 @@ func TestStorageVerificationPages(t *testing.T) {
 
 	for q, want := range map[string]string{"missing": "rec-done", "size_mismatch": "rec-done", "verified": "rec-stuck"} {
 		code, doc, body := fetch(t, nil, site.URL+"/recordings?verification="+q)
-		links := find(doc, func(n *html.Node) bool { h, _ := attr(n, "href"); return n.Data == "a" && strings.HasPrefix(h, "/recordings/rec-") })
+		links := find(doc, func(n *html.Node) bool {
+			h, _ := attr(n, "href")
+			return n.Data == "a" && strings.HasPrefix(h, "/recordings/rec-")
+		})
 		var got []string
 		for _, l := range links {
 			h, _ := attr(l, "href")
@@ -119,7 +122,10 @@ func TestStorageVerificationPages(t *testing.T) {
 	if strings.Contains(body, "<b>404</b>") || !strings.Contains(body, "answered &lt;b&gt;404&lt;/b&gt;") || !strings.Contains(body, "HTTP 404") {
 		t.Errorf("the storage error is not shown escaped, or the status not at all:\n%s", body)
 	}
-	if forms := find(doc, func(n *html.Node) bool { a, _ := attr(n, "action"); return n.Data == "form" && a == "/recordings/rec-done/verify" }); len(forms) != 1 ||
+	if forms := find(doc, func(n *html.Node) bool {
+		a, _ := attr(n, "action")
+		return n.Data == "form" && a == "/recordings/rec-done/verify"
+	}); len(forms) != 1 ||
 		!strings.Contains(text(forms[0]), "Re-check storage") {
 		t.Errorf("%d re-check forms, want one", len(forms))
 	}
