@@ -20,7 +20,7 @@ type Opener func() ledger.Store
 
 // ExerciseStore runs the conformance suite, by role: the log (what the
 // acknowledged commit keeps), the engine (what is derived from it), the
-// queries, the files list, the quarantine, the replay memory, the revoked sessions, removal
+// queries, the completeness findings, the files list, the quarantine, the replay memory, the revoked sessions, removal
 // (ledger.Remover) and the outbound side (delivery.Source).
 func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 	type test struct {
@@ -53,6 +53,11 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 			{"Activity", testActivity},
 			{"StatsAgreeWithRecordings", testStatsAgreeWithRecordings},
 			{"FiltersFollowChanges", testFiltersFollowChanges},
+		}},
+		{"Findings", []test{
+			{"Filter", testFindingFilter},
+			{"Clear", testFindingsClear},
+			{"PagesSkipCandidates", testFindingPagesSkipCandidates},
 		}},
 		{"Files", []test{
 			{"List", testListFiles},
