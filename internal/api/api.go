@@ -45,7 +45,7 @@ type Options struct {
 	// FindingRules are the completeness checks' limits (--max-recording-length):
 	// every recording shown carries its findings, and ?finding= selects by them.
 	FindingRules ledger.FindingRules
-	Logger *slog.Logger
+	Logger       *slog.Logger
 	// Metrics, when set, is served at /metrics under the same auth rule.
 	Metrics http.Handler
 	// Stopping, when closed, ends open event streams: http.Server.Shutdown
