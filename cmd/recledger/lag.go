@@ -27,8 +27,8 @@ type lagMetrics struct {
 func newLagMetrics(reg prometheus.Registerer) *lagMetrics {
 	l := &lagMetrics{
 		callback: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "recledger_callback_lag_seconds",
-			Help: "Arrival of each stored callback (server clock) minus its timestamp (RC's clock), by app key (\"other\" for keys not configured). Redeliveries count with their retry delay. A callback stamped after its arrival (RC's clock ahead) counts as 0 and in recledger_callback_clock_ahead_total; one without a timestamp is not counted.",
+			Name:    "recledger_callback_lag_seconds",
+			Help:    "Arrival of each stored callback (server clock) minus its timestamp (RC's clock), by app key (\"other\" for keys not configured). Redeliveries count with their retry delay. A callback stamped after its arrival (RC's clock ahead) counts as 0 and in recledger_callback_clock_ahead_total; one without a timestamp is not counted.",
 			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400},
 		}, []string{"app"}),
 		ahead: prometheus.NewCounterVec(prometheus.CounterOpts{
