@@ -199,8 +199,8 @@ var (
 type filterForm struct {
 	AppKey, RoomID, SessionID, UserID, Status, UploadState, Finding, Mode, Since, Until string
 	Statuses, UploadStates, Findings, Modes                                             []option
-	Active                                                                     bool // some filter is set
-	Set                                                                        int  // how many are set
+	Active                                                                              bool // some filter is set
+	Set                                                                                 int  // how many are set
 }
 
 type recordingsView struct {
