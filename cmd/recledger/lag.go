@@ -43,6 +43,7 @@ func newLagMetrics(reg prometheus.Registerer) *lagMetrics {
 		known: func(string) bool { return false },
 	}
 	reg.MustRegister(l.callback, l.ahead, l.upload)
+	l.ahead.WithLabelValues("other") // shown at 0 from the start: the docs name it
 	return l
 }
 
