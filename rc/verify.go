@@ -131,6 +131,13 @@ func (v *Verifier) SetApps(apps map[string][]string) error {
 	return nil
 }
 
+// HasApp reports whether key is one of the apps whose callbacks are
+// accepted now.
+func (v *Verifier) HasApp(key string) bool {
+	_, ok := (*v.apps.Load())[key]
+	return ok
+}
+
 // AppKeys returns the app keys the Verifier accepts (never their secrets).
 func (v *Verifier) AppKeys() []string {
 	apps := *v.apps.Load()

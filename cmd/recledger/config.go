@@ -20,6 +20,7 @@ import (
 	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/delivery/dispatch"
 	"github.com/recledger/recledger/internal/delivery/webhook"
+	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/sqlitestore"
 	"github.com/recledger/recledger/rc"
 )
@@ -58,6 +59,9 @@ type Config struct {
 	Retain           time.Duration // recordings whose last callback arrived longer ago are removed
 	QuarantineRetain time.Duration // quarantine rows older than this are deleted
 	RetainEvery      time.Duration // how often retention runs
+	// MaxRecordingLength is the longest a recording may go without its
+	// end before it has the not_ended finding.
+	MaxRecordingLength time.Duration
 }
 
 // DeclaredDestination is a destination given in the configuration: serve
@@ -96,6 +100,7 @@ func defaultConfig() Config {
 		RetrySchedule:      webhook.DefaultWaits,
 		DisableAfter:       5 * 24 * time.Hour,
 		RetainEvery:        time.Minute,
+		MaxRecordingLength: ledger.DefaultMaxOpen,
 	}
 }
 
@@ -174,6 +179,9 @@ var settings = []setting{
 		retentionSetter(func(c *Config) *time.Duration { return &c.QuarantineRetain })},
 	{"retain-every", "RECLEDGER_RETAIN_EVERY", "retain_every", "how often retention looks for what is past --retain and --quarantine-retain", false,
 		durationSetter(func(c *Config) *time.Duration { return &c.RetainEvery })},
+	{"max-recording-length", "RECLEDGER_MAX_RECORDING_LENGTH", "max_recording_length",
+		"the longest a recording may run: one with no end callback this long after it was first seen has the not_ended finding", false,
+		durationSetter(func(c *Config) *time.Duration { return &c.MaxRecordingLength })},
 	{"max-streams", "RECLEDGER_MAX_STREAMS", "max_streams", "event streams (GET /v1/events/stream) served at once; more are answered 503", false,
 		func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
@@ -350,6 +358,7 @@ func settingDefaults(c Config) map[string]string {
 		"shutdown-timeout": c.ShutdownTimeout.String(), "db-write-timeout": c.DBWriteTimeout.String(),
 		"session-refresh": c.SessionRefresh.String(), "settle": c.Settle.String(), "retry-schedule": strings.Join(waits, ","),
 		"disable-after": c.DisableAfter.String(), "max-streams": strconv.Itoa(c.MaxStreams),
+		"max-recording-length": c.MaxRecordingLength.String(),
 	}
 }
 
@@ -526,6 +535,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RetainEvery <= 0 {
 		errs = append(errs, errors.New("retain-every must be positive"))
+	}
+	if c.MaxRecordingLength <= 0 {
+		errs = append(errs, errors.New("max recording length must be positive"))
 	}
 	if c.SessionRefresh <= 0 {
 		errs = append(errs, errors.New("session refresh must be positive"))

@@ -23,9 +23,12 @@ type metrics struct {
 	// projectionFailures counts SQLite's projection runs that failed
 	// (PostgreSQL projects inside the commit: its failures are store errors).
 	projectionFailures prometheus.Counter
+	lag                *lagMetrics
 }
 
-func newMetrics(stats func(context.Context, time.Time) (ledger.Stats, error)) *metrics {
+// newMetrics makes the series; findings, when set, counts the recordings
+// with findings at scrape time.
+func newMetrics(stats func(context.Context, time.Time) (ledger.Stats, error), findings func(context.Context, time.Time) (map[ledger.FindingKind]int64, error)) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -65,7 +68,8 @@ func newMetrics(stats func(context.Context, time.Time) (ledger.Stats, error)) *m
 	buildInfo.Set(1)
 	m.reg.MustRegister(buildInfo, m.callbacks, m.latency, m.batch, m.commitTime, m.storeErrors, m.projectionFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&ledgerCollector{stats: stats})
+		&ledgerCollector{stats: stats, findings: findings})
+	m.lag = newLagMetrics(m.reg)
 	return m
 }
 
@@ -116,7 +120,8 @@ func (m *metrics) watchStreams(s streamCounts) {
 
 // ledgerCollector reads the ledger's totals when Prometheus scrapes.
 type ledgerCollector struct {
-	stats func(context.Context, time.Time) (ledger.Stats, error)
+	stats    func(context.Context, time.Time) (ledger.Stats, error)
+	findings func(context.Context, time.Time) (map[ledger.FindingKind]int64, error)
 }
 
 var (
@@ -131,7 +136,7 @@ var (
 )
 
 func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRecordings, descUploads, descPending, descOverdue, descQCount, descQBytes, descLag, descUp} {
+	for _, d := range []*prometheus.Desc{descRecordings, descUploads, descPending, descOverdue, descQCount, descQBytes, descLag, descUp, descFindings} {
 		ch <- d
 	}
 }
@@ -139,7 +144,8 @@ func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := c.stats(ctx, time.Now())
+	now := time.Now()
+	st, err := c.stats(ctx, now)
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
 		return
@@ -156,4 +162,14 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descQCount, prometheus.GaugeValue, float64(st.QuarantineCount))
 	ch <- prometheus.MustNewConstMetric(descQBytes, prometheus.GaugeValue, float64(st.QuarantineBytes))
 	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(st.LoggedSeq-st.ProjectedSeq))
+	if c.findings == nil {
+		return
+	}
+	counts, err := c.findings(ctx, now)
+	if err != nil {
+		return // the gauges go missing for this scrape; recledger_ledger_up speaks for the store
+	}
+	for _, k := range ledger.FindingKinds {
+		ch <- prometheus.MustNewConstMetric(descFindings, prometheus.GaugeValue, float64(counts[k]), string(k))
+	}
 }

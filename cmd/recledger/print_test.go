@@ -77,6 +77,25 @@ func TestPrintedTimesCarryTheirZone(t *testing.T) {
 			r.Files, r.Events = nil, nil
 			printRecordings(&b, []ledger.Recording{r}, k, true)
 			golden(t, "recordings-ls-"+tt.name+".txt", b.Bytes())
+			b.Reset()
+			printRecording(&b, withFindings(sampleRecording()), k)
+			golden(t, "recording-show-findings-"+tt.name+".txt", b.Bytes())
 		})
 	}
+}
+
+// withFindings is r as an ended recording with a gap and a missing file,
+// its last upload a minute after the end.
+func withFindings(r ledger.Recording) ledger.Recording {
+	since, lag := int64(1764454766500), int64(60_000)
+	r.UploadLagMs = &lag
+	r.Findings = []ledger.Finding{
+		{Kind: ledger.FindingStalled, Message: "no callback for 2h0m0s, more than twice its 30m0s segments",
+			Evidence: ledger.FindingEvidence{Since: &since, LimitMs: 3_600_000}},
+		{Kind: ledger.FindingSegmentGap, Message: "1h0m0s between a.mp4 and b.mp4, more than 1.5 times its 30m0s segments",
+			Evidence: ledger.FindingEvidence{After: "a.mp4", Before: "b.mp4", GapMs: 3_600_000, LimitMs: 2_700_000}},
+		{Kind: ledger.FindingMissingFiles, Message: "2 of 3 files expected from its length and 30m0s segments",
+			Evidence: ledger.FindingEvidence{Expected: 3, Got: 2}},
+	}
+	return r
 }

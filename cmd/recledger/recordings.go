@@ -48,6 +48,7 @@ Unix milliseconds, and apply to startedAt (or first seen).
   recledger recordings ls --mode mix-audio --since 2026-11-29
   recledger recordings ls --upload-state overdue -o ids
   recledger recordings ls --verification missing
+  recledger recordings ls --finding any
   recledger recordings ls --since 24h --all --json | jq '.items[].recordId'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -77,6 +78,7 @@ Unix milliseconds, and apply to startedAt (or first seen).
 		{"user", "only this userId"}, {"status", "recording, ended, complete or failed"},
 		{"upload-state", "none, pending, partial, complete, failed or overdue"},
 		{"verification", "only recordings with a file whose storage check is missing, size_mismatch, unreachable, pending or verified"},
+		{"finding", "only recordings with a completeness finding: any, or one of " + findingKindList()},
 		{"mode", "recording mode as printed (" + strings.Join(modeNames(), ", ") + ") or its number 0-6"},
 		{"since", "started (or first seen) at or after"},
 		{"until", "started (or first seen) at or before"}, {"cursor", "continue from a previous page's nextCursor"},
@@ -104,11 +106,16 @@ Its upload state (UPLOADS):
   complete   every file uploaded
   failed     a file's upload failed and was not retried successfully
   overdue    the end came over 25 h ago (RC retries uploads for 24 h) and a
-             file is still not uploaded; overrides all but complete`
+             file is still not uploaded; overrides all but complete
+Its findings (--finding; recordings show lists them with their evidence):
+  not_ended      no end callback --max-recording-length (24h) after first seen
+  stalled        still recording, sliced, and no callback for over two segments
+  segment_gap    two consecutive files of a stream over 1.5 segments apart
+  missing_files  ended with fewer files than its length and segments imply`
 
 // recordingParams are the API parameters ls sets and the flags that set them.
 var recordingParams = map[string]string{"appKey": "app-key", "roomId": "room", "sessionId": "session", "userId": "user",
-	"status": "status", "uploadState": "upload-state", "verification": "verification", "mode": "mode", "cursor": "cursor", "since": "since", "until": "until",
+	"status": "status", "uploadState": "upload-state", "verification": "verification", "finding": "finding", "mode": "mode", "cursor": "cursor", "since": "since", "until": "until",
 	"limit": "limit"}
 
 // recordingQuery turns the ls flags into the API's query parameters; loc
@@ -257,7 +264,20 @@ func printRecording(w io.Writer, r ledger.Recording, k clock) {
 	if r.Extra != "" {
 		field("extra", r.Extra)
 	}
+	if r.UploadLagMs != nil {
+		field("upload lag", (time.Duration(*r.UploadLagMs)*time.Millisecond).String()+" after the end (RC's clock)")
+	}
 	tw.Flush()
+
+	if len(r.Findings) > 0 {
+		fmt.Fprintln(w, "\nFINDINGS")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tFINDING\tEVIDENCE")
+		for _, f := range r.Findings {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Kind, f.Message, evidence(f.Evidence, k))
+		}
+		tw.Flush()
+	}
 
 	fmt.Fprintln(w, "\nFILES")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -287,6 +307,37 @@ func printRecording(w io.Writer, r ledger.Recording, k clock) {
 
 	fmt.Fprintln(w, "\nTIMELINE")
 	printEvents(w, r.Events, k, true)
+}
+
+// evidence writes a finding's evidence on one line.
+func evidence(e ledger.FindingEvidence, k clock) string {
+	var parts []string
+	ms := func(v int64) string { return (time.Duration(v) * time.Millisecond).String() }
+	if e.Since != nil {
+		parts = append(parts, "since "+k.when(e.Since))
+	}
+	if e.After != "" || e.Before != "" {
+		parts = append(parts, "after "+e.After, "before "+e.Before, "gap "+ms(e.GapMs))
+	}
+	if e.LimitMs != 0 {
+		parts = append(parts, "limit "+ms(e.LimitMs))
+	}
+	if e.Expected != 0 {
+		parts = append(parts, fmt.Sprintf("expected %d files, got %d", e.Expected, e.Got))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// findingKindList lists the finding kinds for help texts.
+func findingKindList() string {
+	names := make([]string, len(ledger.FindingKinds))
+	for i, k := range ledger.FindingKinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
 }
 
 // eventHeader and eventCells are the columns of a table of callbacks.

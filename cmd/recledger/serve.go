@@ -78,6 +78,7 @@ type storeHooks struct {
 	logger              *slog.Logger // projection failures (PostgreSQL)
 	onCommit            func(callbacks, rejections int, took time.Duration, err error)
 	onProjectionFailure func(error)
+	onCompleted         func(st *ledger.State)
 }
 
 // openStore opens the store --db names, reporting to hooks.
@@ -94,6 +95,7 @@ func openStore(ctx context.Context, cfg Config, hooks storeHooks) (ledger.Store,
 			Settle:              cfg.Settle,
 			OnCommit:            hooks.onCommit,
 			OnProjectionFailure: hooks.onProjectionFailure,
+			OnCompleted:         hooks.onCompleted,
 			Logger:              hooks.logger,
 		})
 	}
@@ -109,6 +111,7 @@ func openStore(ctx context.Context, cfg Config, hooks storeHooks) (ledger.Store,
 		Settle:              cfg.Settle,
 		OnCommit:            hooks.onCommit,
 		OnProjectionFailure: hooks.onProjectionFailure,
+		OnCompleted:         hooks.onCompleted,
 	})
 }
 
@@ -158,11 +161,17 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 				m.projectionFailures.Inc()
 			}
 		},
+		onCompleted: func(st *ledger.State) {
+			if m != nil {
+				m.lag.onCompleted(st)
+			}
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	m = newMetrics(store.Stats)
+	findingRules := ledger.FindingRules{MaxOpen: cfg.MaxRecordingLength}
+	m = newMetrics(store.Stats, findingCounts(store.ListRecordings, findingRules))
 	defer func() {
 		if err := store.Close(); err != nil {
 			log.Error("close store", "err", err)
@@ -209,12 +218,14 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 	if err != nil {
 		return err
 	}
+	m.lag.known = verifier.HasApp // follows the apps a reload sets
 	callbacks, err := ingest.New(store, ingest.Options{
 		Verifier:              verifier,
 		InsecureSkipSignature: cfg.InsecureSkipSignature,
 		MaxBodyBytes:          cfg.MaxBodyBytes,
 		Logger:                log,
 		OnAnswer:              m.onAnswer,
+		OnStored:              m.lag.onStored,
 		// The quarantine and the log name the client a trusted proxy
 		// forwarded for, as the wrong-token limit counts it.
 		Remote: func(r *http.Request) string { return access.Proxies(cfg.TrustedProxies).Client(r).String() },
@@ -263,7 +274,7 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 		retention.Run(retentionCtx)
 	}()
 	defer func() { stopRetention(); <-retentionDone }() // before the store closes
-	queries := api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping, MaxStreams: cfg.MaxStreams, Erase: eraser(remover, rm, log),
+	queries := api.New(store, api.Options{Access: rule, Logger: log, FindingRules: findingRules, Stopping: stopping, MaxStreams: cfg.MaxStreams, Erase: eraser(remover, rm, log),
 		Destinations: &api.Destinations{Store: src.Delivery(), AllowPrivate: cfg.AllowPrivateDestinations, Changed: disp.Reload, Announce: src.Announce,
 			Senders: senders},
 		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
@@ -274,7 +285,7 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 	queries.Register(mux)
 	m.watchStreams(queries)
 	// (The routes Register returns are the ones the OpenAPI document lists; a test holds them equal.)
-	dash, err := dashboard.New(store, dashboard.Options{Access: rule, Logger: log, Destinations: src.Delivery(), DestinationsChanged: disp.Reload,
+	dash, err := dashboard.New(store, dashboard.Options{Access: rule, Logger: log, FindingRules: findingRules, Destinations: src.Delivery(), DestinationsChanged: disp.Reload,
 		VerifyStorage: false}) // TODO(issue 16): cfg.VerifyStorage, as the API's above
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/recledger/recledger/internal/access"
@@ -40,8 +41,11 @@ type Options struct {
 	// Token: the dashboard shares it, so its session cookie opens the API
 	// (the event stream the dashboard follows) too.
 	Access *access.Rule
-	Now    func() time.Time // the server clock, for overdue
-	Logger *slog.Logger
+	Now    func() time.Time // the server clock, for overdue and the findings
+	// FindingRules are the completeness checks' limits (--max-recording-length):
+	// every recording shown carries its findings, and ?finding= selects by them.
+	FindingRules ledger.FindingRules
+	Logger       *slog.Logger
 	// Metrics, when set, is served at /metrics under the same auth rule.
 	Metrics http.Handler
 	// Stopping, when closed, ends open event streams: http.Server.Shutdown
@@ -122,7 +126,7 @@ func New(store Store, o Options) *API {
 func (a *API) Register(mux *http.ServeMux) []string {
 	// Each route declares the query parameters it reads (see takes): any
 	// other is refused, so a misspelled filter cannot widen an answer.
-	recordingFilters := []string{"appKey", "roomId", "sessionId", "userId", "recordIdPrefix", "status", "uploadState", "verification", "mode", "since", "until", "limit", "cursor"}
+	recordingFilters := []string{"appKey", "roomId", "sessionId", "userId", "recordIdPrefix", "status", "uploadState", "verification", "finding", "mode", "since", "until", "limit", "cursor"}
 	routes := []struct {
 		pattern string
 		h       http.Handler
@@ -400,6 +404,13 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request) error {
 			return &badParam{"uploadState", "want none, pending, partial, complete, failed or overdue"}
 		}
 	}
+	if s := q.Get("finding"); s != "" {
+		k := ledger.FindingKind(s)
+		if ledger.CheckFinding(k) != nil {
+			return &badParam{"finding", "want any, " + findingNames()}
+		}
+		f.Finding, f.Now, f.FindingRules = k, a.opts.Now(), a.opts.FindingRules
+	}
 	var err error
 	if f.Verification, err = verificationParam(r, "verification"); err != nil {
 		return err
@@ -428,9 +439,12 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := a.opts.Now()
+	if f.Finding != "" {
+		now = f.Now // the list's findings are those it selected by
+	}
 	out := RecordingList{Items: make([]ledger.Recording, 0, len(page.Items)), NextCursor: page.Next}
 	for _, st := range page.Items {
-		rec := st.View(now)
+		rec := a.opts.FindingRules.View(st, now)
 		rec.Files = nil // the list view; the detail has them
 		out.Items = append(out.Items, rec)
 	}
@@ -457,7 +471,7 @@ func (a *API) getRecording(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec := RecordingDetail{Recording: st.View(a.opts.Now()), Events: events}
+	rec := RecordingDetail{Recording: a.opts.FindingRules.View(st, a.opts.Now()), Events: events}
 	rec.Files = rec.Recording.Files
 	if rec.Files == nil {
 		rec.Files = []ledger.File{}
@@ -571,6 +585,15 @@ func (a *API) listQuarantine(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// findingNames lists the finding kinds for an error message.
+func findingNames() string {
+	names := make([]string, len(ledger.FindingKinds))
+	for i, k := range ledger.FindingKinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
 }
 
 // intParam reads an integer parameter within [lo, hi], def when absent.

@@ -50,7 +50,10 @@ type Options struct {
 	// (the pages follow the API's event stream).
 	Access *access.Rule
 	Now    func() time.Time // the server clock
-	Logger *slog.Logger
+	// FindingRules are the completeness checks' limits
+	// (--max-recording-length), as the API applies them.
+	FindingRules ledger.FindingRules
+	Logger       *slog.Logger
 	// StreamPath is the API's event stream the pages follow
 	// (/v1/events/stream).
 	StreamPath string

@@ -105,7 +105,21 @@ type overviewView struct {
 	RejectedLastHour  int64
 	QuarantineKept    int64
 	Latest            []ledger.Event // newest first
+	// Attention lists the newest recordings with findings (at most
+	// attentionShown); AttentionMore says there are more.
+	Attention     []attentionRow
+	AttentionMore bool
 }
+
+// attentionRow is one recording of the overview's "Needs attention".
+type attentionRow struct {
+	RecordID string
+	RoomID   string
+	Findings []ledger.Finding
+}
+
+// attentionShown bounds the overview's "Needs attention" list.
+const attentionShown = 10
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
@@ -130,6 +144,16 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) error {
 	if v.StorageMissing, err = d.storageMissing(ctx); err != nil {
 		return err
 	}
+	attention, err := d.store.ListRecordings(ctx, ledger.RecordingFilter{Finding: ledger.FindingAny, Now: now,
+		FindingRules: d.opts.FindingRules, Limit: attentionShown})
+	if err != nil {
+		return err
+	}
+	for i := range attention.Items {
+		rec := &attention.Items[i]
+		v.Attention = append(v.Attention, attentionRow{RecordID: rec.RecordID, RoomID: rec.RoomID, Findings: d.opts.FindingRules.Findings(rec, now)})
+	}
+	v.AttentionMore = attention.Next != ""
 	hourAgo := ledger.MinuteOf(now.UnixMilli()) - 59*60_000
 	minutes, err := d.store.Activity(ctx, hourAgo)
 	if err != nil {
@@ -161,6 +185,13 @@ var (
 	statusOptions = []option{{"", "any"}, {"recording", "recording"}, {"ended", "ended"}, {"complete", "complete"}, {"failed", "failed"}}
 	uploadOptions = []option{{"", "any"}, {"none", "none"}, {"pending", "pending"}, {"partial", "partial"},
 		{"complete", "complete"}, {"failed", "failed"}, {"overdue", "overdue"}}
+	findingOptions = func() []option {
+		out := []option{{"", "any or none"}, {string(ledger.FindingAny), "some finding"}}
+		for _, k := range ledger.FindingKinds {
+			out = append(out, option{string(k), strings.ReplaceAll(string(k), "_", " ")})
+		}
+		return out
+	}()
 	modeOptions = func() []option {
 		out := []option{{"", "any"}}
 		for m := rc.Mode(0); m.Known(); m++ {
@@ -172,10 +203,10 @@ var (
 
 // filterForm is the recordings filter as the form shows it.
 type filterForm struct {
-	AppKey, RoomID, SessionID, UserID, Status, UploadState, Verification, Mode, Since, Until string
-	Statuses, UploadStates, Verifications, Modes                                             []option
-	Active                                                                                   bool // some filter is set
-	Set                                                                                      int  // how many are set
+	AppKey, RoomID, SessionID, UserID, Status, UploadState, Verification, Finding, Mode, Since, Until string
+	Statuses, UploadStates, Verifications, Findings, Modes                                            []option
+	Active                                                                                            bool // some filter is set
+	Set                                                                                               int  // how many are set
 }
 
 type recordingsView struct {
@@ -213,14 +244,14 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 	now := d.opts.Now()
 	form := filterForm{
 		AppKey: q.Get("appKey"), RoomID: q.Get("roomId"), SessionID: q.Get("sessionId"), UserID: q.Get("userId"),
-		Status: q.Get("status"), UploadState: q.Get("uploadState"), Verification: q.Get("verification"), Mode: q.Get("mode"),
+		Status: q.Get("status"), UploadState: q.Get("uploadState"), Verification: q.Get("verification"), Finding: q.Get("finding"), Mode: q.Get("mode"),
 		Since: q.Get("since"), Until: q.Get("until"),
-		Statuses: statusOptions, UploadStates: uploadOptions, Verifications: verificationOptions, Modes: modeOptions,
+		Statuses: statusOptions, UploadStates: uploadOptions, Verifications: verificationOptions, Findings: findingOptions, Modes: modeOptions,
 	}
 	f := ledger.RecordingFilter{AppKey: form.AppKey, RoomID: form.RoomID, SessionID: form.SessionID, UserID: form.UserID,
-		Cursor: q.Get("cursor"), Limit: ledger.DefaultPage, Now: now}
+		Cursor: q.Get("cursor"), Limit: ledger.DefaultPage, Now: now, FindingRules: d.opts.FindingRules}
 	// (found names the search that led here; the parameter it names too.)
-	if err := checkParams(q, "appKey", "roomId", "sessionId", "userId", "status", "uploadState", "verification", "mode", "since", "until", "cursor", "found"); err != nil {
+	if err := checkParams(q, "appKey", "roomId", "sessionId", "userId", "status", "uploadState", "verification", "finding", "mode", "since", "until", "cursor", "found"); err != nil {
 		return err
 	}
 	if err := checkIDFilters([2]string{"appKey", form.AppKey}, [2]string{"roomId", form.RoomID},
@@ -239,6 +270,10 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 		return &badInput{"storage", "want missing, size_mismatch, unreachable, pending or verified"}
 	}
 	f.Verification = ledger.VerificationState(form.Verification)
+	if !validOption(findingOptions, form.Finding) {
+		return &badInput{"finding", "want any, " + strings.ReplaceAll(strings.Trim(fmt.Sprint(ledger.FindingKinds), "[]"), " ", ", ")}
+	}
+	f.Finding = ledger.FindingKind(form.Finding)
 	if form.Mode != "" {
 		if !validOption(modeOptions, form.Mode) {
 			return &badInput{"mode", "want 0 to 6"}
@@ -254,7 +289,7 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 	if f.Until, err = parseDate("to", form.Until); err != nil {
 		return err
 	}
-	for _, v := range []string{form.AppKey, form.RoomID, form.SessionID, form.UserID, form.Status, form.UploadState, form.Verification, form.Mode, form.Since, form.Until} {
+	for _, v := range []string{form.AppKey, form.RoomID, form.SessionID, form.UserID, form.Status, form.UploadState, form.Verification, form.Finding, form.Mode, form.Since, form.Until} {
 		if v != "" {
 			form.Set++
 		}
@@ -277,7 +312,7 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for _, st := range pg.Items {
-		v.Items = append(v.Items, st.View(now))
+		v.Items = append(v.Items, d.opts.FindingRules.View(st, now))
 	}
 	total, err := d.store.CountRecordings(ctx, f, countUpTo+1)
 	if err != nil {
@@ -433,7 +468,7 @@ func (d *Dashboard) recording(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v.Rec = st.View(now)
+	v.Rec = d.opts.FindingRules.View(st, now)
 	var checks map[string]ledger.Verification
 	if vs := d.verifications(); vs != nil {
 		if checks, err = vs.FileVerifications(ctx, id); err != nil {

@@ -50,6 +50,7 @@ func (d *Dashboard) funcs() template.FuncMap {
 			return *p
 		},
 		"int64": func(n int) int64 { return int64(n) },
+		"ms":    func(ms int64) string { return signedDuration(time.Duration(ms) * time.Millisecond) },
 		"pathEscape": func(s string) string {
 			return strings.ReplaceAll(template.URLQueryEscaper(s), "+", "%20")
 		},

@@ -77,6 +77,16 @@ type Saved struct {
 	// alone (delivery.Rules.Due; Unix ms, 0 for never), and DueBefore what
 	// it was as stored: stores index it for Driver.DueRecords.
 	DueAt, DueBefore int64
+	// Findings are the recording's completeness findings that do not
+	// depend on the clock (ledger.StateFindingMask), which stores keep in
+	// a column to list by; FindingsChanged says they differ from what is
+	// stored (a new record: that they are not 0), and only then is
+	// Findings set.
+	Findings        ledger.FindingMask
+	FindingsChanged bool
+	// Completed: this save made the recording complete (ended and every
+	// file uploaded), for the upload lag (Options.Completed).
+	Completed bool
 }
 
 // Outbound is an event a step announced (delivery.Event), committed with

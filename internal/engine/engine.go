@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/internal/delivery"
+	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -42,6 +43,11 @@ type Options struct {
 	// OnOutbound, when set, is called after a step committed outbound
 	// events (to wake the dispatchers).
 	OnOutbound func()
+	// Completed, when set, is told of each recording a committed step
+	// made complete (ended, every file uploaded), once, by the instance
+	// that projected it; not while rebuilding (it happened before). The
+	// state must not be changed.
+	Completed func(st *ledger.State)
 }
 
 func (o *Options) defaults() {
@@ -493,6 +499,9 @@ func (e *Engine) stepLocked(ctx context.Context, limit int) (n int, applied int6
 	}
 	for _, s := range b.Records {
 		e.cache.put(s.Record)
+		if s.Completed && e.o.Completed != nil && !e.rebuilding {
+			e.o.Completed(&s.Record.State)
+		}
 	}
 	e.advance(b.To)
 	if len(b.Outbound) > 0 && e.o.OnOutbound != nil {

@@ -124,6 +124,11 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 		if at, ok := e.o.Rules.Due(&w.rec.State, &w.rec.Announced); ok {
 			s.DueAt = at
 		}
+		if w.new || findingInputsChanged(&w.before, &w.rec.State) {
+			s.Findings = ledger.StateFindingMask(&w.rec.State)
+			s.FindingsChanged = w.new && s.Findings != 0 || !w.new && ledger.StateFindingMask(&w.before) != s.Findings
+		}
+		s.Completed = w.rec.State.Status() == ledger.StatusComplete && (w.new || w.before.Status() != ledger.StatusComplete)
 		var users map[string]bool
 		for name := range w.rec.State.Files {
 			if _, ok := w.before.Files[name]; !ok {
@@ -145,6 +150,30 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 	}
 	return b, applied, nil
 }
+
+// findingInputsChanged reports whether what ledger.StateFindings reads
+// may differ between before and after (files are only ever added to a
+// state, so their count tells): most saves change only times and uploads,
+// and need not parse every file name again.
+func findingInputsChanged(before, after *ledger.State) bool {
+	slices := func(st *ledger.State) int {
+		if st.Config == nil {
+			return -1
+		}
+		return st.Config.SlicesMin
+	}
+	start := func(st *ledger.State) int64 {
+		if st.StartFrom == nil {
+			return -1
+		}
+		return st.StartFrom.Timestamp
+	}
+	return len(before.Files) != len(after.Files) || before.Failed != after.Failed ||
+		!equalPtr(before.EndedAt, after.EndedAt) || start(before) != start(after) || slices(before) != slices(after) ||
+		before.SessionID != after.SessionID || before.RoomID != after.RoomID || before.UserID != after.UserID || before.Mode != after.Mode
+}
+
+func equalPtr(a, b *int64) bool { return a == b || a != nil && b != nil && *a == *b }
 
 // load returns the records the callbacks and the due list concern, from
 // the cache or the driver, as copies the step may change, and their ids in

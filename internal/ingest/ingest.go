@@ -39,6 +39,10 @@ type Options struct {
 	// ("stored", "duplicate", "unavailable" or the refusal's error code) and
 	// the time from arrival to answer (for metrics).
 	OnAnswer func(typ, outcome string, took time.Duration)
+	// OnStored, when set, is told of every callback stored (a redelivery
+	// too), with its arrival time on the server's clock: the callback lag
+	// metric compares it with the callback's own timestamp.
+	OnStored func(cb *rc.Callback, receivedAt time.Time)
 	// Remote names a request's sender in the log and the quarantine;
 	// r.RemoteAddr when nil. serve gives the client a trusted proxy names
 	// (access.Proxies.Client), so what is kept is the real client's.
@@ -145,6 +149,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.typ, rec.outcome = cb.Type.String(), "stored"
+	}
+	if h.opts.OnStored != nil {
+		h.opts.OnStored(&cb, received)
 	}
 	writeJSON(w, http.StatusOK, Answer{Status: "ok", Seq: a.Seq})
 }

@@ -275,6 +275,23 @@ func (s State) baseUploadState() UploadState {
 	return UploadPending
 }
 
+// UploadLag is the latest uploadedAt minus endedAt (RC's clock, ms), once
+// the recording ended and every file of it is uploaded; a failed
+// recording has it too when that holds.
+func (s State) UploadLag() (int64, bool) {
+	if s.EndedAt == nil || len(s.Files) == 0 {
+		return 0, false
+	}
+	var last int64
+	for _, f := range s.Files {
+		if f.UploadFrom == nil || f.UploadedAt == nil {
+			return 0, false
+		}
+		last = max(last, *f.UploadedAt)
+	}
+	return last - *s.EndedAt, true
+}
+
 // BaseUploadState is the upload state without overdue, which depends on
 // the clock; stores index it and add overdue when they read.
 func (s State) BaseUploadState() UploadState { return s.baseUploadState() }
@@ -299,6 +316,9 @@ func (s State) View(now time.Time) Recording {
 		Extra:           s.Extra,
 		LastError:       s.LastError,
 		Files:           s.FileViews(),
+	}
+	if lag, ok := s.UploadLag(); ok {
+		r.UploadLagMs = ptr(lag)
 	}
 	if s.StartFrom != nil {
 		r.StartedAt = ptr(s.StartFrom.Timestamp)

@@ -312,7 +312,8 @@ func TestViewFields(t *testing.T) {
 		Config:      &rc.Config{MixLayout: 2, SlicesMin: 30, AudioFormat: "aac", VideoFormat: "mp4"},
 		AudioSample: 48000, VideoResolution: "640x480", Extra: "x",
 		FileCount: 2, UploadedCount: 2, TotalBytes: size,
-		LastError: &ledger.ErrorInfo{Code: 500, Message: "error 500", At: t0 + 10},
+		LastError:   &ledger.ErrorInfo{Code: 500, Message: "error 500", At: t0 + 10},
+		UploadLagMs: ptr(int64(30 - 9)), // the latest upload, other.flv's, after the end
 		Files: []ledger.File{
 			{FileName: "other.flv", RecordID: "rec1", Kind: ledger.KindUnknown, FileURL: ptr("http://oss/other.flv?v=" + fmt.Sprint(t0+30)),
 				UploadStatus: ledger.UploadStatusUploaded, UploadedAt: ptr(t0 + 30), FirstSeenAt: 60, Format: "flv"},

@@ -89,6 +89,10 @@ type Recording struct {
 	UploadedCount   int         `json:"uploadedCount"`
 	TotalBytes      int64       `json:"totalBytes"`
 	LastError       *ErrorInfo  `json:"lastError"`
+	// UploadLagMs is how long after its end the last file was uploaded:
+	// the latest uploadedAt minus endedAt (RC's clock); null until the
+	// recording ended and every file is uploaded.
+	UploadLagMs *int64 `json:"uploadLagMs"`
 	// Findings are what the completeness checks find wrong with the
 	// recording at the time of the view (FindingRules); absent when none.
 	Findings []Finding `json:"findings,omitempty"`

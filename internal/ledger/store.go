@@ -140,12 +140,15 @@ type RecordingFilter struct {
 	// Finding selects the recordings with a completeness finding of that
 	// kind at Now (FindingAny: of any kind).
 	Finding FindingKind
-	Now     time.Time
-	Mode    *rc.Mode
-	Since   *int64 // Unix ms, on startedAt, or firstSeenAt before a start arrived
-	Until   *int64 // inclusive
-	Limit   int    // 1 to MaxPage; DefaultPage when 0
-	Cursor  string // from the previous page's Next
+	// FindingRules are the limits Finding is judged by (the server's
+	// --max-recording-length); not part of what a cursor pins.
+	FindingRules FindingRules
+	Now          time.Time
+	Mode         *rc.Mode
+	Since        *int64 // Unix ms, on startedAt, or firstSeenAt before a start arrived
+	Until        *int64 // inclusive
+	Limit        int    // 1 to MaxPage; DefaultPage when 0
+	Cursor       string // from the previous page's Next
 }
 
 // Page sizes of ListRecordings.

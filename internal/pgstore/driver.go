@@ -420,6 +420,17 @@ func queueRecords(batch *pgx.Batch, saved []engine.Saved) {
 			last_event_at = excluded.last_event_at, file_count = excluded.file_count, uploaded_count = excluded.uploaded_count,
 			state = excluded.state, due_at = excluded.due_at`,
 		ids, firstSeq, apps, rooms, sessions, users, modes, statuses, uploads, started, ended, firstSeen, lastEvent, fileCounts, uploaded, blobs, due)
+	var changedIDs []string
+	var changed []int64
+	for i := range saved {
+		if saved[i].FindingsChanged {
+			changedIDs, changed = append(changedIDs, ids[i]), append(changed, int64(saved[i].Findings))
+		}
+	}
+	if len(changedIDs) > 0 { // rarely: most saves leave the findings column alone
+		batch.Queue(`UPDATE recordings AS r SET findings = u.f FROM unnest($1::text[], $2::bigint[]) AS u(id, f) WHERE r.record_id = u.id`,
+			changedIDs, changed)
+	}
 	if len(fileNames) > 0 {
 		hashes := make([]int64, len(fileNames))
 		for i, name := range fileNames {

@@ -68,6 +68,10 @@ type Options struct {
 	// OnProjectionFailure, when set, is told of every projection step that
 	// failed (for metrics; the engine logs failures, sparingly, anyway).
 	OnProjectionFailure func(err error)
+	// OnCompleted, when set, is told of each recording this instance's
+	// projection made complete (engine.Options.Completed), for the upload
+	// lag metric.
+	OnCompleted func(st *ledger.State)
 }
 
 // Store is a ledger.Store on PostgreSQL.
@@ -175,6 +179,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		Now:        o.Now,
 		Rules:      delivery.Rules{Settle: o.Settle},
 		OnOutbound: s.wakeDelivery,
+		Completed:  o.OnCompleted,
 		Nudge:      s.signals.Nudge,
 		Reported: func(err error) {
 			s.health.Projected(err)

@@ -90,7 +90,7 @@ func TestQuarantineSizeMigration(t *testing.T) {
 		DROP TABLE `+q+`.log, `+q+`.feed, `+q+`.projection;
 		CREATE TABLE `+q+`.events (seq BIGINT PRIMARY KEY, received_at BIGINT NOT NULL, body BYTEA NOT NULL);
 		CREATE TABLE `+q+`.feed (id INTEGER PRIMARY KEY);
-		ALTER TABLE `+q+`.recordings DROP COLUMN due_at;
+		ALTER TABLE `+q+`.recordings DROP COLUMN due_at, DROP COLUMN findings;
 		DROP TABLE `+q+`.outbound, `+q+`.destinations, `+q+`.delivery_held, `+q+`.dead_letters, `+q+`.delivery_attempts;
 		DROP INDEX `+q+`.recordings_not_uploaded_by_seq;
 		DROP INDEX `+q+`.recordings_by_last_event; DROP TABLE `+q+`.erasures;

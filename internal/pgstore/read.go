@@ -148,6 +148,12 @@ func (s *Store) QuarantineList(ctx context.Context, before int64, limit int) ([]
 // ListRecordings implements ledger.Store, paging by first_seq like every
 // backend (see ledger.EncodeCursor).
 func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error) {
+	if f.Finding != "" {
+		if err := s.eng.Fresh(ctx); err != nil {
+			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+		}
+		return storesql.ListRecordingsByFinding(ctx, s.query, f, dollar, "")
+	}
 	limit, err := ledger.PageLimit(f)
 	if err != nil {
 		return ledger.RecordingPage{}, err
@@ -187,6 +193,15 @@ func (s *Store) ListFiles(ctx context.Context, f ledger.FileFilter) (ledger.File
 func (s *Store) CountRecordings(ctx context.Context, f ledger.RecordingFilter, upTo int) (int64, error) {
 	if err := storesql.CheckVerificationFilter(f.Verification); err != nil {
 		return 0, err
+	}
+	if f.Finding != "" {
+		if err := ledger.CheckFinding(f.Finding); err != nil {
+			return 0, err
+		}
+		if err := s.eng.Fresh(ctx); err != nil {
+			return 0, fmt.Errorf("count recordings: %w", err)
+		}
+		return storesql.CountRecordingsByFinding(ctx, s.query, f, upTo, dollar, "")
 	}
 	q, args := storesql.RecordingCountQuery(f, upTo, func(n int) string { return "$" + strconv.Itoa(n) })
 	if err := s.eng.Fresh(ctx); err != nil {
@@ -281,3 +296,15 @@ func sortedSeqs(refs []engine.EventRef) []int64 {
 	slices.Sort(seqs)
 	return seqs
 }
+
+// query is storesql.Query over the pool.
+func (s *Store) query(ctx context.Context, q string, args ...any) (storesql.Rows, func(), error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rows, rows.Close, nil
+}
+
+// dollar writes PostgreSQL's n-th parameter.
+func dollar(n int) string { return "$" + strconv.Itoa(n) }

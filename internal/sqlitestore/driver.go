@@ -23,7 +23,7 @@ type driver struct {
 		// only the state and its times (see write).
 		insertRecording, updateAll, updateProgress, updateState *sql.Stmt
 		saveFile, addTotals, countMinute, markDuplicate         *sql.Stmt
-		setDue, announce                                        *sql.Stmt
+		setDue, setFindings, announce                           *sql.Stmt
 	}
 	saves int
 }
@@ -57,6 +57,7 @@ func (d *driver) prepare(ctx context.Context) error {
 		ON CONFLICT (minute) DO UPDATE SET callbacks = callbacks + excluded.callbacks, duplicates = duplicates + excluded.duplicates`)
 	d.stmts.markDuplicate = prep(`INSERT INTO duplicates (seq) VALUES (?) ON CONFLICT DO NOTHING`)
 	d.stmts.setDue = prep(`UPDATE recordings SET due_at = ? WHERE id = ?`)
+	d.stmts.setFindings = prep(`UPDATE recordings SET findings = ? WHERE id = ?`)
 	d.stmts.announce = prep(`INSERT INTO outbound (event_id, type, record_id, app_key, room_id, at, committed_at, payload)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
@@ -144,6 +145,11 @@ func (d *driver) Save(ctx context.Context, b *engine.Batch) error {
 		if sv.DueAt != sv.DueBefore || sv.New && sv.DueAt != 0 {
 			if _, err := tx.StmtContext(ctx, d.stmts.setDue).ExecContext(ctx, nullZero(sv.DueAt), id); err != nil {
 				return fmt.Errorf("save recording %s: when due: %w", st.RecordID, err)
+			}
+		}
+		if sv.FindingsChanged { // rarely: most saves leave the findings column alone
+			if _, err := tx.StmtContext(ctx, d.stmts.setFindings).ExecContext(ctx, int64(sv.Findings), id); err != nil {
+				return fmt.Errorf("save recording %s: findings: %w", st.RecordID, err)
 			}
 		}
 	}

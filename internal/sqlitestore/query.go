@@ -18,6 +18,12 @@ import (
 // gives the same, so a page boundary stays put whatever arrives meanwhile
 // (new recordings get larger ones, before the first page).
 func (s *Store) ListRecordings(ctx context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error) {
+	if f.Finding != "" {
+		if err := s.eng.Fresh(ctx); err != nil {
+			return ledger.RecordingPage{}, fmt.Errorf("list recordings: %w", err)
+		}
+		return storesql.ListRecordingsByFinding(ctx, s.ledgerQuery, f, func(int) string { return "?" }, findingHint(f))
+	}
 	limit, err := ledger.PageLimit(f)
 	if err != nil {
 		return ledger.RecordingPage{}, err
@@ -59,6 +65,15 @@ func (s *Store) CountRecordings(ctx context.Context, f ledger.RecordingFilter, u
 	if err := storesql.CheckVerificationFilter(f.Verification); err != nil {
 		return 0, err
 	}
+	if f.Finding != "" {
+		if err := ledger.CheckFinding(f.Finding); err != nil {
+			return 0, err
+		}
+		if err := s.eng.Fresh(ctx); err != nil {
+			return 0, fmt.Errorf("count recordings: %w", err)
+		}
+		return storesql.CountRecordingsByFinding(ctx, s.ledgerQuery, f, upTo, func(int) string { return "?" }, findingHint(f))
+	}
 	q, args := storesql.RecordingCountQuery(f, upTo, func(int) string { return "?" })
 	if err := s.eng.Fresh(ctx); err != nil {
 		return 0, fmt.Errorf("count recordings: %w", err)
@@ -68,6 +83,23 @@ func (s *Store) CountRecordings(ctx context.Context, f ledger.RecordingFilter, u
 		return 0, fmt.Errorf("count recordings: %w", err)
 	}
 	return n, nil
+}
+
+// ledgerQuery is storesql.Query over the ledger file's readers.
+func (s *Store) ledgerQuery(ctx context.Context, q string, args ...any) (storesql.Rows, func(), error) {
+	rows, err := s.ledgerReader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rows, func() { rows.Close() }, nil
+}
+
+// findingHint pins storesql.FindingHint's index, if any.
+func findingHint(f ledger.RecordingFilter) string {
+	if index := storesql.FindingHint(f); index != "" {
+		return "INDEXED BY " + index
+	}
+	return ""
 }
 
 // FileRecordings implements ledger.Store. Files are indexed by a hash of

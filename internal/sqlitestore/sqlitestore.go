@@ -75,6 +75,9 @@ type Options struct {
 	// OnProjectionFailure, when set, is told of every projection run that
 	// failed (for metrics; the failure is logged, sparingly, anyway).
 	OnProjectionFailure func(err error)
+	// OnCompleted, when set, is told of each recording the projection made
+	// complete (engine.Options.Completed), for the upload lag metric.
+	OnCompleted func(st *ledger.State)
 }
 
 func (o *Options) defaults() error {
@@ -223,7 +226,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	s.driver.s = s
 	s.announced = make(chan struct{}, 1)
 	s.eng = engine.New(&s.driver, engine.Options{Logger: o.Logger, Reported: s.projected, Now: o.Now,
-		Rules: delivery.Rules{Settle: o.Settle}, OnOutbound: s.wakeDelivery})
+		Rules: delivery.Rules{Settle: o.Settle}, OnOutbound: s.wakeDelivery, Completed: o.OnCompleted})
 	if err := s.prepare(ctx); err != nil {
 		s.closeDBs()
 		return nil, err

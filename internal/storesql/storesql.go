@@ -128,6 +128,7 @@ func (w *recordingWhere) filter(f ledger.RecordingFilter) {
 	if f.Until != nil {
 		w.add("COALESCE(started_at, first_seen_at) <= ?", *f.Until)
 	}
+	w.findingFilter(f, filterNow(f))
 }
 
 // ScanRecordingPage reads the rows of RecordingPageQuery into a page, with

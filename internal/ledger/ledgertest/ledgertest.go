@@ -20,9 +20,9 @@ type Opener func() ledger.Store
 
 // ExerciseStore runs the conformance suite, by role: the log (what the
 // acknowledged commit keeps), the engine (what is derived from it), the
-// queries, the files list, the quarantine, the replay memory, the revoked sessions, removal
-// (ledger.Remover), storage verification (ledger.Verifications) and the
-// outbound side (delivery.Source).
+// queries, the completeness findings, the files list, the quarantine, the replay memory, the
+// revoked sessions, removal (ledger.Remover), storage verification (ledger.Verifications) and
+// the outbound side (delivery.Source).
 func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 	type test struct {
 		name string
@@ -54,6 +54,11 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 			{"Activity", testActivity},
 			{"StatsAgreeWithRecordings", testStatsAgreeWithRecordings},
 			{"FiltersFollowChanges", testFiltersFollowChanges},
+		}},
+		{"Findings", []test{
+			{"Filter", testFindingFilter},
+			{"Clear", testFindingsClear},
+			{"PagesSkipCandidates", testFindingPagesSkipCandidates},
 		}},
 		{"Files", []test{
 			{"List", testListFiles},
