@@ -530,7 +530,8 @@ func TestOutboundEventsMatchTheDocument(t *testing.T) {
 			st = ledger.Apply(st, cb(rc.TypeUpload, t0+2_015_000, "a.mp4", 200), at)
 		}
 		derive(at + ledger.OverdueAfter.Milliseconds() + 1) // settled, and past the upload window
-		if code == 200 {                                    // the storage verifier's events, with the file's verification
+		// The storage verifier's events, with the file's verification.
+		if code == 200 {
 			status, size, checked := 200, int64(1<<20), at
 			for i, v := range []ledger.Verification{
 				{State: ledger.VerifyVerified, HTTPStatus: &status, Size: &size, ContentType: "video/mp4", ETag: `"e"`, CheckedAt: &checked, Attempts: 1},
