@@ -258,6 +258,12 @@ func TestOpenAPIDocumentIsTrue(t *testing.T) {
 		{"GET", "/v1/files/lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4", "/v1/files/{fileName}", nil, "", false, 200},
 		{"GET", "/v1/files/nope.mp4", "/v1/files/{fileName}", nil, "", false, 404},
 		{"GET", "/v1/files", "", nil, "", false, 200},
+		{"GET", "/v1/recordings?verification=missing", "/v1/recordings", nil, "", false, 200},
+		{"GET", "/v1/recordings?verification=lost", "/v1/recordings", nil, "", false, 400},
+		// serve runs without storage verification here: re-checks are 409.
+		{"POST", "/v1/recordings/8329208b99410743dcfeb80548e2c0ec/verify", "/v1/recordings/{recordId}/verify", nil, "", false, 409},
+		{"POST", "/v1/files/lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4/verify", "/v1/files/{fileName}/verify", nil, "", false, 409},
+		{"POST", "/v1/verifications/recheck?state=missing", "/v1/verifications/recheck", nil, "", false, 409},
 		{"GET", "/v1/files?uploadState=uploaded&roomId=111&limit=1", "/v1/files", nil, "", false, 200},
 		{"GET", "/v1/files?uploadStatus=uploaded", "/v1/files", nil, "", false, 400},
 		{"GET", "/v1/events?after=1&limit=2", "/v1/events", nil, "", false, 200},

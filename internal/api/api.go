@@ -68,6 +68,11 @@ type Options struct {
 	// Erase, when set, serves DELETE /v1/users/{userId} (token holders
 	// only).
 	Erase Eraser
+	// VerifyStorage says storage verification runs (--verify-storage): the
+	// re-check endpoints queue checks. Off, they answer 409
+	// verification_off. The checks a store keeps (Verifications) are shown
+	// either way.
+	VerifyStorage bool
 }
 
 // API serves the query endpoints.
@@ -117,7 +122,7 @@ func New(store Store, o Options) *API {
 func (a *API) Register(mux *http.ServeMux) []string {
 	// Each route declares the query parameters it reads (see takes): any
 	// other is refused, so a misspelled filter cannot widen an answer.
-	recordingFilters := []string{"appKey", "roomId", "sessionId", "userId", "recordIdPrefix", "status", "uploadState", "mode", "since", "until", "limit", "cursor"}
+	recordingFilters := []string{"appKey", "roomId", "sessionId", "userId", "recordIdPrefix", "status", "uploadState", "verification", "mode", "since", "until", "limit", "cursor"}
 	routes := []struct {
 		pattern string
 		h       http.Handler
@@ -139,6 +144,9 @@ func (a *API) Register(mux *http.ServeMux) []string {
 		{"GET /v1/events", a.guard(a.listEvents, "after", "limit", "tail")},
 		{"GET /v1/events/stream", a.guard(a.stream, "after", "from")},
 		{"GET /v1/quarantine", a.guard(a.listQuarantine, "limit", "cursor")},
+		{"POST /v1/recordings/{recordId}/verify", a.guard(a.verifyRecording)},
+		{"POST /v1/files/{fileName}/verify", a.guard(a.verifyFile)},
+		{"POST /v1/verifications/recheck", a.guard(a.recheckState, "state")},
 	}
 	if a.opts.Destinations != nil {
 		routes = append(routes, []struct {
@@ -244,6 +252,7 @@ var errorAnswers = []struct {
 	{ledger.ErrBadLimit, http.StatusBadRequest, "bad_parameter"},
 	{ledger.ErrBadFilter, http.StatusBadRequest, "bad_parameter"},
 	{errTooManyStreams, http.StatusServiceUnavailable, "too_many_streams"},
+	{errVerificationOff, http.StatusConflict, "verification_off"},
 }
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -392,6 +401,9 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	var err error
+	if f.Verification, err = verificationParam(r, "verification"); err != nil {
+		return err
+	}
 	if f.Limit, err = intParam(q.Get("limit"), "limit", ledger.DefaultPage, 1, ledger.MaxPage); err != nil {
 		return err
 	}
@@ -441,11 +453,16 @@ func (a *API) getRecording(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	checks, err := a.fileVerifications(ctx, id)
+	if err != nil {
+		return err
+	}
 	rec := RecordingDetail{Recording: st.View(a.opts.Now()), Events: events}
 	rec.Files = rec.Recording.Files
 	if rec.Files == nil {
 		rec.Files = []ledger.File{}
 	}
+	withVerification(rec.Files, checks)
 	if rec.Events == nil {
 		rec.Events = []ledger.Event{}
 	}
@@ -476,6 +493,13 @@ func (a *API) getFile(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound
 	}
 	f := states[0].FileView(name)
+	checks, err := a.fileVerifications(ctx, states[0].RecordID)
+	if err != nil {
+		return err
+	}
+	if c, ok := checks[name]; ok {
+		f.Verification = &c
+	}
 	for _, other := range states[1:] {
 		f.AlsoIn = append(f.AlsoIn, other.RecordID)
 	}

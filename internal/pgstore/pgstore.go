@@ -76,18 +76,21 @@ type Store struct {
 	opts            Options
 	sigs            *storesql.ReplayMemory
 	storesql.Intake // Append and Quarantine: the group commit
-	eng             *engine.Engine
-	announced       chan struct{} // the engine committed outbound events
-	sqlDB           *sql.DB       // the pool as database/sql, for the delivery tables
-	drv             *driver
-	signals         *signals
-	stop            context.CancelFunc // the group commit
-	done            chan struct{}
-	stopEngine      context.CancelFunc
-	engineDone      chan struct{}
-	stopSignals     context.CancelFunc
-	signalsDone     sync.WaitGroup
-	health          storesql.Health // the last commit's and projection's outcomes, for Ping
+	// Verifications: storage verification (ledger.Verifications), on the
+	// pool as database/sql like the delivery tables.
+	storesql.Verifications
+	eng         *engine.Engine
+	announced   chan struct{} // the engine committed outbound events
+	sqlDB       *sql.DB       // the pool as database/sql, for the delivery tables
+	drv         *driver
+	signals     *signals
+	stop        context.CancelFunc // the group commit
+	done        chan struct{}
+	stopEngine  context.CancelFunc
+	engineDone  chan struct{}
+	stopSignals context.CancelFunc
+	signalsDone sync.WaitGroup
+	health      storesql.Health // the last commit's and projection's outcomes, for Ping
 
 	mu      sync.Mutex
 	closed  bool
@@ -146,6 +149,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	s := &Store{pool: pool, opts: o, sigs: storesql.NewReplayMemory(o.Now), done: make(chan struct{}), engineDone: make(chan struct{}),
 		sqlDB: stdlib.OpenDBFromPool(pool)}
+	s.Verifications = storesql.Verifications{Write: s.sqlDB, Read: s.sqlDB, Dollar: true, Timeout: 4 * o.WriteTimeout, OnTimeout: pool.Reset}
 	if err := s.loadSignatures(ctx); err != nil {
 		pool.Close()
 		return nil, err

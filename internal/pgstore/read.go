@@ -185,6 +185,9 @@ func (s *Store) ListFiles(ctx context.Context, f ledger.FileFilter) (ledger.File
 
 // CountRecordings implements ledger.Store.
 func (s *Store) CountRecordings(ctx context.Context, f ledger.RecordingFilter, upTo int) (int64, error) {
+	if err := storesql.CheckVerificationFilter(f.Verification); err != nil {
+		return 0, err
+	}
 	q, args := storesql.RecordingCountQuery(f, upTo, func(n int) string { return "$" + strconv.Itoa(n) })
 	if err := s.eng.Fresh(ctx); err != nil {
 		return 0, fmt.Errorf("count recordings: %w", err)

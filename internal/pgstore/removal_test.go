@@ -89,6 +89,24 @@ func TestEraseLeavesNoRow(t *testing.T) {
 	if _, err := s.Recording(ctx, "g2"); err != nil {
 		t.Fatal(err)
 	}
+	// Storage checks of every file: their rows name the files too.
+	for _, id := range []string{"g1", "k1", "g2"} {
+		st, err := s.Recording(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range st.Files {
+			c := ledger.FileCheck{RecordID: id, FileName: name, AppKey: st.AppKey, URLHash: ledger.URLHash(name),
+				Verification: ledger.Verification{State: ledger.VerifyPending}, NextAt: 1}
+			if err := s.QueueVerifications(ctx, []ledger.FileCheck{c}, 1); err != nil {
+				t.Fatal(err)
+			}
+			c.State, c.Error = ledger.VerifyMissing, "404 for "+name
+			if _, err := s.SaveVerification(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	got, err := removal.Erase(ctx, s, gone, "", time.Now())
 	if err != nil || got.Recordings != 2 || got.Quarantine != 1 {
 		t.Fatalf("Erase = %+v, %v; want 2 recordings, 1 quarantine row", got, err)

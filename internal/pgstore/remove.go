@@ -13,7 +13,10 @@ import (
 	"github.com/recledger/recledger/internal/storesql"
 )
 
-var _ ledger.Remover = (*Store)(nil)
+var (
+	_ ledger.Remover       = (*Store)(nil)
+	_ ledger.Verifications = (*Store)(nil)
+)
 
 // Forget implements ledger.Remover in one transaction. It first takes the
 // watermark's row lock, which a projection's Save takes too, so no step
@@ -72,6 +75,7 @@ func (s *Store) Forget(ctx context.Context, recordIDs []string) (ledger.Removed,
 			b.Queue(`DELETE FROM recordings WHERE record_id = ANY($1)`, ids)
 			b.Queue(`DELETE FROM delivery_held WHERE record_id = ANY($1)`, ids)
 			b.Queue(`DELETE FROM dead_letters WHERE record_id = ANY($1)`, ids)
+			b.Queue(`DELETE FROM verifications WHERE record_id = ANY($1)`, ids)
 			b.Queue(`DELETE FROM outbound WHERE record_id = ANY($1)`, ids).Exec(func(ct pgconn.CommandTag) error {
 				out.Outbound = ct.RowsAffected()
 				return nil

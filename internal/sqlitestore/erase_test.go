@@ -61,6 +61,30 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 	if _, err := s.Recording(ctx, "rec-g2"); err != nil { // projected
 		t.Fatal(err)
 	}
+	// Storage checks of every file, some with an outcome: their rows name
+	// the files too.
+	var checks []ledger.FileCheck
+	for _, id := range []string{"rec-g1", "rec-k1", "rec-g2", "rec-k2"} {
+		st, err := s.Recording(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, f := range st.Files {
+			if f.URL != "" {
+				checks = append(checks, ledger.FileCheck{RecordID: id, FileName: name, AppKey: st.AppKey, URLHash: ledger.URLHash(f.URL),
+					Verification: ledger.Verification{State: ledger.VerifyPending}, NextAt: 1})
+			}
+		}
+	}
+	if err := s.QueueVerifications(ctx, checks, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks[:len(checks)/2] {
+		c.State, c.Error, c.NextAt = ledger.VerifyMissing, "404 for "+c.FileName, 0
+		if _, err := s.SaveVerification(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
 	time.Sleep(1500 * time.Millisecond) // the periodic pass announces what settled
 
 	got, err := removal.Erase(ctx, s, gone, "", time.Now())

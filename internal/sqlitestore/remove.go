@@ -12,7 +12,10 @@ import (
 	"github.com/recledger/recledger/internal/storesql"
 )
 
-var _ ledger.Remover = (*Store)(nil)
+var (
+	_ ledger.Remover       = (*Store)(nil)
+	_ ledger.Verifications = (*Store)(nil)
+)
 
 // Forget implements ledger.Remover. It runs while the engine is held
 // (engine.Exclusive), so no step saves a record it deletes. The log file
@@ -95,6 +98,7 @@ func (s *Store) dropProjections(ctx context.Context, ids []string, seqs []int64,
 			`DELETE FROM recordings WHERE record_id IN ` + in,
 			`DELETE FROM delivery_held WHERE record_id IN ` + in,
 			`DELETE FROM dead_letters WHERE record_id IN ` + in,
+			`DELETE FROM verifications WHERE record_id IN ` + in,
 		} {
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return 0, fmt.Errorf("forget: %w", err)

@@ -130,8 +130,11 @@ type Store struct {
 	stmts        writeStmts
 
 	storesql.Intake // Append and Quarantine: the group commit
-	stop            context.CancelFunc
-	done            chan struct{}
+	// Verifications: storage verification (ledger.Verifications), in the
+	// ledger file beside the destinations.
+	storesql.Verifications
+	stop context.CancelFunc
+	done chan struct{}
 
 	driver driver
 	eng    *engine.Engine
@@ -216,6 +219,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		}
 	}
 	s.sigs = storesql.NewReplayMemory(o.Now)
+	s.Verifications = storesql.Verifications{Write: s.ledgerWriter, Read: s.ledgerReader}
 	s.driver.s = s
 	s.announced = make(chan struct{}, 1)
 	s.eng = engine.New(&s.driver, engine.Options{Logger: o.Logger, Reported: s.projected, Now: o.Now,

@@ -34,6 +34,9 @@ const OverdueClause = "(end_received_at IS NOT NULL AND end_received_at < ? AND 
 // whether a next one exists. placeholder(n) writes the n-th parameter ("?"
 // or "$n").
 func RecordingPageQuery(f ledger.RecordingFilter, limit int, placeholder func(n int) string) (string, []any, error) {
+	if err := CheckVerificationFilter(f.Verification); err != nil {
+		return "", nil, err
+	}
 	w := recordingWhere{placeholder: placeholder}
 	if f.Cursor != "" {
 		before, err := ledger.DecodeCursor(f)
@@ -113,6 +116,11 @@ func (w *recordingWhere) filter(f ledger.RecordingFilter) {
 			w.add("upload_state = ?", string(f.UploadState))
 			w.add("NOT "+OverdueClause, deadline)
 		}
+	}
+	if f.Verification != "" {
+		// Through verifications' state index: the few recordings with a
+		// file in that state, not a probe per recording.
+		w.add("record_id IN (SELECT record_id FROM verifications WHERE state = ?)", string(f.Verification))
 	}
 	if f.Since != nil {
 		w.add("COALESCE(started_at, first_seen_at) >= ?", *f.Since)

@@ -21,7 +21,8 @@ type Opener func() ledger.Store
 // ExerciseStore runs the conformance suite, by role: the log (what the
 // acknowledged commit keeps), the engine (what is derived from it), the
 // queries, the files list, the quarantine, the replay memory, the revoked sessions, removal
-// (ledger.Remover) and the outbound side (delivery.Source).
+// (ledger.Remover), storage verification (ledger.Verifications) and the
+// outbound side (delivery.Source).
 func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 	type test struct {
 		name string
@@ -70,6 +71,15 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 			{"Expired", testExpired},
 			{"NamingRecordings", testNamingRecordings},
 			{"Quarantine", testQuarantineRemoval},
+		}},
+		{"Verifications", []test{
+			{"Queue", testVerificationQueue},
+			{"Due", testVerificationDue},
+			{"Recheck", testVerificationRecheck},
+			{"Announce", testVerificationAnnounce},
+			{"Counts", testVerificationCounts},
+			{"Lifecycle", testVerificationLifecycle},
+			{"Hostile", testVerificationHostile},
 		}},
 		{"Outbound", []test{
 			{"Outbox", testOutbox},
