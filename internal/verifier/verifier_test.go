@@ -279,7 +279,7 @@ func TestAnnounceRetries(t *testing.T) {
 // string, whatever the outcome.
 func TestNoQueryString(t *testing.T) {
 	h := newHarness(t, []time.Duration{time.Second})
-	for i, r := range []storagecheck.Result{answer(storagecheck.Verified, 200, ""), answer(storagecheck.Missing, 404, storagecheck.Redact(url("1")) + ": 404"),
+	for i, r := range []storagecheck.Result{answer(storagecheck.Verified, 200, ""), answer(storagecheck.Missing, 404, storagecheck.Redact(url("1"))+": 404"),
 		transient(503), answer(storagecheck.Unreachable, 403, "forbidden")} {
 		name := fmt.Sprint(i)
 		h.store.upload("r", name, url(name), nil)
