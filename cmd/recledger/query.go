@@ -22,12 +22,12 @@ import (
 func newFilesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "files",
-		Short:   "List recording files, or look one up by name",
+		Short:   "List recording files, look one up by name, or check them in storage",
 		Example: "  recledger files show lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4",
 	}
 	show := &cobra.Command{
 		Use:   "show FILE_NAME",
-		Short: "Show a file: its recording, size, upload status and URL",
+		Short: "Show a file: its recording, size, upload status, URL and storage check",
 		Long:  `show prints one file from a running recledger.` + exitCodesHelp,
 		Example: `  recledger files show lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4
   recledger files show lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4 --json | jq -r .fileUrl`,
@@ -60,11 +60,20 @@ func newFilesCmd() *cobra.Command {
 			if len(f.AlsoIn) > 0 {
 				fmt.Fprintf(tw, "also in\t%s\n", strings.Join(f.AlsoIn, ", "))
 			}
+			if v := f.Verification; v != nil {
+				fmt.Fprintf(tw, "storage\t%s\n", v.State)
+				fmt.Fprintf(tw, "storage http\t%s\n", httpStatus(v.HTTPStatus))
+				fmt.Fprintf(tw, "storage size\t%s\n", size(v.Size))
+				fmt.Fprintf(tw, "storage checked\t%s\n", k.when(v.CheckedAt))
+				if v.Error != "" {
+					fmt.Fprintf(tw, "storage error\t%s\n", v.Error)
+				}
+			}
 			return tw.Flush()
 		},
 	}
 	addClientFlags(show)
-	cmd.AddCommand(show, newFilesLsCmd())
+	cmd.AddCommand(show, newFilesLsCmd(), newFilesVerifyCmd())
 	return cmd
 }
 

@@ -47,6 +47,7 @@ Unix milliseconds, and apply to startedAt (or first seen).
   recledger recordings ls --room 1775 --status ended
   recledger recordings ls --mode mix-audio --since 2026-11-29
   recledger recordings ls --upload-state overdue -o ids
+  recledger recordings ls --verification missing
   recledger recordings ls --since 24h --all --json | jq '.items[].recordId'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -75,6 +76,7 @@ Unix milliseconds, and apply to startedAt (or first seen).
 		{"app-key", "only this RC app"}, {"room", "only this roomId"}, {"session", "only this sessionId"},
 		{"user", "only this userId"}, {"status", "recording, ended, complete or failed"},
 		{"upload-state", "none, pending, partial, complete, failed or overdue"},
+		{"verification", "only recordings with a file whose storage check is missing, size_mismatch, unreachable, pending or verified"},
 		{"mode", "recording mode as printed (" + strings.Join(modeNames(), ", ") + ") or its number 0-6"},
 		{"since", "started (or first seen) at or after"},
 		{"until", "started (or first seen) at or before"}, {"cursor", "continue from a previous page's nextCursor"},
@@ -106,7 +108,7 @@ Its upload state (UPLOADS):
 
 // recordingParams are the API parameters ls sets and the flags that set them.
 var recordingParams = map[string]string{"appKey": "app-key", "roomId": "room", "sessionId": "session", "userId": "user",
-	"status": "status", "uploadState": "upload-state", "mode": "mode", "cursor": "cursor", "since": "since", "until": "until",
+	"status": "status", "uploadState": "upload-state", "verification": "verification", "mode": "mode", "cursor": "cursor", "since": "since", "until": "until",
 	"limit": "limit"}
 
 // recordingQuery turns the ls flags into the API's query parameters; loc
@@ -259,15 +261,29 @@ func printRecording(w io.Writer, r ledger.Recording, k clock) {
 
 	fmt.Fprintln(w, "\nFILES")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tSIZE\tUPLOAD\tURL")
+	fmt.Fprintln(tw, "NAME\tKIND\tSIZE\tUPLOAD\tSTORAGE\tCHECKED\tURL")
+	var storageErrors []string
 	for _, f := range r.Files {
 		u := "-"
 		if f.FileURL != nil {
 			u = *f.FileURL
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.FileName, f.Kind, size(f.FileSize), f.UploadStatus, u)
+		checked := "-"
+		if v := f.Verification; v != nil {
+			checked = k.when(v.CheckedAt)
+			if v.Error != "" {
+				storageErrors = append(storageErrors, f.FileName+": "+v.Error)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.FileName, f.Kind, size(f.FileSize), f.UploadStatus, storageCell(f.Verification), checked, u)
 	}
 	tw.Flush()
+	if len(storageErrors) > 0 {
+		fmt.Fprintln(w, "\nSTORAGE ERRORS")
+		for _, e := range storageErrors {
+			fmt.Fprintln(w, e)
+		}
+	}
 
 	fmt.Fprintln(w, "\nTIMELINE")
 	printEvents(w, r.Events, k, true)

@@ -75,7 +75,7 @@ func TestHostileFiltersAndIDs(t *testing.T) {
 	for _, p := range []string{"appKey", "roomId", "sessionId", "userId"} {
 		targets = append(targets, target{query("/v1/recordings", p), p, "filter"})
 	}
-	for _, p := range []string{"cursor", "status", "uploadState", "mode", "limit", "since", "until"} {
+	for _, p := range []string{"cursor", "status", "uploadState", "verification", "mode", "limit", "since", "until"} {
 		targets = append(targets, target{query("/v1/recordings", p), p, "strict"})
 	}
 	for _, p := range []string{"appKey", "roomId"} {
