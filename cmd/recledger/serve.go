@@ -281,7 +281,7 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 	queries := api.New(store, api.Options{Access: rule, Logger: log, Stopping: stopping, MaxStreams: cfg.MaxStreams, Erase: eraser(remover, rm, log),
 		Destinations: &api.Destinations{Store: src.Delivery(), AllowPrivate: cfg.AllowPrivateDestinations, Changed: disp.Reload, Announce: src.Announce,
 			Senders: senders},
-		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
+		Metrics:       promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
 		VerifyStorage: cfg.VerifyStorage})
 	queries.Register(mux)
 	m.watchStreams(queries)

@@ -91,7 +91,9 @@ func newStorageVerifier(cfg Config, store any, m *metrics, log *slog.Logger) (*v
 	sm := m.storage(s)
 	checker := storagecheck.New(storagecheck.Options{Hosts: hosts, AllowPrivate: cfg.StorageAllowPrivate})
 	return verifier.New(verifier.Options{Store: s, Announcer: s, Checker: checker, Logger: log, Checked: sm.onCheck,
-		IsNoFile:    func(err error) bool { return errors.Is(err, engine.ErrNoFile) },
-		IsNotLeader: func(err error) bool { return errors.Is(err, engine.ErrNotLeader) || errors.Is(err, engine.ErrRebuilding) },
+		IsNoFile: func(err error) bool { return errors.Is(err, engine.ErrNoFile) },
+		IsNotLeader: func(err error) bool {
+			return errors.Is(err, engine.ErrNotLeader) || errors.Is(err, engine.ErrRebuilding)
+		},
 	}), nil
 }
