@@ -286,7 +286,8 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 	queries.Register(mux)
 	m.watchStreams(queries)
 	// (The routes Register returns are the ones the OpenAPI document lists; a test holds them equal.)
-	dash, err := dashboard.New(store, dashboard.Options{Access: rule, Logger: log, Destinations: src.Delivery(), DestinationsChanged: disp.Reload})
+	dash, err := dashboard.New(store, dashboard.Options{Access: rule, Logger: log, Destinations: src.Delivery(), DestinationsChanged: disp.Reload,
+		VerifyStorage: cfg.VerifyStorage})
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}

@@ -58,6 +58,10 @@ type Options struct {
 	// DestinationsChanged is called after a redelivery.
 	Destinations        delivery.Store
 	DestinationsChanged func()
+	// VerifyStorage says storage verification runs (--verify-storage): the
+	// recording page offers to check its files again. The checks a store
+	// keeps (Verifications) are shown either way.
+	VerifyStorage bool
 }
 
 // Dashboard serves the pages.
@@ -156,6 +160,7 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	csrf := http.NewCrossOriginProtection()
 	mux.Handle("POST /login", d.headers(csrf.Handler(http.HandlerFunc(d.login))))
 	mux.Handle("POST /logout", d.headers(csrf.Handler(http.HandlerFunc(d.logout))))
+	mux.Handle("POST /recordings/{recordId}/verify", csrf.Handler(page(d.recheck)))
 	if d.opts.Destinations != nil {
 		mux.Handle("GET /destinations", page(d.destinations))
 		mux.Handle("GET /destinations/{id}", page(d.destination))

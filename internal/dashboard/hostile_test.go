@@ -60,7 +60,7 @@ func TestHostileFiltersAndSearch(t *testing.T) {
 	for _, p := range []string{"appKey", "roomId", "sessionId", "userId"} {
 		targets = append(targets, target{"/recordings?" + p + "=", "filter", 200})
 	}
-	for _, p := range []string{"cursor", "status", "uploadState", "mode", "since", "until"} {
+	for _, p := range []string{"cursor", "status", "uploadState", "verification", "mode", "since", "until"} {
 		targets = append(targets, target{"/recordings?" + p + "=", "strict", 400})
 	}
 	targets = append(targets,

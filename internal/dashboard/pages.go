@@ -93,10 +93,13 @@ type countLink struct {
 
 type overviewView struct {
 	page
-	Statuses          []countLink
-	Uploads           []countLink
-	FilesPending      int64
-	FilesOverdue      int64
+	Statuses     []countLink
+	Uploads      []countLink
+	FilesPending int64
+	FilesOverdue int64
+	// StorageMissing counts the files storage verification did not find as
+	// RC reported them; nil when the store keeps no checks.
+	StorageMissing    *storageMissing
 	Chart             chart
 	CallbacksLastHour int64
 	RejectedLastHour  int64
@@ -124,6 +127,9 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) error {
 			Class: "up-" + string(u), Alert: (u == ledger.UploadFailed || u == ledger.UploadOverdue) && n > 0})
 	}
 	v.FilesPending, v.FilesOverdue, v.QuarantineKept = st.FilesPending, st.FilesOverdue, st.QuarantineCount
+	if v.StorageMissing, err = d.storageMissing(ctx); err != nil {
+		return err
+	}
 	hourAgo := ledger.MinuteOf(now.UnixMilli()) - 59*60_000
 	minutes, err := d.store.Activity(ctx, hourAgo)
 	if err != nil {
@@ -166,10 +172,10 @@ var (
 
 // filterForm is the recordings filter as the form shows it.
 type filterForm struct {
-	AppKey, RoomID, SessionID, UserID, Status, UploadState, Mode, Since, Until string
-	Statuses, UploadStates, Modes                                              []option
-	Active                                                                     bool // some filter is set
-	Set                                                                        int  // how many are set
+	AppKey, RoomID, SessionID, UserID, Status, UploadState, Verification, Mode, Since, Until string
+	Statuses, UploadStates, Verifications, Modes                                             []option
+	Active                                                                                   bool // some filter is set
+	Set                                                                                      int  // how many are set
 }
 
 type recordingsView struct {
@@ -207,13 +213,14 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 	now := d.opts.Now()
 	form := filterForm{
 		AppKey: q.Get("appKey"), RoomID: q.Get("roomId"), SessionID: q.Get("sessionId"), UserID: q.Get("userId"),
-		Status: q.Get("status"), UploadState: q.Get("uploadState"), Mode: q.Get("mode"), Since: q.Get("since"), Until: q.Get("until"),
-		Statuses: statusOptions, UploadStates: uploadOptions, Modes: modeOptions,
+		Status: q.Get("status"), UploadState: q.Get("uploadState"), Verification: q.Get("verification"), Mode: q.Get("mode"),
+		Since: q.Get("since"), Until: q.Get("until"),
+		Statuses: statusOptions, UploadStates: uploadOptions, Verifications: verificationOptions, Modes: modeOptions,
 	}
 	f := ledger.RecordingFilter{AppKey: form.AppKey, RoomID: form.RoomID, SessionID: form.SessionID, UserID: form.UserID,
 		Cursor: q.Get("cursor"), Limit: ledger.DefaultPage, Now: now}
 	// (found names the search that led here; the parameter it names too.)
-	if err := checkParams(q, "appKey", "roomId", "sessionId", "userId", "status", "uploadState", "mode", "since", "until", "cursor", "found"); err != nil {
+	if err := checkParams(q, "appKey", "roomId", "sessionId", "userId", "status", "uploadState", "verification", "mode", "since", "until", "cursor", "found"); err != nil {
 		return err
 	}
 	if err := checkIDFilters([2]string{"appKey", form.AppKey}, [2]string{"roomId", form.RoomID},
@@ -228,6 +235,10 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 		return &badInput{"upload state", "want none, pending, partial, complete, failed or overdue"}
 	}
 	f.UploadState = ledger.UploadState(form.UploadState)
+	if !validOption(verificationOptions, form.Verification) {
+		return &badInput{"storage", "want missing, size_mismatch, unreachable, pending or verified"}
+	}
+	f.Verification = ledger.VerificationState(form.Verification)
 	if form.Mode != "" {
 		if !validOption(modeOptions, form.Mode) {
 			return &badInput{"mode", "want 0 to 6"}
@@ -243,7 +254,7 @@ func (d *Dashboard) recordings(w http.ResponseWriter, r *http.Request) error {
 	if f.Until, err = parseDate("to", form.Until); err != nil {
 		return err
 	}
-	for _, v := range []string{form.AppKey, form.RoomID, form.SessionID, form.UserID, form.Status, form.UploadState, form.Mode, form.Since, form.Until} {
+	for _, v := range []string{form.AppKey, form.RoomID, form.SessionID, form.UserID, form.Status, form.UploadState, form.Verification, form.Mode, form.Since, form.Until} {
 		if v != "" {
 			form.Set++
 		}
@@ -380,11 +391,15 @@ type eventRow struct {
 
 type recordingView struct {
 	page
-	Rec      ledger.Recording
-	Files    []fileRow
-	Events   []eventRow
-	Timeline timeline
-	Duration string
+	// CanRecheck: storage verification runs, so the page offers to check
+	// the files again; Notice says how many a re-check queued.
+	CanRecheck bool
+	Notice     string
+	Rec        ledger.Recording
+	Files      []fileRow
+	Events     []eventRow
+	Timeline   timeline
+	Duration   string
 	// ErrorCurrent: the recording's last reported failure still stands
 	// (it failed, or an upload failed and was not retried successfully).
 	ErrorCurrent bool
@@ -419,8 +434,23 @@ func (d *Dashboard) recording(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v.Rec = st.View(now)
+	var checks map[string]ledger.Verification
+	if vs := d.verifications(); vs != nil {
+		if checks, err = vs.FileVerifications(ctx, id); err != nil {
+			return err
+		}
+		v.CanRecheck = d.opts.VerifyStorage
+	}
+	if n := r.URL.Query().Get("rechecked"); n != "" {
+		if k, err := strconv.Atoi(n); err == nil && k >= 0 {
+			v.Notice = strconv.Itoa(k) + " " + map[bool]string{true: "file", false: "files"}[k == 1] + " to check in storage again; the page shows each one's outcome as it comes."
+		}
+	}
 	v.ErrorCurrent = v.Rec.Status == ledger.StatusFailed || v.Rec.UploadState == ledger.UploadFailed || v.Rec.UploadState == ledger.UploadOverdue
 	for _, f := range v.Rec.Files {
+		if c, ok := checks[f.FileName]; ok {
+			f.Verification = &c
+		}
 		row := fileRow{File: f}
 		if f.FileURL != nil && httpURL(*f.FileURL) {
 			row.Link = *f.FileURL

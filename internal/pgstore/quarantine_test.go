@@ -85,7 +85,7 @@ func TestQuarantineSizeMigration(t *testing.T) {
 	defer conn.Close(context.Background())
 	q := pgx.Identifier{schema}.Sanitize()
 	// Back to version 3: migration 6's tables give way to the old log's
-	// (only what migration 6 reads and drops), and migrations 7 to 10 are undone.
+	// (only what migration 6 reads and drops), and migrations 7 to 11 are undone.
 	if _, err := conn.Exec(context.Background(), `ALTER TABLE `+q+`.quarantine DROP COLUMN stored_size, DROP COLUMN app_key; DROP TABLE `+q+`.revoked_sessions;
 		DROP TABLE `+q+`.log, `+q+`.feed, `+q+`.projection;
 		CREATE TABLE `+q+`.events (seq BIGINT PRIMARY KEY, received_at BIGINT NOT NULL, body BYTEA NOT NULL);
@@ -94,6 +94,7 @@ func TestQuarantineSizeMigration(t *testing.T) {
 		DROP TABLE `+q+`.outbound, `+q+`.destinations, `+q+`.delivery_held, `+q+`.dead_letters, `+q+`.delivery_attempts;
 		DROP INDEX `+q+`.recordings_not_uploaded_by_seq;
 		DROP INDEX `+q+`.recordings_by_last_event; DROP TABLE `+q+`.erasures;
+		DROP TABLE `+q+`.verifications, `+q+`.verification_cursor;
 		DELETE FROM `+q+`.schema_migrations WHERE version >= 4`); err != nil {
 		t.Fatal(err)
 	}
