@@ -38,13 +38,15 @@ func golden(t *testing.T, name string, got []byte) {
 func sampleRecording() ledger.Recording {
 	ms := func(v int64) *int64 { return &v }
 	url := "http://oss/record/XXXXXXXX.mp4?abc"
+	ok := 200
 	return ledger.Recording{
 		RecordID: "8329208b99410743dcfeb80548e2c0ec", AppKey: "your_appkey", RoomID: "111", SessionID: "lSA2G6CUf9A-6nnoNwXCx8",
 		UserID: "222", Mode: 1, ModeName: "single-video", Status: ledger.StatusComplete, UploadState: ledger.UploadComplete,
 		StartedAt: ms(1764454766123), EndedAt: ms(1764458366123), FirstSeenAt: ms(1764454766500),
 		FileCount: 1, UploadedCount: 1, TotalBytes: 333,
 		Files: []ledger.File{{FileName: "lSA2G6CUf9A-6nnoNwXCx8_111_222_1530027865231.mp4", Kind: ledger.KindFinal,
-			FileSize: ms(333), FileURL: &url, UploadStatus: ledger.UploadStatusUploaded}},
+			FileSize: ms(333), FileURL: &url, UploadStatus: ledger.UploadStatusUploaded,
+			Verification: &ledger.Verification{State: ledger.VerifyVerified, HTTPStatus: &ok, Size: ms(333), CheckedAt: ms(1764458400000), Attempts: 1}}},
 		Events: []ledger.Event{
 			{Seq: 1, ReceivedAt: 1764454766500, Type: 1, TypeName: "start", Timestamp: 1764454766123, RecordID: "8329208b99410743dcfeb80548e2c0ec", Code: 200},
 			{Seq: 2, ReceivedAt: 1764458366500, Type: 3, TypeName: "end", Timestamp: 1764458366123, RecordID: "8329208b99410743dcfeb80548e2c0ec", Code: 200,

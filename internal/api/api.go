@@ -478,35 +478,6 @@ type RecordingDetail struct {
 	Events []ledger.Event `json:"events"`
 }
 
-func (a *API) getFile(w http.ResponseWriter, r *http.Request) error {
-	name, err := pathID(r, "fileName")
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	states, err := a.store.FileRecordings(ctx, name)
-	if err != nil {
-		return err
-	}
-	if len(states) == 0 {
-		return errNotFound
-	}
-	f := states[0].FileView(name)
-	checks, err := a.fileVerifications(ctx, states[0].RecordID)
-	if err != nil {
-		return err
-	}
-	if c, ok := checks[name]; ok {
-		f.Verification = &c
-	}
-	for _, other := range states[1:] {
-		f.AlsoIn = append(f.AlsoIn, other.RecordID)
-	}
-	writeJSON(w, http.StatusOK, f)
-	return nil
-}
-
 // EventList is the answer of GET /v1/events: Last is the seq to pass as
 // after for the next page (the same as after when there is nothing new);
 // More says the log held events past this page when it was read.

@@ -81,3 +81,32 @@ func (a *API) listFiles(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
+
+func (a *API) getFile(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathID(r, "fileName")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	states, err := a.store.FileRecordings(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(states) == 0 {
+		return errNotFound
+	}
+	f := states[0].FileView(name)
+	checks, err := a.fileVerifications(ctx, states[0].RecordID)
+	if err != nil {
+		return err
+	}
+	if c, ok := checks[name]; ok {
+		f.Verification = &c
+	}
+	for _, other := range states[1:] {
+		f.AlsoIn = append(f.AlsoIn, other.RecordID)
+	}
+	writeJSON(w, http.StatusOK, f)
+	return nil
+}
