@@ -3,6 +3,7 @@ package ledgertest
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +42,13 @@ func testAnnounceFile(t *testing.T, open Opener) {
 	name := "sess_room_u1_ann-1_1.mp4"
 	status, size, at := 200, int64(1000), time.Now().UnixMilli()
 	v := ledger.Verification{State: ledger.VerifyVerified, HTTPStatus: &status, Size: &size, CheckedAt: &at, Attempts: 1, ETag: `"x"`}
+	// Hostile names announce nothing and leave the store working.
+	for _, bad := range [][2]string{{"ann-1\x00", name}, {"ann-1", name + "\x00"}, {strings.Repeat("r", 1<<20), name},
+		{"ann-1", strings.Repeat("n", 1<<20)}} {
+		if err := fa.AnnounceFile(context.Background(), bad[0], bad[1], delivery.FileVerified, v); err == nil {
+			t.Errorf("announcing for a hostile name (%d, %d bytes) succeeded", len(bad[0]), len(bad[1]))
+		}
+	}
 	for range 2 {
 		if err := fa.AnnounceFile(context.Background(), "ann-1", name, delivery.FileVerified, v); err != nil {
 			t.Fatal(err)
