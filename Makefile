@@ -14,7 +14,7 @@ IMAGE_DIR ?= dist/image
 CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
 CONTAINER ?= docker
 IMAGE ?= recledger:$(patsubst v%,%,$(VERSION))
-FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName ./internal/access:FuzzSessionCookie ./internal/ingest:FuzzHandler ./internal/ledger:FuzzStorable ./internal/ledger:FuzzFindings ./internal/access:FuzzCheck ./internal/dashboard:FuzzSafeNext ./internal/engine:FuzzDecodeRecord ./internal/logbody:FuzzDecode ./internal/delivery/webhook:FuzzParseKeys ./internal/delivery/webhook:FuzzParseRetryAfter ./internal/delivery/webhook:FuzzCheckURL ./internal/delivery:FuzzParseAnnounced ./internal/delivery/webhook:FuzzVerify ./internal/storagecheck:FuzzParseHosts ./internal/storagecheck:FuzzParseContentRange ./internal/simulator:FuzzParseFaults
+FUZZ_TARGETS = ./rc:FuzzParse ./rc:FuzzScan ./rc:FuzzVerify ./rc:FuzzParseFileName ./internal/access:FuzzSessionCookie ./internal/ingest:FuzzHandler ./internal/ledger:FuzzStorable ./internal/ledger:FuzzFindings ./internal/access:FuzzCheck ./internal/dashboard:FuzzSafeNext ./internal/engine:FuzzDecodeRecord ./internal/logbody:FuzzDecode ./internal/delivery/webhook:FuzzParseKeys ./internal/egress:FuzzParseRetryAfter ./internal/delivery/webhook:FuzzCheckURL ./internal/delivery:FuzzParseAnnounced ./internal/delivery/webhook:FuzzVerify ./internal/storagecheck:FuzzParseHosts ./internal/storagecheck:FuzzParseContentRange ./internal/simulator:FuzzParseFaults
 
 .PHONY: help build release image-context image test lint fuzz bench bench-ingest bench-query soak
 

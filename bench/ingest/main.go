@@ -6,6 +6,9 @@
 //
 //	go run ./bench/ingest -clients 16,64 -duration 10s
 //
+// -destinations and -verify-storage add configurations with webhooks and
+// with storage verification on.
+//
 // It prints a Markdown table for BENCHMARKS.md (and JSON with -json).
 package main
 
@@ -62,6 +65,7 @@ func main() {
 	postgres := flag.String("postgres", "", "also measure recledger on this PostgreSQL (one and two instances), e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 	skipSQLite := flag.Bool("skip-sqlite", false, "do not measure the SQLite configuration")
 	destinations := flag.Bool("destinations", false, "also measure SQLite with two webhook destinations (receivers in this process) taking every event")
+	verify := flag.Bool("verify-storage", false, "also measure SQLite with --verify-storage, the uploads' URLs on a storage in this process (HEAD answered at once)")
 	flag.Parse()
 
 	var clients []int
@@ -133,6 +137,32 @@ func main() {
 			addr, stop := serveOn("sqlite:"+filepath.Join(dir, "recledger.db"),
 				append([]string{"--sqlite-synchronous", *sync, "--allow-private-destinations"}, hooks...)...)
 			return []string{addr}, stop
+		}})
+	}
+	if *verify {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			proc.Fatal(err)
+		}
+		var checks atomic.Int64
+		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			checks.Add(1)
+			w.Header().Set("Content-Length", "1048576")
+			w.WriteHeader(http.StatusOK)
+		}))
+		storageBase = "http://" + ln.Addr().String()
+		configs = append(configs, config{"recledger (sqlite " + *sync + ", --verify-storage)", func() ([]string, func()) {
+			dir, err := os.MkdirTemp(tmp, "db")
+			if err != nil {
+				proc.Fatal(err)
+			}
+			before := checks.Load()
+			addr, stop := serveOn("sqlite:"+filepath.Join(dir, "recledger.db"),
+				"--sqlite-synchronous", *sync, "--verify-storage", "--storage-hosts", ln.Addr().String())
+			return []string{addr}, func() {
+				stop()
+				fmt.Fprintf(os.Stderr, "storage checks answered during the run: %d\n", checks.Load()-before)
+			}
 		}})
 	}
 	if *postgres != "" {
@@ -255,6 +285,10 @@ func load(addrs []string, clients int, warmup, duration time.Duration) result {
 
 var types = []int{1, 2, 2, 3, 4, 4}
 
+// storageBase is where the uploads' URLs point: a storage in this process
+// with -verify-storage, else a host no one checks.
+var storageBase = "http://oss"
+
 // callback is worker w's i-th callback: recording i/6 of the worker, step i%6.
 func callback(w, i int) []byte {
 	rec, step := i/len(types), i%len(types)
@@ -268,7 +302,7 @@ func callback(w, i int) []byte {
 	case 2, 3:
 		out = fmt.Sprintf(`,"output":{"fileName":%q,"fileSize":%d}`, file, 1<<20+i)
 	case 4:
-		out = fmt.Sprintf(`,"output":{"fileName":%q,"fileUrl":"http://oss/record/%s"}`, file, file)
+		out = fmt.Sprintf(`,"output":{"fileName":%q,"fileUrl":"%s/record/%s"}`, file, storageBase, file)
 	}
 	return fmt.Appendf(nil, `{"timestamp":%d,"type":%d,"appKey":%q,"recordId":"bench-%d-%d","roomId":"room%d","sessionId":"sess%d","userId":"user%d","mode":0,"extra":"","code":200,"errorMessage":"Success"%s}`,
 		ts, typ, app, w, rec, rec, w, w, out)

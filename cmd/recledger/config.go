@@ -22,6 +22,7 @@ import (
 	"github.com/recledger/recledger/internal/delivery/webhook"
 	"github.com/recledger/recledger/internal/ledger"
 	"github.com/recledger/recledger/internal/sqlitestore"
+	"github.com/recledger/recledger/internal/storagecheck"
 	"github.com/recledger/recledger/rc"
 )
 
@@ -62,6 +63,10 @@ type Config struct {
 	// MaxRecordingLength is the longest a recording may go without its
 	// end before it has the not_ended finding.
 	MaxRecordingLength time.Duration
+	// Storage verification.
+	VerifyStorage       bool     // check each uploaded file's URL and announce what was found
+	StorageHosts        []string // HOST[:PORT] entries the checks may go to (--storage-hosts)
+	StorageAllowPrivate bool     // listed host names may resolve to private and loopback addresses
 }
 
 // DeclaredDestination is a destination given in the configuration: serve
@@ -182,6 +187,15 @@ var settings = []setting{
 	{"max-recording-length", "RECLEDGER_MAX_RECORDING_LENGTH", "max_recording_length",
 		"the longest a recording may run: one with no end callback this long after it was first seen has the not_ended finding", false,
 		durationSetter(func(c *Config) *time.Duration { return &c.MaxRecordingLength })},
+	{"verify-storage", "RECLEDGER_VERIFY_STORAGE", "verify_storage",
+		"check that each uploaded file is in storage at its URL (HEAD, or a one-byte GET) and send recording.file_verified or .file_missing; needs --storage-hosts", false,
+		boolSetter(func(c *Config) *bool { return &c.VerifyStorage })},
+	{"storage-hosts", "RECLEDGER_STORAGE_HOSTS", "storage_hosts",
+		"HOST[:PORT],... the only storage hosts --verify-storage sends requests to (no port: 80 and 443 only; IPv6 in brackets)", true,
+		func(c *Config, v string) error { c.StorageHosts = append(c.StorageHosts, v); return nil }},
+	{"storage-allow-private", "RECLEDGER_STORAGE_ALLOW_PRIVATE", "storage_allow_private",
+		"let listed storage host names resolve to loopback and private addresses (hosts listed as IP addresses are allowed anyway)", false,
+		boolSetter(func(c *Config) *bool { return &c.StorageAllowPrivate })},
 	{"max-streams", "RECLEDGER_MAX_STREAMS", "max_streams", "event streams (GET /v1/events/stream) served at once; more are answered 503", false,
 		func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
@@ -196,6 +210,7 @@ var listResets = map[string]func(*Config){
 	"app":             func(c *Config) { c.Apps = map[string][]string{} },
 	"trusted-proxies": func(c *Config) { c.TrustedProxies = nil },
 	"allowed-hosts":   func(c *Config) { c.AllowedHosts = nil },
+	"storage-hosts":   func(c *Config) { c.StorageHosts = nil },
 	"webhook": func(c *Config) {
 		c.Destinations = slices.DeleteFunc(c.Destinations, func(d DeclaredDestination) bool { return d.fromFlag })
 	},
@@ -261,6 +276,21 @@ func (c *Config) addAllowedHosts(v string) error {
 		c.AllowedHosts = append(c.AllowedHosts, one)
 	}
 	return nil
+}
+
+// boolSettings are the settings given as a flag alone (--verify-storage),
+// true or false in the environment and the file.
+var boolSettings = map[string]bool{"verify-storage": true, "storage-allow-private": true}
+
+func boolSetter(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q: want true or false", v)
+		}
+		*field(c) = b
+		return nil
+	}
 }
 
 func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
@@ -332,6 +362,8 @@ func addConfigFlags(cmd *cobra.Command, only ...string) {
 		// given, after the file and the environment.
 		if s.list {
 			f.StringArray(s.flag, nil, usage)
+		} else if boolSettings[s.flag] {
+			f.Bool(s.flag, false, usage)
 		} else {
 			f.String(s.flag, defaults[s.flag], usage)
 		}
@@ -401,6 +433,9 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (Config, error
 		if s.list {
 			values, _ = flags.GetStringArray(s.flag)
 			listResets[s.flag](&c) // flags replace the environment's list
+		} else if boolSettings[s.flag] {
+			b, _ := flags.GetBool(s.flag)
+			values = []string{strconv.FormatBool(b)}
 		} else {
 			v, _ := flags.GetString(s.flag)
 			values = []string{v}
@@ -581,7 +616,23 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("destination %d: %w", i+1, err))
 		}
 	}
+	if _, err := c.storageHosts(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// storageHosts is the parsed --storage-hosts. Verification without hosts
+// would check nothing (every file unreachable), so it refuses to start.
+func (c *Config) storageHosts() (storagecheck.Hosts, error) {
+	h, err := storagecheck.ParseHosts(strings.Join(c.StorageHosts, ","))
+	if err != nil {
+		return h, fmt.Errorf("storage hosts: %w (want HOST[:PORT],...)", err)
+	}
+	if c.VerifyStorage && h.Len() == 0 {
+		return h, errors.New("--verify-storage needs --storage-hosts: the storage hosts (HOST[:PORT],...) that RC uploads to and that recledger may send its checks to")
+	}
+	return h, nil
 }
 
 // checkMetricsAddr refuses a metrics address that is the main one: the

@@ -42,7 +42,8 @@ func newDestinationsCmd() *cobra.Command {
 		Short: "Manage where outbound events go: webhooks and NATS JetStream",
 		Long: `destinations manages a running recledger's outbound destinations. Events
 (recording.started, .file_created, .ended, .file_uploaded, .upload_failed,
-.completed, .failed, .upload_overdue) go to every enabled destination whose
+.completed, .failed, .upload_overdue, and with --verify-storage
+.file_verified and .file_missing) go to every enabled destination whose
 filter selects them, each recording's in order, signed (webhooks: Standard
 Webhooks) and retried on failure.`,
 		Example: `  recledger destinations add https://example.com/hooks/recordings --events recording.completed

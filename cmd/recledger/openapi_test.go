@@ -536,6 +536,29 @@ func TestOutboundEventsMatchTheDocument(t *testing.T) {
 			st = ledger.Apply(st, cb(rc.TypeUpload, t0+2_015_000, "a.mp4", 200), at)
 		}
 		derive(at + ledger.OverdueAfter.Milliseconds() + 1) // settled, and past the upload window
+		// The storage verifier's events, with the file's verification.
+		if code == 200 {
+			status, size, checked := 200, int64(1<<20), at
+			for i, v := range []ledger.Verification{
+				{State: ledger.VerifyVerified, HTTPStatus: &status, Size: &size, ContentType: "video/mp4", ETag: `"e"`, CheckedAt: &checked, Attempts: 1},
+				{State: ledger.VerifySizeMismatch, HTTPStatus: &status, Size: &size, CheckedAt: &checked, Attempts: 2, Error: "size 1048576, RC said 5"},
+			} {
+				ty := []delivery.Type{delivery.FileVerified, delivery.FileMissing}[i]
+				ann.Count++
+				ev := delivery.NewEvent(&st, delivery.Change{Type: ty, Sequence: ann.Count, File: "a.mp4"}, at)
+				ev.File.Verification = &v
+				seen[ty] = true
+				body, err := json.Marshal(ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var parsed any
+				json.Unmarshal(body, &parsed)
+				if err := doc.validate(schema, parsed, string(ty)); err != nil {
+					t.Errorf("%s: %v\n%s", ty, err, body)
+				}
+			}
+		}
 	}
 	for _, ty := range delivery.Types {
 		if !seen[ty] {

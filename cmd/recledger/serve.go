@@ -274,19 +274,31 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 		retention.Run(retentionCtx)
 	}()
 	defer func() { stopRetention(); <-retentionDone }() // before the store closes
+	// Storage verification, on the projecting instance only (the verifier
+	// waits while another projects).
+	if cfg.VerifyStorage {
+		storageCheck, err := newStorageVerifier(cfg, store, m, log)
+		if err != nil {
+			return err
+		}
+		verifyCtx, stopVerify := context.WithCancel(ctx)
+		verifyDone := make(chan struct{})
+		go func() {
+			defer close(verifyDone)
+			storageCheck.Run(verifyCtx)
+		}()
+		defer func() { stopVerify(); <-verifyDone }() // before the store closes
+	}
 	queries := api.New(store, api.Options{Access: rule, Logger: log, FindingRules: findingRules, Stopping: stopping, MaxStreams: cfg.MaxStreams, Erase: eraser(remover, rm, log),
 		Destinations: &api.Destinations{Store: src.Delivery(), AllowPrivate: cfg.AllowPrivateDestinations, Changed: disp.Reload, Announce: src.Announce,
 			Senders: senders},
-		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
-		// TODO(issue 16, lead/A2): pass cfg.VerifyStorage once --verify-storage
-		// and the verifier are wired; until then re-checks answer 409
-		// verification_off. The dashboard's VerifyStorage below likewise.
-		VerifyStorage: false})
+		Metrics:       promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
+		VerifyStorage: cfg.VerifyStorage})
 	queries.Register(mux)
 	m.watchStreams(queries)
 	// (The routes Register returns are the ones the OpenAPI document lists; a test holds them equal.)
 	dash, err := dashboard.New(store, dashboard.Options{Access: rule, Logger: log, FindingRules: findingRules, Destinations: src.Delivery(), DestinationsChanged: disp.Reload,
-		VerifyStorage: false}) // TODO(issue 16): cfg.VerifyStorage, as the API's above
+		VerifyStorage: cfg.VerifyStorage})
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
@@ -352,6 +364,10 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 	}
 	if n := len(cfg.Destinations); n > 0 {
 		log.Info("outbound delivery", "destinations_declared", n, "settle", cfg.Settle)
+	}
+	if cfg.VerifyStorage {
+		log.Info("storage verification on: uploaded files are checked at their URLs", "storage_hosts", cfg.StorageHosts,
+			"storage_allow_private", cfg.StorageAllowPrivate)
 	}
 	if cfg.InsecureSkipSignature {
 		log.Warn("INSECURE: --insecure-skip-signature accepts callbacks without a signature; anyone who can reach this port can write to the ledger. Development only.")

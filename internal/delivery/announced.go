@@ -15,8 +15,8 @@ import (
 // types, then one byte of file event types per file of the state, the
 // files in name order, so file names (already in the state) are not
 // stored twice. Each type has a fixed bit (flagBits), apart from the
-// order of Types, so that adding a type (file_verified and file_missing
-// are planned) leaves stored records meaning what they meant.
+// order of Types, so that adding a type (as file_verified and
+// file_missing were) leaves stored records meaning what they meant.
 
 // ErrBadAnnounced is returned by ParseAnnounced for bytes it cannot read.
 var ErrBadAnnounced = errors.New("bad announced events")
@@ -26,7 +26,7 @@ var ErrBadAnnounced = errors.New("bad announced events")
 // free bit (three left in each byte).
 var flagBits = map[Type]byte{
 	Started: 1 << 0, Ended: 1 << 1, Failed: 1 << 2, Completed: 1 << 3, UploadOverdue: 1 << 4,
-	FileCreated: 1 << 0, UploadFailed: 1 << 1, FileUploaded: 1 << 2,
+	FileCreated: 1 << 0, UploadFailed: 1 << 1, FileUploaded: 1 << 2, FileVerified: 1 << 3, FileMissing: 1 << 4,
 }
 
 func flags(done map[Type]bool) byte {
@@ -56,7 +56,7 @@ func unflags(b byte, types []Type) map[Type]bool {
 
 var (
 	recordingTypes = []Type{Started, Ended, Failed, Completed, UploadOverdue}
-	fileTypes      = []Type{FileCreated, UploadFailed, FileUploaded}
+	fileTypes      = []Type{FileCreated, UploadFailed, FileUploaded, FileVerified, FileMissing}
 )
 
 // AppendBinary appends a's compact form to b; st is the state a was

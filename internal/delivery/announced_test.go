@@ -79,6 +79,45 @@ func TestAnnouncedRoundTrip(t *testing.T) {
 	}
 }
 
+// TestVerificationFlags: the verifier's types (file_verified,
+// file_missing) take new bits of the file byte: the golden bytes, written
+// before they existed, read as they did (no file verified or missing),
+// and a file's verification events round trip on their own bits.
+func TestVerificationFlags(t *testing.T) {
+	st, a := announcedState(t)
+	golden, err := os.ReadFile(filepath.Join("testdata", "announced.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := hex.DecodeString(strings.TrimSpace(string(golden)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, _, err := delivery.ParseAnnounced(old, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(a, back); diff != "" {
+		t.Errorf("bytes stored before the verification types (-want +got):\n%s", diff)
+	}
+	a.Files[file(0)][delivery.FileVerified] = true
+	a.Files[file(1)][delivery.FileMissing] = true
+	a.Count += 2
+	b := a.AppendBinary(nil, &st)
+	// count, recording byte, then the files in name order: file(0),
+	// file(1), file(2).
+	if want := []byte{7, 0x01, 0x01 | 0x04 | 0x08, 0x01 | 0x02 | 0x10, 0x00}; string(b) != string(want) {
+		t.Errorf("compact form %x, want %x", b, want)
+	}
+	back, _, err = delivery.ParseAnnounced(b, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(a, back); diff != "" {
+		t.Errorf("round trip with verification events (-want +got):\n%s", diff)
+	}
+}
+
 func TestParseAnnouncedRefuses(t *testing.T) {
 	st, a := announcedState(t)
 	b := a.AppendBinary(nil, &st)

@@ -47,11 +47,19 @@ const (
 	Failed        Type = "recording.failed"         // a start or end reported a failure
 	Completed     Type = "recording.completed"      // ended, every file uploaded, and quiet for Settle
 	UploadOverdue Type = "recording.upload_overdue" // RC's upload retries are over and a file is still not uploaded
+	// FileVerified: the storage has the uploaded file, with RC's size
+	// (storage verification, --verify-storage).
+	FileVerified Type = "recording.file_verified"
+	// FileMissing: the storage answered that the uploaded file is not
+	// there (verification state missing), or is there with another size
+	// (size_mismatch); the file's verification says which.
+	FileMissing Type = "recording.file_missing"
 )
 
 // Types are the event types, in the order Derive announces them within one
-// call.
-var Types = []Type{Started, FileCreated, Ended, UploadFailed, FileUploaded, Failed, Completed, UploadOverdue}
+// call; the storage verifier announces the last two (FileVerified,
+// FileMissing), not Derive.
+var Types = []Type{Started, FileCreated, Ended, UploadFailed, FileUploaded, Failed, Completed, UploadOverdue, FileVerified, FileMissing}
 
 // DestinationDisabled is announced to the other destinations when the
 // dispatcher disables one (410 Gone, or failing for too long): an event

@@ -39,6 +39,11 @@ func TestFilterValidate(t *testing.T) {
 	if err := (delivery.Filter{Types: delivery.Types}).Validate(); err != nil {
 		t.Errorf("every type: %v", err)
 	}
+	for _, ty := range []delivery.Type{"recording.file_verified", "recording.file_missing"} {
+		if err := (delivery.Filter{Types: []delivery.Type{ty}}).Validate(); err != nil {
+			t.Errorf("%s: %v", ty, err)
+		}
+	}
 	err := delivery.Filter{Types: []delivery.Type{"recording.complete"}}.Validate()
 	if err == nil || !strings.Contains(err.Error(), `"recording.complete"`) || !strings.Contains(err.Error(), "recording.completed") {
 		t.Errorf("a misspelt type: %v", err)

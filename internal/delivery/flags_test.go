@@ -35,4 +35,7 @@ func TestUnknownBitsIgnored(t *testing.T) {
 	if got := unflags(0xe0, recordingTypes); got != nil {
 		t.Errorf("bits of no recording type read as %v", got)
 	}
+	if got := unflags(0xe0, fileTypes); got != nil {
+		t.Errorf("bits of no file type read as %v", got)
+	}
 }

@@ -360,6 +360,19 @@ func (s *Store) Delivery() delivery.Store {
 // Announce implements delivery.Source.
 func (s *Store) Announce(on bool) { s.eng.SetOutbound(on) }
 
+// AnnounceFile announces a file's storage verification outcome
+// (delivery.FileVerified, delivery.FileMissing) through the projection
+// engine (engine.Engine.AnnounceFile): engine.ErrNotLeader where another
+// instance projects.
+func (s *Store) AnnounceFile(ctx context.Context, recordID, fileName string, t delivery.Type, v ledger.Verification) error {
+	return s.eng.AnnounceFile(ctx, recordID, fileName, t, v)
+}
+
+// Projecting reports whether this instance projects (PostgreSQL: holds the
+// projector's lock), as far as its engine knows: the storage verifier runs
+// its checks only there, so two instances do not check the same files.
+func (s *Store) Projecting() bool { return !s.eng.Following() }
+
 // Announced implements delivery.Source.
 func (s *Store) Announced() <-chan struct{} { return s.announced }
 

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/recledger/recledger/internal/delivery/webhook"
+	"github.com/recledger/recledger/internal/egress"
 )
 
 // State is a file's verification state, as CONTRACT.md names it.
@@ -120,11 +120,11 @@ func New(opts Options) *Checker {
 // dialer connects only as the address rules allow: a host listed as an
 // IP address is dialled whatever the address; a name is resolved and
 // dialled only to public addresses unless allowPrivate, the check made
-// on the address connected to (webhook.DialControl), so a listed name
+// on the address connected to (egress.DialControl), so a listed name
 // re-pointed at a private address is refused.
 func dialer(hosts Hosts, allowPrivate bool, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	literal := &net.Dialer{Timeout: timeout}
-	named := &net.Dialer{Timeout: timeout, Control: webhook.DialControl(allowPrivate)}
+	named := &net.Dialer{Timeout: timeout, Control: egress.DialControl(allowPrivate, "--storage-allow-private")}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -279,7 +279,7 @@ func (c *Checker) judge(resp *http.Response, size int64, wantSize *int64, u *url
 		return r
 	case code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout:
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-			if wait, ok := webhook.ParseRetryAfter(resp.Header.Get("Retry-After"), c.opts.Now()); ok {
+			if wait, ok := egress.ParseRetryAfter(resp.Header.Get("Retry-After"), c.opts.Now(), MaxRetryAfter); ok {
 				r.RetryAfter = min(wait, MaxRetryAfter)
 			}
 		}
@@ -310,7 +310,7 @@ func (c *Checker) failed(err error, u *url.URL) Result {
 		err = fmt.Errorf("timed out or cancelled: %w", context.DeadlineExceeded)
 	}
 	err = fmt.Errorf("%s: %w", Redact(u.String()), err)
-	if errors.Is(err, ErrRedirect) || errors.Is(err, webhook.ErrForbiddenAddress) || errors.Is(err, ErrNotAllowed) {
+	if errors.Is(err, ErrRedirect) || errors.Is(err, egress.ErrForbiddenAddress) || errors.Is(err, ErrNotAllowed) {
 		return c.final(Result{}, err)
 	}
 	return c.transient(Result{}, err)

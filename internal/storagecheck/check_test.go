@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recledger/recledger/internal/delivery/webhook"
+	"github.com/recledger/recledger/internal/egress"
 )
 
 var testNow = time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
@@ -252,7 +252,7 @@ func TestCheckPrivateName(t *testing.T) {
 	url := "http://" + hosts + "/f?" + secret
 	c, _ := newChecker(t, hosts, nil)
 	r := c.Check(context.Background(), url, nil)
-	if r.State != Unreachable || r.Transient || !errors.Is(r.Err, webhook.ErrForbiddenAddress) {
+	if r.State != Unreachable || r.Transient || !errors.Is(r.Err, egress.ErrForbiddenAddress) {
 		t.Errorf("got %s transient=%v %v", r.State, r.Transient, r.Err)
 	}
 	assertNoSecret(t, r)

@@ -36,7 +36,7 @@ func (w countingWriter) Write(b []byte) (int, error) {
 // bytes) on loopback, refusing HEAD on presigned URLs as S3 does (the
 // signature covers the method). It counts requests by method and body
 // bytes sent.
-func newS3(t *testing.T) (srv *httptest.Server, methods map[string]*atomic.Int32, bodyBytes *atomic.Int64) {
+func newS3(t testing.TB) (srv *httptest.Server, methods map[string]*atomic.Int32, bodyBytes *atomic.Int64) {
 	t.Helper()
 	backend := s3mem.New()
 	if err := backend.CreateBucket("rec"); err != nil {

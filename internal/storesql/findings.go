@@ -80,6 +80,9 @@ func ListRecordingsByFinding(ctx context.Context, query Query, f ledger.Recordin
 	if err := ledger.CheckFinding(f.Finding); err != nil {
 		return ledger.RecordingPage{}, err
 	}
+	if err := CheckVerificationFilter(f.Verification); err != nil {
+		return ledger.RecordingPage{}, err
+	}
 	var before int64
 	if f.Cursor != "" {
 		if before, err = ledger.DecodeCursor(f); err != nil {
@@ -121,6 +124,9 @@ func ListRecordingsByFinding(ctx context.Context, query Query, f ledger.Recordin
 // is set (ledger.Store.CountRecordings), up to upTo.
 func CountRecordingsByFinding(ctx context.Context, query Query, f ledger.RecordingFilter, upTo int, placeholder func(n int) string, hint string) (int64, error) {
 	if err := ledger.CheckFinding(f.Finding); err != nil {
+		return 0, err
+	}
+	if err := CheckVerificationFilter(f.Verification); err != nil {
 		return 0, err
 	}
 	now := filterNow(f)

@@ -10,6 +10,7 @@ import (
 	"github.com/recledger/recledger/internal/delivery"
 	"github.com/recledger/recledger/internal/delivery/jetstream"
 	"github.com/recledger/recledger/internal/delivery/webhook"
+	"github.com/recledger/recledger/internal/egress"
 )
 
 // MinMaxAge is the shortest retention a nats destination may ask for: the
@@ -52,7 +53,7 @@ func Check(d *delivery.Destination, allowPrivate bool) error {
 		case d.MaxAge != 0 && d.MaxAge < MinMaxAge:
 			return bad("a stream must keep messages at least %v (its duplicates window covers the retries)", MinMaxAge)
 		}
-		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !allowPrivate && !webhook.Public(ip) {
+		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !allowPrivate && !egress.Public(ip) {
 			return bad("%s is not a public address (--allow-private-destinations allows it)", ip)
 		}
 		if err := (jetstream.Options{URL: d.URL, Stream: d.Stream, Prefix: d.Prefix}).Validate(); err != nil {

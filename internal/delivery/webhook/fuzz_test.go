@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/recledger/recledger/internal/egress"
 )
 
 // FuzzParseKeys: no text makes a parser panic; a key that parses writes
@@ -38,21 +40,6 @@ func FuzzParseKeys(f *testing.F) {
 	})
 }
 
-// FuzzParseRetryAfter: any header gives a wait within [0, MaxRetryAfter].
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"120", "0", "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
-		"Sun Nov  6 08:49:37 1994", "-1", "1e9", "99999999999999999999", ""} {
-		f.Add(s)
-	}
-	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, s string) {
-		w, ok := ParseRetryAfter(s, now)
-		if w < 0 || w > MaxRetryAfter || !ok && w != 0 {
-			t.Fatalf("ParseRetryAfter(%q) = %v, %v", s, w, ok)
-		}
-	})
-}
-
 // FuzzCheckURL: no URL makes CheckURL panic; one it accepts without the
 // private setting is http or https, names a host, carries no credentials,
 // and names no non-public address.
@@ -69,7 +56,7 @@ func FuzzCheckURL(f *testing.F) {
 		if u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" || u.User != nil {
 			t.Fatalf("accepted %q", s)
 		}
-		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !Public(ip) {
+		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !egress.Public(ip) {
 			t.Fatalf("accepted %q, address %s", s, ip)
 		}
 	})

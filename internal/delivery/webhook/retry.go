@@ -2,9 +2,6 @@ package webhook
 
 import (
 	"math/rand/v2"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -68,27 +65,4 @@ func (s Schedule) settings() ([]time.Duration, float64) {
 		jitter = 0.2
 	}
 	return waits, jitter
-}
-
-// ParseRetryAfter reads a Retry-After header (RFC 9110: delay-seconds or
-// an HTTP-date) at time now. A date in the past is a wait of 0; a wait
-// longer than MaxRetryAfter is cut to it. ok is false when v is empty or
-// neither form.
-func ParseRetryAfter(v string, now time.Time) (wait time.Duration, ok bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if strings.Trim(v, "0123456789") == "" {
-		secs, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || secs > int64(MaxRetryAfter/time.Second) { // too many digits to parse, or too long
-			return MaxRetryAfter, true
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return min(max(t.Sub(now), 0), MaxRetryAfter), true
 }

@@ -24,6 +24,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/recledger/recledger/internal/egress"
 )
 
 // Outcome is what an attempt's answer means.
@@ -163,7 +165,7 @@ func (c *Client) Send(ctx context.Context, url string, s Signer, id string, at t
 	case resp.StatusCode == http.StatusGone:
 		a.Outcome = Gone
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		a.RetryAfter, _ = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		a.RetryAfter, _ = egress.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now(), MaxRetryAfter)
 	}
 	return a
 }

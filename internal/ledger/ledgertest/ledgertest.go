@@ -92,6 +92,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 			{"Destinations", testDestinations},
 			{"Progress", testDeliveryProgress},
 			{"PruneOutbox", testPruneOutbox},
+			{"AnnounceFile", testAnnounceFile},
 		}},
 	}
 	for _, r := range roles {
