@@ -8,23 +8,6 @@ import (
 	"github.com/recledger/recledger/internal/api"
 )
 
-// issue16Pending is the start of the skip message of the tests that wait
-// for issue 16's server side (storage verification and findings): grep for
-// it to find them.
-const issue16Pending = "issue 16 pending:"
-
-// requireIssue16Server skips until serve has the flags of issue 16's
-// storage verification and findings; once they are merged the test runs.
-func requireIssue16Server(t *testing.T) {
-	t.Helper()
-	help, _, _ := runBinary(t, "", "serve", "--help")
-	for _, flag := range []string{"--verify-storage", "--storage-hosts", "--max-recording-length"} {
-		if !strings.Contains(help, flag) {
-			t.Skipf("%s serve --help lacks %s; this test runs once the storage verifier and the findings are merged", issue16Pending, flag)
-		}
-	}
-}
-
 // TestSimulateStorageFaults is issue 16's proof: a server verifying storage
 // against the simulator's test storage, with a short
 // --max-recording-length, gets recordings with every scenario fault, and
@@ -33,7 +16,6 @@ func requireIssue16Server(t *testing.T) {
 // another size, three recordings not ended, three segments missing. On
 // both backends.
 func TestSimulateStorageFaults(t *testing.T) {
-	requireIssue16Server(t)
 	backends := map[string]func(t *testing.T) []string{
 		"sqlite":   func(*testing.T) []string { return nil },
 		"postgres": func(t *testing.T) []string { return []string{"--db", postgresURL(t)} },
