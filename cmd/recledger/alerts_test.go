@@ -95,7 +95,7 @@ func TestOpsPrometheusConfig(t *testing.T) {
 		}
 	}
 	out := runOpsScript(t, "check-prometheus", dir, time.Minute)
-	if !strings.Contains(out, "SUCCESS: 1 rule files found") || !strings.Contains(out, "SUCCESS: 15 rules found") {
+	if !strings.Contains(out, "SUCCESS: 1 rule files found") || !strings.Contains(out, "SUCCESS: 19 rules found") {
 		t.Errorf("promtool check config did not load the rules:\n%s", out)
 	}
 }

@@ -73,9 +73,15 @@ func TestStorageVerificationEndToEnd(t *testing.T) {
 	hook.script = func(int) (int, http.Header) { return 204, nil }
 	token := "storage-e2e-token-0123456789abcdefghij"
 	hostPort := strings.TrimPrefix(storage.URL, "http://")
-	srv := startServer(t, t.TempDir(), "--app", testApp+"="+testSecret, "--api-token", token, "--log-level", "debug",
+	// The guide's serve line, with this test's storage added to its hosts
+	// (the storage hosts add up).
+	words := shellWords(t, opsBlock(t, "serve-verify-storage"))
+	if len(words) < 2 || words[0] != "recledger" || words[1] != "serve" {
+		t.Fatalf("serve-verify-storage is not a recledger serve line: %q", words)
+	}
+	srv := startServer(t, t.TempDir(), append(words[2:], "--app", testApp+"="+testSecret, "--api-token", token, "--log-level", "debug",
 		"--allow-private-destinations", "--webhook", "http://"+hook.addr+"/hooks="+secret,
-		"--verify-storage", "--storage-hosts", hostPort)
+		"--storage-hosts", hostPort)...)
 
 	const rec = "e2e-storage"
 	files := map[string]string{ // name → upload URL
