@@ -104,6 +104,12 @@ type Verifications interface {
 	// has another URLHash (a newer upload replaced it meanwhile); it
 	// reports whether it stored it.
 	SaveVerification(ctx context.Context, c FileCheck) (bool, error)
+	// DropVerification deletes the check, if the stored one still has its
+	// URLHash: its file is no longer in the ledger. Forget deletes a
+	// recording's checks, but a check queued from a read of the recording
+	// just before Forget committed is stored after it, and would keep the
+	// file's name (which may name a user) of a recording erased.
+	DropVerification(ctx context.Context, c FileCheck) error
 	// FileVerifications returns a recording's checks by file name.
 	FileVerifications(ctx context.Context, recordID string) (map[string]Verification, error)
 	// Recheck makes the checks f selects due at now, whatever their state,

@@ -206,6 +206,20 @@ func (v Verifications) SaveVerification(ctx context.Context, c ledger.FileCheck)
 	return n > 0, nil
 }
 
+// DropVerification implements ledger.Verifications.
+func (v Verifications) DropVerification(ctx context.Context, c ledger.FileCheck) error {
+	if storableCheck(&c) != nil {
+		return nil // names no stored check
+	}
+	ctx, done := v.o().bound(ctx)
+	defer done()
+	if _, err := v.Write.ExecContext(ctx, v.o().q(`DELETE FROM verifications WHERE record_id = ? AND file_name = ? AND url_hash = ?`),
+		c.RecordID, c.FileName, c.URLHash); err != nil {
+		return fmt.Errorf("drop verification of %s: %w", ledger.Clip(c.FileName, 200), err)
+	}
+	return nil
+}
+
 // FileVerifications implements ledger.Verifications.
 func (v Verifications) FileVerifications(ctx context.Context, recordID string) (map[string]ledger.Verification, error) {
 	out := map[string]ledger.Verification{}

@@ -134,6 +134,16 @@ func (s *fakeStore) SaveVerification(_ context.Context, c ledger.FileCheck) (boo
 	return true, nil
 }
 
+func (s *fakeStore) DropVerification(_ context.Context, c ledger.FileCheck) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{c.RecordID, c.FileName}
+	if old, ok := s.checks[k]; ok && old.URLHash == c.URLHash {
+		delete(s.checks, k)
+	}
+	return nil
+}
+
 func (s *fakeStore) FileVerifications(_ context.Context, recordID string) (map[string]ledger.Verification, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

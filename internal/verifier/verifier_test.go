@@ -350,3 +350,35 @@ func TestRunOnlyWhereProjecting(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// TestRemovedMeanwhile: a check queued from a read of its recording just
+// before Forget removed it (Forget deleted the checks it found, then this
+// one was stored) is dropped when it comes due: nothing is asked of the
+// storage, announced, or kept of an erased recording's file.
+func TestRemovedMeanwhile(t *testing.T) {
+	h := newHarness(t, nil)
+	h.store.upload("r", "a.mp4", url("a.mp4"), nil)
+	h.store.upload("keep", "b.mp4", url("b.mp4"), nil)
+	if _, err := h.v.queue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.store.mu.Lock()
+	delete(h.store.states, "r") // forgotten after the queue read it
+	h.store.mu.Unlock()
+	h.script("b.mp4", answer(storagecheck.Verified, 200, ""))
+	h.pass(t)
+	if c, ok := h.store.check("r", "a.mp4"); ok {
+		t.Errorf("the check of a removed recording's file is kept: %+v", c)
+	}
+	for _, u := range h.chk.asked {
+		if strings.Contains(u, "a.mp4") {
+			t.Errorf("a removed file was checked: %s", storagecheck.Redact(u))
+		}
+	}
+	if c := h.state(t, "keep", "b.mp4"); c.State != ledger.VerifyVerified {
+		t.Errorf("the other recording's check: %+v", c)
+	}
+	if got := h.ann.announcements(); len(got) != 1 || got[0].file != "b.mp4" {
+		t.Errorf("announced %+v, want b.mp4's only", got)
+	}
+}

@@ -84,6 +84,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 			{"Announce", testVerificationAnnounce},
 			{"Counts", testVerificationCounts},
 			{"Lifecycle", testVerificationLifecycle},
+			{"Drop", testVerificationDrop},
 			{"Hostile", testVerificationHostile},
 		}},
 		{"Outbound", []test{

@@ -463,3 +463,40 @@ func testVerificationHostile(t *testing.T, open Opener) {
 		}
 	}
 }
+
+// testVerificationDrop: DropVerification deletes the check it names, and
+// only while it still has that URL (a newer upload's check stays); ids no
+// store holds drop nothing, without a database error.
+func testVerificationDrop(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open()
+	defer closeStore(t, s)
+	v := verifications(t, s)
+	a, b := check("r1", "a.mp4", "u/a", 1), check("r1", "b.mp4", "u/b", 1)
+	queue(t, v, 1, a, b, check("r2", "a.mp4", "u/2a", 1))
+	if err := v.DropVerification(ctx, a); err != nil {
+		t.Fatalf("DropVerification: %v", err)
+	}
+	got := fileVerifications(t, v, "r1")
+	if _, ok := got["a.mp4"]; ok || len(got) != 1 {
+		t.Errorf("after dropping a.mp4, r1's checks = %v; want b.mp4's only", got)
+	}
+	if got := fileVerifications(t, v, "r2"); len(got) != 1 {
+		t.Errorf("dropping r1's a.mp4 took r2's: %v", got)
+	}
+	stale := check("r1", "b.mp4", "u/b-old", 1)
+	if err := v.DropVerification(ctx, stale); err != nil {
+		t.Fatalf("DropVerification under another URL: %v", err)
+	}
+	if got := fileVerifications(t, v, "r1"); len(got) != 1 {
+		t.Errorf("a drop under a replaced URL took the newer check: %v", got)
+	}
+	for _, bad := range []ledger.FileCheck{check("r\x001", "b.mp4", "u/b", 1), check("r1", strings.Repeat("f", 100_000), "u/b", 1), check("r1", "\xff", "u/b", 1)} {
+		if err := v.DropVerification(ctx, bad); err != nil {
+			t.Errorf("DropVerification(%.20q/%.20q): %v", bad.RecordID, bad.FileName, err)
+		}
+	}
+	if got := dueNames(t, v, 10, 10); !cmp.Equal(got, []string{"r1/b.mp4", "r2/a.mp4"}) {
+		t.Errorf("due after the drops = %v", got)
+	}
+}
