@@ -3,9 +3,14 @@ package storagecheck
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -68,5 +73,70 @@ func TestCheckHostileAnswers(t *testing.T) {
 			}
 			assertNoSecret(t, r)
 		})
+	}
+}
+
+// TestCheckPartialReadsOneByte: a storage that answers the ranged GET
+// with 206 and then streams the whole object has one byte of it read.
+func TestCheckPartialReadsOneByte(t *testing.T) {
+	const total = 64 << 20
+	var written atomic.Int64
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		defer close(done)
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-0/%d", total))
+		w.WriteHeader(http.StatusPartialContent)
+		chunk := make([]byte, 32<<10)
+		for written.Load() < total {
+			n, err := w.Write(chunk)
+			written.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	c, _ := newChecker(t, srv.Listener.Addr().String(), nil)
+	r := c.Check(context.Background(), srv.URL+"/big.mp4?"+secret, size(total))
+	if r.State != Verified || r.HTTPStatus != http.StatusPartialContent || r.Size == nil || *r.Size != total {
+		t.Fatalf("got %s %d %v %v", r.State, r.HTTPStatus, r.Size, r.Err)
+	}
+	<-done
+	if n := written.Load(); n >= total/2 { // socket buffers take some
+		t.Errorf("the server sent %d of %d bytes", n, total)
+	}
+}
+
+// TestCheckRedirectToAnotherListedHost: a redirect to another host name
+// is refused even when that host is on the list too (no redirects to
+// other hosts), and that host is asked nothing.
+func TestCheckRedirectToAnotherListedHost(t *testing.T) {
+	var other atomic.Int32
+	otherSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		other.Add(1)
+		w.Header().Set("Content-Length", "10")
+	}))
+	defer otherSrv.Close()
+	_, otherPort, _ := net.SplitHostPort(otherSrv.Listener.Addr().String())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://localhost:"+otherPort+"/file?"+secret, http.StatusFound)
+	}))
+	defer srv.Close()
+	c, _ := newChecker(t, srv.Listener.Addr().String()+",localhost:"+otherPort, func(o *Options) { o.AllowPrivate = true })
+	if r := c.Check(context.Background(), "http://localhost:"+otherPort+"/file", size(10)); r.State != Verified {
+		t.Fatalf("the other host, asked directly: %s %v", r.State, r.Err)
+	}
+	other.Store(0)
+	r := c.Check(context.Background(), srv.URL+"/moved?"+secret, size(10))
+	if r.State != Unreachable || r.Transient || !errors.Is(r.Err, ErrRedirect) {
+		t.Errorf("got %s transient=%v %v", r.State, r.Transient, r.Err)
+	}
+	assertNoSecret(t, r)
+	if other.Load() != 0 {
+		t.Errorf("the other host got %d requests", other.Load())
 	}
 }
