@@ -34,6 +34,11 @@ const (
 // request was made.
 var ErrNotAllowed = errors.New("storage host not on the allow-list")
 
+// ErrNotHTTP is the error of a file URL that is not an http or https URL
+// with a host (or that carries user info): no request was made, and
+// listing a host would not change that.
+var ErrNotHTTP = errors.New("not an http or https URL without user info")
+
 // ErrRedirect is the error of a redirect Check would not follow.
 var ErrRedirect = errors.New("redirect not followed")
 
@@ -169,10 +174,10 @@ func (c *Checker) checkRedirect(req *http.Request, via []*http.Request) error {
 // gave none. It never returns without a State.
 func (c *Checker) Check(ctx context.Context, fileURL string, wantSize *int64) Result {
 	u, err := url.Parse(fileURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return c.final(Result{}, fmt.Errorf("%w: %s is not an http or https URL", ErrNotAllowed, Redact(fileURL)))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return c.final(Result{}, fmt.Errorf("%s: %w", Redact(fileURL), ErrNotHTTP))
 	}
-	if u.User != nil || !c.opts.Hosts.Allows(u) {
+	if !c.opts.Hosts.Allows(u) {
 		return c.final(Result{}, fmt.Errorf("%w: %s", ErrNotAllowed, Redact(fileURL)))
 	}
 	hostKey, _ := key(u)

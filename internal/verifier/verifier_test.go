@@ -382,3 +382,21 @@ func TestRemovedMeanwhile(t *testing.T) {
 		t.Errorf("announced %+v, want b.mp4's only", got)
 	}
 }
+
+// TestNotHTTP: a file URL that is not http(s) is unreachable with words
+// that say so, not "storage host not on --storage-hosts" (listing its host
+// would change nothing); the real checker is used, so no request leaves.
+func TestNotHTTP(t *testing.T) {
+	h := newHarness(t, nil)
+	hosts, err := storagecheck.ParseHosts("bucket.s3.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.v.o.Checker = storagecheck.New(storagecheck.Options{Hosts: hosts})
+	h.store.upload("r", "a.mp4", "s3://bucket.s3.example.com/rec/a.mp4?"+secret, nil)
+	h.pass(t)
+	c := h.state(t, "r", "a.mp4")
+	if c.State != ledger.VerifyUnreachable || strings.Contains(c.Error, "--storage-hosts") || !strings.Contains(c.Error, "not an http or https URL") || strings.Contains(c.Error, "SECRET") {
+		t.Errorf("check of an s3:// URL: %+v", c)
+	}
+}
