@@ -317,7 +317,18 @@ func (v Verifications) MarkAnnounced(ctx context.Context, c ledger.FileCheck) er
 }
 
 // VerificationCounts implements ledger.Verifications.
-func (v Verifications) VerificationCounts(ctx context.Context) (map[ledger.VerificationState]int64, error) {
+func (v Verifications) VerificationCounts(ctx context.Context, states ...ledger.VerificationState) (map[ledger.VerificationState]int64, error) {
+	q, args := `SELECT state, COUNT(*) FROM verifications GROUP BY state`, []any(nil)
+	if len(states) > 0 {
+		for _, st := range states {
+			if err := CheckVerificationFilter(st); err != nil || st == "" {
+				return nil, fmt.Errorf("verification counts: %w", ledger.ErrBadFilter)
+			}
+			args = append(args, string(st))
+		}
+		// One range of verifications_by_state per state.
+		q = v.o().q(`SELECT state, COUNT(*) FROM verifications WHERE state IN (?` + strings.Repeat(", ?", len(states)-1) + `) GROUP BY state`)
+	}
 	ctx, done := v.o().bound(ctx)
 	defer done()
 	type count struct {
@@ -327,7 +338,7 @@ func (v Verifications) VerificationCounts(ctx context.Context) (map[ledger.Verif
 	rows, err := queryAll(ctx, v.Read, func(r scanner) (count, error) {
 		var c count
 		return c, r.Scan(&c.state, &c.n)
-	}, `SELECT state, COUNT(*) FROM verifications GROUP BY state`)
+	}, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("verification counts: %w", err)
 	}

@@ -196,12 +196,14 @@ func (s *fakeStore) MarkAnnounced(_ context.Context, c ledger.FileCheck) error {
 	return nil
 }
 
-func (s *fakeStore) VerificationCounts(context.Context) (map[ledger.VerificationState]int64, error) {
+func (s *fakeStore) VerificationCounts(_ context.Context, states ...ledger.VerificationState) (map[ledger.VerificationState]int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[ledger.VerificationState]int64{}
 	for _, c := range s.checks {
-		out[c.State]++
+		if len(states) == 0 || slices.Contains(states, c.State) {
+			out[c.State]++
+		}
 	}
 	return out, nil
 }

@@ -326,6 +326,16 @@ func testVerificationCounts(t *testing.T, open Opener) {
 	if !cmp.Equal(counts, want) {
 		t.Errorf("VerificationCounts: %s", cmp.Diff(want, counts))
 	}
+	// Of some states only (the overview's), and a state none has.
+	some, err := v.VerificationCounts(ctx, ledger.VerifyMissing, ledger.VerifySizeMismatch, ledger.VerifyUnreachable)
+	if want := (map[ledger.VerificationState]int64{ledger.VerifyMissing: 3, ledger.VerifySizeMismatch: 1}); err != nil || !cmp.Equal(some, want) {
+		t.Errorf("VerificationCounts(missing, size_mismatch, unreachable) = %v, %v; want %v", some, err, want)
+	}
+	for _, bad := range []ledger.VerificationState{"gone", "", "missing\x00"} {
+		if _, err := v.VerificationCounts(ctx, ledger.VerifyMissing, bad); !errors.Is(err, ledger.ErrBadFilter) {
+			t.Errorf("VerificationCounts(%q): %v, want ErrBadFilter", bad, err)
+		}
+	}
 
 	// Missing: v-3 then v-1 (newest first), one a page.
 	f := ledger.RecordingFilter{Verification: ledger.VerifyMissing, Limit: 1}
