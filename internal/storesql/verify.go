@@ -195,7 +195,8 @@ func (v Verifications) SaveVerification(ctx context.Context, c ledger.FileCheck)
 	args := append([]any{string(c.State)}, results(&c)...)
 	res, err := v.Write.ExecContext(ctx, v.o().q(`UPDATE verifications SET state = ?, http_status = ?, size = ?,
 		content_type = ?, etag = ?, checked_at = ?, attempts = ?, error = ?, next_at = ?, announced = ?
-		WHERE record_id = ? AND file_name = ? AND url_hash = ?`), append(args, c.RecordID, c.FileName, c.URLHash)...)
+		WHERE record_id = ? AND file_name = ? AND url_hash = ? AND (CAST(? AS BIGINT) = 0 OR next_at = ?)`),
+		append(args, c.RecordID, c.FileName, c.URLHash, c.TakenAt, c.TakenAt)...)
 	if err != nil {
 		return false, fmt.Errorf("save verification of %s: %w", ledger.Clip(c.FileName, 200), err)
 	}

@@ -127,9 +127,10 @@ func (s *fakeStore) SaveVerification(_ context.Context, c ledger.FileCheck) (boo
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := [2]string{c.RecordID, c.FileName}
-	if old, ok := s.checks[k]; !ok || old.URLHash != c.URLHash {
+	if old, ok := s.checks[k]; !ok || old.URLHash != c.URLHash || c.TakenAt != 0 && old.NextAt != c.TakenAt {
 		return false, nil
 	}
+	c.TakenAt = 0 // not stored
 	s.checks[k] = c
 	return true, nil
 }
@@ -162,7 +163,7 @@ func (s *fakeStore) Recheck(_ context.Context, f ledger.RecheckFilter, now int64
 	var n int64
 	for k, c := range s.checks {
 		if (f.RecordID != "" && k[0] == f.RecordID && (f.FileName == "" || k[1] == f.FileName)) || (f.RecordID == "" && f.State != "" && c.State == f.State) {
-			c.NextAt, c.Announced = now, false
+			c.State, c.Attempts, c.NextAt, c.Announced = ledger.VerifyPending, 0, now, false
 			s.checks[k] = c
 			n++
 		}

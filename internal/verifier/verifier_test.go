@@ -400,3 +400,47 @@ func TestNotHTTP(t *testing.T) {
 		t.Errorf("check of an s3:// URL: %+v", c)
 	}
 }
+
+// recheckingChecker is the storage answering a check that began before the
+// user asked for a re-check (say, before restoring the object): the re-check
+// is asked while the check is in flight.
+type recheckingChecker struct {
+	inner   Checker
+	recheck func()
+	once    sync.Once
+}
+
+func (c *recheckingChecker) Check(ctx context.Context, fileURL string, size *int64) storagecheck.Result {
+	r := c.inner.Check(ctx, fileURL, size)
+	c.once.Do(c.recheck)
+	return r
+}
+
+// TestRecheckDuringCheck: the outcome of a check begun before a re-check
+// does not answer the re-check: the file stays pending and the next pass
+// checks it again, and that outcome is the one kept and announced.
+func TestRecheckDuringCheck(t *testing.T) {
+	h := newHarness(t, nil)
+	h.store.upload("r", "a.mp4", url("a.mp4"), nil)
+	h.script("a.mp4", answer(storagecheck.Missing, 404, "not there yet"), answer(storagecheck.Verified, 200, ""))
+	h.v.o.Checker = &recheckingChecker{inner: h.chk, recheck: func() {
+		if _, err := h.store.Recheck(context.Background(), ledger.RecheckFilter{RecordID: "r"}, h.clock.Now().UnixMilli()); err != nil {
+			t.Error(err)
+		}
+	}}
+	if _, err := h.v.queue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.advance(time.Second) // the re-check is asked a second after the upload was queued
+	h.pass(t)
+	if c := h.state(t, "r", "a.mp4"); c.State != ledger.VerifyPending || c.NextAt == 0 {
+		t.Fatalf("after a re-check during the check: %+v; want pending, due", c)
+	}
+	h.pass(t)
+	if c := h.state(t, "r", "a.mp4"); c.State != ledger.VerifyVerified {
+		t.Errorf("the re-check's own check: %+v", c)
+	}
+	if got := h.ann.announcements(); len(got) != 1 || got[0].t != delivery.FileVerified {
+		t.Errorf("announced %+v, want file_verified only", got)
+	}
+}

@@ -85,6 +85,7 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 			{"Counts", testVerificationCounts},
 			{"Lifecycle", testVerificationLifecycle},
 			{"Drop", testVerificationDrop},
+			{"Taken", testVerificationTaken},
 			{"Hostile", testVerificationHostile},
 		}},
 		{"Outbound", []test{

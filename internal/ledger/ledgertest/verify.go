@@ -474,6 +474,47 @@ func testVerificationHostile(t *testing.T, open Opener) {
 	}
 }
 
+// testVerificationTaken: an outcome saved with TakenAt is stored only
+// while the check is still due as it was taken; a re-check meanwhile (a
+// new NextAt) refuses it, and the re-check's own check then stores.
+func testVerificationTaken(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open()
+	defer closeStore(t, s)
+	v := verifications(t, s)
+	const due = int64(1_800_000_000_000) // a real clock's milliseconds: past 32 bits
+	a := check("r1", "a.mp4", "u/a", due)
+	queue(t, v, 1, a, check("r1", "b.mp4", "u/b", due))
+	taken, err := v.DueVerifications(ctx, due, 10)
+	if err != nil || len(taken) != 2 {
+		t.Fatalf("DueVerifications = %v, %v", taken, err)
+	}
+	if n, err := v.Recheck(ctx, ledger.RecheckFilter{RecordID: "r1", FileName: "a.mp4"}, due+5); err != nil || n != 1 {
+		t.Fatalf("Recheck = %d, %v", n, err)
+	}
+	for _, c := range taken {
+		out := outcome(c, ledger.VerifyMissing, 404, due+10)
+		out.TakenAt = c.NextAt
+		ok, err := v.SaveVerification(ctx, out)
+		if want := c.FileName == "b.mp4"; err != nil || ok != want {
+			t.Errorf("SaveVerification(%s, taken at %d) = %v, %v; want %v (a.mp4 was re-checked meanwhile)", c.FileName, c.NextAt, ok, err, want)
+		}
+	}
+	if got := fileVerifications(t, v, "r1"); got["a.mp4"].State != ledger.VerifyPending || got["b.mp4"].State != ledger.VerifyMissing {
+		t.Errorf("after the saves: %+v", got)
+	}
+	again, err := v.DueVerifications(ctx, due+5, 10)
+	if err != nil || len(again) != 1 || again[0].FileName != "a.mp4" {
+		t.Fatalf("due after the re-check = %v, %v; want a.mp4", again, err)
+	}
+	out := outcome(again[0], ledger.VerifyVerified, 200, due+20)
+	out.TakenAt = again[0].NextAt
+	save(t, v, out)
+	if got := fileVerifications(t, v, "r1")["a.mp4"]; got.State != ledger.VerifyVerified {
+		t.Errorf("the re-check's own outcome: %+v", got)
+	}
+}
+
 // testVerificationDrop: DropVerification deletes the check it names, and
 // only while it still has that URL (a newer upload's check stays); ids no
 // store holds drop nothing, without a database error.
