@@ -17,7 +17,7 @@ import (
 // again.
 type Verifications interface {
 	FileVerifications(ctx context.Context, recordID string) (map[string]ledger.Verification, error)
-	VerificationCounts(ctx context.Context) (map[ledger.VerificationState]int64, error)
+	VerificationCounts(ctx context.Context, states ...ledger.VerificationState) (map[ledger.VerificationState]int64, error)
 	Recheck(ctx context.Context, f ledger.RecheckFilter, now int64) (int64, error)
 }
 
@@ -38,7 +38,7 @@ func (d *Dashboard) verifications() Verifications {
 
 // storageMissing is the overview's count of files not found as RC
 // reported them: missing, or of another size. The overview shows it while
-// verification runs or once any check was made.
+// verification runs, or while checks made found some.
 type storageMissing struct {
 	Missing, SizeMismatch int64
 }
@@ -51,12 +51,15 @@ func (d *Dashboard) storageMissing(ctx context.Context) (*storageMissing, error)
 	if v == nil {
 		return nil, nil
 	}
-	counts, err := v.VerificationCounts(ctx)
+	// Only these two states: the overview is read again on every live
+	// refresh, and counting every check (most verified) grows with the
+	// store.
+	counts, err := v.VerificationCounts(ctx, ledger.VerifyMissing, ledger.VerifySizeMismatch)
 	if err != nil {
 		return nil, err
 	}
 	if len(counts) == 0 && !d.opts.VerifyStorage {
-		return nil, nil // never checked: the overview says nothing of it
+		return nil, nil // off, and nothing found missing: the overview says nothing of it
 	}
 	return &storageMissing{Missing: counts[ledger.VerifyMissing], SizeMismatch: counts[ledger.VerifySizeMismatch]}, nil
 }

@@ -66,6 +66,13 @@ type FileCheck struct {
 	// NextAt is when the check is due (server clock, Unix ms); 0 when the
 	// state is final and nothing is due.
 	NextAt int64
+	// TakenAt, when not 0, is the NextAt the check had when the verifier
+	// took it (DueVerifications): SaveVerification stores the outcome only
+	// while the stored check is still due then. A re-check asked for while
+	// the check was in flight made it due anew, and the outcome of the
+	// check begun before it (say, before objects were restored) must not
+	// answer it. Not stored.
+	TakenAt int64
 	// Announced says the final state's outbound event
 	// (recording.file_verified or recording.file_missing) was announced,
 	// or needs none.
@@ -101,9 +108,16 @@ type Verifications interface {
 	// before now and not 0, the earliest first.
 	DueVerifications(ctx context.Context, now int64, limit int) ([]FileCheck, error)
 	// SaveVerification stores a check's outcome, unless the stored check
-	// has another URLHash (a newer upload replaced it meanwhile); it
-	// reports whether it stored it.
+	// has another URLHash (a newer upload replaced it meanwhile) or, with
+	// c.TakenAt, another NextAt (it was re-checked meanwhile); it reports
+	// whether it stored it.
 	SaveVerification(ctx context.Context, c FileCheck) (bool, error)
+	// DropVerification deletes the check, if the stored one still has its
+	// URLHash: its file is no longer in the ledger. Forget deletes a
+	// recording's checks, but a check queued from a read of the recording
+	// just before Forget committed is stored after it, and would keep the
+	// file's name (which may name a user) of a recording erased.
+	DropVerification(ctx context.Context, c FileCheck) error
 	// FileVerifications returns a recording's checks by file name.
 	FileVerifications(ctx context.Context, recordID string) (map[string]Verification, error)
 	// Recheck makes the checks f selects due at now, whatever their state,
@@ -115,6 +129,9 @@ type Verifications interface {
 	// MarkAnnounced notes that the check's event was announced, if the
 	// stored check still has that URLHash and state.
 	MarkAnnounced(ctx context.Context, c FileCheck) error
-	// VerificationCounts counts the stored checks by state.
-	VerificationCounts(ctx context.Context) (map[VerificationState]int64, error)
+	// VerificationCounts counts the stored checks by state: of the states
+	// given, or of every state when none is. Counting a few states reads
+	// only their checks (the dashboard's overview asks for missing and
+	// size_mismatch on every refresh; a store holds millions verified).
+	VerificationCounts(ctx context.Context, states ...VerificationState) (map[VerificationState]int64, error)
 }

@@ -255,3 +255,52 @@ func TestPathWithURISpecialCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestVerificationCursorBehindLostLog: when the log lost commits the
+// verifier had queued past, its cursor comes back to the log's end, so
+// the uploads logged under the seqs given again are not skipped; and the
+// checks of a recording the log lost go with it.
+func TestVerificationCursorBehindLostLog(t *testing.T) {
+	s, path := open(t, Options{})
+	ctx := context.Background()
+	for _, id := range []string{"kept", "lost"} {
+		cb := ledgertest.Callback(t, id, rc.TypeStart, 0, "", 200)
+		if _, err := s.Append(ctx, ledger.Incoming{Callback: cb, ReceivedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Recording(ctx, "lost"); err != nil { // projected
+		t.Fatal(err)
+	}
+	check := func(id string) ledger.FileCheck {
+		return ledger.FileCheck{RecordID: id, FileName: id + ".mp4", AppKey: "app", URLHash: ledger.URLHash("http://oss/" + id),
+			Verification: ledger.Verification{State: ledger.VerifyPending}, NextAt: 1}
+	}
+	if err := s.QueueVerifications(ctx, []ledger.FileCheck{check("kept"), check("lost")}, 2); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", dsn(path, Options{BusyTimeout: time.Second}, SyncFull, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM log WHERE seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s2, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got, err := s2.VerificationCursor(ctx); err != nil || got != 1 {
+		t.Errorf("verification cursor after the log lost seq 2 = %d, %v; want 1 (seq 2 is given again)", got, err)
+	}
+	if got, err := s2.FileVerifications(ctx, "lost"); err != nil || len(got) != 0 {
+		t.Errorf("checks of a recording the log lost = %v, %v; want none", got, err)
+	}
+	if got, err := s2.FileVerifications(ctx, "kept"); err != nil || len(got) != 1 {
+		t.Errorf("checks of a kept recording = %v, %v; want its one", got, err)
+	}
+}

@@ -343,6 +343,9 @@ func (s *Store) load(ctx context.Context) error {
 		if _, err := s.eng.Rebuild(ctx); err != nil {
 			return err
 		}
+		if err := s.verificationsBehind(ctx, logged); err != nil {
+			return err
+		}
 	}
 	s.eng.Committed([]engine.Row{{Log: engine.LogPos{ID: logged}}}, nil)
 	if projected.Seq == 0 && logged > 0 {
@@ -354,6 +357,29 @@ func (s *Store) load(ctx context.Context) error {
 	}
 	s.eng.SetOutbound(on)
 	return s.eng.Start(ctx)
+}
+
+// verificationsBehind brings storage verification back to a log that
+// lost commits: the verifier's feed cursor may point past the log's last
+// seq, and the seqs the log lost are given again to new callbacks, whose
+// uploads the verifier must not skip; and the checks of recordings the
+// log no longer holds go (they describe nothing stored).
+func (s *Store) verificationsBehind(ctx context.Context, logged int64) error {
+	tx, err := s.ledgerWriter.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage verification behind the log: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE verification_cursor SET seq = ? WHERE id = 1 AND seq > ?`, logged, logged); err != nil {
+		return fmt.Errorf("storage verification behind the log: cursor: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM verifications WHERE record_id NOT IN (SELECT record_id FROM recordings)`); err != nil {
+		return fmt.Errorf("storage verification behind the log: checks: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("storage verification behind the log: %w", err)
+	}
+	return nil
 }
 
 // projected is told each projection step's outcome.

@@ -2,6 +2,7 @@ package storagecheck
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -33,11 +34,20 @@ const (
 // request was made.
 var ErrNotAllowed = errors.New("storage host not on the allow-list")
 
+// ErrNotHTTP is the error of a file URL that is not an http or https URL
+// with a host (or that carries user info): no request was made, and
+// listing a host would not change that.
+var ErrNotHTTP = errors.New("not an http or https URL without user info")
+
 // ErrRedirect is the error of a redirect Check would not follow.
 var ErrRedirect = errors.New("redirect not followed")
 
 // MaxRedirects is how many redirects one check follows.
 const MaxRedirects = 3
+
+// maxHeaderBytes bounds the headers of an answer Check reads: an object
+// store's are a few hundred bytes, user metadata included.
+const maxHeaderBytes = 64 << 10
 
 // maxErrorBody bounds the error body of a refused ranged GET that Check
 // reads, looking for S3's NoSuchKey.
@@ -109,6 +119,9 @@ func New(opts Options) *Checker {
 	} else {
 		tr = tr.Clone()
 	}
+	if tr.MaxResponseHeaderBytes <= 0 || tr.MaxResponseHeaderBytes > maxHeaderBytes {
+		tr.MaxResponseHeaderBytes = maxHeaderBytes // Go's default is 10 MB per answer
+	}
 	tr.Proxy = nil // a proxy would dial for us, past the address rules
 	tr.DisableCompression = true
 	tr.DialContext = dialer(opts.Hosts, opts.AllowPrivate, opts.Timeout)
@@ -161,10 +174,10 @@ func (c *Checker) checkRedirect(req *http.Request, via []*http.Request) error {
 // gave none. It never returns without a State.
 func (c *Checker) Check(ctx context.Context, fileURL string, wantSize *int64) Result {
 	u, err := url.Parse(fileURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return c.final(Result{}, fmt.Errorf("%w: %s is not an http or https URL", ErrNotAllowed, Redact(fileURL)))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return c.final(Result{}, fmt.Errorf("%s: %w", Redact(fileURL), ErrNotHTTP))
 	}
-	if u.User != nil || !c.opts.Hosts.Allows(u) {
+	if !c.opts.Hosts.Allows(u) {
 		return c.final(Result{}, fmt.Errorf("%w: %s", ErrNotAllowed, Redact(fileURL)))
 	}
 	hostKey, _ := key(u)
@@ -306,14 +319,45 @@ func (c *Checker) failed(err error, u *url.URL) Result {
 	if errors.As(err, &ue) {
 		err = ue.Err // it holds the whole URL
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		err = fmt.Errorf("timed out or cancelled: %w", context.DeadlineExceeded)
-	}
-	err = fmt.Errorf("%s: %w", Redact(u.String()), err)
+	err = fmt.Errorf("%s: %w", Redact(u.String()), describe(err))
 	if errors.Is(err, ErrRedirect) || errors.Is(err, egress.ErrForbiddenAddress) || errors.Is(err, ErrNotAllowed) {
 		return c.final(Result{}, err)
 	}
 	return c.transient(Result{}, err)
+}
+
+// errUnreadable stands for a transport error about the storage's answer
+// itself: Go's words for those quote what the storage sent (a Location
+// header that does not parse, a malformed header line), and a storage's
+// redirect carries the presigned query on to its Location.
+var errUnreadable = errors.New("the storage's answer could not be read (malformed, oversized or cut short)")
+
+// describe keeps a request error's words where they cannot hold what the
+// storage sent (the checker's own refusals, timeouts, dial and name
+// errors: addresses and host names), and replaces the rest by
+// errUnreadable.
+func describe(err error) error {
+	var (
+		dnsErr  *net.DNSError
+		opErr   *net.OpError
+		certErr *tls.CertificateVerificationError
+		tlsErr  tls.RecordHeaderError
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return fmt.Errorf("timed out or cancelled: %w", context.DeadlineExceeded)
+	case errors.Is(err, ErrRedirect) || errors.Is(err, egress.ErrForbiddenAddress) || errors.Is(err, ErrNotAllowed):
+		return err
+	case errors.As(err, &dnsErr):
+		return dnsErr
+	case errors.As(err, &certErr): // the certificate's names, not the URL's
+		return certErr
+	case errors.As(err, &tlsErr):
+		return errors.New("tls: the storage did not answer the TLS handshake with TLS")
+	case errors.As(err, &opErr): // addresses and a system error
+		return opErr
+	}
+	return errUnreadable
 }
 
 func (c *Checker) final(r Result, err error) Result {

@@ -231,10 +231,20 @@ func TestCheckRefusesUnlisted(t *testing.T) {
 	c, _ := newChecker(t, "127.0.0.1:1,storage.example", nil)
 	for _, u := range []string{srv.URL + "/f?" + secret, "ftp://storage.example/f", "http://user:SECRETPW@storage.example/f", "::bad"} {
 		r := c.Check(context.Background(), u, nil)
-		if r.State != Unreachable || r.Transient || !errors.Is(r.Err, ErrNotAllowed) {
+		if r.State != Unreachable || r.Transient || !errors.Is(r.Err, ErrNotAllowed) && !errors.Is(r.Err, ErrNotHTTP) {
 			t.Errorf("%s: got %s transient=%v %v", Redact(u), r.State, r.Transient, r.Err)
 		}
 		assertNoSecret(t, r)
+	}
+	// Only a host off the list is ErrNotAllowed (the verifier tells the
+	// operator to list it); a URL no listing would make checkable is not.
+	if r := c.Check(context.Background(), srv.URL+"/f?"+secret, nil); !errors.Is(r.Err, ErrNotAllowed) {
+		t.Errorf("a host off the list: %v, want ErrNotAllowed", r.Err)
+	}
+	for _, u := range []string{"ftp://storage.example/f", "s3://storage.example/f", "http://user:SECRETPW@storage.example/f", "::bad", "https:///f"} {
+		if r := c.Check(context.Background(), u, nil); errors.Is(r.Err, ErrNotAllowed) || !errors.Is(r.Err, ErrNotHTTP) {
+			t.Errorf("%s: %v, want ErrNotHTTP, not ErrNotAllowed", Redact(u), r.Err)
+		}
 	}
 	if got.Load() != 0 {
 		t.Errorf("the server got %d requests", got.Load())

@@ -32,5 +32,9 @@
 //     bucket, and for a bad or expired signature alike), unless the
 //     ranged GET's small error body names NoSuchKey;
 //   - a URL is shown in errors only by Redact: no query string (a
-//     presigned URL's query carries credentials) and no user info.
+//     presigned URL's query carries credentials) and no user info; and
+//     a transport error that would quote the storage's answer (a
+//     Location that does not parse, which carries the query on; a
+//     malformed header line) is replaced by words of its own;
+//   - an answer's headers are read up to 64 KiB, not Go's 10 MB.
 package storagecheck

@@ -195,7 +195,8 @@ func (v Verifications) SaveVerification(ctx context.Context, c ledger.FileCheck)
 	args := append([]any{string(c.State)}, results(&c)...)
 	res, err := v.Write.ExecContext(ctx, v.o().q(`UPDATE verifications SET state = ?, http_status = ?, size = ?,
 		content_type = ?, etag = ?, checked_at = ?, attempts = ?, error = ?, next_at = ?, announced = ?
-		WHERE record_id = ? AND file_name = ? AND url_hash = ?`), append(args, c.RecordID, c.FileName, c.URLHash)...)
+		WHERE record_id = ? AND file_name = ? AND url_hash = ? AND (CAST(? AS BIGINT) = 0 OR next_at = ?)`),
+		append(args, c.RecordID, c.FileName, c.URLHash, c.TakenAt, c.TakenAt)...)
 	if err != nil {
 		return false, fmt.Errorf("save verification of %s: %w", ledger.Clip(c.FileName, 200), err)
 	}
@@ -204,6 +205,20 @@ func (v Verifications) SaveVerification(ctx context.Context, c ledger.FileCheck)
 		return false, fmt.Errorf("save verification of %s: %w", ledger.Clip(c.FileName, 200), err)
 	}
 	return n > 0, nil
+}
+
+// DropVerification implements ledger.Verifications.
+func (v Verifications) DropVerification(ctx context.Context, c ledger.FileCheck) error {
+	if storableCheck(&c) != nil {
+		return nil // names no stored check
+	}
+	ctx, done := v.o().bound(ctx)
+	defer done()
+	if _, err := v.Write.ExecContext(ctx, v.o().q(`DELETE FROM verifications WHERE record_id = ? AND file_name = ? AND url_hash = ?`),
+		c.RecordID, c.FileName, c.URLHash); err != nil {
+		return fmt.Errorf("drop verification of %s: %w", ledger.Clip(c.FileName, 200), err)
+	}
+	return nil
 }
 
 // FileVerifications implements ledger.Verifications.
@@ -303,7 +318,18 @@ func (v Verifications) MarkAnnounced(ctx context.Context, c ledger.FileCheck) er
 }
 
 // VerificationCounts implements ledger.Verifications.
-func (v Verifications) VerificationCounts(ctx context.Context) (map[ledger.VerificationState]int64, error) {
+func (v Verifications) VerificationCounts(ctx context.Context, states ...ledger.VerificationState) (map[ledger.VerificationState]int64, error) {
+	q, args := `SELECT state, COUNT(*) FROM verifications GROUP BY state`, []any(nil)
+	if len(states) > 0 {
+		for _, st := range states {
+			if err := CheckVerificationFilter(st); err != nil || st == "" {
+				return nil, fmt.Errorf("verification counts: %w", ledger.ErrBadFilter)
+			}
+			args = append(args, string(st))
+		}
+		// One range of verifications_by_state per state.
+		q = v.o().q(`SELECT state, COUNT(*) FROM verifications WHERE state IN (?` + strings.Repeat(", ?", len(states)-1) + `) GROUP BY state`)
+	}
 	ctx, done := v.o().bound(ctx)
 	defer done()
 	type count struct {
@@ -313,7 +339,7 @@ func (v Verifications) VerificationCounts(ctx context.Context) (map[ledger.Verif
 	rows, err := queryAll(ctx, v.Read, func(r scanner) (count, error) {
 		var c count
 		return c, r.Scan(&c.state, &c.n)
-	}, `SELECT state, COUNT(*) FROM verifications GROUP BY state`)
+	}, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("verification counts: %w", err)
 	}

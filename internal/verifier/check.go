@@ -62,11 +62,14 @@ func (v *Verifier) check(ctx context.Context, c ledger.FileCheck) error {
 	}
 	f, ok := st.Files[c.FileName]
 	if err != nil || !ok || f.URL == "" {
-		// Removed since it was queued (Forget deletes its checks too,
-		// unless this read raced it): nothing to check or announce.
-		c.State, c.NextAt, c.Announced, c.Error = ledger.VerifyUnreachable, 0, true, "the file is no longer in the ledger"
-		_, err := v.o.Store.SaveVerification(ctx, c)
-		return err
+		// Removed since it was queued: nothing to check or announce, and
+		// nothing of it to keep. Forget deleted the recording's checks,
+		// but a queue that read the recording just before Forget
+		// committed stored this one after it.
+		if err := v.o.Store.DropVerification(ctx, c); err != nil {
+			return fmt.Errorf("drop the check of %s, no longer in the ledger: %w", c.FileName, err)
+		}
+		return nil
 	}
 	if h := ledger.URLHash(f.URL); h != c.URLHash {
 		// A later upload gave the file another URL: that one is checked.
@@ -80,6 +83,7 @@ func (v *Verifier) check(ctx context.Context, c ledger.FileCheck) error {
 		}
 		return nil
 	}
+	c.TakenAt = c.NextAt // a re-check meanwhile makes this outcome stale
 	start := v.o.Now()
 	r := v.o.Checker.Check(ctx, f.URL, f.Size)
 	if ctx.Err() != nil {

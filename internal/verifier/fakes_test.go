@@ -127,11 +127,22 @@ func (s *fakeStore) SaveVerification(_ context.Context, c ledger.FileCheck) (boo
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := [2]string{c.RecordID, c.FileName}
-	if old, ok := s.checks[k]; !ok || old.URLHash != c.URLHash {
+	if old, ok := s.checks[k]; !ok || old.URLHash != c.URLHash || c.TakenAt != 0 && old.NextAt != c.TakenAt {
 		return false, nil
 	}
+	c.TakenAt = 0 // not stored
 	s.checks[k] = c
 	return true, nil
+}
+
+func (s *fakeStore) DropVerification(_ context.Context, c ledger.FileCheck) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{c.RecordID, c.FileName}
+	if old, ok := s.checks[k]; ok && old.URLHash == c.URLHash {
+		delete(s.checks, k)
+	}
+	return nil
 }
 
 func (s *fakeStore) FileVerifications(_ context.Context, recordID string) (map[string]ledger.Verification, error) {
@@ -152,7 +163,7 @@ func (s *fakeStore) Recheck(_ context.Context, f ledger.RecheckFilter, now int64
 	var n int64
 	for k, c := range s.checks {
 		if (f.RecordID != "" && k[0] == f.RecordID && (f.FileName == "" || k[1] == f.FileName)) || (f.RecordID == "" && f.State != "" && c.State == f.State) {
-			c.NextAt, c.Announced = now, false
+			c.State, c.Attempts, c.NextAt, c.Announced = ledger.VerifyPending, 0, now, false
 			s.checks[k] = c
 			n++
 		}
@@ -186,12 +197,14 @@ func (s *fakeStore) MarkAnnounced(_ context.Context, c ledger.FileCheck) error {
 	return nil
 }
 
-func (s *fakeStore) VerificationCounts(context.Context) (map[ledger.VerificationState]int64, error) {
+func (s *fakeStore) VerificationCounts(_ context.Context, states ...ledger.VerificationState) (map[ledger.VerificationState]int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[ledger.VerificationState]int64{}
 	for _, c := range s.checks {
-		out[c.State]++
+		if len(states) == 0 || slices.Contains(states, c.State) {
+			out[c.State]++
+		}
 	}
 	return out, nil
 }

@@ -350,3 +350,97 @@ func TestRunOnlyWhereProjecting(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// TestRemovedMeanwhile: a check queued from a read of its recording just
+// before Forget removed it (Forget deleted the checks it found, then this
+// one was stored) is dropped when it comes due: nothing is asked of the
+// storage, announced, or kept of an erased recording's file.
+func TestRemovedMeanwhile(t *testing.T) {
+	h := newHarness(t, nil)
+	h.store.upload("r", "a.mp4", url("a.mp4"), nil)
+	h.store.upload("keep", "b.mp4", url("b.mp4"), nil)
+	if _, err := h.v.queue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.store.mu.Lock()
+	delete(h.store.states, "r") // forgotten after the queue read it
+	h.store.mu.Unlock()
+	h.script("b.mp4", answer(storagecheck.Verified, 200, ""))
+	h.pass(t)
+	if c, ok := h.store.check("r", "a.mp4"); ok {
+		t.Errorf("the check of a removed recording's file is kept: %+v", c)
+	}
+	for _, u := range h.chk.asked {
+		if strings.Contains(u, "a.mp4") {
+			t.Errorf("a removed file was checked: %s", storagecheck.Redact(u))
+		}
+	}
+	if c := h.state(t, "keep", "b.mp4"); c.State != ledger.VerifyVerified {
+		t.Errorf("the other recording's check: %+v", c)
+	}
+	if got := h.ann.announcements(); len(got) != 1 || got[0].file != "b.mp4" {
+		t.Errorf("announced %+v, want b.mp4's only", got)
+	}
+}
+
+// TestNotHTTP: a file URL that is not http(s) is unreachable with words
+// that say so, not "storage host not on --storage-hosts" (listing its host
+// would change nothing); the real checker is used, so no request leaves.
+func TestNotHTTP(t *testing.T) {
+	h := newHarness(t, nil)
+	hosts, err := storagecheck.ParseHosts("bucket.s3.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.v.o.Checker = storagecheck.New(storagecheck.Options{Hosts: hosts})
+	h.store.upload("r", "a.mp4", "s3://bucket.s3.example.com/rec/a.mp4?"+secret, nil)
+	h.pass(t)
+	c := h.state(t, "r", "a.mp4")
+	if c.State != ledger.VerifyUnreachable || strings.Contains(c.Error, "--storage-hosts") || !strings.Contains(c.Error, "not an http or https URL") || strings.Contains(c.Error, "SECRET") {
+		t.Errorf("check of an s3:// URL: %+v", c)
+	}
+}
+
+// recheckingChecker is the storage answering a check that began before the
+// user asked for a re-check (say, before restoring the object): the re-check
+// is asked while the check is in flight.
+type recheckingChecker struct {
+	inner   Checker
+	recheck func()
+	once    sync.Once
+}
+
+func (c *recheckingChecker) Check(ctx context.Context, fileURL string, size *int64) storagecheck.Result {
+	r := c.inner.Check(ctx, fileURL, size)
+	c.once.Do(c.recheck)
+	return r
+}
+
+// TestRecheckDuringCheck: the outcome of a check begun before a re-check
+// does not answer the re-check: the file stays pending and the next pass
+// checks it again, and that outcome is the one kept and announced.
+func TestRecheckDuringCheck(t *testing.T) {
+	h := newHarness(t, nil)
+	h.store.upload("r", "a.mp4", url("a.mp4"), nil)
+	h.script("a.mp4", answer(storagecheck.Missing, 404, "not there yet"), answer(storagecheck.Verified, 200, ""))
+	h.v.o.Checker = &recheckingChecker{inner: h.chk, recheck: func() {
+		if _, err := h.store.Recheck(context.Background(), ledger.RecheckFilter{RecordID: "r"}, h.clock.Now().UnixMilli()); err != nil {
+			t.Error(err)
+		}
+	}}
+	if _, err := h.v.queue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.advance(time.Second) // the re-check is asked a second after the upload was queued
+	h.pass(t)
+	if c := h.state(t, "r", "a.mp4"); c.State != ledger.VerifyPending || c.NextAt == 0 {
+		t.Fatalf("after a re-check during the check: %+v; want pending, due", c)
+	}
+	h.pass(t)
+	if c := h.state(t, "r", "a.mp4"); c.State != ledger.VerifyVerified {
+		t.Errorf("the re-check's own check: %+v", c)
+	}
+	if got := h.ann.announcements(); len(got) != 1 || got[0].t != delivery.FileVerified {
+		t.Errorf("announced %+v, want file_verified only", got)
+	}
+}

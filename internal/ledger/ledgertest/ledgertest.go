@@ -84,6 +84,8 @@ func ExerciseStore(t *testing.T, newOpener func(t *testing.T) Opener) {
 			{"Announce", testVerificationAnnounce},
 			{"Counts", testVerificationCounts},
 			{"Lifecycle", testVerificationLifecycle},
+			{"Drop", testVerificationDrop},
+			{"Taken", testVerificationTaken},
 			{"Hostile", testVerificationHostile},
 		}},
 		{"Outbound", []test{

@@ -326,6 +326,16 @@ func testVerificationCounts(t *testing.T, open Opener) {
 	if !cmp.Equal(counts, want) {
 		t.Errorf("VerificationCounts: %s", cmp.Diff(want, counts))
 	}
+	// Of some states only (the overview's), and a state none has.
+	some, err := v.VerificationCounts(ctx, ledger.VerifyMissing, ledger.VerifySizeMismatch, ledger.VerifyUnreachable)
+	if want := (map[ledger.VerificationState]int64{ledger.VerifyMissing: 3, ledger.VerifySizeMismatch: 1}); err != nil || !cmp.Equal(some, want) {
+		t.Errorf("VerificationCounts(missing, size_mismatch, unreachable) = %v, %v; want %v", some, err, want)
+	}
+	for _, bad := range []ledger.VerificationState{"gone", "", "missing\x00"} {
+		if _, err := v.VerificationCounts(ctx, ledger.VerifyMissing, bad); !errors.Is(err, ledger.ErrBadFilter) {
+			t.Errorf("VerificationCounts(%q): %v, want ErrBadFilter", bad, err)
+		}
+	}
 
 	// Missing: v-3 then v-1 (newest first), one a page.
 	f := ledger.RecordingFilter{Verification: ledger.VerifyMissing, Limit: 1}
@@ -461,5 +471,83 @@ func testVerificationHostile(t *testing.T, open Opener) {
 		if n, err := v.Recheck(ctx, ledger.RecheckFilter{RecordID: id}, 1); n != 0 || err != nil {
 			t.Errorf("Recheck(%.20q) = %d, %v; want 0", id, n, err)
 		}
+	}
+}
+
+// testVerificationTaken: an outcome saved with TakenAt is stored only
+// while the check is still due as it was taken; a re-check meanwhile (a
+// new NextAt) refuses it, and the re-check's own check then stores.
+func testVerificationTaken(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open()
+	defer closeStore(t, s)
+	v := verifications(t, s)
+	const due = int64(1_800_000_000_000) // a real clock's milliseconds: past 32 bits
+	a := check("r1", "a.mp4", "u/a", due)
+	queue(t, v, 1, a, check("r1", "b.mp4", "u/b", due))
+	taken, err := v.DueVerifications(ctx, due, 10)
+	if err != nil || len(taken) != 2 {
+		t.Fatalf("DueVerifications = %v, %v", taken, err)
+	}
+	if n, err := v.Recheck(ctx, ledger.RecheckFilter{RecordID: "r1", FileName: "a.mp4"}, due+5); err != nil || n != 1 {
+		t.Fatalf("Recheck = %d, %v", n, err)
+	}
+	for _, c := range taken {
+		out := outcome(c, ledger.VerifyMissing, 404, due+10)
+		out.TakenAt = c.NextAt
+		ok, err := v.SaveVerification(ctx, out)
+		if want := c.FileName == "b.mp4"; err != nil || ok != want {
+			t.Errorf("SaveVerification(%s, taken at %d) = %v, %v; want %v (a.mp4 was re-checked meanwhile)", c.FileName, c.NextAt, ok, err, want)
+		}
+	}
+	if got := fileVerifications(t, v, "r1"); got["a.mp4"].State != ledger.VerifyPending || got["b.mp4"].State != ledger.VerifyMissing {
+		t.Errorf("after the saves: %+v", got)
+	}
+	again, err := v.DueVerifications(ctx, due+5, 10)
+	if err != nil || len(again) != 1 || again[0].FileName != "a.mp4" {
+		t.Fatalf("due after the re-check = %v, %v; want a.mp4", again, err)
+	}
+	out := outcome(again[0], ledger.VerifyVerified, 200, due+20)
+	out.TakenAt = again[0].NextAt
+	save(t, v, out)
+	if got := fileVerifications(t, v, "r1")["a.mp4"]; got.State != ledger.VerifyVerified {
+		t.Errorf("the re-check's own outcome: %+v", got)
+	}
+}
+
+// testVerificationDrop: DropVerification deletes the check it names, and
+// only while it still has that URL (a newer upload's check stays); ids no
+// store holds drop nothing, without a database error.
+func testVerificationDrop(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open()
+	defer closeStore(t, s)
+	v := verifications(t, s)
+	a, b := check("r1", "a.mp4", "u/a", 1), check("r1", "b.mp4", "u/b", 1)
+	queue(t, v, 1, a, b, check("r2", "a.mp4", "u/2a", 1))
+	if err := v.DropVerification(ctx, a); err != nil {
+		t.Fatalf("DropVerification: %v", err)
+	}
+	got := fileVerifications(t, v, "r1")
+	if _, ok := got["a.mp4"]; ok || len(got) != 1 {
+		t.Errorf("after dropping a.mp4, r1's checks = %v; want b.mp4's only", got)
+	}
+	if got := fileVerifications(t, v, "r2"); len(got) != 1 {
+		t.Errorf("dropping r1's a.mp4 took r2's: %v", got)
+	}
+	stale := check("r1", "b.mp4", "u/b-old", 1)
+	if err := v.DropVerification(ctx, stale); err != nil {
+		t.Fatalf("DropVerification under another URL: %v", err)
+	}
+	if got := fileVerifications(t, v, "r1"); len(got) != 1 {
+		t.Errorf("a drop under a replaced URL took the newer check: %v", got)
+	}
+	for _, bad := range []ledger.FileCheck{check("r\x001", "b.mp4", "u/b", 1), check("r1", strings.Repeat("f", 100_000), "u/b", 1), check("r1", "\xff", "u/b", 1)} {
+		if err := v.DropVerification(ctx, bad); err != nil {
+			t.Errorf("DropVerification(%.20q/%.20q): %v", bad.RecordID, bad.FileName, err)
+		}
+	}
+	if got := dueNames(t, v, 10, 10); !cmp.Equal(got, []string{"r1/b.mp4", "r2/a.mp4"}) {
+		t.Errorf("due after the drops = %v", got)
 	}
 }
