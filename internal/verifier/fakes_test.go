@@ -22,6 +22,7 @@ type fakeStore struct {
 	states  map[string]ledger.State
 	checks  map[[2]string]ledger.FileCheck
 	cursor  int64
+	arrival int64 // the ReceivedAt of the uploads added next
 	failDue error // DueVerifications fails with it
 }
 
@@ -40,7 +41,8 @@ func (s *fakeStore) upload(recordID, file, url string, size *int64) {
 	}
 	st.Files[file] = ledger.FileState{URL: url, Size: size}
 	s.states[recordID] = st
-	s.events = append(s.events, ledger.Event{Seq: int64(len(s.events) + 1), Type: 4, Code: 200, RecordID: recordID, FileName: file})
+	s.events = append(s.events, ledger.Event{Seq: int64(len(s.events) + 1), Type: 4, Code: 200, RecordID: recordID, FileName: file,
+		ReceivedAt: s.arrival})
 }
 
 // other adds a feed event that names no upload to check.

@@ -220,6 +220,7 @@ func (v *Verifier) queue(ctx context.Context) (bool, error) {
 		now := v.o.Now().UnixMilli()
 		var checks []ledger.FileCheck
 		states := map[string]*ledger.State{} // the page's recordings, read once
+		uploads := map[[2]string]int64{}     // (recording, file): the page's latest upload's arrival
 		for _, ev := range evs {
 			if !uploaded(ev) {
 				continue
@@ -245,6 +246,13 @@ func (v *Verifier) queue(ctx context.Context) (bool, error) {
 			}
 			checks = append(checks, ledger.FileCheck{RecordID: st.RecordID, FileName: ev.FileName, AppKey: st.AppKey,
 				URLHash: ledger.URLHash(f.URL), Verification: ledger.Verification{State: ledger.VerifyPending}, NextAt: now})
+			k := [2]string{st.RecordID, ev.FileName}
+			uploads[k] = max(uploads[k], ev.ReceivedAt)
+		}
+		// Before the cursor moves past them: a crash in between reads the
+		// page again, and a re-check twice is harmless.
+		if err := v.recheckReuploads(ctx, uploads, now); err != nil {
+			return false, err
 		}
 		last := evs[len(evs)-1].Seq
 		if err := v.o.Store.QueueVerifications(ctx, checks, last); err != nil {
@@ -257,6 +265,39 @@ func (v *Verifier) queue(ctx context.Context) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// recheckReuploads makes a file's check due again when RC reported
+// another upload of it after the check found it absent, of another size,
+// or could not make it: the storage was fixed and RC uploaded again, most
+// likely to the same URL, which QueueVerifications leaves as it is. A
+// verified file stays verified; a check not made yet will see the new
+// upload anyway.
+func (v *Verifier) recheckReuploads(ctx context.Context, uploads map[[2]string]int64, now int64) error {
+	files := map[string]map[string]int64{}
+	for k, at := range uploads {
+		if files[k[0]] == nil {
+			files[k[0]] = map[string]int64{}
+		}
+		files[k[0]][k[1]] = at
+	}
+	for rec, names := range files {
+		stored, err := v.o.Store.FileVerifications(ctx, rec)
+		if err != nil {
+			return fmt.Errorf("read the checks of %s: %w", rec, err)
+		}
+		for name, at := range names {
+			c, ok := stored[name]
+			if !ok || !c.State.Final() || c.State == ledger.VerifyVerified || c.CheckedAt == nil || *c.CheckedAt >= at {
+				continue
+			}
+			if _, err := v.o.Store.Recheck(ctx, ledger.RecheckFilter{RecordID: rec, FileName: name}, now); err != nil {
+				return fmt.Errorf("check %q of %s again after its new upload: %w", name, rec, err)
+			}
+			v.o.Logger.Info("a file found "+string(c.State)+" was uploaded again; checking it again", "record_id", rec, "file", name)
+		}
+	}
+	return nil
 }
 
 func (v *Verifier) setCursor(c int64) {

@@ -444,3 +444,45 @@ func TestRecheckDuringCheck(t *testing.T) {
 		t.Errorf("announced %+v, want file_verified only", got)
 	}
 }
+
+// TestReuploadChecksAgain: RC reporting another upload of a file after its
+// check found it missing (the storage was fixed, RC uploaded again, to the
+// same URL) checks it again; a verified file, and an upload that arrived
+// before the check ended, do not.
+func TestReuploadChecksAgain(t *testing.T) {
+	h := newHarness(t, nil)
+	start := h.clock.Now().UnixMilli()
+	h.store.arrival = start
+	h.store.upload("r1", "a.mp4", url("a.mp4"), sizeOf(10))
+	h.store.upload("r1", "b.mp4", url("b.mp4"), sizeOf(10))
+	ok := answer(storagecheck.Verified, 200, "")
+	h.script("a.mp4", answer(storagecheck.Missing, 404, "not there"), ok)
+	h.script("b.mp4", ok, ok)
+	h.pass(t)
+	if a := h.state(t, "r1", "a.mp4"); a.State != ledger.VerifyMissing {
+		t.Fatalf("a.mp4 after the first check: %+v", a)
+	}
+	// An upload that arrived before the check ended is what was checked.
+	h.store.arrival = start - 1
+	h.store.upload("r1", "a.mp4", url("a.mp4"), sizeOf(10))
+	h.pass(t)
+	if n := h.chk.askedCount(); n != 2 {
+		t.Fatalf("%d checks after an older upload event, want 2", n)
+	}
+	// RC uploads both again, later.
+	h.clock.advance(time.Minute)
+	h.store.arrival = h.clock.Now().UnixMilli()
+	h.store.upload("r1", "a.mp4", url("a.mp4"), sizeOf(10))
+	h.store.upload("r1", "b.mp4", url("b.mp4"), sizeOf(10))
+	h.pass(t)
+	h.pass(t)
+	if n := h.chk.askedCount(); n != 3 {
+		t.Errorf("%d checks, want 3: a.mp4 once more, b.mp4 (verified) not", n)
+	}
+	if a := h.state(t, "r1", "a.mp4"); a.State != ledger.VerifyVerified || !a.Announced {
+		t.Errorf("a.mp4 after its new upload: %+v", a)
+	}
+	if !strings.Contains(h.logs.String(), "uploaded again") {
+		t.Errorf("no log line of the re-check:\n%s", h.logs)
+	}
+}
