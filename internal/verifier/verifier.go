@@ -221,8 +221,10 @@ func (v *Verifier) queue(ctx context.Context) (bool, error) {
 		var checks []ledger.FileCheck
 		states := map[string]*ledger.State{} // the page's recordings, read once
 		uploads := map[[2]string]int64{}     // (recording, file): the page's latest upload's arrival
+		sized := map[[2]string]int64{}       // (recording, file): RC's size, given by a segment or end in the page
 		for _, ev := range evs {
-			if !uploaded(ev) {
+			upload := uploaded(ev)
+			if !upload && !sizing(ev) {
 				continue
 			}
 			st, ok := states[ev.RecordID]
@@ -244,6 +246,12 @@ func (v *Verifier) queue(ctx context.Context) (bool, error) {
 			if !ok || f.URL == "" {
 				continue
 			}
+			if !upload {
+				if f.Size != nil {
+					sized[[2]string{st.RecordID, ev.FileName}] = *f.Size
+				}
+				continue
+			}
 			checks = append(checks, ledger.FileCheck{RecordID: st.RecordID, FileName: ev.FileName, AppKey: st.AppKey,
 				URLHash: ledger.URLHash(f.URL), Verification: ledger.Verification{State: ledger.VerifyPending}, NextAt: now})
 			k := [2]string{st.RecordID, ev.FileName}
@@ -251,7 +259,7 @@ func (v *Verifier) queue(ctx context.Context) (bool, error) {
 		}
 		// Before the cursor moves past them: a crash in between reads the
 		// page again, and a re-check twice is harmless.
-		if err := v.recheckReuploads(ctx, uploads, now); err != nil {
+		if err := v.recheckReuploads(ctx, uploads, sized, now); err != nil {
 			return false, err
 		}
 		last := evs[len(evs)-1].Seq
@@ -267,34 +275,45 @@ func (v *Verifier) queue(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// recheckReuploads makes a file's check due again when RC reported
-// another upload of it after the check found it absent, of another size,
-// or could not make it: the storage was fixed and RC uploaded again, most
-// likely to the same URL, which QueueVerifications leaves as it is. A
-// verified file stays verified; a check not made yet will see the new
-// upload anyway.
-func (v *Verifier) recheckReuploads(ctx context.Context, uploads map[[2]string]int64, now int64) error {
-	files := map[string]map[string]int64{}
-	for k, at := range uploads {
-		if files[k[0]] == nil {
-			files[k[0]] = map[string]int64{}
-		}
-		files[k[0]][k[1]] = at
+// recheckReuploads makes a file's check due again when the page brings
+// news the check could not have seen:
+//   - RC reported another upload of it after the check found it absent,
+//     of another size, or could not make it: the storage was fixed and RC
+//     uploaded again, most likely to the same URL, which
+//     QueueVerifications leaves as it is (a verified file stays verified;
+//     a check not made yet sees the new upload anyway);
+//   - RC gave the file's size (a segment or end callback arriving after
+//     the upload's) and the check verified it with another size, not
+//     knowing RC's.
+func (v *Verifier) recheckReuploads(ctx context.Context, uploads, sized map[[2]string]int64, now int64) error {
+	recs := map[string]bool{}
+	for k := range uploads {
+		recs[k[0]] = true
 	}
-	for rec, names := range files {
+	for k := range sized {
+		recs[k[0]] = true
+	}
+	for rec := range recs {
 		stored, err := v.o.Store.FileVerifications(ctx, rec)
 		if err != nil {
 			return fmt.Errorf("read the checks of %s: %w", rec, err)
 		}
-		for name, at := range names {
-			c, ok := stored[name]
-			if !ok || !c.State.Final() || c.State == ledger.VerifyVerified || c.CheckedAt == nil || *c.CheckedAt >= at {
+		for name, c := range stored {
+			k := [2]string{rec, name}
+			why := ""
+			if at, ok := uploads[k]; ok && c.State.Final() && c.State != ledger.VerifyVerified && c.CheckedAt != nil && *c.CheckedAt < at {
+				why = "a file found " + string(c.State) + " was uploaded again"
+			}
+			if size, ok := sized[k]; ok && c.State == ledger.VerifyVerified && c.Size != nil && *c.Size != size {
+				why = "RC gave a verified file's size after its check, another than the storage's"
+			}
+			if why == "" {
 				continue
 			}
 			if _, err := v.o.Store.Recheck(ctx, ledger.RecheckFilter{RecordID: rec, FileName: name}, now); err != nil {
-				return fmt.Errorf("check %q of %s again after its new upload: %w", name, rec, err)
+				return fmt.Errorf("check %q of %s again: %w", name, rec, err)
 			}
-			v.o.Logger.Info("a file found "+string(c.State)+" was uploaded again; checking it again", "record_id", rec, "file", name)
+			v.o.Logger.Info(why+"; checking it again", "record_id", rec, "file", name)
 		}
 	}
 	return nil
@@ -304,6 +323,12 @@ func (v *Verifier) setCursor(c int64) {
 	v.mu.Lock()
 	v.cursor = c
 	v.mu.Unlock()
+}
+
+// sizing reports whether a feed event may have given a file's size: a
+// segment or an end naming a file.
+func sizing(ev ledger.Event) bool {
+	return (ev.Type == 2 || ev.Type == 3) && !ev.Duplicate && !ev.Removed && ev.FileName != "" && ev.RecordID != ""
 }
 
 // uploaded reports whether a feed event is an upload that succeeded.

@@ -486,3 +486,36 @@ func TestReuploadChecksAgain(t *testing.T) {
 		t.Errorf("no log line of the re-check:\n%s", h.logs)
 	}
 }
+
+// TestSizeAfterCheckChecksAgain: a file verified before RC gave its size
+// (the segment or end callback came after the upload's) is checked again
+// when the size RC then gives is not the storage's; one whose size agrees
+// is not.
+func TestSizeAfterCheckChecksAgain(t *testing.T) {
+	h := newHarness(t, nil)
+	h.store.upload("r1", "c.mp4", url("c.mp4"), nil)
+	h.store.upload("r1", "d.mp4", url("d.mp4"), nil)
+	seven := answer(storagecheck.Verified, 200, "")
+	seven.Size = sizeOf(7)
+	h.script("c.mp4", seven, answer(storagecheck.SizeMismatch, 200, "size 7, RC said 10"))
+	h.script("d.mp4", seven, seven)
+	h.pass(t)
+	if c := h.state(t, "r1", "c.mp4"); c.State != ledger.VerifyVerified {
+		t.Fatalf("c.mp4 before RC's size: %+v", c)
+	}
+	h.store.mu.Lock()
+	st := h.store.states["r1"]
+	st.Files["c.mp4"] = ledger.FileState{URL: url("c.mp4"), Size: sizeOf(10)}
+	st.Files["d.mp4"] = ledger.FileState{URL: url("d.mp4"), Size: sizeOf(7)}
+	h.store.mu.Unlock()
+	h.store.other(ledger.Event{Type: 2, Code: 200, RecordID: "r1", FileName: "c.mp4"})
+	h.store.other(ledger.Event{Type: 3, Code: 200, RecordID: "r1", FileName: "d.mp4"})
+	h.pass(t)
+	h.pass(t)
+	if n := h.chk.askedCount(); n != 3 {
+		t.Errorf("%d checks, want 3: c.mp4 again, d.mp4 (sizes agree) not", n)
+	}
+	if c := h.state(t, "r1", "c.mp4"); c.State != ledger.VerifySizeMismatch {
+		t.Errorf("c.mp4 after RC's size: %+v", c)
+	}
+}
