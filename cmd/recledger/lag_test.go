@@ -120,3 +120,18 @@ func TestFindingCounts(t *testing.T) {
 		t.Errorf("counts %v, want %v", counts, want)
 	}
 }
+
+// TestUploadLagBeforeTheMetrics: serve makes the lag series before the
+// store opens, whose projection may complete recordings at once (a log
+// ahead of its ledger) on its own goroutine: what they observe then is
+// served with the other metrics.
+func TestUploadLagBeforeTheMetrics(t *testing.T) {
+	l := newLagMetrics(nil)
+	end, up := int64(1000), int64(31_000)
+	l.onCompleted(&ledger.State{EndedAt: &end, Files: map[string]ledger.FileState{"a": {UploadFrom: &rc.Key{}, UploadedAt: &up}}})
+	m := newMetrics(func(context.Context, time.Time) (ledger.Stats, error) { return ledger.Stats{}, nil }, nil, l)
+	got := gathered(t, m.reg)
+	if got["recledger_upload_lag_seconds count "] != 1 || got["recledger_upload_lag_seconds sum "] != 30 {
+		t.Errorf("upload lag: count %v, sum %v; want 1 and 30", got["recledger_upload_lag_seconds count "], got["recledger_upload_lag_seconds sum "])
+	}
+}
