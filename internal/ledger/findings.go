@@ -143,8 +143,7 @@ func stateFindings(st *State) []Finding {
 	streams := fileStreams(st)
 	var out []Finding
 	limit := slice + slice/2
-	for _, r := range streams {
-		s := r.files
+	for _, s := range streams {
 		for i := 1; i < len(s); i++ {
 			if gap := s[i].at - s[i-1].at; gap > limit {
 				out = append(out, Finding{Kind: FindingSegmentGap,
@@ -155,15 +154,13 @@ func stateFindings(st *State) []Finding {
 	}
 	if st.EndedAt != nil && st.StartFrom != nil {
 		want, got := 0, 0
-		for _, r := range streams {
+		for _, s := range streams {
 			// A stream runs from the start, or in the modes with a stream
 			// per user from its first file (a user who joins late), to its
 			// own end when an end callback named its final file (a user
-			// who leaves early), else to the recording's end; one resumed
-			// after its end (a user who rejoins) runs from its first file.
-			s := r.files
+			// who leaves early), else to the recording's end.
 			begin, end := st.StartFrom.Timestamp, *st.EndedAt
-			if !st.Mode.IsMix() || r.resumed {
+			if !st.Mode.IsMix() {
 				begin = max(begin, s[0].at)
 			}
 			if last := s[len(s)-1]; last.end != 0 {
@@ -197,30 +194,20 @@ func sliceMs(st *State) int64 {
 }
 
 type streamFile struct {
-	name  string
-	at    int64 // the name's timestamp
-	final bool  // an end callback named it: its stream ended with it
+	name string
+	at   int64 // the name's timestamp
 	// end is the timestamp of the end callback that named the file its
 	// stream's final one (the callback its size came from), 0 when none.
 	end int64
-}
-
-// stream is the files of one stream from its start, or from a resumption
-// after a final file (a user who left and rejoined), to its final file
-// or its latest; the rules judge each apart.
-type stream struct {
-	files   []streamFile
-	resumed bool
 }
 
 // fileStreams groups st's files into streams by their names (rc's naming
 // rule, with the recording's ids): each user stream in the single modes
 // (user and tag), each user in the single-user mix, the room in the mix
 // modes. A name that does not parse, or names another session or room,
-// is not judged. Each stream is sorted by timestamp, then name, and cut
-// after each final file that others follow; streams come in the order of
-// their keys.
-func fileStreams(st *State) []stream {
+// is not judged. Each stream is sorted by timestamp, then name; streams
+// come in the order of their keys.
+func fileStreams(st *State) [][]streamFile {
 	by := map[string][]streamFile{}
 	for name := range st.Files {
 		p, ok := rc.ParseFileNameUser(name, st.SessionID, st.RoomID, st.UserID)
@@ -235,16 +222,13 @@ func fileStreams(st *State) []stream {
 			key = p.UserID + "\x00" + p.StreamTag
 		}
 		sf := streamFile{name: name, at: p.Timestamp}
-		if f := st.Files[name]; f.Kind == KindFinal {
-			sf.final = true
-			if f.SizeFrom != nil && f.SizeFrom.Type == rc.TypeEnd {
-				sf.end = f.SizeFrom.Timestamp
-			}
+		if f := st.Files[name]; f.Kind == KindFinal && f.SizeFrom != nil && f.SizeFrom.Type == rc.TypeEnd {
+			sf.end = f.SizeFrom.Timestamp
 		}
 		by[key] = append(by[key], sf)
 	}
 	keys := slices.Sorted(maps.Keys(by))
-	out := make([]stream, 0, len(keys))
+	out := make([][]streamFile, 0, len(keys))
 	for _, k := range keys {
 		s := by[k]
 		slices.SortFunc(s, func(a, b streamFile) int {
@@ -253,14 +237,7 @@ func fileStreams(st *State) []stream {
 			}
 			return strings.Compare(a.name, b.name)
 		})
-		from := 0
-		for i, f := range s {
-			if f.final && i < len(s)-1 {
-				out = append(out, stream{files: s[from : i+1], resumed: from > 0})
-				from = i + 1
-			}
-		}
-		out = append(out, stream{files: s[from:], resumed: from > 0})
+		out = append(out, s)
 	}
 	return out
 }

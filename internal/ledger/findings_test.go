@@ -143,15 +143,6 @@ func TestFindings(t *testing.T) {
 			at(base), nil},
 		{"a user who leaves early without their end runs to the recording's", ended(rec(rc.ModeUserAudioVideo, append(segs("u_1", "", 4), fname("u_2", "", rcBase))...), rcBase+4*slice-minute),
 			at(base), []ledger.FindingKind{ledger.FindingMissingFiles}},
-		{"a user who leaves and rejoins is two streams", finalAt(finalAt(ended(rec(rc.ModeVideo, append(segs("u_1", "", 4), fname("u_2", "", rcBase), fname("u_2", "", rcBase+2*slice+minute), fname("u_2", "", rcBase+3*slice+minute))...), rcBase+4*slice-minute),
-			fname("u_2", "", rcBase), rcBase+20*minute), fname("u_2", "", rcBase+3*slice+minute), rcBase+4*slice-minute),
-			at(base), nil},
-		{"a rejoined stream's missing segment is still missing", finalAt(finalAt(ended(rec(rc.ModeVideo, append(segs("u_1", "", 5), fname("u_2", "", rcBase), fname("u_2", "", rcBase+slice+minute), fname("u_2", "", rcBase+4*slice+minute))...), rcBase+5*slice-minute),
-			fname("u_2", "", rcBase), rcBase+20*minute), fname("u_2", "", rcBase+4*slice+minute), rcBase+5*slice-minute),
-			at(base), []ledger.FindingKind{ledger.FindingSegmentGap, ledger.FindingMissingFiles}},
-		{"a room's stream resumed after its end runs from its first file", edit(finalAt(finalAt(ended(rec(rc.ModeMixAudioVideo, fname("", "", rcBase), fname("", "", rcBase+2*slice), fname("", "", rcBase+3*slice)), rcBase+4*slice-minute),
-			fname("", "", rcBase), rcBase+20*minute), fname("", "", rcBase+3*slice), rcBase+4*slice-minute), func(s *ledger.State) { s.UserID = "" }),
-			at(base), nil},
 		{"the mix modes' stream runs from the start", edit(ended(rec(rc.ModeMixAudioVideo, fname("", "", rcBase+2*slice), fname("", "", rcBase+3*slice)), rcBase+4*slice-minute), func(s *ledger.State) { s.UserID = "" }),
 			at(base), []ledger.FindingKind{ledger.FindingMissingFiles}},
 		{"no missing files without the start", edit(ended(rec(rc.ModeVideo, segs("u_1", "", 1)...), rcBase+4*slice), func(s *ledger.State) { s.StartFrom = nil }), at(base), nil},
@@ -398,48 +389,5 @@ func TestCheckFinding(t *testing.T) {
 		if err == nil || !errors.Is(err, ledger.ErrBadFilter) || len(err.Error()) > 200 {
 			t.Errorf("%.20q: %v", k, err)
 		}
-	}
-}
-
-// TestUsersComingAndGoingHaveNoFindings: a recording of a mode with a
-// stream per user, as RC's callbacks build it, where one user joins late,
-// one leaves early and one leaves and rejoins, has no finding at any point
-// of its life nor once ended.
-func TestUsersComingAndGoingHaveNoFindings(t *testing.T) {
-	start := time.UnixMilli(base)
-	r := simulator.Recording{RecordID: "users", RoomID: "room", SessionID: "sess", Mode: rc.ModeAudioVideo, StartedAt: start,
-		Duration: 95*time.Minute + 3*time.Second, StartCode: rc.StatusOK, EndCode: rc.StatusOK,
-		Config: rc.Config{Trigger: 1, MixLayout: 2, SlicesMin: 30, VideoFormat: "mp4", AudioFormat: "aac"}}
-	stream := func(user string, from, d time.Duration) {
-		s := simulator.Stream{UserID: user}
-		r.Streams = append(r.Streams, s)
-		end := start.Add(from + d)
-		for at := start.Add(from); at.Before(end); at = at.Add(30 * time.Minute) {
-			to := at.Add(30 * time.Minute)
-			if to.After(end) {
-				to = end
-			}
-			r.Files = append(r.Files, simulator.File{Name: rc.FileName(rc.NameParts{SessionID: r.SessionID, RoomID: r.RoomID, UserID: user, Timestamp: at.UnixMilli(), Format: "mp4"}),
-				Stream: s, Final: !to.Before(end), From: at, Size: 1000, StoredSize: 1000, ClosedAt: to, UploadedAt: to.Add(5 * time.Second),
-				URL: "https://storage.example.com/" + user})
-		}
-	}
-	stream("u1", 0, r.Duration)
-	stream("late", 40*time.Minute, r.Duration-40*time.Minute)
-	stream("early", 0, 20*time.Minute)
-	stream("back", 0, 20*time.Minute)
-	stream("back", 60*time.Minute, r.Duration-60*time.Minute)
-	rules := ledger.FindingRules{}
-	cbs := r.Callbacks("app")
-	st := simulated(t, r, cbs, func(st ledger.State, at time.Time) {
-		if f := rules.Findings(&st, at); f != nil {
-			t.Fatalf("at %s: %+v", at, f)
-		}
-	})
-	if st.EndedAt == nil {
-		t.Fatal("the recording did not end")
-	}
-	if f := rules.Findings(&st, cbs[len(cbs)-1].At.Add(48*time.Hour)); f != nil {
-		t.Errorf("ended: %+v", f)
 	}
 }

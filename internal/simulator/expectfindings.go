@@ -21,9 +21,7 @@ import (
 //     first file when later: a user who joins late) to endedAt (or to the
 //     end callback that named its final file when earlier: a user who
 //     leaves early); one finding summing expected and got over the
-//     streams with fewer files. A stream that goes on after a final file
-//     (a user who left and rejoined) is two, the second from its first
-//     file (for segment_gap too).
+//     streams with fewer files.
 //   - none at all on a failed recording.
 //
 // firstSeenAt and lastEventAt are the server's clock, so the clock rules
@@ -145,21 +143,7 @@ func expectFindings(rec Recording, want Expected, got shown, now clock, maxOpen 
 	if s <= 0 {
 		return out
 	}
-	// A stream that goes on after a file its end named (a user who left
-	// and rejoined) is judged as two, the second from its first file.
-	var streams [][]File
-	resumed := map[int]bool{}
-	for _, files := range knownStreams(rec, want) {
-		from := 0
-		for i, f := range files {
-			if f.Final && want.Files[f.Name].Kind == "final" && i < len(files)-1 {
-				streams = append(streams, files[from:i+1])
-				from = i + 1
-				resumed[len(streams)] = true
-			}
-		}
-		streams = append(streams, files[from:])
-	}
+	streams := knownStreams(rec, want)
 	for _, files := range streams {
 		for i := 1; i < len(files); i++ {
 			step := files[i].From.UnixMilli() - files[i-1].From.UnixMilli()
@@ -170,13 +154,13 @@ func expectFindings(rec Recording, want Expected, got shown, now clock, maxOpen 
 	}
 	if want.EndedAt != nil && want.StartedAt != nil {
 		var ev shownEvidence
-		for k, files := range streams {
+		for _, files := range streams {
 			// A user's stream may join late (it runs from its first
 			// file) and leave early (to its final file's end, when that
 			// end was acknowledged); the room's runs from the start to
 			// the end.
 			from, to := *want.StartedAt, *want.EndedAt
-			if (!rec.Mode.IsMix() || resumed[k]) && files[0].From.UnixMilli() > from {
+			if !rec.Mode.IsMix() && files[0].From.UnixMilli() > from {
 				from = files[0].From.UnixMilli()
 			}
 			if last := files[len(files)-1]; last.Final && want.Files[last.Name].Kind == "final" && last.ClosedAt.UnixMilli() < to {
