@@ -391,3 +391,44 @@ func TestCheckFinding(t *testing.T) {
 		}
 	}
 }
+
+// TestUsersComingAndGoingHaveNoFindings: a recording of a mode with a
+// stream per user, as RC's callbacks build it, where one user joins late
+// and one leaves early, has no finding at any point of its life nor once
+// ended.
+func TestUsersComingAndGoingHaveNoFindings(t *testing.T) {
+	start := time.UnixMilli(base)
+	r := simulator.Recording{RecordID: "users", RoomID: "room", SessionID: "sess", Mode: rc.ModeAudioVideo, StartedAt: start,
+		Duration: 95*time.Minute + 3*time.Second, StartCode: rc.StatusOK, EndCode: rc.StatusOK,
+		Config: rc.Config{Trigger: 1, MixLayout: 2, SlicesMin: 30, VideoFormat: "mp4", AudioFormat: "aac"}}
+	stream := func(user string, from, d time.Duration) {
+		s := simulator.Stream{UserID: user}
+		r.Streams = append(r.Streams, s)
+		end := start.Add(from + d)
+		for at := start.Add(from); at.Before(end); at = at.Add(30 * time.Minute) {
+			to := at.Add(30 * time.Minute)
+			if to.After(end) {
+				to = end
+			}
+			r.Files = append(r.Files, simulator.File{Name: rc.FileName(rc.NameParts{SessionID: r.SessionID, RoomID: r.RoomID, UserID: user, Timestamp: at.UnixMilli(), Format: "mp4"}),
+				Stream: s, Final: !to.Before(end), From: at, Size: 1000, StoredSize: 1000, ClosedAt: to, UploadedAt: to.Add(5 * time.Second),
+				URL: "https://storage.example.com/" + user})
+		}
+	}
+	stream("u1", 0, r.Duration)
+	stream("late", 40*time.Minute, r.Duration-40*time.Minute)
+	stream("early", 0, 20*time.Minute)
+	rules := ledger.FindingRules{}
+	cbs := r.Callbacks("app")
+	st := simulated(t, r, cbs, func(st ledger.State, at time.Time) {
+		if f := rules.Findings(&st, at); f != nil {
+			t.Fatalf("at %s: %+v", at, f)
+		}
+	})
+	if st.EndedAt == nil {
+		t.Fatal("the recording did not end")
+	}
+	if f := rules.Findings(&st, cbs[len(cbs)-1].At.Add(48*time.Hour)); f != nil {
+		t.Errorf("ended: %+v", f)
+	}
+}
