@@ -24,6 +24,9 @@ type lagMetrics struct {
 	known func(appKey string) bool
 }
 
+// newLagMetrics makes the series, registered with reg unless it is nil
+// (serve makes them before the store opens, whose projection may complete
+// recordings at once, and registers them with the rest: register).
 func newLagMetrics(reg prometheus.Registerer) *lagMetrics {
 	l := &lagMetrics{
 		callback: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -42,9 +45,15 @@ func newLagMetrics(reg prometheus.Registerer) *lagMetrics {
 		}),
 		known: func(string) bool { return false },
 	}
-	reg.MustRegister(l.callback, l.ahead, l.upload)
 	l.ahead.WithLabelValues("other") // shown at 0 from the start: the docs name it
+	if reg != nil {
+		l.register(reg)
+	}
 	return l
+}
+
+func (l *lagMetrics) register(reg prometheus.Registerer) {
+	reg.MustRegister(l.callback, l.ahead, l.upload)
 }
 
 // onStored observes a stored callback's lag (ingest.Options.OnStored).

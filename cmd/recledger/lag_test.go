@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -84,4 +87,51 @@ func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// TestFindingCounts: the scrape's gauges count recordings, once per kind
+// each has (a recording with two gaps is one), over every page of the
+// list.
+func TestFindingCounts(t *testing.T) {
+	const slice = 30 * 60_000
+	now := time.UnixMilli(1_800_000_000_000)
+	name := func(at int64) string { return fmt.Sprintf("S_R_u_%d.mp4", at) }
+	gaps := ledger.State{RecordID: "gaps", SessionID: "S", RoomID: "R", UserID: "u", Mode: rc.ModeVideo,
+		Config: &rc.Config{SlicesMin: 30}, FirstSeenAt: now.UnixMilli(), LastEventAt: now.UnixMilli(),
+		Files: map[string]ledger.FileState{name(0): {}, name(2 * slice): {}, name(4 * slice): {}}} // two gaps
+	stalled := ledger.State{RecordID: "stalled", Config: &rc.Config{SlicesMin: 30},
+		FirstSeenAt: now.UnixMilli() - 3*slice, LastEventAt: now.UnixMilli() - 3*slice}
+	pages := map[string]ledger.RecordingPage{
+		"":   {Items: []ledger.State{gaps}, Next: "p2"},
+		"p2": {Items: []ledger.State{stalled, gaps}},
+	}
+	list := func(_ context.Context, f ledger.RecordingFilter) (ledger.RecordingPage, error) {
+		if f.Finding != ledger.FindingAny || !f.Now.Equal(now) {
+			t.Errorf("listed with %+v", f)
+		}
+		return pages[f.Cursor], nil
+	}
+	counts, err := findingCounts(list, ledger.FindingRules{})(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[ledger.FindingKind]int64{ledger.FindingSegmentGap: 2, ledger.FindingStalled: 1}
+	if !maps.Equal(counts, want) {
+		t.Errorf("counts %v, want %v", counts, want)
+	}
+}
+
+// TestUploadLagBeforeTheMetrics: serve makes the lag series before the
+// store opens, whose projection may complete recordings at once (a log
+// ahead of its ledger) on its own goroutine: what they observe then is
+// served with the other metrics.
+func TestUploadLagBeforeTheMetrics(t *testing.T) {
+	l := newLagMetrics(nil)
+	end, up := int64(1000), int64(31_000)
+	l.onCompleted(&ledger.State{EndedAt: &end, Files: map[string]ledger.FileState{"a": {UploadFrom: &rc.Key{}, UploadedAt: &up}}})
+	m := newMetrics(func(context.Context, time.Time) (ledger.Stats, error) { return ledger.Stats{}, nil }, nil, l)
+	got := gathered(t, m.reg)
+	if got["recledger_upload_lag_seconds count "] != 1 || got["recledger_upload_lag_seconds sum "] != 30 {
+		t.Errorf("upload lag: count %v, sum %v; want 1 and 30", got["recledger_upload_lag_seconds count "], got["recledger_upload_lag_seconds sum "])
+	}
 }

@@ -27,8 +27,9 @@ type metrics struct {
 }
 
 // newMetrics makes the series; findings, when set, counts the recordings
-// with findings at scrape time.
-func newMetrics(stats func(context.Context, time.Time) (ledger.Stats, error), findings func(context.Context, time.Time) (map[ledger.FindingKind]int64, error)) *metrics {
+// with findings at scrape time; lag, when set, are the lag series made
+// before (else new ones).
+func newMetrics(stats func(context.Context, time.Time) (ledger.Stats, error), findings func(context.Context, time.Time) (map[ledger.FindingKind]int64, error), lag *lagMetrics) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -69,7 +70,11 @@ func newMetrics(stats func(context.Context, time.Time) (ledger.Stats, error), fi
 	m.reg.MustRegister(buildInfo, m.callbacks, m.latency, m.batch, m.commitTime, m.storeErrors, m.projectionFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&ledgerCollector{stats: stats, findings: findings})
-	m.lag = newLagMetrics(m.reg)
+	if lag == nil {
+		lag = newLagMetrics(nil)
+	}
+	m.lag = lag
+	m.lag.register(m.reg)
 	return m
 }
 

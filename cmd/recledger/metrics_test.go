@@ -19,7 +19,7 @@ import (
 // included (it was one the batch histogram skipped); a failed one by
 // neither.
 func TestCommitHistogramsAgree(t *testing.T) {
-	m := newMetrics(func(context.Context, time.Time) (ledger.Stats, error) { return ledger.Stats{}, nil }, nil)
+	m := newMetrics(func(context.Context, time.Time) (ledger.Stats, error) { return ledger.Stats{}, nil }, nil, nil)
 	for _, c := range []struct {
 		callbacks, rejections int
 		err                   error

@@ -149,6 +149,10 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 		defer metricsLn.Close()
 	}
 	var m *metrics
+	// The lag series exist before the store opens: its projection may
+	// complete recordings at once (a log ahead of its ledger), on its own
+	// goroutine, before m is set.
+	lag := newLagMetrics(nil)
 	store, err := openStore(ctx, cfg, storeHooks{
 		logger: log,
 		onCommit: func(callbacks, rejections int, took time.Duration, err error) {
@@ -161,17 +165,13 @@ func serve(ctx context.Context, cfg Config, reload func() (Config, error), logOu
 				m.projectionFailures.Inc()
 			}
 		},
-		onCompleted: func(st *ledger.State) {
-			if m != nil {
-				m.lag.onCompleted(st)
-			}
-		},
+		onCompleted: lag.onCompleted,
 	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	findingRules := ledger.FindingRules{MaxOpen: cfg.MaxRecordingLength}
-	m = newMetrics(store.Stats, findingCounts(store.ListRecordings, findingRules))
+	m = newMetrics(store.Stats, findingCounts(store.ListRecordings, findingRules), lag)
 	defer func() {
 		if err := store.Close(); err != nil {
 			log.Error("close store", "err", err)

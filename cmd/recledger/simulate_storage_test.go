@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -51,6 +53,22 @@ func TestSimulateStorageFaults(t *testing.T) {
 			apiGet(t, srv.addr, "", "/v1/recordings?finding=not_ended&limit=500", &list)
 			if len(list.Items) != 3 {
 				t.Errorf("?finding=not_ended lists %d recordings, want the 3 without an end", len(list.Items))
+			}
+			// The stored findings (the column the engine writes as files
+			// arrive) list the recordings that show them: one gap per
+			// missing segment, and as many with missing files as the views
+			// show.
+			apiGet(t, srv.addr, "", "/v1/recordings?finding=segment_gap&limit=500", &list)
+			if len(list.Items) != 3 {
+				t.Errorf("?finding=segment_gap lists %d recordings, want the 3 missing a segment", len(list.Items))
+			}
+			missingFiles := 0
+			if m := regexp.MustCompile(`missing_files ×(\d+)`).FindStringSubmatch(out); m != nil {
+				missingFiles, _ = strconv.Atoi(m[1])
+			}
+			apiGet(t, srv.addr, "", "/v1/recordings?finding=missing_files&limit=500", &list)
+			if len(list.Items) != missingFiles {
+				t.Errorf("?finding=missing_files lists %d recordings, want the %d that show it", len(list.Items), missingFiles)
 			}
 			apiGet(t, srv.addr, "", "/v1/recordings?verification=missing&limit=500", &list)
 			if n := len(list.Items); n < 1 || n > 3 {

@@ -153,8 +153,9 @@ func (e *Engine) fold(ctx context.Context, from Position, rows []Row, cbs []rc.C
 
 // findingInputsChanged reports whether what ledger.StateFindings reads
 // may differ between before and after (files are only ever added to a
-// state, so their count tells): most saves change only times and uploads,
-// and need not parse every file name again.
+// state, so their count tells; an end naming a file already known changes
+// its kind and the end its stream is judged to): most saves change only
+// times and uploads, and need not parse every file name again.
 func findingInputsChanged(before, after *ledger.State) bool {
 	slices := func(st *ledger.State) int {
 		if st.Config == nil {
@@ -170,7 +171,23 @@ func findingInputsChanged(before, after *ledger.State) bool {
 	}
 	return len(before.Files) != len(after.Files) || before.Failed != after.Failed ||
 		!equalPtr(before.EndedAt, after.EndedAt) || start(before) != start(after) || slices(before) != slices(after) ||
-		before.SessionID != after.SessionID || before.RoomID != after.RoomID || before.UserID != after.UserID || before.Mode != after.Mode
+		before.SessionID != after.SessionID || before.RoomID != after.RoomID || before.UserID != after.UserID || before.Mode != after.Mode ||
+		finalEnds(before) != finalEnds(after)
+}
+
+// finalEnds sums what the rules read of the files an end named: their
+// number and the timestamps of the ends their sizes came from.
+func finalEnds(st *ledger.State) [2]int64 {
+	var n [2]int64
+	for _, f := range st.Files {
+		if f.Kind == ledger.KindFinal {
+			n[0]++
+			if f.SizeFrom != nil && f.SizeFrom.Type == rc.TypeEnd {
+				n[1] += f.SizeFrom.Timestamp
+			}
+		}
+	}
+	return n
 }
 
 func equalPtr(a, b *int64) bool { return a == b || a != nil && b != nil && *a == *b }

@@ -153,13 +153,23 @@ func stateFindings(st *State) []Finding {
 		}
 	}
 	if st.EndedAt != nil && st.StartFrom != nil {
-		span := *st.EndedAt - st.StartFrom.Timestamp - endSlackMs
-		expected := 1
-		if span > 0 {
-			expected = int((span + slice - 1) / slice)
-		}
 		want, got := 0, 0
 		for _, s := range streams {
+			// A stream runs from the start, or in the modes with a stream
+			// per user from its first file (a user who joins late), to its
+			// own end when an end callback named its final file (a user
+			// who leaves early), else to the recording's end.
+			begin, end := st.StartFrom.Timestamp, *st.EndedAt
+			if !st.Mode.IsMix() {
+				begin = max(begin, s[0].at)
+			}
+			if last := s[len(s)-1]; last.end != 0 {
+				end = min(end, last.end)
+			}
+			expected := 1
+			if span := end - begin - endSlackMs; span > 0 {
+				expected = int((span + slice - 1) / slice)
+			}
 			if len(s) < expected {
 				want += expected
 				got += len(s)
@@ -186,6 +196,9 @@ func sliceMs(st *State) int64 {
 type streamFile struct {
 	name string
 	at   int64 // the name's timestamp
+	// end is the timestamp of the end callback that named the file its
+	// stream's final one (the callback its size came from), 0 when none.
+	end int64
 }
 
 // fileStreams groups st's files into streams by their names (rc's naming
@@ -208,7 +221,11 @@ func fileStreams(st *State) [][]streamFile {
 			// stream's names always split alike, and two streams never do.
 			key = p.UserID + "\x00" + p.StreamTag
 		}
-		by[key] = append(by[key], streamFile{name: name, at: p.Timestamp})
+		sf := streamFile{name: name, at: p.Timestamp}
+		if f := st.Files[name]; f.Kind == KindFinal && f.SizeFrom != nil && f.SizeFrom.Type == rc.TypeEnd {
+			sf.end = f.SizeFrom.Timestamp
+		}
+		by[key] = append(by[key], sf)
 	}
 	keys := slices.Sorted(maps.Keys(by))
 	out := make([][]streamFile, 0, len(keys))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +49,16 @@ func fname(user, tag string, at int64) string {
 // ended returns st ended at RC time at.
 func ended(st ledger.State, at int64) ledger.State {
 	st.EndedAt = &at
+	return st
+}
+
+// finalAt returns st with the file name made its stream's final one by an
+// end callback at RC time at, which gave its size.
+func finalAt(st ledger.State, name string, at int64) ledger.State {
+	st.Files = maps.Clone(st.Files)
+	f := st.Files[name]
+	f.Kind, f.SizeFrom, f.Size = ledger.KindFinal, &rc.Key{Type: rc.TypeEnd, Timestamp: at, FileName: name}, ptr(int64(1))
+	st.Files[name] = f
 	return st
 }
 
@@ -124,6 +135,16 @@ func TestFindings(t *testing.T) {
 			at(base), []ledger.FindingKind{ledger.FindingMissingFiles}},
 		{"a missing middle segment is a gap and missing files", ended(rec(rc.ModeVideo, segs("u_1", "", 4, 2)...), rcBase+4*slice-minute), at(base),
 			[]ledger.FindingKind{ledger.FindingSegmentGap, ledger.FindingMissingFiles}},
+		{"a user who joins late runs from their first file", ended(rec(rc.ModeVideo, append(segs("u_1", "", 4), fname("u_2", "", rcBase+2*slice+minute), fname("u_2", "", rcBase+3*slice+minute))...), rcBase+4*slice-minute),
+			at(base), nil},
+		{"a late joiner's missing segment is still missing", ended(rec(rc.ModeVideo, append(segs("u_1", "", 4), fname("u_2", "", rcBase+minute), fname("u_2", "", rcBase+3*slice+minute))...), rcBase+4*slice-minute),
+			at(base), []ledger.FindingKind{ledger.FindingSegmentGap, ledger.FindingMissingFiles}},
+		{"a user who leaves early runs to their own end", finalAt(ended(rec(rc.ModeUserAudioVideo, append(segs("u_1", "", 4), fname("u_2", "", rcBase))...), rcBase+4*slice-minute), fname("u_2", "", rcBase), rcBase+20*minute),
+			at(base), nil},
+		{"a user who leaves early without their end runs to the recording's", ended(rec(rc.ModeUserAudioVideo, append(segs("u_1", "", 4), fname("u_2", "", rcBase))...), rcBase+4*slice-minute),
+			at(base), []ledger.FindingKind{ledger.FindingMissingFiles}},
+		{"the mix modes' stream runs from the start", edit(ended(rec(rc.ModeMixAudioVideo, fname("", "", rcBase+2*slice), fname("", "", rcBase+3*slice)), rcBase+4*slice-minute), func(s *ledger.State) { s.UserID = "" }),
+			at(base), []ledger.FindingKind{ledger.FindingMissingFiles}},
 		{"no missing files without the start", edit(ended(rec(rc.ModeVideo, segs("u_1", "", 1)...), rcBase+4*slice), func(s *ledger.State) { s.StartFrom = nil }), at(base), nil},
 		{"a failed recording has none", edit(ended(rec(rc.ModeVideo, segs("u_1", "", 4, 1)...), rcBase+9*slice), func(s *ledger.State) { s.Failed = true }), at(base + 10*day), nil},
 		{"a failed open one neither", edit(rec(rc.ModeVideo), func(s *ledger.State) { s.Failed = true }), at(base + 10*day), nil},
@@ -368,5 +389,46 @@ func TestCheckFinding(t *testing.T) {
 		if err == nil || !errors.Is(err, ledger.ErrBadFilter) || len(err.Error()) > 200 {
 			t.Errorf("%.20q: %v", k, err)
 		}
+	}
+}
+
+// TestUsersComingAndGoingHaveNoFindings: a recording of a mode with a
+// stream per user, as RC's callbacks build it, where one user joins late
+// and one leaves early, has no finding at any point of its life nor once
+// ended.
+func TestUsersComingAndGoingHaveNoFindings(t *testing.T) {
+	start := time.UnixMilli(base)
+	r := simulator.Recording{RecordID: "users", RoomID: "room", SessionID: "sess", Mode: rc.ModeAudioVideo, StartedAt: start,
+		Duration: 95*time.Minute + 3*time.Second, StartCode: rc.StatusOK, EndCode: rc.StatusOK,
+		Config: rc.Config{Trigger: 1, MixLayout: 2, SlicesMin: 30, VideoFormat: "mp4", AudioFormat: "aac"}}
+	stream := func(user string, from, d time.Duration) {
+		s := simulator.Stream{UserID: user}
+		r.Streams = append(r.Streams, s)
+		end := start.Add(from + d)
+		for at := start.Add(from); at.Before(end); at = at.Add(30 * time.Minute) {
+			to := at.Add(30 * time.Minute)
+			if to.After(end) {
+				to = end
+			}
+			r.Files = append(r.Files, simulator.File{Name: rc.FileName(rc.NameParts{SessionID: r.SessionID, RoomID: r.RoomID, UserID: user, Timestamp: at.UnixMilli(), Format: "mp4"}),
+				Stream: s, Final: !to.Before(end), From: at, Size: 1000, StoredSize: 1000, ClosedAt: to, UploadedAt: to.Add(5 * time.Second),
+				URL: "https://storage.example.com/" + user})
+		}
+	}
+	stream("u1", 0, r.Duration)
+	stream("late", 40*time.Minute, r.Duration-40*time.Minute)
+	stream("early", 0, 20*time.Minute)
+	rules := ledger.FindingRules{}
+	cbs := r.Callbacks("app")
+	st := simulated(t, r, cbs, func(st ledger.State, at time.Time) {
+		if f := rules.Findings(&st, at); f != nil {
+			t.Fatalf("at %s: %+v", at, f)
+		}
+	})
+	if st.EndedAt == nil {
+		t.Fatal("the recording did not end")
+	}
+	if f := rules.Findings(&st, cbs[len(cbs)-1].At.Add(48*time.Hour)); f != nil {
+		t.Errorf("ended: %+v", f)
 	}
 }

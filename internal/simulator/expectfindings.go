@@ -16,8 +16,12 @@ import (
 //   - segment_gap: slicesMin > 0; per stream, a step between consecutive
 //     files' timestamps > 1.5 S, one finding per gap.
 //   - missing_files: ended, start known, slicesMin > 0; per stream,
-//     expected = ceil((endedAt - startedAt - 5000) / S), at least 1; one
-//     finding summing expected and got over the streams with fewer files.
+//     expected = ceil((to - from - 5000) / S), at least 1, where a stream
+//     runs from startedAt (in the modes with a stream per user, from its
+//     first file when later: a user who joins late) to endedAt (or to the
+//     end callback that named its final file when earlier: a user who
+//     leaves early); one finding summing expected and got over the
+//     streams with fewer files.
 //   - none at all on a failed recording.
 //
 // firstSeenAt and lastEventAt are the server's clock, so the clock rules
@@ -149,14 +153,25 @@ func expectFindings(rec Recording, want Expected, got shown, now clock, maxOpen 
 		}
 	}
 	if want.EndedAt != nil && want.StartedAt != nil {
-		d := *want.EndedAt - *want.StartedAt - 5000
-		expected := d / s
-		if d > 0 && d%s != 0 {
-			expected++
-		}
-		expected = max(expected, 1)
 		var ev shownEvidence
 		for _, files := range streams {
+			// A user's stream may join late (it runs from its first
+			// file) and leave early (to its final file's end, when that
+			// end was acknowledged); the room's runs from the start to
+			// the end.
+			from, to := *want.StartedAt, *want.EndedAt
+			if !rec.Mode.IsMix() && files[0].From.UnixMilli() > from {
+				from = files[0].From.UnixMilli()
+			}
+			if last := files[len(files)-1]; last.Final && want.Files[last.Name].Kind == "final" && last.ClosedAt.UnixMilli() < to {
+				to = last.ClosedAt.UnixMilli()
+			}
+			d := to - from - 5000
+			expected := d / s
+			if d > 0 && d%s != 0 {
+				expected++
+			}
+			expected = max(expected, 1)
 			if int64(len(files)) < expected {
 				ev.Expected += int(expected)
 				ev.Got += len(files)

@@ -64,3 +64,22 @@ func handScenario() []Recording {
 	failed.Files[2].Size, failed.Files[2].StoredSize = 0, 0
 	return []Recording{gap, slack, open, failed}
 }
+
+// userStream adds to rec the files of a stream of user from its start
+// offset for d, cut at 30-minute slices from its start.
+func userStream(rec *Recording, user string, from, d time.Duration) {
+	s := Stream{UserID: user}
+	rec.Streams = append(rec.Streams, s)
+	start := rec.StartedAt.Add(from)
+	end := start.Add(d)
+	for at := start; at.Before(end); at = at.Add(30 * time.Minute) {
+		to := at.Add(30 * time.Minute)
+		if to.After(end) {
+			to = end
+		}
+		f := File{Name: rc.FileName(rc.NameParts{SessionID: rec.SessionID, RoomID: rec.RoomID, UserID: user, Timestamp: at.UnixMilli(), Format: "mp4"}),
+			Stream: s, Final: !to.Before(end), From: at, Size: 1000, StoredSize: 1000, ClosedAt: to, UploadedAt: to.Add(5 * time.Second)}
+		f.URL = presign(goldenStorage, ObjectPath(rec.RecordID, f.Name), f.UploadedAt)
+		rec.Files = append(rec.Files, f)
+	}
+}
