@@ -79,6 +79,9 @@ func TestAlertRulesPromtool(t *testing.T) {
 // beside it under the name it gives and a token file, passes the guide's
 // own check (promtool check config, which loads the rules too).
 func TestOpsPrometheusConfig(t *testing.T) {
+	// The blocks are taken before the test may skip (see TestMain).
+	scrape := opsBlock(t, "prometheus-scrape")
+	opsBlock(t, "check-prometheus") // run by runOpsScript below
 	promtool(t)
 	dir := t.TempDir()
 	rules, err := os.ReadFile(alertRules)
@@ -86,7 +89,7 @@ func TestOpsPrometheusConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, text := range map[string]string{
-		"prometheus.yml":          opsBlock(t, "prometheus-scrape"),
+		"prometheus.yml":          scrape,
 		"recledger-alerts.yml":    string(rules),
 		"recledger-metrics-token": "a-token-of-sixteen-or-more\n",
 	} {

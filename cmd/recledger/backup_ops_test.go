@@ -103,6 +103,10 @@ func TestOpsBackupAndRestoreSQLite(t *testing.T) {
 // it is dumped, restored into another fresh database, and a server on that
 // one holds the callbacks.
 func TestOpsPostgresBackup(t *testing.T) {
+	// The blocks are taken before the test may skip (see TestMain); they
+	// are run by runOpsScript below.
+	opsBlock(t, "pg-backup")
+	opsBlock(t, "pg-restore")
 	base := os.Getenv("RECLEDGER_TEST_POSTGRES_URL")
 	if base == "" {
 		t.Skip("set RECLEDGER_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
@@ -172,21 +176,26 @@ func litestreamBinary(t *testing.T) string {
 // simulation is delivered, stops, and the files restored from the replica
 // into a new data directory serve every acknowledged recording as it was.
 func TestOpsLitestream(t *testing.T) {
+	// The blocks are taken before the test may skip: a run without
+	// Litestream skips this test, it does not leave the guide unfollowed
+	// (TestMain would fail go test ./... on a machine without it).
+	configBlock, serveBlock, replicateBlock := opsBlock(t, "litestream-config"), opsBlock(t, "litestream-serve"), opsBlock(t, "litestream-replicate")
+	opsBlock(t, "litestream-restore") // run by runOpsScript below
 	litestream := litestreamBinary(t)
 	dir, restoredDir := t.TempDir(), t.TempDir()
 	config := filepath.Join(dir, "litestream.yml")
-	if err := os.WriteFile(config, []byte(opsBlock(t, "litestream-config")), 0o600); err != nil {
+	if err := os.WriteFile(config, []byte(configBlock), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := []string{"LITESTREAM_CONFIG=" + config, "LITESTREAM_REPLICA=file://" + filepath.Join(dir, "replica")}
 
-	words := strings.Fields(opsBlock(t, "litestream-serve"))
+	words := strings.Fields(serveBlock)
 	if len(words) < 2 || words[0] != "recledger" || words[1] != "serve" {
 		t.Fatalf("litestream-serve is not a recledger serve command: %q", words)
 	}
 	srv := startServer(t, dir, append(words[2:], "--app", testApp+"="+testSecret)...)
 
-	replicate := exec.Command("bash", "-euo", "pipefail", "-c", opsBlock(t, "litestream-replicate"))
+	replicate := exec.Command("bash", "-euo", "pipefail", "-c", replicateBlock)
 	replicate.Env = append(os.Environ(), env...)
 	replicate.Env = append(replicate.Env, "RECLEDGER_DATA="+filepath.Join(dir, "data"),
 		"PATH="+filepath.Dir(litestream)+string(os.PathListSeparator)+os.Getenv("PATH"))
