@@ -89,12 +89,9 @@ func (a *API) getFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	states, err := a.store.FileRecordings(ctx, name)
+	states, err := a.fileRecordings(ctx, name)
 	if err != nil {
 		return err
-	}
-	if len(states) == 0 {
-		return errNotFound
 	}
 	f := states[0].FileView(name)
 	checks, err := a.fileVerifications(ctx, states[0].RecordID)
@@ -109,4 +106,17 @@ func (a *API) getFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, f)
 	return nil
+}
+
+// fileRecordings returns the recordings holding a file of that name,
+// newest first, or errNotFound when none does.
+func (a *API) fileRecordings(ctx context.Context, name string) ([]ledger.State, error) {
+	states, err := a.store.FileRecordings(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(states) == 0 {
+		return nil, errNotFound
+	}
+	return states, nil
 }

@@ -118,12 +118,9 @@ func (a *API) verifyFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	states, err := a.store.FileRecordings(ctx, name)
+	states, err := a.fileRecordings(ctx, name)
 	if err != nil {
 		return err
-	}
-	if len(states) == 0 {
-		return errNotFound
 	}
 	var total int64
 	now := a.opts.Now().UnixMilli()

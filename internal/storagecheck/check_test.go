@@ -142,24 +142,9 @@ func body(status int, text string) func(w http.ResponseWriter) {
 // downloaded: the answer is closed at once.
 func TestCheckIgnoredRangeReadsNothing(t *testing.T) {
 	const total = 64 << 20
-	var written atomic.Int64
-	done := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodHead {
-			w.WriteHeader(http.StatusForbidden)
-			return
-		}
-		defer close(done)
+	srv, written, done := streamingServer(total, func(w http.ResponseWriter) {
 		w.Header().Set("Content-Length", fmt.Sprint(total))
-		chunk := make([]byte, 32<<10)
-		for written.Load() < total {
-			n, err := w.Write(chunk)
-			written.Add(int64(n))
-			if err != nil {
-				return
-			}
-		}
-	}))
+	})
 	defer srv.Close()
 	c, _ := newChecker(t, srv.Listener.Addr().String(), nil)
 	r := c.Check(context.Background(), srv.URL+"/big.mp4", size(total))
@@ -171,6 +156,30 @@ func TestCheckIgnoredRangeReadsNothing(t *testing.T) {
 	if n := written.Load(); n >= total/2 {
 		t.Errorf("the server sent %d of %d bytes", n, total)
 	}
+}
+
+// streamingServer refuses HEAD and answers a GET with header's headers
+// and then total bytes, as fast as the client takes them: written counts
+// what it sent, done closes when it stopped.
+func streamingServer(total int64, header func(w http.ResponseWriter)) (srv *httptest.Server, written *atomic.Int64, done chan struct{}) {
+	written, done = new(atomic.Int64), make(chan struct{})
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		defer close(done)
+		header(w)
+		chunk := make([]byte, 32<<10)
+		for written.Load() < total {
+			n, err := w.Write(chunk)
+			written.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	return srv, written, done
 }
 
 func TestCheckTimeoutIsTransient(t *testing.T) {

@@ -80,25 +80,10 @@ func TestCheckHostileAnswers(t *testing.T) {
 // with 206 and then streams the whole object has one byte of it read.
 func TestCheckPartialReadsOneByte(t *testing.T) {
 	const total = 64 << 20
-	var written atomic.Int64
-	done := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodHead {
-			w.WriteHeader(http.StatusForbidden)
-			return
-		}
-		defer close(done)
+	srv, written, done := streamingServer(total, func(w http.ResponseWriter) {
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-0/%d", total))
 		w.WriteHeader(http.StatusPartialContent)
-		chunk := make([]byte, 32<<10)
-		for written.Load() < total {
-			n, err := w.Write(chunk)
-			written.Add(int64(n))
-			if err != nil {
-				return
-			}
-		}
-	}))
+	})
 	defer srv.Close()
 	c, _ := newChecker(t, srv.Listener.Addr().String(), nil)
 	r := c.Check(context.Background(), srv.URL+"/big.mp4?"+secret, size(total))
